@@ -1,0 +1,35 @@
+# The two commands a new user runs: `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench docs clean
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: $(PYTHON) not found; set PYTHON=/path/to/python3.11" >&2; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python demo/demo.py
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy compiler/butlerc runtime/butler
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/compile.py
+
+docs: $(STAMP)
+	$(BIN)/python -m butlerc.codes --write-docs docs/errors
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -1,0 +1,89 @@
+"""Every user-facing failure of the runtime raises from :class:`ButlerError`.
+
+Messages are written for the person who reads them: they name the dataset type,
+the data ID (as normalized), what was searched and what would fix the problem.
+Catch ``ButlerError`` to handle any of them; catch a subclass to handle one case.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AmbiguousCalibrationError",
+    "AmbiguousDataIdError",
+    "ButlerError",
+    "CalibrationNotFoundError",
+    "ConfigError",
+    "DatasetExistsError",
+    "DatasetNotFoundError",
+    "FormatError",
+    "InvalidDataIdError",
+    "MapperError",
+    "MapperVersionError",
+    "ReadOnlyError",
+    "RegistryError",
+    "RepositoryError",
+    "UnknownDatasetTypeError",
+]
+
+
+class ButlerError(Exception):
+    """Base class of every error Butler raises on purpose."""
+
+
+class MapperError(ButlerError):
+    """A mapper module could not be found, loaded or used."""
+
+
+class MapperVersionError(MapperError):
+    """A generated mapper module was built by an incompatible compiler."""
+
+
+class UnknownDatasetTypeError(ButlerError, KeyError):
+    """A dataset type name that the mapper or repository does not define."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidDataIdError(ButlerError, ValueError):
+    """A data ID key or value that the policy does not allow."""
+
+
+class AmbiguousDataIdError(ButlerError):
+    """A partial data ID that matches more than one stored dataset."""
+
+
+class DatasetNotFoundError(ButlerError, LookupError):
+    """No stored dataset for a dataset type and data ID."""
+
+
+class DatasetExistsError(ButlerError):
+    """A put that would overwrite an existing dataset without ``overwrite=True``."""
+
+
+class CalibrationNotFoundError(DatasetNotFoundError):
+    """No certified calibration is valid for an observation."""
+
+
+class AmbiguousCalibrationError(ButlerError):
+    """Several certified calibrations are valid and no rule picks one."""
+
+
+class RepositoryError(ButlerError):
+    """A repository that is missing, malformed or inconsistent."""
+
+
+class ConfigError(RepositoryError):
+    """A repository configuration file that does not validate."""
+
+
+class ReadOnlyError(RepositoryError):
+    """A write to a repository opened read-only."""
+
+
+class RegistryError(ButlerError):
+    """The registry database refused or failed an operation."""
+
+
+class FormatError(ButlerError):
+    """A file that cannot be read or written in its declared format."""

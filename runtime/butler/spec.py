@@ -1,0 +1,158 @@
+"""The vocabulary generated mapper modules are written in.
+
+A generated module (``butlerc compile``) is plain data built from these frozen
+dataclasses plus one small render function and one precompiled regular
+expression per dataset type. It imports nothing but this module and ``re``.
+The runtime :class:`butler.Mapper` is built from the module's ``INSTRUMENT``.
+
+``ABI_VERSION`` is the generated-module format this runtime reads. A module
+records the ABI it was written for; the runtime refuses any other with a
+message that says how to rebuild it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+__all__ = [
+    "ABI_VERSION",
+    "KEY_TYPES",
+    "CalibrationSpec",
+    "Derivation",
+    "DatasetTypeSpec",
+    "FieldSpec",
+    "FormatSpec",
+    "InstrumentSpec",
+    "KeySpec",
+    "TableSpec",
+    "Value",
+]
+
+ABI_VERSION = 1
+
+#: The value of one data ID key, after normalization.
+Value = int | str | float | bool | datetime.date | datetime.datetime
+
+#: Key type names of the policy language, in the order the docs list them.
+KEY_TYPES = ("int", "str", "float", "bool", "date", "datetime")
+
+
+@dataclass(frozen=True, slots=True)
+class Derivation:
+    """How a derived key is computed from another key.
+
+    ``function`` is ``"date"`` (the calendar date of a date or datetime key, in
+    that key's time scale) or ``"table"`` (``table`` maps the source key's value
+    to this key's value; the runtime inverts a one-to-one table).
+    """
+
+    function: str
+    source: str
+    table: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KeySpec:
+    """One data ID key: its type, its constraints and how its values are normalized."""
+
+    name: str
+    type: str
+    scale: str | None = None
+    doc: str = ""
+    aliases: tuple[str, ...] = ()
+    minimum: Value | None = None
+    maximum: Value | None = None
+    choices: tuple[Value, ...] | None = None
+    pattern: str | None = None
+    allow: tuple[str, ...] = ()
+    normalize: tuple[tuple[Value, Value], ...] = ()
+    derive: Derivation | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TableSpec:
+    """A two-column lookup table: ``key_column`` values map to ``value_column`` values."""
+
+    name: str
+    key_column: str
+    value_column: str
+    rows: tuple[tuple[Value, Value], ...]
+    doc: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FormatSpec:
+    """A file format: the formatter that reads and writes it, and its file names."""
+
+    name: str
+    formatter: str
+    extensions: tuple[str, ...] = ()
+    compressed: tuple[str, ...] = ()
+    python_type: str | None = None
+    hdus: bool = False
+    unsafe: bool = False
+    doc: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpec:
+    """One replacement field of a template: the key and its format spec (``"07d"``)."""
+
+    key: str
+    spec: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationSpec:
+    """How a calibration is found for an observation.
+
+    ``match`` keys must equal the observation's; ``valid_by`` is the date or
+    datetime key whose value (taken from the ``observation`` dataset type's
+    records) selects the validity range; ``resolve`` names the rule that picks
+    one of several valid calibrations (``None``: ambiguity is an error).
+    """
+
+    match: tuple[str, ...]
+    valid_by: str
+    observation: str = "raw"
+    resolve: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetTypeSpec:
+    """A dataset type: where its files live and which keys identify one."""
+
+    name: str
+    template: str
+    format: str
+    keys: tuple[str, ...]
+    fields: tuple[FieldSpec, ...]
+    render: Callable[[Mapping[str, Value]], str]
+    pattern: re.Pattern[str]
+    lookup: tuple[str, ...] = ()
+    lookup_from: str | None = None
+    hdu: int | str | None = None
+    shares_path_with: tuple[str, ...] = ()
+    allow_unsafe: bool = False
+    calibration: CalibrationSpec | None = None
+    doc: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class InstrumentSpec:
+    """Everything a generated mapper module declares about one instrument."""
+
+    name: str
+    title: str
+    keys: tuple[KeySpec, ...]
+    tables: tuple[TableSpec, ...]
+    formats: tuple[FormatSpec, ...]
+    dataset_types: tuple[DatasetTypeSpec, ...]
+    doc: str = ""
+    abi_version: int = ABI_VERSION
+    compiler_version: str = ""
+    source: str = ""
+    source_sha256: str = ""

@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python demo/demo.py
+	$(BIN)/python -m butler.demo
 
 test: $(STAMP)
 	$(BIN)/pytest

@@ -1,0 +1,331 @@
+"""The stable diagnostic codes of butlerc, with their long explanations.
+
+``butlerc explain CODE`` prints an entry; ``docs/errors/CODE.md`` is generated
+from the same text (``python -m butlerc.codes --write-docs docs/errors``), and a
+test keeps the two in step. Codes never change meaning; retired codes stay listed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["CODES", "Code", "explain", "page"]
+
+
+@dataclass(frozen=True)
+class Code:
+    """One diagnostic code: its severity, a short title and a long explanation."""
+
+    code: str
+    severity: str
+    title: str
+    explanation: str
+    example: str
+    fix: str
+
+
+_ENTRIES = (
+    Code(
+        "BC001",
+        "error",
+        "syntax error",
+        "The policy text does not follow the grammar of the language. The message names the "
+        "token that was found and what the parser expected there.",
+        'dataset raw {\n    template "{visit}.fits"\n    format fits\n'
+        "# the closing brace is missing",
+        "Write the construct as the language reference (docs/language.md) shows it. Every "
+        "statement starts with a keyword; blocks are closed with '}'.",
+    ),
+    Code(
+        "BC002",
+        "error",
+        "unknown key",
+        "A template, a rule or a clause names a data ID key that the instrument does not "
+        "declare. Keys are never guessed from templates: each one is declared once with "
+        "`key NAME: TYPE`.",
+        "key visit: int\ndataset raw {\n"
+        '    template "raw/{vist:07d}.fits"   # misspelt\n    ...\n}',
+        "Fix the spelling (the hint names the closest declared key), or declare the key.",
+    ),
+    Code(
+        "BC003",
+        "error",
+        "unknown format",
+        "A dataset type names a format that is not defined in the instrument or in a shared "
+        "block it uses.",
+        'dataset calexp { template "c/{visit}.fits"  format fit  keys visit }',
+        "Use a defined format, or define it with `format NAME { formatter ... }`.",
+    ),
+    Code(
+        "BC004",
+        "error",
+        "format spec does not fit the key's type",
+        "A template field's format spec cannot format a value of the key's type: `d` needs "
+        "an int, `f` a float, strftime directives a date or datetime. Python would raise at "
+        "run time; the compiler refuses it up front.",
+        'key filter: str\ndataset raw { template "{filter:05d}.fits" ... }',
+        "Drop the spec, or use one that fits the key's type ('{filter}', '{visit:07d}').",
+    ),
+    Code(
+        "BC005",
+        "error",
+        "template cannot be parsed back into a data ID",
+        "Two fields stand next to each other with no literal text between them, and the "
+        "first has no fixed width, so a path cannot be split back into its keys. Butler must "
+        "be able to read a path back (indexing existing files, checking repositories).",
+        'template "{filter}{visit}.fits"',
+        "Put a separator between the fields ('{filter}-{visit}'), or give the first a fixed "
+        "width (a zero-padded int whose range fits the width, or one-of values of one length).",
+    ),
+    Code(
+        "BC006",
+        "error",
+        "two dataset types can render the same path",
+        "Some data ID gives both dataset types the same file path, so writing one would "
+        "overwrite the other. The message shows one such path.",
+        'dataset a { template "x/{visit}.fits" ... }\ndataset b { template "x/{name}.fits" ... }',
+        "Make the templates differ in literal text, or, if the sharing is intended (several "
+        "dataset types stored in one file), declare it with `shares path with OTHER`.",
+    ),
+    Code(
+        "BC007",
+        "error",
+        "cycle among derived keys",
+        "Derived keys (`key a: T = f(b)`) depend on each other in a circle, so none of them can "
+        "be computed first.",
+        "key a: date = date(b)\nkey b: date = date(a)",
+        "Break the cycle: at least one key of the chain must be given, not derived.",
+    ),
+    Code(
+        "BC008",
+        "error",
+        "validity key cannot be obtained for an observation",
+        "A calibration is `valid by K from D`, but K is not a date or datetime key, or dataset "
+        "type D's data IDs neither hold K nor a key K is derived from. Butler could never find "
+        "the time that picks the calibration's validity range.",
+        "calibration bias { ... valid by dateObs from raw }   # raw has no dateObs",
+        "Add the key to the observation dataset type's `keys`, or validate by a date/datetime "
+        "key that it has.",
+    ),
+    Code(
+        "BC009",
+        "error",
+        "duplicate definition",
+        "A name is defined twice in one scope: two keys, formats, dataset types, tables or "
+        "shared blocks with one name, a clause given twice in one block, or a definition "
+        "that collides with one inherited through `use` without saying `override`.",
+        "use obs_base\ndataset calexp { ... }   # obs_base already defines calexp",
+        "Remove one definition, rename it, or write `override dataset calexp { ... }` to "
+        "change the inherited one on purpose.",
+    ),
+    Code(
+        "BC010",
+        "error",
+        "missing required clause",
+        "A block lacks a clause it cannot do without: a dataset type needs `template`, "
+        "`format` and `keys`; a calibration also needs `match` and `valid by`; a format "
+        "needs `formatter`.",
+        'dataset raw { template "raw/{visit}.fits" keys visit }   # no format',
+        "Add the missing clause.",
+    ),
+    Code(
+        "BC011",
+        "error",
+        "unknown name",
+        "A reference names something that does not exist: a shared block in `use`, a "
+        "derivation function or table in `= f(key)`, or an include file.",
+        "use obs_bse",
+        "Fix the spelling (the hint names the closest candidate), or include the file that "
+        "defines it.",
+    ),
+    Code(
+        "BC012",
+        "error",
+        "unknown dataset type",
+        "A clause (`lookup ... from D`, `shares path with D`, `valid by K from D`) names a "
+        "dataset type that is not defined.",
+        "lookup filter from raws",
+        "Fix the spelling, or define the dataset type.",
+    ),
+    Code(
+        "BC013",
+        "error",
+        "invalid key type",
+        "A key's type is not one of int, str, float, bool, date, datetime, or a datetime key "
+        "lacks its time scale (tai or utc), or another type was given a scale.",
+        "key taiObs: datetime",
+        "Write the type as `datetime tai` or `datetime utc`; other types take no scale.",
+    ),
+    Code(
+        "BC014",
+        "error",
+        "invalid constraint or value",
+        "A range, a one-of list, a pattern, a normalize rule or a table row holds a value "
+        "that does not fit the key's type, a range is empty, a regular expression does not "
+        "compile, or a constraint does not apply to the key's type.",
+        'key ccd: int in 10..0\nkey filter: str matches "[a-"',
+        "Write values of the key's type, ranges as LOW..HIGH with LOW <= HIGH, and patterns "
+        'that Python\'s `re` accepts (r"..." avoids doubling backslashes).',
+    ),
+    Code(
+        "BC015",
+        "error",
+        "malformed template",
+        "A template is not valid Python format syntax as the language allows it: unbalanced "
+        "braces, an empty or positional field, a conversion (`!r`), or attribute or index "
+        "access.",
+        'template "raw/{visit.fits"',
+        "Close each field with '}'; write a literal brace as '{{' or '}}'.",
+    ),
+    Code(
+        "BC016",
+        "error",
+        "unsafe format used without opting in",
+        "The format is marked `unsafe` (pickle can run arbitrary code when read), and the "
+        "dataset type does not say `allow unsafe`.",
+        'dataset packages { template "config/packages.pickle" format pickle keys }',
+        "Add `allow unsafe` to the dataset type if you trust every writer of the repository, "
+        "or store it in a safe format (yaml, json, fits, hdf5).",
+    ),
+    Code(
+        "BC017",
+        "error",
+        "file cannot be read",
+        "An included policy file or a table's CSV file does not exist or cannot be read, or "
+        "files include each other in a circle.",
+        'include "obs_base.butlr"',
+        "Paths are relative to the file that names them; fix the path or the include cycle.",
+    ),
+    Code(
+        "BC018",
+        "error",
+        "invalid lookup table",
+        "A table's CSV file lacks the declared columns, a value does not fit its column's "
+        "type, or a key value appears twice.",
+        'table detectors(ccdnum: int, name: str) from "decam.csv"   # CSV header: ccd,name',
+        "Make the CSV header name the declared columns, one row per key value.",
+    ),
+    Code(
+        "BC019",
+        "error",
+        "override of nothing",
+        "`override` changes an inherited definition, but no shared block used here defines "
+        "that name.",
+        "override dataset calexpp { ... }",
+        "Remove `override` to define a new one, or fix the name.",
+    ),
+    Code(
+        "BC020",
+        "error",
+        "key not among the dataset type's keys",
+        "A template field, a lookup key, a match key or an HDU key is a declared key, but the "
+        "dataset type does not list it in `keys`. A dataset type's keys are always explicit.",
+        'dataset calexp { template "{visit}/{ccd}.fits" keys visit ... }',
+        "Add the key to the dataset type's `keys` clause.",
+    ),
+    Code(
+        "BC101",
+        "warning",
+        "inconsistent widths for one key",
+        "The same key is formatted with different widths in different templates (`{visit:07d}` "
+        "here, `{visit:06d}` there). It is legal, but usually a slip that makes related files "
+        "sort and look differently.",
+        'template "a/{visit:07d}.fits"   template "b/{visit:06d}.fits"',
+        "Use one width for the key everywhere, unless an existing layout really differs.",
+    ),
+    Code(
+        "BC102",
+        "warning",
+        "unknown formatter",
+        "A format names a formatter that Butler does not ship. It may come from a plug-in "
+        "(the `butler.formatters` entry-point group); if not, reads and writes will fail.",
+        "format catalog { formatter fitz }",
+        "Use a built-in formatter (fits, hdf5, yaml, json, ecsv, text, pickle, parquet), or "
+        "install the plug-in that provides it.",
+    ),
+    Code(
+        "BC103",
+        "warning",
+        "shared path declared",
+        "Dataset types declared with `shares path with` really do render the same paths. This "
+        "is reported so that the sharing stays visible; it is not an error.",
+        "dataset a_metadata { ... shares path with b_metadata }",
+        "Nothing, if the sharing is intended.",
+    ),
+)
+
+_ENTRIES = (
+    *_ENTRIES,
+    Code(
+        "BC104",
+        "warning",
+        "partial dataset type left out",
+        "A shared block may define a dataset type without a template, as obs_base did for "
+        "dataset types whose path each camera chooses. An instrument that uses the block "
+        "without completing the definition does not get that dataset type; this warning "
+        "names each one so that the omission is visible.",
+        "shared obs_base { dataset quickLookExp { format fits } }\n"
+        "instrument HSC { use obs_base }   # HSC gives quickLookExp no template",
+        "Nothing, if the instrument has no such data. Otherwise complete it with "
+        '`override dataset NAME { template "..." keys ... }`.',
+    ),
+)
+
+CODES: dict[str, Code] = {entry.code: entry for entry in _ENTRIES}
+
+
+def explain(code: str) -> str:
+    """The long explanation of a code, as ``butlerc explain`` prints it."""
+    entry = CODES[code.upper()]
+    example = "\n".join("    " + line for line in entry.example.splitlines())
+    return (
+        f"{entry.code} ({entry.severity}): {entry.title}\n\n{entry.explanation}\n\n"
+        f"Example:\n\n{example}\n\nHow to fix it: {entry.fix}\n"
+    )
+
+
+def page(code: str) -> str:
+    """The Markdown page ``docs/errors/CODE.md`` for a code."""
+    entry = CODES[code]
+    return (
+        f"# {entry.code}: {entry.title}\n\n"
+        f"Severity: {entry.severity}\n\n"
+        f"{entry.explanation}\n\n"
+        f"## Example\n\n```\n{entry.example}\n```\n\n"
+        f"## How to fix it\n\n{entry.fix}\n\n"
+        f"`butlerc explain {entry.code}` prints this page.\n"
+    )
+
+
+def index_page() -> str:
+    """``docs/errors/README.md``: every code with its title."""
+    rows = "\n".join(f"| [{c.code}]({c.code}.md) | {c.severity} | {c.title} |" for c in _ENTRIES)
+    return (
+        "# butlerc diagnostics\n\n"
+        "Every diagnostic has a stable code. `butlerc explain CODE` prints its page.\n"
+        "These pages are generated from `compiler/butlerc/codes.py` by `make docs`.\n\n"
+        f"| code | severity | what |\n|---|---|---|\n{rows}\n"
+    )
+
+
+def write_docs(folder: Path) -> None:
+    """Write one page per code and an index into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for code in CODES:
+        (folder / f"{code}.md").write_text(page(code), encoding="utf-8")
+    (folder / "README.md").write_text(index_page(), encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m butlerc.codes")
+    parser.add_argument("--write-docs", type=Path, required=True, metavar="FOLDER")
+    args = parser.parse_args(argv)
+    write_docs(args.write_docs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

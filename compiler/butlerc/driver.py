@@ -1,0 +1,99 @@
+"""The orchestrator: parse → model → resolve → checks → IR → code generation.
+
+Each stage is its own module and can be called alone; this module only calls
+them in order and stops where the user asked (``emit``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .checks import check
+from .diagnostics import Diagnostic, render_all, sort_key
+from .ir import build_ir, validate
+from .resolve import Input, load, resolve
+
+__all__ = ["CompileResult", "check_policy", "compile_policy", "module_name"]
+
+Emit = Literal["ir", "module"]
+
+
+@dataclass(frozen=True)
+class CompileResult:
+    """What compiling one policy file produced.
+
+    ``modules`` maps a module name (the instrument's name, lower-cased) to its
+    Python source; ``irs`` maps the same names to the IR documents. Both are
+    empty when there are errors.
+    """
+
+    file: str
+    diagnostics: tuple[Diagnostic, ...]
+    sources: Mapping[str, str]
+    inputs: tuple[Input, ...] = ()
+    irs: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    modules: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when there is no error (warnings allowed)."""
+        return not any(d.is_error for d in self.diagnostics)
+
+    @property
+    def errors(self) -> tuple[Diagnostic, ...]:
+        return tuple(d for d in self.diagnostics if d.is_error)
+
+    @property
+    def warnings(self) -> tuple[Diagnostic, ...]:
+        return tuple(d for d in self.diagnostics if not d.is_error)
+
+    def report(self) -> str:
+        """Every diagnostic rendered with its source excerpt, in source order."""
+        return render_all(self.diagnostics, self.sources)
+
+
+def module_name(instrument: str) -> str:
+    """The module a compiled instrument becomes: its name, lower-cased."""
+    return instrument.lower()
+
+
+def _run(path: Path, text: str | None, emit: Emit | None) -> CompileResult:
+    loaded = load(path, text)
+    instruments, diagnostics = resolve(loaded)
+    found = [*loaded.diagnostics, *diagnostics]
+    checked = []
+    for instrument in instruments:
+        result = check(instrument)
+        found.extend(result.diagnostics)
+        checked.append((instrument, result))
+    ordered = tuple(sorted(found, key=sort_key))
+    main = loaded.inputs[0].file if loaded.inputs else str(path)
+    base = CompileResult(main, ordered, loaded.sources, tuple(loaded.inputs))
+    if emit is None or not base.ok:
+        return base
+    irs = {}
+    for instrument, result in checked:
+        ir = build_ir(instrument, result, main)
+        validate(ir)
+        irs[module_name(instrument.name)] = ir
+    modules: dict[str, str] = {}
+    if emit == "module":
+        from .codegen import generate
+
+        modules = {name: generate(ir) for name, ir in irs.items()}
+    return CompileResult(main, ordered, loaded.sources, tuple(loaded.inputs), irs, modules)
+
+
+def check_policy(path: str | Path, text: str | None = None) -> CompileResult:
+    """Parse and check a policy file (or ``text`` under that name); generate nothing."""
+    return _run(Path(path), text, None)
+
+
+def compile_policy(
+    path: str | Path, text: str | None = None, *, emit: Emit = "module"
+) -> CompileResult:
+    """Check a policy file and, when it has no errors, build its IR and mapper modules."""
+    return _run(Path(path), text, emit)

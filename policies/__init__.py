@@ -1,0 +1,1 @@
+"""Bundled instrument policies, shipped with the compiler (see README.md here)."""

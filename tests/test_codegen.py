@@ -1,0 +1,168 @@
+"""Code generation: golden modules, determinism, lint-clean output, exact literals.
+
+Each ``fixtures/codegen/<case>.ir.json`` is a hand-written IR; ``<case>.py`` beside
+it is the module it must generate. After an intended change, rewrite them with
+``BUTLER_UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_codegen.py`` and read the diff.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import difflib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from butler import load_mapper
+from butlerc.codegen import generate
+
+FIXTURES = Path(__file__).parent / "fixtures" / "codegen"
+CASES = sorted(path.name.removesuffix(".ir.json") for path in FIXTURES.glob("*.ir.json"))
+PROJECT = Path(__file__).parent.parent
+RUFF = Path(sys.executable).with_name("ruff")
+
+
+def _ir(case: str) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads((FIXTURES / f"{case}.ir.json").read_text("utf-8"))
+    return result
+
+
+def _ruff(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    config = PROJECT / "pyproject.toml"
+    command = [str(RUFF), *map(str, args), "--config", str(config), "--no-cache"]
+    return subprocess.run(command, capture_output=True, text=True, check=False)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_golden(case: str) -> None:
+    expected_path = FIXTURES / f"{case}.py"
+    actual = generate(_ir(case))
+    if os.environ.get("BUTLER_UPDATE_GOLDEN") == "1":
+        expected_path.write_text(actual, encoding="utf-8")
+    expected = expected_path.read_text(encoding="utf-8")
+    if actual != expected:
+        diff = difflib.unified_diff(
+            expected.splitlines(keepends=True),
+            actual.splitlines(keepends=True),
+            f"{case}.py (expected)",
+            f"{case}.py (generated)",
+        )
+        pytest.fail("generated module differs from the golden file:\n" + "".join(diff))
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_same_ir_same_bytes(case: str) -> None:
+    assert generate(_ir(case)) == generate(copy.deepcopy(_ir(case)))
+
+
+def _stress_ir() -> dict[str, Any]:
+    """The HSC case with long and awkward text everywhere."""
+    ir = _ir("hsc")
+    ir["instrument"]["title"] = 'A """tricky""" title \\ with\ttabs and "quotes"'
+    ir["instrument"]["doc"] = 'He said "x". ' * 12 + "It's done."
+    ir["keys"][0]["doc"] = "It's " * 30
+    odd = next(dt for dt in ir["dataset_types"] if dt["name"] == "odd")
+    long_odd = copy.deepcopy(odd)
+    long_odd["name"] = "longOdd"
+    long_odd["segments"][0]["text"] *= 4
+    for field, marker in (("template", "{visit"), ("pattern", "(?P<visit>")):
+        prefix, rest = odd[field].split(marker)
+        long_odd[field] = prefix * 4 + marker + rest
+    stamp = next(dt for dt in ir["dataset_types"] if dt["name"] == "stamp")
+    quoted = copy.deepcopy(stamp)
+    quoted["name"] = "quotedSpec"
+    quoted["segments"][1]["spec"] = '%Y"%m\\%d'
+    bare = copy.deepcopy(odd)
+    bare["name"] = "bare"
+    bare["segments"] = [{"text": "just/a/file.txt"}]
+    same_upper = copy.deepcopy(ir["dataset_types"][0])
+    same_upper["name"] = "RAW"
+    ir["dataset_types"] += [long_odd, quoted, bare, same_upper]
+    return ir
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("generated")
+    documents = {case: _ir(case) for case in CASES} | {"stress": _stress_ir()}
+    paths = []
+    for case, ir in documents.items():
+        path = folder / f"{case}.py"
+        path.write_text(generate(ir), encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+def test_generated_modules_pass_ruff_check(generated: list[Path]) -> None:
+    result = _ruff("check", *generated)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_generated_modules_are_already_formatted(generated: list[Path]) -> None:
+    result = _ruff("format", "--check", "--diff", *generated)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _imports(source: str) -> set[str]:
+    names: set[str] = set()
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            names.add(node.module or "")
+    return names
+
+
+def test_imports_only_the_runtime_vocabulary() -> None:
+    assert _imports(generate(_ir("hsc"))) == {
+        "datetime",
+        "re",
+        "collections.abc",
+        "butler.spec",
+    }
+    assert _imports(generate(_ir("minimal"))) == {"re", "collections.abc", "butler.spec"}
+
+
+def test_header_names_the_source() -> None:
+    ir = _ir("hsc")
+    docstring = ast.get_docstring(ast.parse(generate(ir))) or ""
+    assert "HSC" in docstring
+    assert ir["source"]["file"] in docstring
+    assert ir["source"]["sha256"] in docstring
+    assert f"butlerc {ir['compiler_version']}" in docstring
+    assert "Generated by butlerc; do not edit" in docstring
+    assert "`butlerc compile`" in docstring
+
+
+def test_awkward_text_survives_exactly(generated: list[Path]) -> None:
+    stress = next(path for path in generated if path.stem == "stress")
+    mapper = load_mapper(stress)
+    ir = _stress_ir()
+    assert mapper.spec.title == ir["instrument"]["title"]
+    assert mapper.spec.doc == ir["instrument"]["doc"]
+    long_odd = next(dt for dt in ir["dataset_types"] if dt["name"] == "longOdd")
+    path = mapper.path("longOdd", visit=7)
+    assert path == long_odd["segments"][0]["text"] + "7.txt"
+    assert mapper.parse("longOdd", path) == {"visit": 7}
+    assert mapper.dataset_type("longOdd").pattern.pattern == long_odd["pattern"]
+    assert mapper.path("quotedSpec", taiObs="2020-01-02T00:00:00", expTime=1) == (
+        'stamps/2020"01\\02/1.000e+00.txt'
+    )
+    assert mapper.path("bare", visit=1) == "just/a/file.txt"
+    assert mapper.dataset_type("RAW").template == mapper.dataset_type("raw").template
+
+
+def test_values_keep_their_key_types(generated: list[Path]) -> None:
+    hsc = load_mapper(next(path for path in generated if path.stem == "hsc"))
+    keys = {key.name: key for key in hsc.spec.keys}
+    assert type(keys["taiObs"].minimum).__name__ == "datetime"
+    assert type(keys["calibDate"].maximum).__name__ == "date"
+    assert keys["expTime"].minimum == 0.0
+    assert type(keys["expTime"].minimum) is float
+    assert hsc.spec.abi_version == 1
+    assert hsc.spec.source_sha256 == _ir("hsc")["source"]["sha256"]

@@ -1,0 +1,697 @@
+"""``Butler``: read and write datasets by name and data ID.
+
+    butler = Butler.create("repo", mapper="hsc")
+    butler.put(image, "calexp", visit=903334, ccd=16)
+    image = butler.get("calexp", visit=903334, ccd=16)
+
+A repository is a folder with a ``butler.yaml`` (see :mod:`butler.config`), a
+registry (SQLite inside the folder by default, or PostgreSQL by URL) and the
+dataset files at the paths the instrument's policy gives them. The registry is
+the record of what is stored: a dataset exists when its row does, and every
+row's file is in place before the row is committed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import CONFIG_NAME, RepositoryConfig, read_config, software_versions, write_config
+from .dataid import DataId
+from .errors import (
+    AmbiguousDataIdError,
+    ButlerError,
+    DatasetExistsError,
+    DatasetNotFoundError,
+    FormatError,
+    InvalidDataIdError,
+    ReadOnlyError,
+    RepositoryError,
+)
+from .formatters import BBox, Formatter, FormatterRegistry, TableInfo
+from .loading import load_mapper
+from .mapper import Mapper
+from .registry import Registry
+from .spec import DatasetTypeSpec, FormatSpec, Value
+from .storage import TEMP_SUFFIX, LocalStorage
+
+__all__ = ["Butler", "IndexReport", "VerifyReport"]
+
+DEFAULT_REGISTRY = "sqlite:///registry.sqlite3"
+#: How many candidates an ambiguity error lists.
+CANDIDATE_LIMIT = 10
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Everything about one dataset type that get and put need, looked up once."""
+
+    spec: DatasetTypeSpec
+    format: FormatSpec
+    formatter: Formatter
+    keys: frozenset[str]
+    compress: str | None
+
+
+@dataclass(frozen=True)
+class IndexReport:
+    """What :meth:`Butler.index` found: files registered, already known, and not understood."""
+
+    registered: dict[str, int] = field(default_factory=dict)
+    known: int = 0
+    unmatched: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        total = sum(self.registered.values())
+        lines = [
+            f"registered {total} file(s); {self.known} already known; "
+            f"{len(self.unmatched)} not understood"
+        ]
+        lines += [f"  {name}: {count}" for name, count in sorted(self.registered.items())]
+        lines += [f"  not a path of any dataset type: {p}" for p in self.unmatched[:20]]
+        if len(self.unmatched) > 20:
+            lines.append(f"  ... and {len(self.unmatched) - 20} more")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """What :meth:`Butler.verify` found. ``clean`` means no record lacks its file."""
+
+    datasets: int
+    missing: tuple[tuple[str, str], ...] = ()
+    unreadable: tuple[tuple[str, str, str], ...] = ()
+    untracked: tuple[str, ...] = ()
+    temporaries: tuple[str, ...] = ()
+
+    @property
+    def clean(self) -> bool:
+        return not self.missing and not self.unreadable
+
+    def __str__(self) -> str:
+        lines = [
+            f"{self.datasets} dataset(s) checked: {'clean' if self.clean else 'PROBLEMS FOUND'}"
+        ]
+        lines += [f"  missing file of {dt}: {path}" for dt, path in self.missing]
+        lines += [f"  unreadable {dt} {path}: {why}" for dt, path, why in self.unreadable]
+        if self.untracked:
+            lines.append(
+                f"  {len(self.untracked)} file(s) with no record (written by another tool, or by "
+                "a put killed just before it committed; `butler index` registers them):"
+            )
+            lines += [f"    {p}" for p in self.untracked[:20]]
+        if self.temporaries:
+            lines.append(
+                f"  {len(self.temporaries)} temporary file(s) of interrupted writes "
+                "(invisible to readers; safe to delete):"
+            )
+            lines += [f"    {p}" for p in self.temporaries[:20]]
+        return "\n".join(lines)
+
+
+def _format_data_id(data_id: Mapping[str, Any]) -> str:
+    return "{" + ", ".join(f"{k}: {v!r}" for k, v in data_id.items()) + "}"
+
+
+class Butler:
+    """A repository opened for reading and (unless ``writeable=False``) writing."""
+
+    def __init__(self, root: str | os.PathLike[str], *, writeable: bool = True) -> None:
+        self.root = Path(root).absolute()
+        self.config: RepositoryConfig = read_config(self.root)
+        self.writeable = writeable and not self.config.read_only
+        self.mapper: Mapper = load_mapper(self._mapper_spec(self.config.mapper))
+        self.registry = Registry.open(self._registry_url(self.config.registry))
+        self.formatters = FormatterRegistry.default()
+        self.storage = LocalStorage(self.root)
+        self._formats = {f.name: f for f in self.mapper.spec.formats}
+        self._plans: dict[str, _Plan] = {}
+        self._registered: set[str] = set()
+
+    # ---- creating and opening -----------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        root: str | os.PathLike[str],
+        mapper: str | os.PathLike[str],
+        registry: str | None = None,
+    ) -> Butler:
+        """Create a repository at ``root`` for ``mapper`` and open it.
+
+        ``mapper`` is a bundled instrument name (``"hsc"``), an importable module
+        name, or a path to a generated module. ``registry`` is an SQLAlchemy URL;
+        the default is an SQLite file inside the repository.
+        """
+        root_path = Path(root).absolute()
+        if (root_path / CONFIG_NAME).exists():
+            raise RepositoryError(
+                f"{root_path} is already a Butler repository; open it with Butler(root)"
+            )
+        loaded = load_mapper(mapper)  # fail before writing anything
+        spec = str(mapper)
+        if spec.endswith(".py"):
+            spec = (
+                os.path.relpath(Path(spec).absolute(), root_path)
+                if Path(spec).is_absolute() is False
+                else spec
+            )
+        config = RepositoryConfig(
+            mapper=spec if not spec.endswith(".py") else str(Path(mapper).absolute()),
+            registry=registry or DEFAULT_REGISTRY,
+            created_by=software_versions(),
+        )
+        root_path.mkdir(parents=True, exist_ok=True)
+        url = cls._resolve_registry_url(root_path, config.registry)
+        Registry.create(
+            url, loaded.spec, metadata={f"created_by.{k}": v for k, v in config.created_by.items()}
+        ).close()
+        write_config(root_path, config)
+        return cls(root_path)
+
+    def _mapper_spec(self, spec: str) -> str:
+        if spec.endswith(".py") and not Path(spec).is_absolute():
+            return str(self.root / spec)
+        return spec
+
+    @staticmethod
+    def _resolve_registry_url(root: Path, url: str) -> str:
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite://":
+            return prefix + str(root / url[len(prefix) :])
+        return url
+
+    def _registry_url(self, url: str) -> str:
+        return self._resolve_registry_url(self.root, url)
+
+    def close(self) -> None:
+        """Release the registry's connections."""
+        self.registry.close()
+
+    def __enter__(self) -> Butler:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        mode = "" if self.writeable else ", writeable=False"
+        return f"Butler({str(self.root)!r}{mode})"
+
+    # ---- dataset types ----------------------------------------------------------------------
+
+    @property
+    def dataset_types(self) -> tuple[str, ...]:
+        return self.mapper.dataset_types
+
+    def _plan(self, dataset_type: str) -> _Plan:
+        plan = self._plans.get(dataset_type)
+        if plan is not None:
+            return plan
+        spec = self.mapper.dataset_type(dataset_type)
+        fmt = self._formats[spec.format]
+        compress = next((c for c in fmt.compressed if spec.template.endswith(c)), None)
+        plan = _Plan(spec, fmt, self.formatters.get(fmt.formatter), frozenset(spec.keys), compress)
+        self._plans[dataset_type] = plan
+        return plan
+
+    def _ensure_registered(self, plan: _Plan) -> None:
+        name = plan.spec.name
+        if name not in self._registered:
+            self.registry.register_dataset_type(name, self.mapper.keys(name))
+            self._registered.add(name)
+
+    def _is_registered(self, name: str) -> bool:
+        if name in self._registered:
+            return True
+        if self.registry.has_dataset_type(name):
+            self._registered.add(name)
+            return True
+        return False
+
+    # ---- data IDs ------------------------------------------------------------------------------
+
+    def _normalize(
+        self, data_id: Mapping[str, object] | None, keys: Mapping[str, object]
+    ) -> DataId:
+        return self.mapper.normalize(data_id, **keys)
+
+    def _restrict(self, plan: _Plan, data_id: Mapping[str, Value]) -> dict[str, Value]:
+        return {k: v for k, v in data_id.items() if k in plan.keys}
+
+    def _candidates(
+        self, dataset_type: str, partial: Mapping[str, Value]
+    ) -> list[dict[str, Value]]:
+        if not self._is_registered(dataset_type):
+            return []
+        return self.registry.complete(dataset_type, partial, CANDIDATE_LIMIT + 1)
+
+    def _ambiguous(
+        self,
+        what: str,
+        dataset_type: str,
+        partial: Mapping[str, Value],
+        rows: list[dict[str, Value]],
+    ) -> AmbiguousDataIdError:
+        shown = "\n".join(f"  {_format_data_id(r)}" for r in rows[:CANDIDATE_LIMIT])
+        more = "\n  ... and more" if len(rows) > CANDIDATE_LIMIT else ""
+        return AmbiguousDataIdError(
+            f"{what}: data ID {_format_data_id(partial)} matches several {dataset_type!r} "
+            f"datasets; add keys to choose one:\n{shown}{more}"
+        )
+
+    def _complete_for_write(self, plan: _Plan, data_id: DataId) -> DataId:
+        """The data ID with all the dataset type's keys; ``lookup`` keys come from the registry."""
+        spec = plan.spec
+        missing = [k for k in spec.keys if k not in data_id]
+        fillable = [k for k in missing if k in spec.lookup]
+        if fillable and spec.lookup_from is not None:
+            source = spec.lookup_from
+            source_keys = set(self.mapper.keys(source))
+            partial = {k: v for k, v in data_id.items() if k in source_keys}
+            rows = self._candidates(source, partial)
+            if len(rows) > 1:
+                raise self._ambiguous(
+                    f"cannot fill {', '.join(fillable)} for {spec.name!r}", source, partial, rows
+                )
+            if not rows:
+                raise InvalidDataIdError(
+                    f"data ID {_format_data_id(data_id)} for {spec.name!r} lacks "
+                    f"{', '.join(fillable)}, and no {source!r} dataset matches "
+                    f"{_format_data_id(partial)} to fill them from; give them explicitly"
+                )
+            data_id = self.mapper.normalize(data_id, **{k: rows[0][k] for k in fillable})
+            missing = [k for k in spec.keys if k not in data_id]
+        if missing:
+            raise InvalidDataIdError(
+                f"data ID {_format_data_id(data_id)} for {spec.name!r} lacks "
+                f"{', '.join(missing)} (its keys are {', '.join(spec.keys) or 'none'})"
+            )
+        return data_id
+
+    def _find(self, plan: _Plan, data_id: DataId) -> tuple[DataId, str] | None:
+        """The complete data ID and stored path of the one dataset matching ``data_id``."""
+        name = plan.spec.name
+        restricted = self._restrict(plan, data_id)
+        if len(restricted) == len(plan.keys):
+            if not self._is_registered(name):
+                return None
+            path = self.registry.find(name, restricted)
+            return None if path is None else (data_id, path)
+        rows = self._candidates(name, restricted)
+        if len(rows) > 1:
+            raise self._ambiguous(f"get {name!r}", name, restricted, rows)
+        if not rows:
+            return None
+        path = self.registry.find(name, rows[0])
+        return None if path is None else (self.mapper.normalize(data_id, **rows[0]), path)
+
+    def _locate(
+        self, dataset_type: str, data_id: Mapping[str, object] | None, keys: Mapping[str, object]
+    ) -> tuple[_Plan, DataId, str]:
+        plan = self._plan(dataset_type)
+        normalized = self._normalize(data_id, keys)
+        found = self._find(plan, normalized)
+        if found is None:
+            searched = f"registry {self.registry.url}"
+            complete = plan.keys.issubset(normalized)
+            detail = (
+                f"would be at {self.mapper.path(dataset_type, normalized)!r}"
+                if complete
+                and set(plan.spec.fields and [f.key for f in plan.spec.fields]).issubset(normalized)
+                else f"no stored {dataset_type!r} matches these keys"
+            )
+            raise DatasetNotFoundError(
+                f"no dataset {dataset_type!r} with data ID {_format_data_id(normalized)} in "
+                f"repository {self.root} ({detail}; searched {searched})"
+            )
+        complete_id, path = found
+        return plan, complete_id, path
+
+    # ---- writing -------------------------------------------------------------------------------
+
+    def _check_writeable(self, action: str) -> None:
+        if not self.writeable:
+            why = (
+                "it is configured read_only"
+                if self.config.read_only
+                else "it was opened with writeable=False"
+            )
+            raise ReadOnlyError(f"cannot {action}: repository {self.root} is read-only ({why})")
+
+    def _hdu(self, plan: _Plan, data_id: Mapping[str, Value]) -> int | str | None:
+        hdu = plan.spec.hdu
+        if isinstance(hdu, str):
+            value = data_id[hdu]
+            return value if isinstance(value, int | str) else str(value)
+        return hdu
+
+    def _write_file(self, plan: _Plan, obj: object, data_id: DataId, relative: str) -> Path:
+        target = self.storage.checked(relative)
+        hdu = self._hdu(plan, data_id)
+        write_hdu = hdu if isinstance(hdu, int) else None
+
+        def writer(path: Path) -> None:
+            plan.formatter.write(obj, path, hdu=write_hdu, compress=plan.compress)
+
+        return self.storage.write(target, writer)
+
+    def put(
+        self,
+        obj: object,
+        dataset_type: str,
+        data_id: Mapping[str, object] | None = None,
+        *,
+        overwrite: bool = False,
+        run: str | None = None,
+        **keys: object,
+    ) -> DataId:
+        """Store ``obj`` as ``dataset_type`` for a data ID; the complete, normalized data ID.
+
+        The file is written atomically and recorded in the registry in the same
+        unit of work. An existing dataset raises DatasetExistsError unless
+        ``overwrite=True``.
+        """
+        self._check_writeable(f"put {dataset_type!r}")
+        plan = self._plan(dataset_type)
+        complete = self._complete_for_write(plan, self._normalize(data_id, keys))
+        self._ensure_registered(plan)
+        self._store([(obj, complete)], plan, overwrite, run)
+        return complete
+
+    def put_many(
+        self,
+        dataset_type: str,
+        items: Iterable[tuple[object, Mapping[str, object]]],
+        *,
+        overwrite: bool = False,
+        run: str | None = None,
+    ) -> list[DataId]:
+        """Store many objects of one dataset type in one commit: all of them, or none."""
+        self._check_writeable(f"put {dataset_type!r}")
+        plan = self._plan(dataset_type)
+        prepared = [
+            (obj, self._complete_for_write(plan, self._normalize(did, {}))) for obj, did in items
+        ]
+        self._ensure_registered(plan)
+        self._store(prepared, plan, overwrite, run)
+        return [did for _, did in prepared]
+
+    def _store(
+        self, items: list[tuple[object, DataId]], plan: _Plan, overwrite: bool, run: str | None
+    ) -> None:
+        name = plan.spec.name
+        written: list[tuple[Path, Path]] = []
+        published: list[Path] = []
+        try:
+            with self.registry.transaction():
+                rows = []
+                for obj, data_id in items:
+                    relative = self.mapper.path(name, data_id)
+                    record = self._restrict(plan, data_id)
+                    existing = self.registry.find(name, record)
+                    if existing is not None and not overwrite:
+                        raise DatasetExistsError(
+                            f"dataset {name!r} with data ID {_format_data_id(data_id)} already "
+                            f"exists at {existing!r}; pass overwrite=True to replace it"
+                        )
+                    if existing is None and self.storage.checked(relative).exists():
+                        raise DatasetExistsError(
+                            f"cannot put {name!r} with data ID {_format_data_id(data_id)}: "
+                            "its file "
+                            f"{relative!r} already exists and holds something else (another "
+                            "dataset of a shared or HDU-addressed file, or a file no record "
+                            f"knows of: see `butler verify {self.root}`); nothing was written"
+                        )
+                    temporary = self._write_file(plan, obj, data_id, relative)
+                    written.append((temporary, self.storage.checked(relative)))
+                    if existing is not None:
+                        self.registry.replace(name, record, relative, run)
+                    else:
+                        rows.append((record, relative))
+                if len(rows) == 1:
+                    self.registry.insert(name, rows[0][0], rows[0][1], run)
+                elif rows:
+                    self.registry.insert_many(name, rows, run)
+                for temporary, target in written:
+                    self.storage.publish(temporary, target)
+                    published.append(target)
+        except BaseException:
+            for temporary, _ in written:
+                self.storage.discard(temporary)
+            if not overwrite:
+                for target in published:
+                    self.storage.discard(target)
+            raise
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group puts and removes into one registry commit."""
+        with self.registry.transaction():
+            yield
+
+    def remove(
+        self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object
+    ) -> None:
+        """Forget a dataset and delete its file."""
+        self._check_writeable(f"remove {dataset_type!r}")
+        plan, complete, path = self._locate(dataset_type, data_id, keys)
+        self.registry.remove(plan.spec.name, self._restrict(plan, complete))
+        if not path.startswith("/"):
+            self.storage.discard(self.storage.absolute(path))
+
+    # ---- reading -------------------------------------------------------------------------------
+
+    def _read(self, plan: _Plan, path: str, data_id: DataId, method: str, *args: Any) -> Any:
+        file = self.storage.absolute(path)
+        hdu = self._hdu(plan, data_id)
+        try:
+            if method == "read":
+                return plan.formatter.read(file, python_type=plan.format.python_type, hdu=hdu)
+            return getattr(plan.formatter, method)(file, *args, hdu=hdu)
+        except FileNotFoundError:
+            raise DatasetNotFoundError(
+                f"dataset {plan.spec.name!r} with data ID {_format_data_id(data_id)} is recorded "
+                f"at {path!r}, but the file is missing; run `butler verify {self.root}`"
+            ) from None
+        except ButlerError:
+            raise
+        except (OSError, ValueError) as error:
+            raise FormatError(f"cannot read {plan.spec.name!r} from {file}: {error}") from error
+
+    def get(
+        self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object
+    ) -> Any:
+        """The stored object of ``dataset_type`` for a (possibly partial) data ID."""
+        plan, complete, path = self._locate(dataset_type, data_id, keys)
+        return self._read(plan, path, complete, "read")
+
+    def get_metadata(
+        self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object
+    ) -> dict[str, object]:
+        """The header or attributes of a stored dataset, without reading its data."""
+        plan, complete, path = self._locate(dataset_type, data_id, keys)
+        result: dict[str, object] = self._read(plan, path, complete, "read_metadata")
+        return result
+
+    def get_section(
+        self,
+        dataset_type: str,
+        bbox: BBox,
+        data_id: Mapping[str, object] | None = None,
+        **keys: object,
+    ) -> Any:
+        """A sub-image of a stored image, reading only that section where the format allows."""
+        plan, complete, path = self._locate(dataset_type, data_id, keys)
+        return self._read(plan, path, complete, "read_section", bbox)
+
+    def get_table_info(
+        self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object
+    ) -> TableInfo:
+        """A stored table's length and column types, without reading its rows."""
+        plan, complete, path = self._locate(dataset_type, data_id, keys)
+        result: TableInfo = self._read(plan, path, complete, "read_table_info")
+        return result
+
+    def get_many(self, dataset_type: str, data_ids: Iterable[Mapping[str, object]]) -> list[Any]:
+        """The stored objects for many data IDs, in order."""
+        return [self.get(dataset_type, data_id) for data_id in data_ids]
+
+    def exists(
+        self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object
+    ) -> bool:
+        """Whether exactly one stored dataset matches; False when none does."""
+        plan = self._plan(dataset_type)
+        return self._find(plan, self._normalize(data_id, keys)) is not None
+
+    def exists_many(
+        self, dataset_type: str, data_ids: Iterable[Mapping[str, object]]
+    ) -> list[bool]:
+        """:meth:`exists` for many data IDs, in order."""
+        plan = self._plan(dataset_type)
+        return [self._find(plan, self._normalize(d, {})) is not None for d in data_ids]
+
+    def uri(
+        self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object
+    ) -> str:
+        """The URI of a dataset's file: where it is stored, or where a put would write it."""
+        plan = self._plan(dataset_type)
+        normalized = self._normalize(data_id, keys)
+        found = self._find(plan, normalized)
+        if found is not None:
+            return self.storage.uri(found[1])
+        complete = self._complete_for_write(plan, normalized)
+        return self.storage.uri(self.mapper.path(dataset_type, complete))
+
+    def explain(
+        self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object
+    ) -> str:
+        """How a data ID is normalized and rendered, and where the dataset was found."""
+        given = {**(data_id or {}), **keys}
+        plan = self._plan(dataset_type)
+        found = self._find(plan, self._normalize(given, {}))
+        if found is None:
+            try:
+                text = self.mapper.explain(dataset_type, given)
+            except InvalidDataIdError as error:
+                text = f"dataset type {dataset_type!r}: data ID {_format_data_id(given)}: {error}"
+            return f"{text}\nnot stored in repository {self.root}"
+        complete, path = found
+        completed = {k: v for k, v in complete.items() if k in plan.keys and k not in given}
+        text = self.mapper.explain(dataset_type, {**given, **completed})
+        note = f"completed from the registry: {_format_data_id(completed)}\n" if completed else ""
+        return f"{text}\n{note}stored in repository {self.root} at {path!r}"
+
+    # ---- queries -------------------------------------------------------------------------------
+
+    def _partial(
+        self, plan: _Plan, data_id: Mapping[str, object] | None, keys: Mapping[str, object]
+    ) -> dict[str, Value]:
+        normalized = self._normalize(data_id, keys)
+        unknown = [k for k in normalized if k not in plan.keys and k in {**(data_id or {}), **keys}]
+        if unknown:
+            raise InvalidDataIdError(
+                f"{', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not a key of "
+                f"{plan.spec.name!r}; its keys are {', '.join(plan.spec.keys) or 'none'}"
+            )
+        return self._restrict(plan, normalized)
+
+    def query(
+        self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object
+    ) -> Iterator[DataId]:
+        """The data IDs of stored ``dataset_type`` datasets matching a partial data ID."""
+        plan = self._plan(dataset_type)
+        partial = self._partial(plan, data_id, keys)
+        if not self._is_registered(dataset_type):
+            return iter(())
+        return (self.mapper.normalize(row) for row in self.registry.query(dataset_type, partial))
+
+    def query_values(
+        self,
+        dataset_type: str,
+        key: str,
+        data_id: Mapping[str, object] | None = None,
+        **keys: object,
+    ) -> list[Value]:
+        """The distinct values of ``key`` among stored datasets matching a partial data ID."""
+        plan = self._plan(dataset_type)
+        if key not in plan.keys:
+            raise InvalidDataIdError(
+                f"{key!r} is not a key of {dataset_type!r}; "
+                f"its keys are {', '.join(plan.spec.keys) or 'none'}"
+            )
+        partial = self._partial(plan, data_id, keys)
+        if not self._is_registered(dataset_type):
+            return []
+        return self.registry.query_values(dataset_type, key, partial)
+
+    def count(
+        self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object
+    ) -> int:
+        """How many stored datasets match a partial data ID."""
+        plan = self._plan(dataset_type)
+        partial = self._partial(plan, data_id, keys)
+        if not self._is_registered(dataset_type):
+            return 0
+        return self.registry.count(dataset_type, partial)
+
+    # ---- maintenance ---------------------------------------------------------------------------
+
+    def _own_files(self) -> frozenset[str]:
+        url = self.config.registry
+        names = {CONFIG_NAME}
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+            base = url[len("sqlite:///") :]
+            names |= {base, base + "-wal", base + "-shm", base + "-journal"}
+        return frozenset(names)
+
+    def index(self, dataset_types: Iterable[str] | None = None) -> IndexReport:
+        """Register files already below the root by parsing their paths back into data IDs."""
+        self._check_writeable("index")
+        names = list(dataset_types) if dataset_types is not None else list(self.dataset_types)
+        plans = [self._plan(n) for n in names]
+        registered: dict[str, int] = {}
+        known = 0
+        unmatched: list[str] = []
+        with self.registry.transaction():
+            for relative in self.storage.walk(self._own_files()):
+                if relative.endswith(TEMP_SUFFIX):
+                    continue
+                matched = False
+                for plan in plans:
+                    candidate = relative
+                    for suffix in plan.format.compressed:
+                        if candidate.endswith(suffix) and not plan.spec.template.endswith(suffix):
+                            candidate = candidate[: -len(suffix)]
+                    try:
+                        data_id = self.mapper.parse(plan.spec.name, candidate)
+                    except InvalidDataIdError:
+                        continue
+                    if not plan.keys.issubset(data_id):
+                        continue
+                    matched = True
+                    self._ensure_registered(plan)
+                    record = self._restrict(plan, data_id)
+                    if self.registry.find(plan.spec.name, record) is not None:
+                        known += 1
+                        continue
+                    self.registry.insert(plan.spec.name, record, relative)
+                    registered[plan.spec.name] = registered.get(plan.spec.name, 0) + 1
+                if not matched:
+                    unmatched.append(relative)
+        return IndexReport(registered, known, tuple(unmatched))
+
+    def verify(self, *, read: bool = False) -> VerifyReport:
+        """Check that every record has its file (and, with ``read``, that each file reads)."""
+        recorded: set[str] = set()
+        missing: list[tuple[str, str]] = []
+        unreadable: list[tuple[str, str, str]] = []
+        count = 0
+        for name, data_id, path in self.registry.datasets():
+            count += 1
+            recorded.add(path)
+            file = self.storage.absolute(path)
+            if not file.is_file():
+                missing.append((name, path))
+            elif read and name in self.mapper.dataset_types:
+                plan = self._plan(name)
+                try:
+                    plan.formatter.read(
+                        file, python_type=plan.format.python_type, hdu=self._hdu(plan, data_id)
+                    )
+                except (ButlerError, OSError, ValueError) as error:
+                    unreadable.append((name, path, str(error)))
+        untracked: list[str] = []
+        temporaries: list[str] = []
+        for relative in self.storage.walk(self._own_files()):
+            if relative.endswith(TEMP_SUFFIX):
+                temporaries.append(relative)
+            elif relative not in recorded:
+                untracked.append(relative)
+        return VerifyReport(
+            count, tuple(missing), tuple(unreadable), tuple(untracked), tuple(temporaries)
+        )

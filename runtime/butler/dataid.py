@@ -1,0 +1,89 @@
+"""``DataId``: a normalized data ID, immutable and hashable.
+
+A raw ``dict`` is never trusted; a ``DataId`` is what a :class:`butler.Mapper`
+returns after resolving aliases, mapping and checking every value. Code can
+tell the two apart by type: ``DataId`` is a ``Mapping``, not a ``dict``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from .spec import Value
+
+__all__ = ["DataId"]
+
+
+class DataId(Mapping[str, Value]):
+    """An immutable mapping of key names to normalized values.
+
+    ``DataId(visit=903334, ccd=16)`` builds one from values as given, without
+    checking them; use ``mapper.normalize(...)`` to get one that a mapper has
+    normalized and validated (and will render without checking again).
+    Equal to any mapping with the same items; hashable; ``repr`` in key order.
+    """
+
+    __slots__ = ("_hash", "_items", "_origin")
+
+    _items: dict[str, Value]
+    _origin: object
+    _hash: int | None
+
+    def __init__(self, values: Mapping[str, Value] | None = None, /, **keys: Value) -> None:
+        items = dict(values) if values is not None else {}
+        items.update(keys)
+        self._items = items
+        self._origin = None
+        self._hash = None
+
+    @classmethod
+    def _trusted(cls, items: dict[str, Value], origin: object) -> DataId:
+        """A DataId over ``items`` (not copied), normalized by ``origin``."""
+        self = cls.__new__(cls)
+        self._items = items
+        self._origin = origin
+        self._hash = None
+        return self
+
+    def __getitem__(self, key: str) -> Value:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._items.get(key, default)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, DataId):
+            return self._items == other._items
+        if isinstance(other, Mapping):
+            return self._items == dict(other.items())
+        return NotImplemented
+
+    def __ne__(self, other: object) -> bool:
+        result = self.__eq__(other)
+        return result if result is NotImplemented else not result
+
+    def __hash__(self) -> int:
+        if self._hash is None:
+            self._hash = hash(frozenset(self._items.items()))
+        return self._hash
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{key}={value!r}" for key, value in self._items.items())
+        return f"DataId({fields})"
+
+    def __reduce__(self) -> tuple[type[DataId], tuple[dict[str, Value]]]:
+        return (DataId, (self._items,))
+
+    def to_dict(self) -> dict[str, Value]:
+        """A new plain ``dict`` with the same items."""
+        return dict(self._items)

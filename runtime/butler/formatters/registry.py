@@ -1,0 +1,170 @@
+"""Which formatter a format name means: the built-ins plus plug-ins.
+
+A :class:`FormatterRegistry` is an ordinary object the caller builds and owns;
+there is no module-level registry. ``FormatterRegistry.default()`` holds the
+built-in formatters (``fits``, ``hdf5``, ``yaml``, ``json``, ``ecsv``, ``text``,
+``pickle``) and every formatter advertised in the ``butler.formatters``
+entry-point group. Plug-ins are imported lazily, the first time their name is
+asked for, so a broken plug-in only fails the datasets that use it.
+
+Writing a formatter plug-in
+---------------------------
+1. Subclass :class:`butler.formatters.Formatter`, set ``name`` and implement
+   ``write`` and ``read`` (and, if the format can, ``read_metadata``,
+   ``read_section``, ``read_table_info``). Raise
+   :class:`butler.errors.FormatError` for objects you cannot write and files
+   you cannot read, naming the file::
+
+       # my_package/zarr_formatter.py
+       from pathlib import Path
+       from butler.errors import FormatError
+       from butler.formatters import Formatter
+
+       class ZarrFormatter(Formatter):
+           name = "zarr"
+
+           def write(self, obj, path: Path, *, hdu=None, compress=None) -> None: ...
+           def read(self, path: Path, *, python_type=None, hdu=None) -> object: ...
+
+2. Advertise it in your package's ``pyproject.toml``; the entry-point name must
+   equal the formatter's ``name``, and it may point at the class (instantiated
+   with no arguments) or at an instance::
+
+       [project.entry-points."butler.formatters"]
+       zarr = "my_package.zarr_formatter:ZarrFormatter"
+
+3. Install the package; policies can now say ``formatter zarr``.
+
+To add a formatter without a package (in a test, a notebook or a pipeline),
+register an instance on the registry you use: ``registry.register(ZarrFormatter())``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import threading
+from collections.abc import Iterable
+from importlib.metadata import EntryPoint, entry_points
+
+from ..errors import FormatError
+from .base import Formatter
+from .ecsv import EcsvFormatter
+from .fits import FitsFormatter
+from .hdf5 import Hdf5Formatter
+from .json_format import JsonFormatter
+from .pickle_format import PickleFormatter
+from .text import TextFormatter
+from .yaml_format import YamlFormatter
+
+__all__ = ["ENTRY_POINT_GROUP", "FormatterRegistry"]
+
+#: The entry-point group plug-in packages advertise their formatters in.
+ENTRY_POINT_GROUP = "butler.formatters"
+
+
+def builtin_formatters() -> tuple[Formatter, ...]:
+    """One instance of each built-in formatter."""
+    return (
+        FitsFormatter(),
+        Hdf5Formatter(),
+        YamlFormatter(),
+        JsonFormatter(),
+        EcsvFormatter(),
+        TextFormatter(),
+        PickleFormatter(),
+    )
+
+
+class FormatterRegistry:
+    """Formatters by name: registered instances plus lazily loaded entry points."""
+
+    __slots__ = ("_formatters", "_lock", "_pending")
+
+    def __init__(
+        self, formatters: Iterable[Formatter] = (), *, plugins: Iterable[EntryPoint] = ()
+    ) -> None:
+        self._formatters: dict[str, Formatter] = {}
+        self._pending: dict[str, EntryPoint] = {}
+        self._lock = threading.Lock()
+        for formatter in formatters:
+            self.register(formatter)
+        for ep in plugins:  # a built-in or an explicit formatter wins over a plug-in
+            if ep.name not in self._formatters:
+                self._pending.setdefault(ep.name, ep)
+
+    @classmethod
+    def default(cls, *, group: str = ENTRY_POINT_GROUP) -> FormatterRegistry:
+        """The built-ins plus the formatters installed packages advertise in ``group``."""
+        return cls(builtin_formatters(), plugins=entry_points(group=group))
+
+    def register(self, formatter: Formatter, *, replace: bool = False) -> None:
+        """Add ``formatter`` under its ``name``; an existing name needs ``replace=True``."""
+        if not isinstance(formatter, Formatter):
+            raise FormatError(
+                f"only Formatter instances can be registered, not {type(formatter).__qualname__}"
+            )
+        name = getattr(formatter, "name", None)
+        if not isinstance(name, str) or not name:
+            raise FormatError(f"{type(formatter).__qualname__} has no name (set `name = '...'`)")
+        with self._lock:
+            if not replace and (name in self._formatters or name in self._pending):
+                raise FormatError(
+                    f"a formatter named {name!r} is already registered; pass replace=True"
+                )
+            self._pending.pop(name, None)
+            self._formatters[name] = formatter
+
+    def get(self, name: str) -> Formatter:
+        """The formatter called ``name``, loading its plug-in if need be."""
+        with self._lock:
+            formatter = self._formatters.get(name)
+            if formatter is not None:
+                return formatter
+            ep = self._pending.get(name)
+            if ep is None:
+                raise FormatError(self._unknown(name))
+            formatter = _load(ep)
+            del self._pending[name]
+            self._formatters[name] = formatter
+            return formatter
+
+    def names(self) -> tuple[str, ...]:
+        """Every formatter name, loaded or not, sorted."""
+        with self._lock:
+            return tuple(sorted({*self._formatters, *self._pending}))
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._formatters or name in self._pending
+
+    def __repr__(self) -> str:
+        return f"FormatterRegistry({', '.join(self.names())})"
+
+    def _unknown(self, name: str) -> str:
+        known = sorted({*self._formatters, *self._pending})
+        message = f"unknown formatter {name!r}"
+        close = difflib.get_close_matches(name, known, n=1)
+        if close:
+            message += f"; did you mean {close[0]!r}?"
+        return message + f" (known: {', '.join(known)})"
+
+
+def _load(ep: EntryPoint) -> Formatter:
+    where = f"entry point '{ep.name} = {ep.value}' in group '{ep.group}'"
+    try:
+        obj = ep.load()
+        formatter = obj() if isinstance(obj, type) and issubclass(obj, Formatter) else obj
+    except Exception as exc:
+        raise FormatError(
+            f"formatter plug-in {ep.name!r} failed to load ({where}): {exc!r}"
+        ) from exc
+    if not isinstance(formatter, Formatter):
+        raise FormatError(
+            f"formatter plug-in {ep.name!r} ({where}) is a {type(formatter).__qualname__}, "
+            "not a butler.formatters.Formatter subclass or instance"
+        )
+    if formatter.name != ep.name:
+        raise FormatError(
+            f"formatter plug-in {ep.name!r} ({where}) calls itself {formatter.name!r}; "
+            "the entry-point name must equal the formatter's name"
+        )
+    return formatter

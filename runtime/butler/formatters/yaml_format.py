@@ -1,0 +1,56 @@
+"""YAML through PyYAML's safe loader and dumper: dicts, lists and scalars.
+
+Only ``yaml.safe_load`` and ``yaml.safe_dump`` are used, so a file can never name
+a Python object to build. Text is UTF-8 (non-ASCII written as is); key order is
+kept. ``compress=".gz"`` gzips the file; gzipped files are read transparently.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from ._common import (
+    check_compress,
+    check_python_type,
+    check_result,
+    failed,
+    read_text,
+    unsupported,
+    write_bytes,
+)
+from .base import Formatter
+
+__all__ = ["YamlFormatter"]
+
+_READS = ("dict", "list", "str", "int", "float", "bool")
+
+
+class YamlFormatter(Formatter):
+    """YAML documents of dicts, lists and scalars."""
+
+    name = "yaml"
+
+    def write(
+        self, obj: object, path: Path, *, hdu: int | None = None, compress: str | None = None
+    ) -> None:
+        check_compress(self.name, compress, (".gz",))
+        try:
+            text = yaml.safe_dump(obj, allow_unicode=True, sort_keys=False)
+        except yaml.YAMLError as exc:
+            raise unsupported(
+                self.name, obj, "dict, list, str, int, float, bool, None, date and datetime"
+            ) from exc
+        write_bytes(self.name, path, text.encode("utf-8"), compress)
+
+    def read(
+        self, path: Path, *, python_type: str | None = None, hdu: int | str | None = None
+    ) -> object:
+        check_python_type(self.name, python_type, _READS)
+        text = read_text(self.name, path)
+        try:
+            obj = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise failed("YAML", "read", path, exc) from exc
+        return check_result("YAML", path, obj, python_type)

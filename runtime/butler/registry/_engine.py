@@ -1,0 +1,100 @@
+"""Engines for the registry: SQLite (embedded, several processes) and PostgreSQL.
+
+SQLite connections run in WAL mode with ``synchronous=NORMAL`` and a busy
+timeout, and SQLAlchemy (not the ``sqlite3`` module) emits ``BEGIN``: write
+transactions take the write lock at once (``BEGIN IMMEDIATE``), so two
+processes never deadlock upgrading a read lock, and DDL is transactional.
+Outside a transaction a connection is in autocommit mode, which the fast read
+path relies on: every ``SELECT`` sees the latest committed data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from ..errors import RegistryError
+
+__all__ = ["BUSY_TIMEOUT_MS", "WRITE_OPTION", "create_engine", "describe_url", "lock_ddl"]
+
+#: How long a SQLite writer waits for another process's write lock, in milliseconds.
+BUSY_TIMEOUT_MS = 60_000
+
+#: Execution option that marks a SQLAlchemy connection as a writer (``BEGIN IMMEDIATE`` on SQLite).
+WRITE_OPTION = "butler_registry_write"
+
+
+def describe_url(url: str | sa.URL) -> str:
+    """The URL as it may appear in a message: never with its password."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "<invalid URL>"
+
+
+def create_engine(url: str) -> sa.Engine:
+    """An engine for ``url`` configured for the registry; RegistryError if the URL is unusable."""
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError as err:
+        raise RegistryError(f"invalid registry URL {url!r}: {err}") from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        database = parsed.database
+        if not database or database == ":memory:" or parsed.query.get("mode") == "memory":
+            raise RegistryError(
+                f"registry URL {describe_url(parsed)!r} names an in-memory SQLite database; "
+                "the registry needs a file, e.g. 'sqlite:////path/to/registry.sqlite3'"
+            )
+        engine = sa.create_engine(parsed)
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    if backend == "postgresql":
+        if parsed.get_driver_name() != "psycopg":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        try:
+            return sa.create_engine(parsed)
+        except ImportError as err:
+            raise RegistryError(
+                f"registry URL {describe_url(parsed)!r} needs the PostgreSQL driver psycopg: "
+                "pip install 'butler[postgres]'"
+            ) from err
+    raise RegistryError(
+        f"registry URL {describe_url(parsed)!r}: unsupported database {backend!r}; "
+        "use 'sqlite:///FILE' or 'postgresql+psycopg://USER@HOST/DB'"
+    )
+
+
+def _sqlite_connect(dbapi_connection: Any, connection_record: Any) -> None:
+    # Autocommit at the driver level; SQLAlchemy's "begin" event emits BEGIN itself.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+def _sqlite_begin(connection: sa.Connection) -> None:
+    writer = connection.get_execution_options().get(WRITE_OPTION, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
+
+
+def lock_ddl(connection: sa.Connection) -> None:
+    """Serialize schema changes among concurrent creators, until the transaction ends.
+
+    SQLite needs nothing: a write transaction already holds the database's only
+    write lock. PostgreSQL's ``CREATE TABLE IF NOT EXISTS`` is not safe against a
+    concurrent creator (it can fail on ``pg_type``'s unique index), so writers
+    take a transaction-scoped advisory lock keyed by the current schema.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(
+            "SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':butler-registry-ddl'))"
+        )

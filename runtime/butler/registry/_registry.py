@@ -1,0 +1,694 @@
+"""The registry: which datasets are stored, under which data IDs, at which paths."""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+from ..errors import DatasetExistsError, RegistryError, UnknownDatasetTypeError
+from ..spec import InstrumentSpec, Value
+from ._engine import WRITE_OPTION, create_engine, describe_url, lock_ddl
+from ._schema import SCHEMA_VERSION, DatasetTypeDef, build_table, static_metadata, utcnow
+from ._statements import DatasetTable, dialect_insert, format_data_id
+
+__all__ = ["Registry"]
+
+_T = TypeVar("_T")
+_FETCH = 1000
+
+
+class _Local(threading.local):
+    """Per-thread state: the open write transaction and the cursors reads use."""
+
+    def __init__(self) -> None:
+        self.txn: sa.Connection | None = None
+        self.txn_cursor: Any = None
+        self.read_cursor: Any = None
+        self.cursor: Any = None  # what find() uses now: txn_cursor inside a transaction
+        self.pending: list[str] = []  # dataset types registered inside the open transaction
+
+
+class Registry:
+    """Every stored dataset's data ID and path, in SQLite or PostgreSQL.
+
+    Build one with :meth:`create` or :meth:`open`. Data IDs going in are plain
+    mappings whose values the caller has already normalized; data IDs coming
+    out are plain dicts in the dataset type's key order. One ``Registry`` may
+    be shared by threads (each has its own connection and transaction); a
+    process that forks or spawns opens its own.
+    """
+
+    def __init__(self, engine: sa.Engine, url: str) -> None:
+        """Use :meth:`create` or :meth:`open`."""
+        self._engine = engine
+        self._url = describe_url(url)
+        self._dialect = engine.dialect
+        self._metadata, self._meta, self._dataset_type = static_metadata()
+        self._tables: dict[str, DatasetTable] = {}
+        self._local = _Local()
+        self._lock = threading.Lock()
+        self._raw_connections: list[Any] = []
+        self._closed = False
+        # SQLite reports a bad bound value without harm; PostgreSQL would abort the transaction.
+        self._check_finds = self._dialect.name != "sqlite"
+        self._db_error: type[Exception] = self._dialect.loaded_dbapi.Error
+
+    # ---- life cycle ----------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        url: str,
+        instrument: InstrumentSpec | str | None = None,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        exist_ok: bool = False,
+    ) -> Registry:
+        """Create the registry's tables at ``url`` and open it.
+
+        ``instrument`` (an :class:`~butler.spec.InstrumentSpec` or a name) is
+        recorded in the metadata; a spec's dataset types are registered too.
+        An existing registry is an error unless ``exist_ok``.
+        """
+        registry = cls(create_engine(url), url)
+        try:
+            entries = dict(metadata or {})
+            if isinstance(instrument, str):
+                entries["instrument"] = instrument
+            elif instrument is not None:
+                entries.update(
+                    instrument=instrument.name,
+                    instrument_title=instrument.title,
+                    compiler_version=instrument.compiler_version,
+                    policy_sha256=instrument.source_sha256,
+                )
+            with registry._write() as conn:
+                lock_ddl(conn)
+                if sa.inspect(conn).has_table("meta"):
+                    if not exist_ok:
+                        raise RegistryError(
+                            f"a registry already exists at {registry._url}; "
+                            "open it with Registry.open, or pass exist_ok=True"
+                        )
+                    registry._check_version(conn)
+                    if (name := entries.get("instrument")) is not None:
+                        found = conn.scalar(
+                            sa.select(registry._meta.c.value).where(
+                                registry._meta.c.key == "instrument"
+                            )
+                        )
+                        if found not in (None, name):
+                            raise RegistryError(
+                                f"the registry at {registry._url} is for instrument {found!r}, "
+                                f"not {name!r}"
+                            )
+                else:
+                    registry._metadata.create_all(conn)
+                    entries["schema_version"] = str(SCHEMA_VERSION)
+                for key, value in entries.items():
+                    registry._set_metadata(conn, key, value)
+                if instrument is not None and not isinstance(instrument, str):
+                    types = {key.name: key.type for key in instrument.keys}
+                    for spec in instrument.dataset_types:
+                        registry.register_dataset_type(
+                            spec.name, {key: types[key] for key in spec.keys}
+                        )
+        except BaseException:
+            registry.close()
+            raise
+        return registry
+
+    @classmethod
+    def open(cls, url: str) -> Registry:
+        """Open the registry at ``url``; RegistryError if there is none or it is too new."""
+        registry = cls(create_engine(url), url)
+        try:
+            with registry._reader() as conn:
+                if not sa.inspect(conn).has_table("meta"):
+                    raise RegistryError(
+                        f"no registry at {registry._url}; create one with Registry.create"
+                    )
+                registry._check_version(conn)
+        except BaseException:
+            registry.close()
+            raise
+        return registry
+
+    def close(self) -> None:
+        """Close every connection; the registry cannot be used afterwards."""
+        self._closed = True
+        with self._lock:
+            connections, self._raw_connections = self._raw_connections, []
+        for connection in connections:
+            with contextlib.suppress(Exception):
+                connection.close()
+        self._engine.dispose()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Registry({self._url!r})"
+
+    @property
+    def url(self) -> str:
+        """The database URL, without its password."""
+        return self._url
+
+    @property
+    def engine(self) -> sa.Engine:
+        """The SQLAlchemy engine (for tools and tests; the registry's tables are its own)."""
+        return self._engine
+
+    # ---- metadata ------------------------------------------------------------------------------
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version of the database."""
+        with self._reader() as conn:
+            return self._check_version(conn)
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """Every metadata entry (``schema_version``, ``instrument``, ...), sorted by key."""
+        with self._reader() as conn:
+            rows = conn.execute(sa.select(self._meta.c.key, self._meta.c.value))
+            return dict(sorted((str(k), str(v)) for k, v in rows))
+
+    def set_metadata(self, key: str, value: str) -> None:
+        """Set one metadata entry (``schema_version`` is not yours to set)."""
+        if key == "schema_version":
+            raise RegistryError("the registry's schema_version cannot be set by hand")
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise RegistryError(f"metadata keys and values are strings, not {key!r}: {value!r}")
+        with self._write() as conn:
+            self._set_metadata(conn, key, value)
+
+    def _set_metadata(self, conn: sa.Connection, key: str, value: str) -> None:
+        insert = dialect_insert(self._meta, self._dialect).values(key=key, value=value)
+        conn.execute(
+            insert.on_conflict_do_update(
+                index_elements=[self._meta.c.key], set_={"value": insert.excluded.value}
+            )
+        )
+
+    def _check_version(self, conn: sa.Connection) -> int:
+        raw = conn.scalar(sa.select(self._meta.c.value).where(self._meta.c.key == "schema_version"))
+        try:
+            version = int(raw)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise RegistryError(
+                f"the registry at {self._url} has no valid schema_version (found {raw!r}); "
+                "it is not a Butler registry or it is damaged"
+            ) from None
+        if version > SCHEMA_VERSION:
+            raise RegistryError(
+                f"the registry at {self._url} has schema version {version}, newer than the "
+                f"version {SCHEMA_VERSION} this butler knows; upgrade butler to use it"
+            )
+        if version < 1:
+            raise RegistryError(f"the registry at {self._url} has invalid schema version {version}")
+        return version
+
+    # ---- dataset types -------------------------------------------------------------------------
+
+    def register_dataset_type(self, name: str, keys: Mapping[str, str]) -> None:
+        """Define a dataset type by its keys (key → type name) and create its table.
+
+        Idempotent; safe against other processes registering the same name at
+        once. A different definition for a registered name is a RegistryError.
+        """
+        definition = DatasetTypeDef.define(name, keys)
+        cached = self._tables.get(name)
+        if cached is not None:
+            self._check_same(cached.definition, definition)
+            return
+        try:
+            with self._write() as conn:
+                lock_ddl(conn)
+                column = self._dataset_type.c
+                row = conn.execute(
+                    sa.select(column.table_name, column["keys"]).where(column.name == name)
+                ).first()
+                if row is not None:
+                    existing = DatasetTypeDef.from_row(name, row[0], row[1])
+                    self._check_same(existing, definition)
+                    definition = existing
+                else:
+                    conn.execute(
+                        sa.insert(self._dataset_type).values(
+                            name=name,
+                            table_name=definition.table_name,
+                            keys=definition.keys_json(),
+                            created=utcnow(),
+                        )
+                    )
+                    table = build_table(definition, sa.MetaData())
+                    conn.execute(CreateTable(table, if_not_exists=True))
+                    for index in sorted(table.indexes, key=lambda index: str(index.name)):
+                        conn.execute(CreateIndex(index, if_not_exists=True))
+                    self._local.pending.append(name)
+        except sa.exc.IntegrityError as err:
+            raise RegistryError(
+                f"cannot register dataset type {definition.describe()}: its table name "
+                f"{definition.table_name!r} is taken by another dataset type"
+            ) from err
+        self._tables[name] = DatasetTable.build(definition, self._dialect)
+
+    def _check_same(self, existing: DatasetTypeDef, new: DatasetTypeDef) -> None:
+        if existing.key_types != new.key_types:
+            raise RegistryError(
+                f"dataset type {existing.name!r} is already registered as "
+                f"{existing.describe()}; cannot register it again as {new.describe()}"
+            )
+
+    def has_dataset_type(self, name: str) -> bool:
+        """Whether ``name`` is registered (by any process)."""
+        return name in self._tables or self._load(name) is not None
+
+    def keys(self, dataset_type: str) -> dict[str, str]:
+        """A registered dataset type's keys and their type names, in column order."""
+        return self._table(dataset_type).definition.key_types
+
+    def dataset_types(self) -> dict[str, dict[str, str]]:
+        """Every registered dataset type → its keys and type names, sorted by name."""
+        column = self._dataset_type.c
+        with self._reader() as conn:
+            rows = conn.execute(
+                sa.select(column.name, column.table_name, column["keys"]).order_by(column.name)
+            ).all()
+        return {
+            name: DatasetTypeDef.from_row(name, table_name, keys).key_types
+            for name, table_name, keys in rows
+        }
+
+    def _table(self, name: str) -> DatasetTable:
+        table = self._tables.get(name)
+        if table is None:
+            definition = self._load(name)
+            if definition is None:
+                raise self._unknown(name)
+            table = self._tables[name] = DatasetTable.build(definition, self._dialect)
+        return table
+
+    def _load(self, name: str) -> DatasetTypeDef | None:
+        column = self._dataset_type.c
+        with self._reader() as conn:
+            row = conn.execute(
+                sa.select(column.table_name, column["keys"]).where(column.name == name)
+            ).first()
+        return None if row is None else DatasetTypeDef.from_row(name, row[0], row[1])
+
+    def _unknown(self, name: object) -> UnknownDatasetTypeError:
+        known = list(self.dataset_types())
+        message = f"dataset type {name!r} is not registered in {self._url}"
+        close = difflib.get_close_matches(str(name), known, n=1)
+        if close:
+            message += f"; did you mean {close[0]!r}?"
+        elif known:
+            message += f"; registered: {', '.join(known)}"
+        else:
+            message += "; none is registered yet (register_dataset_type adds one)"
+        return UnknownDatasetTypeError(message)
+
+    # ---- writes --------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group writes: all commit at the end, or none if the block raises.
+
+        A nested call joins the outer transaction (no savepoint): the outermost
+        block decides. Reads inside the block see its uncommitted writes.
+        """
+        with self._write():
+            yield
+
+    def insert(
+        self,
+        dataset_type: str,
+        data_id: Mapping[str, Value],
+        path: str,
+        run: str | None = None,
+    ) -> int:
+        """Record one dataset; its id. DatasetExistsError if the data ID is taken."""
+        table = self._table(dataset_type)
+        values = table.row(data_id, path)
+        values.update(run=_check_run(run), created=utcnow())
+        with self._write() as conn:
+            new_id = conn.execute(table.insert_stmt, values).scalar()
+        if new_id is None:
+            raise self._exists(table, data_id)
+        return int(new_id)
+
+    def replace(
+        self,
+        dataset_type: str,
+        data_id: Mapping[str, Value],
+        path: str,
+        run: str | None = None,
+    ) -> int:
+        """Record one dataset, overwriting any record of the same data ID; its id."""
+        table = self._table(dataset_type)
+        values = table.row(data_id, path)
+        values.update(run=_check_run(run), created=utcnow())
+        with self._write() as conn:
+            return int(conn.execute(table.replace_stmt, values).scalar_one())
+
+    def insert_many(
+        self,
+        dataset_type: str,
+        rows: Iterable[tuple[Mapping[str, Value], str]],
+        run: str | None = None,
+    ) -> int:
+        """Record many datasets in one transaction (all or none); how many.
+
+        Inside :meth:`transaction` a failure rolls back only these rows.
+        """
+        table = self._table(dataset_type)
+        run = _check_run(run)
+        created = utcnow()
+        data_ids: list[Mapping[str, Value]] = []
+        params: list[dict[str, Any]] = []
+        for data_id, path in rows:
+            values = table.row(data_id, path)
+            values.update(run=run, created=created)
+            params.append(values)
+            data_ids.append(data_id)
+        if not params:
+            return 0
+        joined = self._local.txn is not None
+        try:
+            with self._write() as conn:
+                if joined:
+                    with conn.begin_nested():
+                        conn.execute(table.table.insert(), params)
+                else:
+                    conn.execute(table.table.insert(), params)
+        except sa.exc.IntegrityError as err:
+            raise self._duplicate(table, data_ids) from err
+        return len(params)
+
+    def remove(self, dataset_type: str, data_id: Mapping[str, Value]) -> bool:
+        """Forget one dataset's record; whether there was one."""
+        table = self._table(dataset_type)
+        checked = table.check_complete(data_id)
+        with self._write() as conn:
+            deleted = conn.execute(sa.delete(table.table).where(table.match(checked)))
+        return bool(deleted.rowcount)
+
+    def _exists(self, table: DatasetTable, data_id: Mapping[str, Value]) -> DatasetExistsError:
+        path = self.find(table.name, data_id)
+        return DatasetExistsError(
+            f"dataset {table.name!r} with data ID {format_data_id(data_id)} is already in the "
+            f"registry (path {path!r}); use replace to overwrite it"
+        )
+
+    def _duplicate(
+        self, table: DatasetTable, data_ids: list[Mapping[str, Value]]
+    ) -> ButlerErrorLike:
+        seen: set[tuple[Value, ...]] = set()
+        for data_id in data_ids:
+            key = tuple(data_id[k] for k in table.keys)
+            if key in seen:
+                return DatasetExistsError(
+                    f"dataset {table.name!r} with data ID {format_data_id(data_id)} appears twice "
+                    "in one insert_many call; nothing was inserted"
+                )
+            seen.add(key)
+            if self.find(table.name, data_id) is not None:
+                error = self._exists(table, data_id)
+                error.args = (f"{error.args[0]}; nothing was inserted",)
+                return error
+        return RegistryError(
+            f"insert_many into dataset type {table.name!r} violated a constraint; "
+            "nothing was inserted"
+        )
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sa.Connection]:
+        """The thread's write transaction: joined if open, else begun and ended here."""
+        local = self._local
+        if local.txn is not None:
+            yield local.txn
+            return
+        self._check_open()
+        try:
+            conn = self._engine.connect()
+        except sa.exc.DBAPIError as err:
+            raise self._connection_error(err) from err
+        try:
+            conn.execution_options(**{WRITE_OPTION: True})
+            trans = conn.begin()
+            local.txn, local.txn_cursor, local.cursor, local.pending = conn, None, None, []
+            committed = False
+            try:
+                yield conn
+                trans.commit()
+                committed = True
+            finally:
+                if local.txn_cursor is not None:
+                    with contextlib.suppress(Exception):
+                        local.txn_cursor.close()
+                pending, local.pending = local.pending, []
+                local.txn, local.txn_cursor, local.cursor = None, None, local.read_cursor
+                if not committed:
+                    for name in pending:
+                        self._tables.pop(name, None)
+                    if trans.is_active:
+                        with contextlib.suppress(sa.exc.SQLAlchemyError):
+                            trans.rollback()
+        except sa.exc.IntegrityError:
+            raise
+        except sa.exc.DBAPIError as err:
+            raise RegistryError(f"registry write to {self._url} failed: {err.orig}") from err
+        finally:
+            conn.close()
+
+    @contextlib.contextmanager
+    def _reader(self) -> Iterator[sa.Connection]:
+        """A SQLAlchemy connection for reads that are not hot: the transaction's, if one is open."""
+        if self._local.txn is not None:
+            yield self._local.txn
+            return
+        self._check_open()
+        try:
+            with self._engine.connect() as conn:
+                yield conn
+        except sa.exc.DBAPIError as err:
+            raise self._connection_error(err) from err
+
+    # ---- reads ---------------------------------------------------------------------------------
+
+    def find(self, dataset_type: str, data_id: Mapping[str, Value]) -> str | None:
+        """The path of the dataset with this complete data ID, or None."""
+        table = self._tables.get(dataset_type)
+        if table is None:
+            table = self._table(dataset_type)
+        cursor = self._local.cursor
+        if cursor is None:
+            cursor = self._find_cursor()
+        try:
+            if self._check_finds:
+                data_id = table.check_complete(data_id)
+            cursor.execute(table.find_sql, table.find_params(data_id))
+            row = cursor.fetchone()
+        except Exception as err:
+            raise self._find_error(table, data_id, err) from None
+        return None if row is None else row[0]
+
+    def query(
+        self,
+        dataset_type: str,
+        partial: Mapping[str, Value] | None = None,
+        limit: int | None = None,
+    ) -> Iterator[dict[str, Value]]:
+        """Complete data IDs matching ``partial``, ordered by the keys, at most ``limit``."""
+        table = self._table(dataset_type)
+        where, params = table.where(table.check_partial(partial or {}))
+        limit = _check_limit(limit)
+        sql = table.select_keys_sql(where, limit)
+        stream = limit is None or limit > _FETCH
+        return self._rows(sql, params, table.data_id, stream=stream)
+
+    def complete(
+        self,
+        dataset_type: str,
+        partial: Mapping[str, Value] | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Value]]:
+        """Up to ``limit`` complete data IDs matching ``partial`` (the caller judges ambiguity)."""
+        return list(self.query(dataset_type, partial, limit))
+
+    def query_values(
+        self,
+        dataset_type: str,
+        key: str,
+        partial: Mapping[str, Value] | None = None,
+    ) -> list[Value]:
+        """The distinct values of ``key`` among datasets matching ``partial``, sorted."""
+        table = self._table(dataset_type)
+        if key not in table.keys:
+            raise RegistryError(
+                f"unknown key {key!r} for dataset type {table.name!r}; "
+                f"its keys are {', '.join(table.keys) or '(none)'}"
+            )
+        where, params = table.where(table.check_partial(partial or {}))
+        sql = table.select_values_sql(key, where)
+        return list(self._rows(sql, params, lambda row: table.value(key, row[0])))
+
+    def count(self, dataset_type: str, partial: Mapping[str, Value] | None = None) -> int:
+        """How many datasets match ``partial``."""
+        table = self._table(dataset_type)
+        where, params = table.where(table.check_partial(partial or {}))
+        (row,) = self._rows(table.count_sql(where), params, tuple)
+        return int(row[0])
+
+    def all_paths(self, dataset_type: str) -> Iterator[str]:
+        """The path of every dataset of one type, ordered by data ID."""
+        table = self._table(dataset_type)
+        sql = table.select_keys_sql("", None, path=True)
+        return self._rows(sql, [], lambda row: row[-1], stream=True)
+
+    def datasets(
+        self, dataset_type: str | None = None
+    ) -> Iterator[tuple[str, dict[str, Value], str]]:
+        """Every ``(dataset type, data ID, path)``, by dataset type then data ID."""
+        names = [dataset_type] if dataset_type is not None else list(self.dataset_types())
+        for name in names:
+            table = self._table(name)
+            sql = table.select_keys_sql("", None, path=True)
+            for row in self._rows(sql, [], tuple, stream=True):
+                yield name, table.data_id(row), row[-1]
+
+    def _rows(
+        self,
+        sql: str,
+        params: list[Any],
+        convert: Callable[[Any], _T],
+        *,
+        stream: bool = False,
+    ) -> Iterator[_T]:
+        """Run a read; its rows, converted.
+
+        Small results are fetched at once on the thread's read connection (or the
+        open transaction's). A ``stream`` is read in chunks from a pooled
+        connection of its own, so a long iteration never pins the read snapshot
+        that :meth:`find` uses; the connection returns to the pool at the end.
+        """
+        txn = self._local.txn
+        pooled: Any = None
+        if txn is not None:
+            connection, stream = self._dbapi(txn), False
+        elif stream:
+            self._check_open()
+            try:
+                connection = pooled = self._engine.raw_connection()
+            except sa.exc.DBAPIError as err:
+                raise self._connection_error(err) from err
+        else:
+            connection = self._read_connection()
+        cursor = connection.cursor()
+        try:
+            cursor.execute(sql, params)
+            if not stream:
+                return iter([convert(row) for row in cursor.fetchall()])
+        except self._db_error as err:
+            raise RegistryError(f"registry query on {self._url} failed: {err}") from err
+        finally:
+            if not stream:
+                cursor.close()
+        return _stream(cursor, pooled, convert)
+
+    def _find_cursor(self) -> Any:
+        local = self._local
+        if local.txn is not None:
+            local.txn_cursor = local.cursor = self._dbapi(local.txn).cursor()
+        else:
+            local.read_cursor = local.cursor = self._read_connection().cursor()
+        return local.cursor
+
+    def _find_error(
+        self, table: DatasetTable, data_id: Mapping[str, Value], err: Exception
+    ) -> Exception:
+        if isinstance(err, RegistryError):
+            return err
+        if self._closed:
+            return RegistryError(f"the registry at {self._url} is closed")
+        try:
+            table.check_complete(data_id)
+        except RegistryError as bad:
+            return bad
+        return RegistryError(
+            f"registry lookup of {table.name!r} {format_data_id(data_id)} in {self._url} "
+            f"failed: {err}"
+        )
+
+    def _read_connection(self) -> Any:
+        """The thread's own autocommit DBAPI connection, outside the pool."""
+        local = self._local
+        if local.read_cursor is not None:
+            return local.read_cursor.connection
+        self._check_open()
+        try:
+            fairy = self._engine.raw_connection()
+        except sa.exc.DBAPIError as err:
+            raise self._connection_error(err) from err
+        fairy.detach()
+        dbapi: Any = fairy.dbapi_connection
+        if self._dialect.name == "postgresql":
+            dbapi.rollback()
+            dbapi.autocommit = True  # each SELECT sees the latest commits; no idle transaction
+        with self._lock:
+            self._raw_connections.append(fairy)
+        local.read_cursor = dbapi.cursor()
+        if local.txn is None:
+            local.cursor = local.read_cursor
+        return dbapi
+
+    @staticmethod
+    def _dbapi(conn: sa.Connection) -> Any:
+        return conn.connection.dbapi_connection
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RegistryError(f"the registry at {self._url} is closed")
+
+    def _connection_error(self, err: sa.exc.DBAPIError) -> RegistryError:
+        return RegistryError(f"cannot connect to the registry at {self._url}: {err.orig}")
+
+
+ButlerErrorLike = DatasetExistsError | RegistryError
+
+
+def _stream(cursor: Any, connection: Any, convert: Callable[[Any], _T]) -> Iterator[_T]:
+    try:
+        while rows := cursor.fetchmany(_FETCH):
+            for row in rows:
+                yield convert(row)
+    finally:
+        with contextlib.suppress(Exception):
+            cursor.close()
+        connection.close()  # back to the pool
+
+
+def _check_run(run: object) -> str | None:
+    if run is not None and not isinstance(run, str):
+        raise RegistryError(f"run must be a string or None, not {run!r}")
+    return run
+
+
+def _check_limit(limit: object) -> int | None:
+    if limit is None:
+        return None
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+        raise RegistryError(f"limit must be a non-negative integer or None, not {limit!r}")
+    return limit

@@ -1,0 +1,268 @@
+"""Per-dataset-type statements: checked values in, plain dicts out, SQL built once.
+
+Writes go through SQLAlchemy Core. Reads are hand-written SQL run on a raw
+DBAPI cursor (``find`` is called millions of times; SQLAlchemy's per-call
+overhead would dominate it). The values bound to that SQL go through the same
+SQLAlchemy type processors that the writes use, so both agree on how a date,
+a datetime or a bool is stored on every database.
+"""
+
+from __future__ import annotations
+
+import datetime
+import numbers
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..errors import RegistryError
+from ..spec import Value
+from ._schema import DatasetTypeDef, build_table
+
+__all__ = ["DatasetTable", "dialect_insert", "format_data_id", "insert_statements"]
+
+_Processor = Callable[[Any], Any] | None
+
+
+_DESCRIPTIONS = {
+    "int": "an int",
+    "str": "a str",
+    "float": "a float (or int)",
+    "bool": "a bool",
+    "date": "a date (not a datetime)",
+    "datetime": "a naive datetime",
+}
+
+
+def format_data_id(data_id: Mapping[str, object]) -> str:
+    """``{visit: 903334, ccd: 22}`` for messages."""
+    return "{" + ", ".join(f"{k}: {v!r}" for k, v in data_id.items()) + "}"
+
+
+def _coerce(type_name: str, value: object) -> Value | None:
+    """``value`` as the Python type of ``type_name``, or None if it is not one."""
+    if type_name == "int":
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            return int(value)
+    elif type_name == "str":
+        if isinstance(value, str):
+            return value
+    elif type_name == "float":
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            return float(value)
+    elif type_name == "bool":
+        if isinstance(value, bool):
+            return value
+    elif type_name == "date":
+        if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
+            return value
+    elif type_name == "datetime" and isinstance(value, datetime.datetime):
+        return value if value.tzinfo is None else None
+    return None
+
+
+class DatasetTable:
+    """One dataset type's table on one database: its statements and value conversions."""
+
+    def __init__(self, definition: DatasetTypeDef, table: sa.Table, dialect: sa.Dialect) -> None:
+        self.definition = definition
+        self.name = definition.name
+        self.keys = definition.keys
+        self.table = table
+        self._types = dict(zip(definition.keys, definition.types, strict=True))
+        self._columns = dict(zip(definition.keys, definition.columns, strict=True))
+        native = dialect.name != "sqlite"  # psycopg adapts dates, datetimes and bools itself
+        self._bind: dict[str, _Processor] = {}
+        self._result: list[_Processor] = []
+        for key in self.keys:
+            impl = table.c[self._columns[key]].type.dialect_impl(dialect)
+            self._bind[key] = None if native else impl.bind_processor(dialect)
+            self._result.append(None if native else impl.result_processor(dialect, None))
+        self._plain_results = not any(self._result)
+        self._binds = [self._bind[key] for key in self.keys]
+        self._plain_binds = not any(self._binds)
+        preparer = dialect.identifier_preparer
+        self._placeholder = "?" if dialect.paramstyle == "qmark" else "%s"
+        self._quoted = {key: preparer.quote_identifier(self._columns[key]) for key in self.keys}
+        self._from = preparer.quote_identifier(definition.table_name)
+        self._order = ", ".join(self._quoted[key] for key in self.keys)
+        self.find_sql = f"SELECT path FROM {self._from}{self._where(self.keys)}"
+        self._where_cache: dict[tuple[str, ...], str] = {}
+        self.insert_stmt, self.replace_stmt = insert_statements(self, dialect)
+
+    @classmethod
+    def build(cls, definition: DatasetTypeDef, dialect: sa.Dialect) -> DatasetTable:
+        return cls(definition, build_table(definition, sa.MetaData()), dialect)
+
+    # ---- values in -------------------------------------------------------------------------
+
+    def find_params(self, data_id: Mapping[str, Value]) -> list[Any]:
+        """Bound values of ``find_sql``; raises (anything) if ``data_id`` does not fit exactly."""
+        if len(data_id) != len(self.keys):
+            raise KeyError("wrong number of keys")
+        if self._plain_binds:
+            return [data_id[key] for key in self.keys]
+        return [
+            data_id[key] if proc is None else proc(data_id[key])
+            for key, proc in zip(self.keys, self._binds, strict=True)
+        ]
+
+    def check_complete(self, data_id: Mapping[str, object]) -> dict[str, Value]:
+        """``data_id`` with every value checked; RegistryError unless it has exactly the keys."""
+        if not isinstance(data_id, Mapping):
+            raise RegistryError(
+                f"data ID for dataset type {self.name!r} must be a mapping, not {data_id!r}"
+            )
+        missing = [key for key in self.keys if key not in data_id]
+        if missing:
+            raise RegistryError(
+                f"data ID {format_data_id(data_id)} for dataset type {self.name!r} is missing "
+                f"key(s) {', '.join(missing)}; its keys are {self._key_list()}"
+            )
+        checked = self.check_partial(data_id)
+        return {key: checked[key] for key in self.keys}
+
+    def check_partial(self, partial: Mapping[str, object]) -> dict[str, Value]:
+        """``partial`` with every value checked; RegistryError for unknown keys or bad values."""
+        if not isinstance(partial, Mapping):
+            raise RegistryError(
+                f"data ID for dataset type {self.name!r} must be a mapping, not {partial!r}"
+            )
+        checked: dict[str, Value] = {}
+        for key, value in partial.items():
+            type_name = self._types.get(key)
+            if type_name is None:
+                raise RegistryError(
+                    f"unknown key {key!r} in data ID {format_data_id(partial)} for dataset type "
+                    f"{self.name!r}; its keys are {self._key_list()}"
+                )
+            coerced = _coerce(type_name, value)
+            if coerced is None:
+                what = _DESCRIPTIONS[type_name]
+                raise RegistryError(
+                    f"key {key!r} of dataset type {self.name!r} must be {what}, "
+                    f"not {value!r} ({type(value).__name__})"
+                )
+            checked[key] = coerced
+        return checked
+
+    def row(self, data_id: Mapping[str, object], path: object) -> dict[str, Any]:
+        """The column values of one insert (without ``run`` and ``created``)."""
+        checked = self.check_complete(data_id)
+        values: dict[str, Any] = {self._columns[key]: checked[key] for key in self.keys}
+        if not self.keys:
+            values["_singleton"] = 1
+        values["path"] = self._check_path(path, checked)
+        return values
+
+    def key_columns(self) -> list[sa.Column[Any]]:
+        """The columns the UNIQUE constraint covers."""
+        if not self.keys:
+            return [self.table.c["_singleton"]]
+        return [self.table.c[self._columns[key]] for key in self.keys]
+
+    def match(self, checked: Mapping[str, Value]) -> sa.ColumnElement[bool]:
+        """A WHERE clause (SQLAlchemy) equal on every key of ``checked``."""
+        columns = self.table.c
+        return sa.and_(
+            sa.true(), *(columns[self._columns[key]] == value for key, value in checked.items())
+        )
+
+    def _check_path(self, path: object, data_id: Mapping[str, Value]) -> str:
+        if (
+            not isinstance(path, str)
+            or not path
+            or path.startswith("/")
+            or "\\" in path
+            or ".." in path.split("/")
+        ):
+            raise RegistryError(
+                f"dataset {self.name!r} {format_data_id(data_id)}: path {path!r} must be a "
+                "non-empty relative POSIX path without '..' segments"
+            )
+        return path
+
+    def _key_list(self) -> str:
+        return ", ".join(self.keys) if self.keys else "(none)"
+
+    # ---- SQL for the raw read path -----------------------------------------------------------
+
+    def _where(self, keys: tuple[str, ...]) -> str:
+        if not keys:
+            return ""
+        return " WHERE " + " AND ".join(f"{self._quoted[k]} = {self._placeholder}" for k in keys)
+
+    def where(self, checked: Mapping[str, Value]) -> tuple[str, list[Any]]:
+        """`` WHERE ...`` and its bound values for checked partial values."""
+        keys = tuple(checked)
+        sql = self._where_cache.get(keys)
+        if sql is None:
+            sql = self._where_cache[keys] = self._where(keys)
+        params = []
+        for key in keys:
+            proc = self._bind[key]
+            params.append(checked[key] if proc is None else proc(checked[key]))
+        return sql, params
+
+    def select_keys_sql(self, where: str, limit: int | None, *, path: bool = False) -> str:
+        """Every key (and optionally ``path``) of matching rows, ordered by the keys."""
+        columns = [self._quoted[key] for key in self.keys]
+        if path:
+            columns.append("path")
+        sql = f"SELECT {', '.join(columns) or '1'} FROM {self._from}{where}"
+        if self.keys:
+            sql += f" ORDER BY {self._order}"
+        if limit is not None:
+            sql += f" LIMIT {int(limit):d}"
+        return sql
+
+    def select_values_sql(self, key: str, where: str) -> str:
+        column = self._quoted[key]
+        return f"SELECT DISTINCT {column} FROM {self._from}{where} ORDER BY {column}"
+
+    def count_sql(self, where: str) -> str:
+        return f"SELECT COUNT(*) FROM {self._from}{where}"
+
+    # ---- values out --------------------------------------------------------------------------
+
+    def data_id(self, row: Any) -> dict[str, Value]:
+        """A data ID dict from the leading key columns of a result row."""
+        if self._plain_results:
+            return dict(zip(self.keys, row, strict=False))
+        return {
+            key: value if proc is None else proc(value)
+            for key, value, proc in zip(self.keys, row, self._result, strict=False)
+        }
+
+    def value(self, key: str, raw: Any) -> Value:
+        """One key's value from a result column."""
+        proc = self._result[self.keys.index(key)]
+        return raw if proc is None else proc(raw)  # type: ignore[no-any-return]
+
+
+def dialect_insert(table: sa.Table, dialect: sa.Dialect) -> Any:
+    """An INSERT that supports ``ON CONFLICT`` on this database."""
+    if dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table)
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+    return pg_insert(table)
+
+
+def insert_statements(table: DatasetTable, dialect: sa.Dialect) -> tuple[Any, Any]:
+    """``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` and the upserting variant."""
+    targets = table.key_columns()
+    insert = dialect_insert(table.table, dialect)
+    ignore = insert.on_conflict_do_nothing(index_elements=targets).returning(table.table.c.id)
+    upsert = insert.on_conflict_do_update(
+        index_elements=targets,
+        set_={
+            "path": insert.excluded.path,
+            "run": insert.excluded.run,
+            "created": insert.excluded.created,
+        },
+    ).returning(table.table.c.id)
+    return ignore, upsert

@@ -1,0 +1,94 @@
+"""Where dataset files live: a local folder, written atomically.
+
+A write goes to a hidden temporary file in the destination folder, is flushed
+and fsynced, and only then renamed over the final name, so a reader (or a
+process that dies mid-write) never sees half a file. Temporary names start with
+``.`` and end with ``.butler-tmp``, so ``verify`` can find any left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from .errors import InvalidDataIdError, RepositoryError
+
+__all__ = ["TEMP_SUFFIX", "LocalStorage"]
+
+TEMP_SUFFIX = ".butler-tmp"
+
+
+@dataclass(frozen=True)
+class LocalStorage:
+    """Dataset files under one root folder, addressed by relative POSIX paths."""
+
+    root: Path
+
+    def absolute(self, relative: str) -> Path:
+        """The file for a stored path; absolute stored paths (imported trees) stay as they are."""
+        if relative.startswith("/"):
+            return Path(relative)
+        return self.root / relative
+
+    def checked(self, relative: str) -> Path:
+        """The file a new dataset is written to; refuses paths that leave the root."""
+        parts = PurePosixPath(relative).parts
+        if not parts or relative.startswith("/") or ".." in parts or "\0" in relative:
+            raise InvalidDataIdError(
+                f"path {relative!r} would leave the repository {self.root}; "
+                "check the data ID values that fill its template"
+            )
+        return self.root / relative
+
+    def uri(self, relative: str) -> str:
+        return self.absolute(relative).absolute().as_uri()
+
+    def temporary_for(self, target: Path) -> Path:
+        """A fresh hidden temporary name beside ``target``."""
+        return target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}{TEMP_SUFFIX}")
+
+    def write(self, target: Path, writer: Callable[[Path], None]) -> Path:
+        """Write through ``writer`` into a fsynced temporary beside ``target``; the temporary.
+
+        The caller renames it into place with :meth:`publish` (or removes it
+        with :meth:`discard`) once the registry has the record.
+        """
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise RepositoryError(
+                f"cannot create folder {target.parent}: {error.strerror}"
+            ) from None
+        temporary = self.temporary_for(target)
+        try:
+            writer(temporary)
+            descriptor = os.open(temporary, os.O_RDONLY)
+            try:
+                os.fsync(descriptor)
+            finally:
+                os.close(descriptor)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+        return temporary
+
+    @staticmethod
+    def publish(temporary: Path, target: Path) -> None:
+        os.replace(temporary, target)
+
+    @staticmethod
+    def discard(path: Path) -> None:
+        path.unlink(missing_ok=True)
+
+    def walk(self, skip: frozenset[str] = frozenset()) -> Iterator[str]:
+        """Every file below the root as a relative POSIX path, in sorted order."""
+        for folder, subfolders, files in os.walk(self.root):
+            subfolders.sort()
+            relative_folder = Path(folder).relative_to(self.root)
+            for name in sorted(files):
+                relative = (relative_folder / name).as_posix()
+                if relative not in skip:
+                    yield relative

@@ -11,7 +11,8 @@ import pytest
 from astropy.io import fits
 from astropy.table import Table
 from butler.errors import FormatError
-from butler.formatters import BBox, FitsFormatter, Image
+from butler.formatters import BBox, Image
+from butler.formatters.fits import FitsFormatter
 
 FMT = FitsFormatter()
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from astropy.table import Table
 from butler.errors import FormatError
-from butler.formatters import BBox, Hdf5Formatter, Image
+from butler.formatters import BBox, Image
+from butler.formatters.hdf5 import Hdf5Formatter
 
 FMT = Hdf5Formatter()
 

@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from butler.errors import FormatError
-from butler.formatters import BBox, FitsFormatter, Formatter, Hdf5Formatter, Image
+from butler.formatters import BBox, Formatter, Image
+from butler.formatters.fits import FitsFormatter
+from butler.formatters.hdf5 import Hdf5Formatter
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp

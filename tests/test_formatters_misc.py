@@ -15,19 +15,14 @@ import pytest
 from astropy import units as u
 from astropy.table import Table
 from butler.errors import FormatError
-from butler.formatters import (
-    BBox,
-    EcsvFormatter,
-    FitsFormatter,
-    Formatter,
-    FormatterRegistry,
-    Hdf5Formatter,
-    Image,
-    JsonFormatter,
-    PickleFormatter,
-    TextFormatter,
-    YamlFormatter,
-)
+from butler.formatters import BBox, Formatter, FormatterRegistry, Image
+from butler.formatters.ecsv import EcsvFormatter
+from butler.formatters.fits import FitsFormatter
+from butler.formatters.hdf5 import Hdf5Formatter
+from butler.formatters.json_format import JsonFormatter
+from butler.formatters.pickle_format import PickleFormatter
+from butler.formatters.text import TextFormatter
+from butler.formatters.yaml_format import YamlFormatter
 
 DOC = {"name": "HSC", "ccds": [0, 1, 2], "gain": 3.25, "ok": True, "none": None, "ünï": "çødé"}
 

@@ -48,13 +48,6 @@ from importlib.metadata import EntryPoint, entry_points
 
 from ..errors import FormatError
 from .base import Formatter
-from .ecsv import EcsvFormatter
-from .fits import FitsFormatter
-from .hdf5 import Hdf5Formatter
-from .json_format import JsonFormatter
-from .pickle_format import PickleFormatter
-from .text import TextFormatter
-from .yaml_format import YamlFormatter
 
 __all__ = ["ENTRY_POINT_GROUP", "FormatterRegistry"]
 
@@ -62,17 +55,30 @@ __all__ = ["ENTRY_POINT_GROUP", "FormatterRegistry"]
 ENTRY_POINT_GROUP = "butler.formatters"
 
 
-def builtin_formatters() -> tuple[Formatter, ...]:
-    """One instance of each built-in formatter."""
-    return (
-        FitsFormatter(),
-        Hdf5Formatter(),
-        YamlFormatter(),
-        JsonFormatter(),
-        EcsvFormatter(),
-        TextFormatter(),
-        PickleFormatter(),
+#: The built-in formatters, loaded like plug-ins: a module is imported (with
+#: astropy or h5py behind it) only when a dataset of its format is first used.
+BUILTINS = {
+    "fits": "butler.formatters.fits:FitsFormatter",
+    "hdf5": "butler.formatters.hdf5:Hdf5Formatter",
+    "yaml": "butler.formatters.yaml_format:YamlFormatter",
+    "json": "butler.formatters.json_format:JsonFormatter",
+    "ecsv": "butler.formatters.ecsv:EcsvFormatter",
+    "text": "butler.formatters.text:TextFormatter",
+    "pickle": "butler.formatters.pickle_format:PickleFormatter",
+}
+
+
+def builtin_entry_points() -> tuple[EntryPoint, ...]:
+    """The built-in formatters as entry points, so they load on first use."""
+    return tuple(
+        EntryPoint(name=name, value=value, group=ENTRY_POINT_GROUP)
+        for name, value in BUILTINS.items()
     )
+
+
+def builtin_formatters() -> tuple[Formatter, ...]:
+    """One instance of each built-in formatter (imports every format's library)."""
+    return tuple(_load(ep) for ep in builtin_entry_points())
 
 
 class FormatterRegistry:
@@ -95,7 +101,7 @@ class FormatterRegistry:
     @classmethod
     def default(cls, *, group: str = ENTRY_POINT_GROUP) -> FormatterRegistry:
         """The built-ins plus the formatters installed packages advertise in ``group``."""
-        return cls(builtin_formatters(), plugins=entry_points(group=group))
+        return cls(plugins=(*builtin_entry_points(), *entry_points(group=group)))
 
     def register(self, formatter: Formatter, *, replace: bool = False) -> None:
         """Add ``formatter`` under its ``name``; an existing name needs ``replace=True``."""

@@ -582,3 +582,15 @@ def test_a_path_both_templates_match_is_found(
     path = render_example(a, values)
     if re.fullmatch(path_regex(b, POOL), path):
         assert find_collision(a, POOL, b, POOL) is not None
+
+
+def test_touching_fields_that_start_with_different_characters_split_one_way() -> None:
+    shapes = {
+        "tract": KeyShape("int", minimum=0),
+        "subdir": KeyShape("str", pattern=r"(/[^/]+)*", allow_slash=True),
+        "filter": KeyShape("str"),
+        "subfilter": KeyShape("int"),
+    }
+    assert ambiguity(parse_template("plots/tract-{tract}{subdir}/p.png"), shapes) is None
+    template = parse_template("dcrCoadd/{filter}{subfilter}of3/x.fits")
+    assert ambiguity(template, shapes) == template.fields

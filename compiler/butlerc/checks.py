@@ -20,7 +20,7 @@ from .templates import (
     Template,
     TemplateSyntaxError,
     ambiguity,
-    find_collision,
+    find_collisions,
     parse_template,
     spec_problem,
 )
@@ -572,7 +572,7 @@ class _Checker:
             self.error(
                 "BC005",
                 f"template cannot be parsed back: '{{{first.key}}}' and '{{{second.key}}}' touch, "
-                f"and '{first.key}' has no fixed width",
+                f"and a value of '{first.key}' can run into one of '{second.key}'",
                 _field_span(literal, first),
                 f"put a separator between them, e.g. '{{{first.key}}}-{{{second.key}}}'",
             )
@@ -639,39 +639,32 @@ class _Checker:
     # ---- across dataset types
     def check_collisions(self) -> None:
         templates = self.result.templates
-        names = list(templates)
-        shapes = {n: self.shapes(templates[n].keys) for n in names}
         declared: set[frozenset[str]] = set()
-        for name in names:
+        for name in templates:
             for other in self.instrument.datasets[name].shares or ():
                 declared.add(frozenset((name, other.value)))
-        for i, first in enumerate(names):
-            for second in names[i + 1 :]:
-                witness = find_collision(
-                    templates[first], shapes[first], templates[second], shapes[second]
-                )
-                if witness is None:
-                    continue
-                later = self.instrument.datasets[second]
-                earlier = self.instrument.datasets[first]
-                assert later.template is not None and earlier.template is not None
-                if frozenset((first, second)) in declared:
-                    self.warning(
-                        "BC103",
-                        f"dataset types '{first}' and '{second}' share paths (declared), "
-                        f"e.g. '{witness}'",
-                        later.template.span,
-                    )
-                    continue
-                self.error(
-                    "BC006",
-                    f"dataset types '{first}' and '{second}' can render the same path, "
+        items = [(name, t, self.shapes(t.keys)) for name, t in templates.items()]
+        for first, second, witness in find_collisions(items):
+            later = self.instrument.datasets[second]
+            earlier = self.instrument.datasets[first]
+            assert later.template is not None and earlier.template is not None
+            if frozenset((first, second)) in declared:
+                self.warning(
+                    "BC103",
+                    f"dataset types '{first}' and '{second}' share paths (declared), "
                     f"e.g. '{witness}'",
                     later.template.span,
-                    f"make the templates differ, or declare 'shares path with {first}' "
-                    "if the sharing is intended",
-                    Note(f"template of '{first}'", earlier.template.span),
                 )
+                continue
+            self.error(
+                "BC006",
+                f"dataset types '{first}' and '{second}' can render the same path, "
+                f"e.g. '{witness}'",
+                later.template.span,
+                f"make the templates differ, or declare 'shares path with {first}' "
+                "if the sharing is intended",
+                Note(f"template of '{first}'", earlier.template.span),
+            )
 
     def check_widths(self) -> None:
         uses: dict[str, dict[str, tuple[str, Span]]] = {}

@@ -69,15 +69,22 @@ class _Str:
         joined = self.render()
         if _width(joined) <= width:
             return [joined]
-        chunks: list[list[_Unit]] = []
-        current: list[_Unit] = []
-        for unit in self.units:
-            if current and _width(self.render([*current, unit])) > width:
-                cut = _last_break(current)
-                chunks.append(current[:cut])
-                current = current[cut:]
-            current.append(unit)
-        chunks.append(current)
+        chunks: list[Sequence[_Unit]] = []
+        rest: Sequence[_Unit] = self.units
+        while _width(self.render(rest)) > width and len(rest) > 1:
+            # The longest prefix that still fits (at least one unit), found by bisection:
+            # a longer prefix never renders shorter.
+            low, high = 1, len(rest) - 1
+            while low < high:
+                middle = (low + high + 1) // 2
+                if _width(self.render(rest[:middle])) <= width:
+                    low = middle
+                else:
+                    high = middle - 1
+            cut = _last_break(rest[:low])
+            chunks.append(rest[:cut])
+            rest = rest[cut:]
+        chunks.append(rest)
         return [self.render(chunk) for chunk in chunks]
 
 

@@ -37,9 +37,14 @@ def schema() -> dict[str, Any]:
     return result
 
 
+@functools.cache
+def _validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(schema())
+
+
 def validate(ir: dict[str, Any]) -> None:
     """Raise ``jsonschema.ValidationError`` unless ``ir`` follows the schema."""
-    jsonschema.Draft202012Validator(schema()).validate(ir)
+    _validator().validate(ir)
 
 
 def dumps(ir: dict[str, Any]) -> str:

@@ -749,35 +749,76 @@ def path_regex(template: Template, shapes: Mapping[str, KeyShape]) -> str:
     return _emit(_template_node(template, shapes))
 
 
-def _fixed_width(field: Field, shape: KeyShape) -> bool:
-    """Whether the rendered values of ``field`` end where they must (a prefix-free language)."""
-    if shape.choices is not None:
-        rendered = {_render_value(v, field.spec) for v in shape.choices}
-        return not any(a != b and b.startswith(a) for a in rendered for b in rendered)
-    if shape.type == "bool" or shape.type == "date":
+def _extension_chars(nfa: _Nfa) -> Ranges:
+    """Characters ``c`` such that some word ``x`` and some longer ``x·c·…`` are both accepted.
+
+    Runs the automaton twice side by side over the same input: wherever one copy accepts,
+    the moves the other copy can still make are extensions.
+    """
+    seen, queue = {(0, 0)}, deque([(0, 0)])
+    found: list[Ranges] = []
+    while queue:
+        p, q = queue.popleft()
+        if p in nfa.accepting:
+            found.extend(ranges for ranges, _ in nfa.moves[q])
+        for ranges_p, target_p in nfa.moves[p]:
+            for ranges_q, target_q in nfa.moves[q]:
+                if (target_p, target_q) not in seen and _intersect(ranges_p, ranges_q):
+                    seen.add((target_p, target_q))
+                    queue.append((target_p, target_q))
+    return _union(*found)
+
+
+def _has_one_length(nfa: _Nfa) -> bool:
+    """Whether every word the automaton accepts has the same length (no loop may be taken)."""
+    layer = {0}
+    lengths = 0
+    for _ in range(len(nfa.moves) + 1):
+        if layer & nfa.accepting:
+            lengths += 1
+        layer = {target for state in layer for _, target in nfa.moves[state]}
+        if not layer:
+            return lengths == 1
+    return False  # still moving after more steps than states: a loop, so many lengths
+
+
+def _touching_split_is_determined(
+    first: Field, first_shape: KeyShape, second: Field, second_shape: KeyShape
+) -> bool:
+    """Whether ``{first}{second}`` splits one way only.
+
+    If two splits ``x·y = x'·y'`` existed with ``x`` shorter, ``x'`` would continue ``x``
+    with a character that also starts ``y``; so it is enough that no character can both
+    extend a value of the first field and start a value of the second. A fixed-width or
+    prefix-free first field (zero-padded int kept in its width by its range, choices of
+    one length, bool, date) extends by nothing, whatever follows. Symmetrically, when
+    every value of the second field has one length, ``y`` and ``y'`` have the same
+    length, so ``x = x'`` (``{filter}{subfilter}`` with ``subfilter`` in 0..9).
+    """
+    extend = _extension_chars(_nfa(_field_node(first, first_shape)))
+    if not extend:
         return True
-    if shape.type == "datetime":
-        return field.spec != ""
-    if shape.type == "int" and isinstance(shape.minimum, int) and isinstance(shape.maximum, int):
-        low, high = shape.minimum, shape.maximum
-        probes = {low, high} | {v for v in (0, -1) if low <= v <= high}
-        return len({len(format(v, field.spec)) for v in probes}) == 1
-    return False
+    if _has_one_length(_nfa(_field_node(second, second_shape))):
+        return True
+    start = _union(*(ranges for ranges, _ in _nfa(_field_node(second, second_shape)).moves[0]))
+    return not _intersect(extend, start)
 
 
 def ambiguity(template: Template, shapes: Mapping[str, KeyShape]) -> tuple[Field, Field] | None:
-    """The first two touching fields whose split is not determined (the first is not fixed-width).
+    """The first two touching fields (no text between them) that can split more than one way.
 
-    "Fixed width" is generalised to prefix-free: no rendered value is a proper prefix of
-    another (a zero-padded int whose range keeps it in its width, choices of one length,
-    a bool, a date, a datetime with a strftime spec).
+    ``{a}{b}`` with two free str keys is ambiguous; ``{v:07d}{c:03d}`` with ranges that keep
+    both in their widths is not, and neither is ``{tract}{subdir}`` when ``subdir`` always
+    starts with "/", which an int never contains.
     """
     segments = template.segments
     for first, second in itertools.pairwise(segments):
         if (
             isinstance(first, Field)
             and isinstance(second, Field)
-            and not _fixed_width(first, _shape(shapes, first.key))
+            and not _touching_split_is_determined(
+                first, _shape(shapes, first.key), second, _shape(shapes, second.key)
+            )
         ):
             return first, second
     return None

@@ -140,6 +140,10 @@ def read_config(root: Path) -> RepositoryConfig:
         lines = []
         for error in errors:
             location = list(error.absolute_path)
+            if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+                known = set(error.schema.get("properties", {}))
+                extra = sorted(k for k in error.instance if k not in known)
+                location += extra[:1]  # point at the unexpected field itself
             line = _line_of(node, location)
             where = f"{path}:{line}" if line else str(path)
             field_name = ".".join(str(p) for p in location) or "(top level)"

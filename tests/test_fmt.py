@@ -160,20 +160,26 @@ def test_crlf_line_ends() -> None:
 def test_tokens_are_kept_as_written() -> None:
     source = 'shared s { key v: float in -1_0.5_0..+2.0e3 matches r"\\d\\" doc "a\\"b\\\\" }'
     assert fmt(source) == (
-        'shared s {\n    key v: float in -1_0.5_0..+2.0e3 matches r"\\d\\" doc "a\\"b\\\\"\n}\n'
+        'shared s {\n    key v: float in -1_0.5_0..+2.0e3 matches r"\\d\\"\n'
+        '        doc "a\\"b\\\\"\n}\n'
     )
 
 
-def test_comment_inside_a_key_moves_after_it() -> None:
+def test_comments_of_a_documented_key_stay_on_its_lines() -> None:
     source = 'shared s {\n    key a: int  # one\n        doc "a"  # two\n    key b: int\n}\n'
+    assert fmt(source) == source
+
+
+def test_comment_inside_a_key_moves_after_it() -> None:
+    source = 'shared s {\n    key a: int  # one\n    in 0..1  # two\n  # three\n    key b: int\n}\n'
     assert fmt(source) == (
-        'shared s {\n    key a: int doc "a"  # one\n    # two\n    key b: int\n}\n'
+        'shared s {\n    key a: int in 0..1  # one\n    # two\n    # three\n    key b: int\n}\n'
     )
 
 
 def test_comment_inside_the_last_key_stays_in_its_block() -> None:
-    source = 'shared s {\n    key a: int  # one\n        doc "a"  # two\n}\n'
-    assert fmt(source) == 'shared s {\n    key a: int doc "a"  # one\n    # two\n}\n'
+    source = 'shared s {\n    key a: int  # one\n        in 0..1  # two\n}\n'
+    assert fmt(source) == 'shared s {\n    key a: int in 0..1  # one\n    # two\n}\n'
 
 
 def test_comments_move_with_reordered_clauses() -> None:

@@ -8,7 +8,8 @@ to the same tree, clause order aside. The layout:
   per line; ``{`` ends the line that opens a block, ``}`` stands on its own line
   (an empty block without comments is written ``{}``).
 - One-line statements are printed on one line with single spaces between their
-  parts: ``key visit: int in 0..9_999_999 alias visitId doc "..."``,
+  parts: ``key visit: int in 0..9_999_999 alias visitId``, except that a key's
+  ``doc`` goes on the next line, indented one level further;
   ``keys a, b, c`` (``keys ()``), ``"g" -> "HSC-G"``, ``table t(a: int, b: str) from "t.csv"``.
   A table with rows is a block; its ``doc`` follows the ``}``.
 - Clause order is canonical (the sort is stable, so repeated clauses keep their
@@ -148,6 +149,25 @@ def _key(kids: Sequence[Node]) -> str:
     return f"key {name}: {_text(type_)}" + "".join(
         " " + _text(c) for c in _ordered(clauses, _KEY_ORDER)
     )
+
+
+def _spans_lines(node: Tree[Token], lines: Sequence[str]) -> bool:
+    """Whether a member takes several lines, a documented key's ``doc`` line aside."""
+    return len(lines) > (2 if _key_and_doc(node) is not None else 1)
+
+
+def _key_and_doc(node: Tree[Token]) -> tuple[str, str] | None:
+    """A documented key (or ``override key``) split into its declaration and its ``doc``."""
+    prefix = ""
+    if node.data == "override":
+        node, prefix = _tree(node.children[0]), "override "
+    if node.data != "key":
+        return None
+    docs = [c for c in node.children[2:] if _tree(c).data == "doc"]
+    if len(docs) != 1:
+        return None
+    rest = [c for c in node.children if c is not docs[0]]
+    return prefix + _key(rest), _text(docs[0])
 
 
 def _table(kids: Sequence[Node]) -> str:
@@ -310,8 +330,8 @@ class _Printer:
         out: list[str] = []
         for i, (group, lines) in enumerate(zip(groups, rendered, strict=True)):
             forced = i > 0 and (
-                len(lines) > 1
-                or len(rendered[i - 1]) > 1
+                _spans_lines(group.node, lines)
+                or _spans_lines(groups[i - 1].node, rendered[i - 1])
                 or (top and not group.node.data == groups[i - 1].node.data == "include")
             )
             items: list[tuple[bool, _Comment | None]] = [*group.leading, (group.blank, None)]
@@ -341,6 +361,13 @@ class _Printer:
         if _is_block(node):
             return self.block(node, inner, trailing, depth)
         extra = sorted([*inner, *trailing], key=lambda c: c.pos)
+        documented = _key_and_doc(node)
+        if documented is not None:
+            declaration, doc = documented
+            return [
+                _trailing(_INDENT * depth + declaration, extra),
+                _trailing(_INDENT * (depth + 1) + doc, extra[1:]),
+            ], extra[2:]
         return [_trailing(_INDENT * depth + _text(node), extra)], extra[1:]
 
     def block(

@@ -171,15 +171,15 @@ def test_comments_of_a_documented_key_stay_on_its_lines() -> None:
 
 
 def test_comment_inside_a_key_moves_after_it() -> None:
-    source = 'shared s {\n    key a: int  # one\n    in 0..1  # two\n  # three\n    key b: int\n}\n'
+    source = "shared s {\n    key a: int  # one\n    in 0..1  # two\n  # three\n    key b: int\n}\n"
     assert fmt(source) == (
-        'shared s {\n    key a: int in 0..1  # one\n    # two\n    # three\n    key b: int\n}\n'
+        "shared s {\n    key a: int in 0..1  # one\n    # two\n    # three\n    key b: int\n}\n"
     )
 
 
 def test_comment_inside_the_last_key_stays_in_its_block() -> None:
-    source = 'shared s {\n    key a: int  # one\n        in 0..1  # two\n}\n'
-    assert fmt(source) == 'shared s {\n    key a: int in 0..1  # one\n    # two\n}\n'
+    source = "shared s {\n    key a: int  # one\n        in 0..1  # two\n}\n"
+    assert fmt(source) == "shared s {\n    key a: int in 0..1  # one\n    # two\n}\n"
 
 
 def test_comments_move_with_reordered_clauses() -> None:

@@ -1,0 +1,227 @@
+"""Properties of calibration lookups, on SQLite and PostgreSQL (hypothesis).
+
+Each example certifies, supersedes and decertifies toycam biases (no resolve rule)
+or flats (``resolve latest``) on a grid of days, keeps a model of what should be
+current, and checks every lookup against it:
+
+* a returned calibration's valid range contains the observation time;
+* a lookup ``as_of`` before a certification never sees it;
+* certify, then decertify, then a lookup ``as_of`` between the two returns it;
+* a lookup never picks one of several valid calibrations without a declared rule.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from butler.butler import Butler
+from butler.calibrations import Certification
+from butler.errors import AmbiguousCalibrationError, CalibrationNotFoundError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+DAY0 = datetime.datetime(2024, 1, 1)
+TICK = datetime.timedelta(microseconds=1)
+CALIBS = 4  # calibDate = DAY0 + i days, i < CALIBS
+SETTINGS = settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+def day(n: int) -> datetime.datetime:
+    return DAY0 + datetime.timedelta(days=n)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest) -> str | None:
+    if request.param == "sqlite":
+        return None
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def toy(tmp_path: Path, backend: str | None) -> Iterator[Butler]:
+    """A toycam repository holding bias and flat records (no files) for detector 1, filter g."""
+    with Butler.create(tmp_path / "toy", mapper="toycam", registry=backend) as butler:
+        for name in ("bias", "flat"):
+            butler._ensure_registered(butler._plan(name))
+            for i in range(CALIBS):
+                data_id = butler.mapper.normalize(
+                    calibDate=day(i).date(),
+                    detector=1,
+                    **({"filter": "g"} if name == "flat" else {}),
+                )
+                record = {k: data_id[k] for k in butler.mapper.keys(name)}
+                butler.registry.insert(name, record, butler.mapper.path(name, data_id))
+        yield butler
+
+
+def reset(butler: Butler) -> None:
+    """Forget every certification (test housekeeping between hypothesis examples)."""
+    with butler.registry.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM calib_cert"))
+
+
+def calib(name: str, i: int) -> dict[str, object]:
+    return {
+        "calibDate": day(i).date(),
+        "detector": 1,
+        **({"filter": "g"} if name == "flat" else {}),
+    }
+
+
+@dataclass
+class Op:
+    kind: str  # "certify", "supersede", "decertify"
+    calib: int
+    start: int
+    length: int | None  # days; None = open-ended
+
+
+ops = st.lists(
+    st.builds(
+        Op,
+        st.sampled_from(["certify", "certify", "supersede", "decertify"]),
+        st.integers(0, CALIBS - 1),
+        st.integers(0, 12),
+        st.one_of(st.none(), st.integers(1, 6)),
+    ),
+    min_size=1,
+    max_size=8,
+)
+moments = st.lists(st.integers(-1, 20 * 4), min_size=1, max_size=6)  # quarter days
+
+
+def run(butler: Butler, name: str, script: list[Op]) -> list[Certification]:
+    """Apply ``script``; every certification made (refused overlaps are skipped)."""
+    made: list[Certification] = []
+    for op in script:
+        start = day(op.start)
+        end = None if op.length is None else day(op.start + op.length)
+        if op.kind == "decertify":
+            with contextlib.suppress(CalibrationNotFoundError):
+                butler.decertify(name, calib(name, op.calib), start, end)
+            continue
+        try:
+            made.append(
+                butler.certify(
+                    name, calib(name, op.calib), start, end, supersede=op.kind == "supersede"
+                )
+            )
+        except AmbiguousCalibrationError as error:
+            assert name == "bias" and op.kind == "certify", error
+    return made
+
+
+def lookup(butler: Butler, name: str, moment: datetime.datetime, as_of: object = None) -> object:
+    keys = {"obsTime": moment, "detector": 1, **({"filter": "g"} if name == "flat" else {})}
+    try:
+        return butler.find_calibration(name, keys, as_of=as_of)
+    except (CalibrationNotFoundError, AmbiguousCalibrationError) as error:
+        return error
+
+
+@pytest.mark.parametrize("name", ["bias", "flat"])
+@SETTINGS
+@given(script=ops, quarters=moments)
+def test_a_found_calibration_is_valid_at_the_observation_time(
+    toy: Butler, name: str, script: list[Op], quarters: list[int]
+) -> None:
+    reset(toy)
+    run(toy, name, script)
+    current = toy.calibration_history(name, include_closed=False)
+    for q in quarters:
+        moment = DAY0 + datetime.timedelta(hours=6 * q)
+        valid = [c for c in current if c.valid_at(moment)]
+        result = lookup(toy, name, moment)
+        if not valid:
+            assert isinstance(result, CalibrationNotFoundError)
+            continue
+        if name == "bias":
+            # overlaps are refused at certify time: at most one is valid
+            assert len(valid) == 1
+        assert not isinstance(result, Exception), result
+        ref = result
+        assert ref.certification.valid_at(moment)  # type: ignore[attr-defined]
+        expected = max(valid, key=lambda c: (c.recorded_from, c.id))
+        assert ref.certification.id == expected.id  # type: ignore[attr-defined]
+        bulk = toy.find_calibrations(name, [{"obsTime": moment, "detector": 1, "filter": "g"}])
+        assert bulk[0] is not None and bulk[0].certification.id == expected.id
+
+
+@pytest.mark.parametrize("name", ["bias", "flat"])
+@SETTINGS
+@given(script=ops)
+def test_as_of_before_a_certification_never_sees_it(
+    toy: Butler, name: str, script: list[Op]
+) -> None:
+    reset(toy)
+    for certification in run(toy, name, script):
+        result = lookup(toy, name, certification.valid_from, certification.recorded_from - TICK)
+        if not isinstance(result, Exception):
+            assert result.certification.id != certification.id  # type: ignore[attr-defined]
+        # and at the moment it was recorded, it (or a later one) is what the registry held
+        at = lookup(toy, name, certification.valid_from, certification.recorded_from)
+        assert not isinstance(at, CalibrationNotFoundError)
+
+
+@SETTINGS
+@given(
+    i=st.integers(0, CALIBS - 1),
+    start=st.integers(0, 10),
+    length=st.one_of(st.none(), st.integers(1, 5)),
+    probe=st.floats(0, 1),
+)
+def test_certify_decertify_then_as_of_between_returns_it(
+    toy: Butler, i: int, start: int, length: int | None, probe: float
+) -> None:
+    reset(toy)
+    end = None if length is None else day(start + length)
+    made = toy.certify("bias", calib("bias", i), day(start), end)
+    (closed,) = toy.decertify("bias", calib("bias", i))
+    assert closed.recorded_to is not None
+    between = made.recorded_from + (closed.recorded_to - made.recorded_from) * probe
+    between = min(between, closed.recorded_to - TICK)
+    found = toy.find_calibration("bias", obsTime=day(start), detector=1, as_of=between)
+    assert found.certification.id == made.id
+    assert isinstance(lookup(toy, "bias", day(start)), CalibrationNotFoundError)
+    assert isinstance(lookup(toy, "bias", day(start), closed.recorded_to), CalibrationNotFoundError)
+
+
+@SETTINGS
+@given(script=ops, extra=st.integers(0, CALIBS - 1), quarters=moments)
+def test_several_valid_without_a_rule_always_raises(
+    toy: Butler, script: list[Op], extra: int, quarters: list[int]
+) -> None:
+    """Overlaps forced into the table (as a bad import could) are never resolved silently."""
+    from butler.calibrations import for_butler
+
+    reset(toy)
+    run(toy, "bias", script)
+    store = for_butler(toy).store
+    store.certify(
+        "bias",
+        {"calibDate": day(extra).date(), "detector": 1},
+        {"detector": 1},
+        day(0),
+        allow_overlap=True,
+    )
+    current = toy.calibration_history("bias", include_closed=False)
+    for q in quarters:
+        moment = DAY0 + datetime.timedelta(hours=6 * q)
+        valid = [c for c in current if c.valid_at(moment)]
+        result = lookup(toy, "bias", moment)
+        if len(valid) > 1:
+            assert isinstance(result, AmbiguousCalibrationError)
+            for c in valid:
+                assert f"#{c.id}" in str(result)
+        elif valid:
+            assert result.certification.id == valid[0].id  # type: ignore[attr-defined]

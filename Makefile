@@ -25,11 +25,18 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy compiler/butlerc runtime/butler
 
-bench: $(STAMP)
-	$(BIN)/python benchmarks/compile.py
+# Benchmarks run in their own virtualenv: the peer (lsst-daf-butler) ships a
+# `butler` command of its own that would replace ours in .venv.
+BENCH := .venv-bench
+bench:
+	@test -x $(BENCH)/bin/python || $(PYTHON) -m venv $(BENCH)
+	$(BENCH)/bin/python -m pip install --quiet -e '.[test,peers,plot]'
+	$(BENCH)/bin/python benchmarks/compile.py
+	$(BENCH)/bin/python benchmarks/calibrations.py
+	$(BENCH)/bin/python benchmarks/vs_daf_butler.py
 
 docs: $(STAMP)
 	$(BIN)/python -m butlerc.codes --write-docs docs/errors
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) $(BENCH) build *.egg-info .pytest_cache .hypothesis

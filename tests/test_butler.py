@@ -606,3 +606,42 @@ def test_removed_files_and_folders_do_not_leak_outside_the_root(repo: Butler) ->
         repo.remove("note", visit=1, label="../../outside")
     assert outside.read_text() == "secret: 1\n"
     assert set(os.listdir(repo.root.parent)) == {"outside.yaml", "repo"}
+
+
+# ---- transactions ------------------------------------------------------------------------------
+
+
+def test_a_rolled_back_transaction_keeps_removed_files_and_drops_new_ones(repo: Butler) -> None:
+    repo.put({"kept": 1}, "note", visit=1, label="x")
+    repo.put({"kept": 2}, "note", visit=2, label="x")
+    with pytest.raises(RuntimeError, match="abort"), repo.transaction():
+        repo.remove("note", visit=1, label="x")
+        repo.put({"new": 3}, "note", visit=3, label="x")
+        repo.remove("note", visit=2, label="x")
+        repo.put({"again": 2}, "note", visit=2, label="x")  # same data ID, after its remove
+        raise RuntimeError("abort")
+    assert repo.get("note", visit=1, label="x") == {"kept": 1}
+    assert repo.get("note", visit=2, label="x") == {"kept": 2}
+    assert not repo.exists("note", visit=3, label="x")
+    report = repo.verify(read=True)
+    assert report.clean, str(report)
+    assert report.untracked == report.temporaries == ()
+    repo.put({"new": 3}, "note", visit=3, label="x")  # not blocked by a leftover file
+    assert repo.get("note", visit=3, label="x") == {"new": 3}
+
+
+def test_a_committed_transaction_applies_every_put_and_remove(repo: Butler) -> None:
+    repo.put({"old": 1}, "note", visit=1, label="x")
+    repo.put({"old": 2}, "note", visit=2, label="x")
+    with repo.transaction():
+        repo.remove("note", visit=1, label="x")
+        repo.remove("note", visit=2, label="x")
+        repo.put({"new": 2}, "note", visit=2, label="x")
+        repo.put({"new": 3}, "note", visit=3, label="x")
+    assert not repo.exists("note", visit=1, label="x")
+    assert repo.get("note", visit=2, label="x") == {"new": 2}
+    assert repo.get("note", visit=3, label="x") == {"new": 3}
+    report = repo.verify(read=True)
+    assert report.clean, str(report)
+    assert report.untracked == report.temporaries == ()
+    assert files(repo) == ["notes/x/note-000002.yaml", "notes/x/note-000003.yaml"]

@@ -118,8 +118,10 @@ def test_str_values_cannot_escape_the_repository(normalizer: Normalizer, value: 
 
 
 def test_separator_allowed_only_where_declared(normalizer: Normalizer) -> None:
-    assert normalizer.normalize({"subdir": "a/b/c"}) == {"subdir": "a/b/c"}
-    for value in ("a/../b", "/a", ".."):
+    # a key declared allow "/" holds a path fragment spliced into a template
+    for fragment in ("a/b/c", "/a", "/fakesPlots", ""):
+        assert normalizer.normalize({"subdir": fragment}) == {"subdir": fragment}
+    for value in ("a/../b", "..", "a\\b", "a\x00b"):
         with pytest.raises(InvalidDataIdError, match="subdir="):
             normalizer.normalize({"subdir": value})
 

@@ -5,6 +5,8 @@
     butlerc fmt [--check] POLICY...          canonical formatting
     butlerc explain CODE                     the long explanation of a diagnostic code
     butlerc parse POLICY                     print the parse tree (the first stage)
+    butlerc import-gen2 MAPPER.yaml [--base B.yaml ...] [-o OUT.butler]
+                                             convert a Gen2 mapper policy (notes on stderr)
 
 Exit status: 0 success, 1 diagnostics (errors, or files ``fmt --check`` would change),
 2 usage errors. ``--format json`` prints diagnostics as JSON lines for tools.
@@ -190,6 +192,24 @@ def _parse(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import_gen2(args: argparse.Namespace) -> int:
+    from .gen2 import convert
+
+    try:
+        conversion = convert(args.mapper, args.base, name=args.name)
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        print(f"butlerc import-gen2: {error}", file=sys.stderr)
+        return 1
+    for note in conversion.notes:
+        print(f"warning: {note}", file=sys.stderr)
+    if args.output is None:
+        sys.stdout.write(conversion.text)
+    else:
+        _write_atomic(args.output, conversion.text)
+        print(f"{args.mapper}: wrote {args.output}", file=sys.stderr)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="butlerc",
@@ -242,6 +262,21 @@ def _parser() -> argparse.ArgumentParser:
     parse_ = commands.add_parser("parse", help="print a policy's parse tree")
     parse_.add_argument("policy", metavar="POLICY")
     parse_.set_defaults(run=_parse)
+
+    gen2 = commands.add_parser(
+        "import-gen2", help="convert a Gen2 mapper policy (YAML) into the policy language"
+    )
+    gen2.add_argument("mapper", metavar="MAPPER.yaml")
+    gen2.add_argument(
+        "--base",
+        action="append",
+        default=[],
+        metavar="BASE.yaml",
+        help="a policy the mapper is stacked over (repeat; earlier files win, as in Gen2)",
+    )
+    gen2.add_argument("--name", help="the instrument's name (default: from the file name)")
+    gen2.add_argument("-o", "--output", type=Path, metavar="OUT.butler")
+    gen2.set_defaults(run=_import_gen2)
     return parser
 
 

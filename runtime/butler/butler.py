@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .chain import Chain, ParentLike, prepare_parents
 from .config import CONFIG_NAME, RepositoryConfig, read_config, software_versions, write_config
 from .dataid import DataId
+from .dataset_types import runtime_definition
 from .errors import (
     AmbiguousDataIdError,
     ButlerError,
@@ -33,11 +36,17 @@ from .errors import (
     RepositoryError,
 )
 from .formatters import BBox, Formatter, FormatterRegistry, TableInfo
+from .ingest import IngestReport, InstrumentRules, Transfer
 from .loading import load_mapper
 from .mapper import Mapper
+from .overrides import SessionConfig
+from .provenance import Provenance
 from .registry import Registry
 from .spec import DatasetTypeSpec, FormatSpec, Value
 from .storage import TEMP_SUFFIX, LocalStorage
+
+if TYPE_CHECKING:  # calibrations (issue 4): the logic is in calibrations.py
+    from .calibrations import CalibrationRef, Certification
 
 __all__ = ["Butler", "IndexReport", "VerifyReport"]
 
@@ -113,6 +122,16 @@ class VerifyReport:
         return "\n".join(lines)
 
 
+class _FileActions(threading.local):
+    """Per thread: file changes of an open :meth:`Butler.transaction`, settled when it ends."""
+
+    def __init__(self) -> None:
+        self.open = False
+        self.created: list[Path] = []  # new files published: deleted if the transaction rolls back
+        # files of removed datasets, moved aside: deleted once it commits, else moved back
+        self.removed: list[tuple[Path, Path]] = []
+
+
 def _format_data_id(data_id: Mapping[str, Any]) -> str:
     return "{" + ", ".join(f"{k}: {v!r}" for k, v in data_id.items()) + "}"
 
@@ -120,17 +139,39 @@ def _format_data_id(data_id: Mapping[str, Any]) -> str:
 class Butler:
     """A repository opened for reading and (unless ``writeable=False``) writing."""
 
-    def __init__(self, root: str | os.PathLike[str], *, writeable: bool = True) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        writeable: bool = True,
+        mapper: str | None = None,
+        parents: bool = True,
+        config: SessionConfig | None = None,
+    ) -> None:
+        """Open a repository and its chain of parents (see :mod:`butler.chain`).
+
+        ``mapper`` replaces the configured mapper; ``parents=False`` opens the
+        repository alone; ``config`` holds session overrides (``KEY=VALUE`` items or a
+        mapping; default ``$BUTLER_CONFIG``; see :mod:`butler.overrides`).
+        """
         self.root = Path(root).absolute()
         self.config: RepositoryConfig = read_config(self.root)
         self.writeable = writeable and not self.config.read_only
-        self.mapper: Mapper = load_mapper(self._mapper_spec(self.config.mapper))
+        self.mapper: Mapper = load_mapper(self._mapper_spec(mapper or self.config.mapper))
         self.registry = Registry.open(self._registry_url(self.config.registry))
         self.formatters = FormatterRegistry.default()
         self.storage = LocalStorage(self.root)
+        try:
+            self.chain = Chain.open(self, parents=parents, config=config)
+        except BaseException:
+            self.registry.close()
+            raise
+        self.mapper = self.chain.mapper
+        self.provenance = Provenance(self)
         self._formats = {f.name: f for f in self.mapper.spec.formats}
         self._plans: dict[str, _Plan] = {}
         self._registered: set[str] = set()
+        self._local = _FileActions()
 
     # ---- creating and opening -----------------------------------------------------------
 
@@ -140,12 +181,17 @@ class Butler:
         root: str | os.PathLike[str],
         mapper: str | os.PathLike[str],
         registry: str | None = None,
+        *,
+        parents: Iterable[ParentLike] = (),
+        overrides: Mapping[str, object] | None = None,
     ) -> Butler:
         """Create a repository at ``root`` for ``mapper`` and open it.
 
         ``mapper`` is a bundled instrument name (``"hsc"``), an importable module
         name, or a path to a generated module. ``registry`` is an SQLAlchemy URL;
-        the default is an SQLite file inside the repository.
+        the default is an SQLite file inside the repository. ``parents`` (roots, or
+        ``(root, mapper)`` pairs) are read after it, in order (see :mod:`butler.chain`);
+        ``overrides`` are repository-level overrides (see :mod:`butler.overrides`).
         """
         root_path = Path(root).absolute()
         if (root_path / CONFIG_NAME).exists():
@@ -153,6 +199,7 @@ class Butler:
                 f"{root_path} is already a Butler repository; open it with Butler(root)"
             )
         loaded = load_mapper(mapper)  # fail before writing anything
+        chained = prepare_parents(root_path, loaded, parents, overrides or {})
         spec = str(mapper)
         if spec.endswith(".py"):
             spec = (
@@ -163,7 +210,9 @@ class Butler:
         config = RepositoryConfig(
             mapper=spec if not spec.endswith(".py") else str(Path(mapper).absolute()),
             registry=registry or DEFAULT_REGISTRY,
+            parents=chained,
             created_by=software_versions(),
+            overrides=dict(overrides or {}),
         )
         root_path.mkdir(parents=True, exist_ok=True)
         url = cls._resolve_registry_url(root_path, config.registry)
@@ -189,7 +238,8 @@ class Butler:
         return self._resolve_registry_url(self.root, url)
 
     def close(self) -> None:
-        """Release the registry's connections."""
+        """Release the registry's connections (and the parents')."""
+        self.chain.close()
         self.registry.close()
 
     def __enter__(self) -> Butler:
@@ -208,11 +258,32 @@ class Butler:
     def dataset_types(self) -> tuple[str, ...]:
         return self.mapper.dataset_types
 
+    def register_dataset_type(
+        self,
+        name: str | None = None,
+        *,
+        template: str | None = None,
+        format: str | None = None,
+        keys: Iterable[str] = (),
+        doc: str = "",
+        text: str | None = None,
+    ) -> None:
+        """Define a dataset type in this repository (see :mod:`butler.dataset_types`).
+
+        Give ``name``, ``template``, ``format`` and ``keys``, or ``text``: definitions in
+        the policy language. Checked by the compiler's rules; DatasetTypeDefinitionError
+        with its diagnostics, ConflictError if ``name`` is registered differently.
+        """
+        self._check_writeable(f"register dataset type {name or '(text)'}")
+        text, file = runtime_definition(name, template, format, keys, doc, text)
+        self.mapper = self.chain.register(self, text, file)
+        self._formats = {f.name: f for f in self.mapper.spec.formats}
+
     def _plan(self, dataset_type: str) -> _Plan:
         plan = self._plans.get(dataset_type)
         if plan is not None:
             return plan
-        spec = self.mapper.dataset_type(dataset_type)
+        spec = self.chain.dataset_type(self, dataset_type)
         fmt = self._formats[spec.format]
         compress = next((c for c in fmt.compressed if spec.template.endswith(c)), None)
         plan = _Plan(spec, fmt, self.formatters.get(fmt.formatter), frozenset(spec.keys), compress)
@@ -273,7 +344,7 @@ class Butler:
             source = spec.lookup_from
             source_keys = set(self.mapper.keys(source))
             partial = {k: v for k, v in data_id.items() if k in source_keys}
-            rows = self._candidates(source, partial)
+            rows = self._candidates(source, partial) or self.chain.candidates(self, source, partial)
             if len(rows) > 1:
                 raise self._ambiguous(
                     f"cannot fill {', '.join(fillable)} for {spec.name!r}", source, partial, rows
@@ -294,6 +365,13 @@ class Butler:
         return data_id
 
     def _find(self, plan: _Plan, data_id: DataId) -> tuple[DataId, str] | None:
+        """:meth:`_find_here`, then the parents in order (find-first; see butler.chain)."""
+        found = self._find_here(plan, data_id)
+        if found is None and self.chain.parents:
+            return self.chain.find(self, plan, data_id)
+        return found
+
+    def _find_here(self, plan: _Plan, data_id: DataId) -> tuple[DataId, str] | None:
         """The complete data ID and stored path of the one dataset matching ``data_id``."""
         name = plan.spec.name
         restricted = self._restrict(plan, data_id)
@@ -314,10 +392,16 @@ class Butler:
         self, dataset_type: str, data_id: Mapping[str, object] | None, keys: Mapping[str, object]
     ) -> tuple[_Plan, DataId, str]:
         plan = self._plan(dataset_type)
+        if plan.spec.calibration is not None:  # found by observation time: calibrations.py
+            from .calibrations import for_butler
+
+            located = for_butler(self).locate(plan, data_id, keys)
+            if located is not None:
+                return located
         normalized = self._normalize(data_id, keys)
         found = self._find(plan, normalized)
         if found is None:
-            searched = f"registry {self.registry.url}"
+            searched = self.chain.searched(self)
             complete = plan.keys.issubset(normalized)
             detail = (
                 f"would be at {self.mapper.path(dataset_type, normalized)!r}"
@@ -330,7 +414,7 @@ class Butler:
                 f"repository {self.root} ({detail}; searched {searched})"
             )
         complete_id, path = found
-        return plan, complete_id, path
+        return self.chain.located(self, plan, complete_id, path)
 
     # ---- writing -------------------------------------------------------------------------------
 
@@ -350,7 +434,9 @@ class Butler:
             return value if isinstance(value, int | str) else str(value)
         return hdu
 
-    def _write_file(self, plan: _Plan, obj: object, data_id: DataId, relative: str) -> Path:
+    def _write_file(
+        self, plan: _Plan, obj: object, data_id: DataId, relative: str, *, sync: bool = True
+    ) -> Path:
         target = self.storage.checked(relative)
         hdu = self._hdu(plan, data_id)
         write_hdu = hdu if isinstance(hdu, int) else None
@@ -358,7 +444,7 @@ class Butler:
         def writer(path: Path) -> None:
             plan.formatter.write(obj, path, hdu=write_hdu, compress=plan.compress)
 
-        return self.storage.write(target, writer)
+        return self.storage.write(target, writer, sync=sync)
 
     def put(
         self,
@@ -380,7 +466,7 @@ class Butler:
         plan = self._plan(dataset_type)
         complete = self._complete_for_write(plan, self._normalize(data_id, keys))
         self._ensure_registered(plan)
-        self._store([(obj, complete)], plan, overwrite, run)
+        self._store([(obj, complete)], plan, overwrite, self.provenance.run_for(run))
         return complete
 
     def put_many(
@@ -398,7 +484,7 @@ class Butler:
             (obj, self._complete_for_write(plan, self._normalize(did, {}))) for obj, did in items
         ]
         self._ensure_registered(plan)
-        self._store(prepared, plan, overwrite, run)
+        self._store(prepared, plan, overwrite, self.provenance.run_for(run))
         return [did for _, did in prepared]
 
     def _store(
@@ -406,7 +492,9 @@ class Butler:
     ) -> None:
         name = plan.spec.name
         written: list[tuple[Path, Path]] = []
-        published: list[Path] = []
+        created: list[Path] = []  # published files that replaced nothing
+        new_files: set[Path] = set()
+        bulk = len(items) > 1  # fsync a bulk write's files all at once, before any is published
         try:
             with self.registry.transaction():
                 rows = []
@@ -427,32 +515,59 @@ class Butler:
                             "dataset of a shared or HDU-addressed file, or a file no record "
                             f"knows of: see `butler verify {self.root}`); nothing was written"
                         )
-                    temporary = self._write_file(plan, obj, data_id, relative)
+                    temporary = self._write_file(plan, obj, data_id, relative, sync=not bulk)
                     written.append((temporary, self.storage.checked(relative)))
+                    if existing is None:
+                        new_files.add(self.storage.checked(relative))
                     if existing is not None:
                         self.registry.replace(name, record, relative, run)
                     else:
                         rows.append((record, relative))
+                if bulk:
+                    self.storage.sync([temporary for temporary, _ in written])
                 if len(rows) == 1:
                     self.registry.insert(name, rows[0][0], rows[0][1], run)
                 elif rows:
                     self.registry.insert_many(name, rows, run)
                 for temporary, target in written:
                     self.storage.publish(temporary, target)
-                    published.append(target)
+                    if target in new_files:
+                        created.append(target)
         except BaseException:
             for temporary, _ in written:
                 self.storage.discard(temporary)
-            if not overwrite:
-                for target in published:
-                    self.storage.discard(target)
+            for target in created:
+                self.storage.discard(target)
             raise
+        if self._local.open:  # the enclosing transaction() may still roll back
+            self._local.created.extend(created)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        """Group puts and removes into one registry commit."""
-        with self.registry.transaction():
+        """Group puts and removes into one registry commit: all of them, or none.
+
+        Files of removed datasets are deleted only once the commit succeeds; new
+        files of puts are deleted again if the block raises.
+        """
+        actions = self._local
+        if actions.open:
             yield
+            return
+        actions.open, actions.created, actions.removed = True, [], []
+        try:
+            with self.registry.transaction():
+                yield
+        except BaseException:
+            for path in actions.created:
+                self.storage.discard(path)
+            for aside, path in reversed(actions.removed):
+                self.storage.publish(aside, path)
+            raise
+        else:
+            for aside, _ in actions.removed:
+                self.storage.discard(aside)
+        finally:
+            actions.open, actions.created, actions.removed = False, [], []
 
     def remove(
         self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object
@@ -460,9 +575,17 @@ class Butler:
         """Forget a dataset and delete its file."""
         self._check_writeable(f"remove {dataset_type!r}")
         plan, complete, path = self._locate(dataset_type, data_id, keys)
+        self.chain.check_own(path, f"remove {dataset_type!r}")
         self.registry.remove(plan.spec.name, self._restrict(plan, complete))
         if not path.startswith("/"):
-            self.storage.discard(self.storage.absolute(path))
+            file = self.storage.absolute(path)
+            if self._local.open:  # set aside until the enclosing transaction() ends
+                aside = self.storage.temporary_for(file)
+                with contextlib.suppress(FileNotFoundError):
+                    self.storage.publish(file, aside)
+                    self._local.removed.append((aside, file))
+            else:
+                self.storage.discard(file)
 
     # ---- reading -------------------------------------------------------------------------------
 
@@ -473,14 +596,16 @@ class Butler:
             if method == "read":
                 return plan.formatter.read(file, python_type=plan.format.python_type, hdu=hdu)
             return getattr(plan.formatter, method)(file, *args, hdu=hdu)
-        except FileNotFoundError:
-            raise DatasetNotFoundError(
-                f"dataset {plan.spec.name!r} with data ID {_format_data_id(data_id)} is recorded "
-                f"at {path!r}, but the file is missing; run `butler verify {self.root}`"
-            ) from None
-        except ButlerError:
-            raise
-        except (OSError, ValueError) as error:
+        except (ButlerError, OSError, ValueError) as error:
+            # Formatters report a missing file as a FormatError; say what happened instead.
+            if isinstance(error, FileNotFoundError) or not file.exists():
+                raise DatasetNotFoundError(
+                    f"dataset {plan.spec.name!r} with data ID {_format_data_id(data_id)} is "
+                    f"recorded at {path!r}, but the file is missing; "
+                    f"run `butler verify {self.root}`"
+                ) from None
+            if isinstance(error, ButlerError):
+                raise
             raise FormatError(f"cannot read {plan.spec.name!r} from {file}: {error}") from error
 
     def get(
@@ -559,12 +684,99 @@ class Butler:
                 text = self.mapper.explain(dataset_type, given)
             except InvalidDataIdError as error:
                 text = f"dataset type {dataset_type!r}: data ID {_format_data_id(given)}: {error}"
-            return f"{text}\nnot stored in repository {self.root}"
+            notes = self.chain.explain_notes(dataset_type)
+            return f"{text}{notes}\nnot stored in {self.chain.searched(self)}"
         complete, path = found
         completed = {k: v for k, v in complete.items() if k in plan.keys and k not in given}
         text = self.mapper.explain(dataset_type, {**given, **completed})
         note = f"completed from the registry: {_format_data_id(completed)}\n" if completed else ""
-        return f"{text}\n{note}stored in repository {self.root} at {path!r}"
+        notes = self.chain.explain_notes(dataset_type)
+        return f"{text}{notes}\n{note}{self.chain.answered(self, path)}"
+
+    # ---- calibrations (thin hooks; the logic is in calibrations.py) ----------------------------
+
+    def certify(
+        self,
+        dataset_type: str,
+        data_id: Mapping[str, object] | None,
+        valid_from: object,
+        valid_to: object = None,
+        *,
+        supersede: bool = False,
+        source: str | None = None,
+    ) -> Certification:
+        """Certify a stored calibration as valid in ``[valid_from, valid_to)`` (None: open)."""
+        from .calibrations import for_butler
+
+        return for_butler(self).certify(
+            dataset_type, data_id, valid_from, valid_to, supersede=supersede, source=source
+        )
+
+    def decertify(
+        self,
+        dataset_type: str,
+        data_id: Mapping[str, object] | None,
+        valid_from: object = None,
+        valid_to: object = None,
+    ) -> list[Certification]:
+        """Close a calibration's certifications (all, or the part in a range); never deletes."""
+        from .calibrations import for_butler
+
+        return for_butler(self).decertify(dataset_type, data_id, valid_from, valid_to)
+
+    def calibration_history(
+        self,
+        dataset_type: str,
+        data_id: Mapping[str, object] | None = None,
+        *,
+        as_of: object = None,
+        include_closed: bool = True,
+    ) -> list[Certification]:
+        """Every certification of a calibration type (or of one match value), closed ones too."""
+        from .calibrations import for_butler
+
+        return for_butler(self).history(
+            dataset_type, data_id, as_of=as_of, include_closed=include_closed
+        )
+
+    def find_calibration(
+        self,
+        dataset_type: str,
+        data_id: Mapping[str, object] | None = None,
+        *,
+        as_of: object = None,
+        **keys: object,
+    ) -> CalibrationRef:
+        """The calibration valid for an observation, as the registry stood ``as_of``."""
+        from .calibrations import for_butler
+
+        return for_butler(self).find(dataset_type, data_id, as_of=as_of, **keys)
+
+    def find_calibrations(
+        self,
+        dataset_type: str,
+        data_ids: Iterable[Mapping[str, object]],
+        *,
+        as_of: object = None,
+        strict: bool = True,
+    ) -> list[CalibrationRef | None]:
+        """:meth:`find_calibration` for many observations at once (one certification query)."""
+        from .calibrations import for_butler
+
+        return for_butler(self).find_many(dataset_type, data_ids, as_of=as_of, strict=strict)
+
+    def explain_calibration(
+        self,
+        dataset_type: str,
+        data_id: Mapping[str, object] | None = None,
+        *,
+        as_of: object = None,
+        **keys: object,
+    ) -> str:
+        """Each step of a calibration lookup: the rule, the observation time, the candidates."""
+        from .calibrations import for_butler
+
+        return for_butler(self).explain(dataset_type, data_id, as_of=as_of, **keys)
 
     # ---- queries -------------------------------------------------------------------------------
 
@@ -586,9 +798,7 @@ class Butler:
         """The data IDs of stored ``dataset_type`` datasets matching a partial data ID."""
         plan = self._plan(dataset_type)
         partial = self._partial(plan, data_id, keys)
-        if not self._is_registered(dataset_type):
-            return iter(())
-        return (self.mapper.normalize(row) for row in self.registry.query(dataset_type, partial))
+        return self.chain.query(self, dataset_type, partial)
 
     def query_values(
         self,
@@ -605,9 +815,7 @@ class Butler:
                 f"its keys are {', '.join(plan.spec.keys) or 'none'}"
             )
         partial = self._partial(plan, data_id, keys)
-        if not self._is_registered(dataset_type):
-            return []
-        return self.registry.query_values(dataset_type, key, partial)
+        return self.chain.query_values(self, dataset_type, key, partial)
 
     def count(
         self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object
@@ -615,9 +823,7 @@ class Butler:
         """How many stored datasets match a partial data ID."""
         plan = self._plan(dataset_type)
         partial = self._partial(plan, data_id, keys)
-        if not self._is_registered(dataset_type):
-            return 0
-        return self.registry.count(dataset_type, partial)
+        return self.chain.count(self, dataset_type, partial)
 
     # ---- maintenance ---------------------------------------------------------------------------
 
@@ -664,6 +870,26 @@ class Butler:
                 if not matched:
                     unmatched.append(relative)
         return IndexReport(registered, known, tuple(unmatched))
+
+    def ingest(
+        self,
+        paths: Iterable[str | os.PathLike[str]],
+        *,
+        transfer: Transfer = "copy",
+        rules: InstrumentRules | None = None,
+        show_progress: bool = True,
+    ) -> IngestReport:
+        """Ingest raw files: translate each header, place the file at its path, record it.
+
+        ``transfer`` is ``"copy"``, ``"move"``, ``"link"``, ``"symlink"`` or ``None``
+        (the file stays where it is). A file that cannot be ingested is listed in
+        the report with the reason while the rest go on; one already ingested is
+        skipped. See :mod:`butler.ingest`.
+        """
+        from .ingest import ingest
+
+        self._check_writeable("ingest")
+        return ingest(self, paths, transfer=transfer, rules=rules, show_progress=show_progress)
 
     def verify(self, *, read: bool = False) -> VerifyReport:
         """Check that every record has its file (and, with ``read``, that each file reads)."""

@@ -6,6 +6,12 @@
     butler uri ROOT DATASET_TYPE KEY=VALUE ...
     butler index ROOT [DATASET_TYPE ...]
     butler verify ROOT [--read]
+    butler ingest ROOT FILE ... [--transfer copy|move|link|symlink|none]
+    butler import-gen2 GEN2_ROOT NEW_ROOT [--transfer copy|link|symlink|none] [--mapper NAME]
+    butler certify ROOT CALIBRATION KEY=VALUE ... --from TIME [--to TIME] [--supersede]
+    butler decertify ROOT CALIBRATION KEY=VALUE ... [--from TIME] [--to TIME]
+    butler calibs ROOT CALIBRATION [KEY=VALUE ...] [--as-of TIME] [--current] [--plot PNG]
+    butler ingest-curated ROOT DIR [--dataset-type NAME ...]
 
 Exit status: 0 success; 1 when the operation found nothing or a problem
 (no such dataset, a repository that does not verify); 2 for usage errors and
@@ -18,6 +24,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from ._cli_chain import add_commands as add_chain_commands
+from ._cli_chain import session_config
 from .errors import ButlerError, DatasetNotFoundError
 
 __all__ = ["main"]
@@ -37,7 +45,7 @@ def _data_id(pairs: Sequence[str]) -> dict[str, object]:
 def _open(root: str, writeable: bool = False):  # type: ignore[no-untyped-def]
     from .butler import Butler
 
-    return Butler(root, writeable=writeable)
+    return Butler(root, writeable=writeable, config=session_config())
 
 
 def _create(args: argparse.Namespace) -> int:
@@ -106,6 +114,32 @@ def _verify(args: argparse.Namespace) -> int:
     return 0 if report.clean else 1
 
 
+def _transfer(text: str) -> str | None:
+    return None if text == "none" else text
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    with _open(args.root, writeable=True) as butler:
+        report = butler.ingest(args.files, transfer=args.transfer)
+        print(report)
+    return 0 if report.ok else 1
+
+
+def _import_gen2(args: argparse.Namespace) -> int:
+    from .gen2repo import import_gen2
+
+    report = import_gen2(
+        args.gen2_root,
+        args.new_root,
+        mapper=args.mapper,
+        transfer=args.transfer,
+        calib_root=args.calib,
+        registry=args.registry,
+    )
+    print(report)
+    return 0 if report.ok else 1
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="butler",
@@ -156,7 +190,167 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("root", metavar="ROOT")
     verify.add_argument("--read", action="store_true", help="also read every file (slow)")
     verify.set_defaults(run=_verify)
+
+    ingest = commands.add_parser(
+        "ingest", help="ingest raw files: translate their headers, place and record them"
+    )
+    ingest.add_argument("root", metavar="ROOT")
+    ingest.add_argument("files", nargs="+", metavar="FILE")
+    ingest.add_argument(
+        "--transfer",
+        type=_transfer,
+        default="copy",
+        choices=["copy", "move", "link", "symlink", None],
+        metavar="{copy,move,link,symlink,none}",
+        help="how a file gets to its templated path (default: copy; none: it stays put, "
+        "and must already be inside ROOT)",
+    )
+    ingest.set_defaults(run=_ingest)
+
+    gen2 = commands.add_parser(
+        "import-gen2", help="record a Gen2 repository's raw and calibration registries"
+    )
+    gen2.add_argument("gen2_root", metavar="GEN2_ROOT")
+    gen2.add_argument(
+        "new_root", metavar="NEW_ROOT", help="the repository (created if needed; may be GEN2_ROOT)"
+    )
+    gen2.add_argument(
+        "--transfer",
+        type=_transfer,
+        default=None,
+        choices=["copy", "link", "symlink", None],
+        metavar="{copy,link,symlink,none}",
+        help="place the files in NEW_ROOT (default: none, the files stay where they are, "
+        "which needs NEW_ROOT = GEN2_ROOT)",
+    )
+    gen2.add_argument(
+        "--mapper", metavar="INSTRUMENT", help="the instrument (default: from GEN2_ROOT/_mapper)"
+    )
+    gen2.add_argument(
+        "--calib", metavar="DIR", help="the folder of calibRegistry.sqlite3 (default: found)"
+    )
+    gen2.add_argument("--registry", metavar="URL", help="registry URL of a new NEW_ROOT")
+    gen2.set_defaults(run=_import_gen2)
+    _calibration_commands(commands)  # certify, decertify, calibs, ingest-curated (issue 4)
+    add_chain_commands(parser, commands)  # --config, create --parent, explain, select (issue 6)
     return parser
+
+
+# ---- calibrations (issue 4; the logic is in calibrations.py and curated.py) ---------------------
+
+
+def _certify(args: argparse.Namespace) -> int:
+    with _open(args.root, writeable=True) as butler:
+        certification = butler.certify(
+            args.dataset_type,
+            _data_id(args.data_id),
+            args.valid_from,
+            args.valid_to,
+            supersede=args.supersede,
+            source=args.source,
+        )
+        print(f"certified {certification.describe()}")
+    return 0
+
+
+def _decertify(args: argparse.Namespace) -> int:
+    with _open(args.root, writeable=True) as butler:
+        closed = butler.decertify(
+            args.dataset_type, _data_id(args.data_id), args.valid_from, args.valid_to
+        )
+        for certification in closed:
+            print(f"closed {certification.describe()}")
+    return 0
+
+
+def _calibs(args: argparse.Namespace) -> int:
+    from .calibrations import plot_timeline, timeline
+
+    with _open(args.root) as butler:
+        history = butler.calibration_history(
+            args.dataset_type,
+            _data_id(args.data_id) or None,
+            as_of=args.as_of,
+            include_closed=not args.current,
+        )
+        print(timeline(history))
+        if args.plot:
+            plot_timeline(history, args.plot, title=f"{args.dataset_type} certifications")
+            print(f"wrote {args.plot}")
+    return 0 if history else 1
+
+
+def _ingest_curated(args: argparse.Namespace) -> int:
+    from .curated import ingest_curated
+
+    with _open(args.root, writeable=True) as butler:
+        report = ingest_curated(butler, args.directory, dataset_types=args.dataset_types or None)
+        print(report)
+    return 0
+
+
+def _calibration_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    certify = commands.add_parser(
+        "certify", help="certify a stored calibration for a valid-time range"
+    )
+    certify.add_argument("root", metavar="ROOT")
+    certify.add_argument("dataset_type", metavar="DATASET_TYPE")
+    certify.add_argument("data_id", nargs="+", metavar="KEY=VALUE", help="the calibration's keys")
+    certify.add_argument(
+        "--from",
+        dest="valid_from",
+        required=True,
+        metavar="TIME",
+        help="start of validity (ISO 8601, in the validity key's time scale)",
+    )
+    certify.add_argument(
+        "--to", dest="valid_to", metavar="TIME", help="end of validity, exclusive (default: open)"
+    )
+    certify.add_argument(
+        "--supersede",
+        action="store_true",
+        help="close overlapping certifications for this range instead of refusing",
+    )
+    certify.add_argument("--source", metavar="TEXT", help="who or what certifies it")
+    certify.set_defaults(run=_certify)
+
+    decertify = commands.add_parser(
+        "decertify", help="close a calibration's certifications (history is kept)"
+    )
+    decertify.add_argument("root", metavar="ROOT")
+    decertify.add_argument("dataset_type", metavar="DATASET_TYPE")
+    decertify.add_argument("data_id", nargs="+", metavar="KEY=VALUE")
+    decertify.add_argument("--from", dest="valid_from", metavar="TIME", help="only from TIME")
+    decertify.add_argument("--to", dest="valid_to", metavar="TIME", help="only until TIME")
+    decertify.set_defaults(run=_decertify)
+
+    calibs = commands.add_parser(
+        "calibs", help="the certification timeline of a calibration type, per match key"
+    )
+    calibs.add_argument("root", metavar="ROOT")
+    calibs.add_argument("dataset_type", metavar="DATASET_TYPE")
+    calibs.add_argument("data_id", nargs="*", metavar="KEY=VALUE", help="match keys to show")
+    calibs.add_argument("--as-of", metavar="TIME", help="as the registry stood then (UTC)")
+    calibs.add_argument("--current", action="store_true", help="hide closed certifications")
+    calibs.add_argument("--plot", metavar="PNG", help="also draw the timeline (needs matplotlib)")
+    calibs.set_defaults(run=_calibs)
+
+    curated = commands.add_parser(
+        "ingest-curated",
+        help="ingest and certify curated calibrations laid out like obs_*_data",
+    )
+    curated.add_argument("root", metavar="ROOT")
+    curated.add_argument(
+        "directory", metavar="DIR", help="<calib type>/<detector>[/<filter>]/<valid start>.<ext>"
+    )
+    curated.add_argument(
+        "--dataset-type",
+        dest="dataset_types",
+        action="append",
+        metavar="NAME",
+        help="only this calibration type (repeatable)",
+    )
+    curated.set_defaults(run=_ingest_curated)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,6 +8,7 @@ it, printing what happens at each step. Needs nothing but the package.
 from __future__ import annotations
 
 import datetime
+import shutil
 import sys
 import tempfile
 import time
@@ -166,6 +167,38 @@ def use_repository(root: Path) -> None:
     butler.close()
 
 
+def ingest_real_headers(folder: Path) -> None:
+    """Real HSC headers (astro_metadata_translator test data) as raw files, ingested and used."""
+    from butler.butler import Butler
+    from butler.image import Image
+    from butler.ingest import read_header_file, write_header_only_fits
+
+    step("ingest real headers as raw files (header-only FITS) into a fresh HSC repository")
+    headers = resources.files("butler") / "data" / "headers"
+    incoming = folder / "in"
+    incoming.mkdir()
+    files = []
+    for entry in sorted(headers.iterdir(), key=lambda e: e.name):
+        with resources.as_file(entry) as path:
+            if path.suffix in (".yaml", ".json"):
+                header = read_header_file(path)
+                files.append(write_header_only_fits(header, incoming / f"{path.stem}.fits"))
+            elif path.suffix == ".fits":
+                files.append(Path(shutil.copy(path, incoming / path.name)))
+    with Butler.create(folder / "hsc-repo", mapper="hsc") as butler:
+        report = butler.ingest(files)
+        print("  " + str(report).replace("\n", "\n  "))
+        for found in butler.query("raw"):
+            print(f"  raw {dict(found)}\n      -> {butler.uri('raw', found)}")
+        print(f"  a re-run skips what is there: {len(butler.ingest(files).skipped)} skipped")
+        step("look up the bias valid for one ingested exposure (by its taiObs)")
+        bias = Image(np.zeros((4, 4), np.float32), {"OBSTYPE": "BIAS"})
+        butler.put(bias, "bias", calibDate="2013-10-31", ccd=50)
+        butler.certify("bias", {"calibDate": "2013-10-31", "ccd": 50}, "2013-10-01", "2013-12-01")
+        valid = butler.find_calibration("bias", visit=904024, ccd=50)
+        print(f"  bias for visit 904024 ccd 50: {valid}")
+
+
 def BBox_of(width: int, height: int):  # type: ignore[no-untyped-def]
     from butler.formatters import BBox
 
@@ -181,6 +214,7 @@ def main() -> int:
         step("map data IDs to paths and back")
         show_paths(outdir, names)
         use_repository(Path(folder) / "repo")
+        ingest_real_headers(Path(folder))
     print("\ndone.")
     return 0
 

@@ -12,13 +12,17 @@ __all__ = [
     "AmbiguousDataIdError",
     "ButlerError",
     "CalibrationNotFoundError",
+    "ChainError",
     "ConfigError",
+    "ConflictError",
     "DatasetExistsError",
     "DatasetNotFoundError",
+    "DatasetTypeDefinitionError",
     "FormatError",
     "InvalidDataIdError",
     "MapperError",
     "MapperVersionError",
+    "OverrideError",
     "ReadOnlyError",
     "RegistryError",
     "RepositoryError",
@@ -87,3 +91,29 @@ class RegistryError(ButlerError):
 
 class FormatError(ButlerError):
     """A file that cannot be read or written in its declared format."""
+
+
+class ChainError(RepositoryError):
+    """A chain of repositories that cannot be opened: a cycle, a missing parent, a mapper
+    that does not fit."""
+
+
+class ConflictError(ButlerError):
+    """Another writer recorded something different at the same time; nothing was changed."""
+
+
+class DatasetTypeDefinitionError(ButlerError):
+    """A dataset type defined at run time that the compiler's rules reject.
+
+    ``diagnostics`` holds the compiler's findings (codes, spans, hints); the
+    message shows them as ``butlerc check`` would.
+    """
+
+    def __init__(self, message: str, diagnostics: tuple[object, ...] = ()) -> None:
+        super().__init__(message)
+        self.diagnostics = diagnostics
+
+
+class OverrideError(ConfigError):
+    """An override of a policy setting (repository, ``--config`` or environment) that is
+    not valid."""

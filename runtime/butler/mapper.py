@@ -65,6 +65,8 @@ class _Plan:
     required: tuple[str, ...]
     # (key, text -> value, value check), in the instrument's key order
     groups: tuple[tuple[str, Callable[[str], Value], Callable[[Value], None]], ...]
+    # whether a key declared allow "/" fills a field: then the rendered path is checked
+    fragments: bool = False
 
 
 def _plan(spec: DatasetTypeSpec, normalizer: Normalizer) -> _Plan:
@@ -77,7 +79,13 @@ def _plan(spec: DatasetTypeSpec, normalizer: Normalizer) -> _Plan:
         for name in normalizer.order
         if name in converters and name in spec.pattern.groupindex
     )
-    return _Plan(spec, spec.render, spec.pattern, tuple(converters), groups)
+    fragments = any("/" in keys[name].allow for name in converters)
+    return _Plan(spec, spec.render, spec.pattern, tuple(converters), groups, fragments)
+
+
+def _escapes(path: str) -> bool:
+    """Whether a rendered path would leave the repository root."""
+    return path.startswith("/") or ".." in path.split("/") or path == ""
 
 
 def _checker(key: KeySpec, normalizer: Normalizer) -> Callable[[Value], None]:
@@ -162,13 +170,20 @@ class Mapper:
         if keys or type(data_id) is not DataId or data_id._origin is not self._normalizer:
             data_id = self.normalize(data_id, **keys)
         try:
-            return plan.render(data_id._items)
+            rendered = plan.render(data_id._items)
         except KeyError:
             missing = [key for key in plan.required if key not in data_id]
             raise InvalidDataIdError(
                 f"data ID {data_id!r} is missing {', '.join(missing)}, needed by dataset type "
                 f"{plan.spec.name!r} (template {plan.spec.template!r})"
             ) from None
+        if plan.fragments and _escapes(rendered):
+            raise InvalidDataIdError(
+                f"data ID {data_id!r} gives dataset type {plan.spec.name!r} the path "
+                f"{rendered!r}, which would leave the repository (template "
+                f"{plan.spec.template!r}); check the values of its path-fragment keys"
+            )
+        return rendered
 
     def parse(self, dataset_type: str, path: str) -> DataId:
         """The data ID that ``path`` is the path of, for ``dataset_type``."""

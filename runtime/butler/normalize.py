@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import difflib
+import math
 import numbers
 import operator
 import re
@@ -169,12 +170,22 @@ def _coercer(spec: KeySpec) -> Callable[[object], Value]:
 
 
 def _path_problem(value: str, allow_separator: bool) -> str | None:
-    """Why ``value`` may not appear in a path, or None."""
-    if not value:
-        return "must not be empty"
+    """Why ``value`` may not appear in a path, or None.
+
+    A key declared ``allow "/"`` holds a path fragment spliced into a template
+    (obs_base's ``subdir``: empty, or ``/fakesPlots``), so it may be empty or start
+    with "/"; only '..' components, backslashes and NUL stay forbidden. Whether
+    the rendered path as a whole stays inside the repository is checked where a
+    file is written.
+    """
     if "\x00" in value:
         return "must not contain a NUL character"
-    if value[0] in "/\\":
+    if allow_separator:
+        if "\\" in value:
+            return "must not contain a backslash"
+    elif not value:
+        return "must not be empty"
+    elif value[0] in "/\\":
         return "must not start with a path separator"
     if not allow_separator and ("/" in value or "\\" in value):
         return "must not contain a path separator ('/' or '\\'); declare the key with allow \"/\""
@@ -215,7 +226,7 @@ def _validator(spec: KeySpec) -> Callable[[Value], None]:
 def _path_check(allow_separator: bool) -> Callable[[str], str | None]:
     if allow_separator:
         return lambda v: (
-            _path_problem(v, True) if not v or v[0] in "/\\" or "\x00" in v or ".." in v else None
+            _path_problem(v, True) if "\\" in v or "\x00" in v or ".." in v else None
         )
     return lambda v: (
         _path_problem(v, False)
@@ -250,6 +261,15 @@ def _always_valid(value: Value) -> None:
     return None
 
 
+def _refused(validate: Callable[[Value], None], value: Value) -> bool:
+    """Whether ``validate`` refuses ``value``."""
+    try:
+        validate(value)
+    except InvalidDataIdError:
+        return True
+    return False
+
+
 # ---- one key, and derived keys ---------------------------------------------------------------
 
 
@@ -278,7 +298,12 @@ class _KeyRule:
         return value
 
     def fast(self) -> Callable[[object], Value]:
-        """The same as calling the rule, as one closure (no mapping: two calls)."""
+        """The same as calling the rule, as one closure (no mapping: two calls).
+
+        Values that are already normalized (an int in range, a str among the
+        choices: what the registry hands back, and what most callers pass) are
+        recognized with one test and returned as they are.
+        """
         if self.mapping:
             return self.__call__
         coerce, validate = self.coerce, self.validate
@@ -288,6 +313,28 @@ class _KeyRule:
             validate(value)
             return value
 
+        spec = self.spec
+        plain = spec.pattern is None
+        if spec.type == "int" and plain and spec.choices is None:
+            low = spec.minimum if spec.minimum is not None else -math.inf
+            high = spec.maximum if spec.maximum is not None else math.inf
+
+            def normalize_int(raw: object) -> Value:
+                if type(raw) is int and low <= raw <= high:
+                    return raw
+                return normalize(raw)
+
+            return normalize_int
+        if spec.type == "str" and plain and spec.choices is not None and spec.minimum is None:
+            choices = frozenset(spec.choices)
+            if all(isinstance(c, str) and not _refused(validate, c) for c in choices):
+
+                def normalize_str(raw: object) -> Value:
+                    if type(raw) is str and raw in choices:
+                        return raw
+                    return normalize(raw)
+
+                return normalize_str
         return normalize
 
 

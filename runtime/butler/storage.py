@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -19,6 +20,18 @@ from .errors import InvalidDataIdError, RepositoryError
 __all__ = ["TEMP_SUFFIX", "LocalStorage"]
 
 TEMP_SUFFIX = ".butler-tmp"
+
+#: Most fsyncs :meth:`LocalStorage.sync` runs at once. The file system commits
+#: concurrent fsyncs in one journal commit, so N files cost far less than N fsyncs.
+SYNC_THREADS = 16
+
+
+def _fsync(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 @dataclass(frozen=True)
@@ -50,11 +63,12 @@ class LocalStorage:
         """A fresh hidden temporary name beside ``target``."""
         return target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}{TEMP_SUFFIX}")
 
-    def write(self, target: Path, writer: Callable[[Path], None]) -> Path:
+    def write(self, target: Path, writer: Callable[[Path], None], *, sync: bool = True) -> Path:
         """Write through ``writer`` into a fsynced temporary beside ``target``; the temporary.
 
         The caller renames it into place with :meth:`publish` (or removes it
-        with :meth:`discard`) once the registry has the record.
+        with :meth:`discard`) once the registry has the record. With
+        ``sync=False`` the caller must :meth:`sync` the temporary before that.
         """
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -65,15 +79,23 @@ class LocalStorage:
         temporary = self.temporary_for(target)
         try:
             writer(temporary)
-            descriptor = os.open(temporary, os.O_RDONLY)
-            try:
-                os.fsync(descriptor)
-            finally:
-                os.close(descriptor)
+            if sync:
+                _fsync(temporary)
         except BaseException:
             temporary.unlink(missing_ok=True)
             raise
         return temporary
+
+    @staticmethod
+    def sync(temporaries: Sequence[Path]) -> None:
+        """Fsync written files, several at once (a bulk write's temporaries)."""
+        if len(temporaries) <= 1:
+            for path in temporaries:
+                _fsync(path)
+            return
+        with ThreadPoolExecutor(min(SYNC_THREADS, len(temporaries))) as pool:
+            for _ in pool.map(_fsync, temporaries):
+                pass
 
     @staticmethod
     def publish(temporary: Path, target: Path) -> None:

@@ -1,8 +1,10 @@
 """YAML through PyYAML's safe loader and dumper: dicts, lists and scalars.
 
-Only ``yaml.safe_load`` and ``yaml.safe_dump`` are used, so a file can never name
-a Python object to build. Text is UTF-8 (non-ASCII written as is); key order is
-kept. ``compress=".gz"`` gzips the file; gzipped files are read transparently.
+Only PyYAML's safe loader and dumper are used, so a file can never name a Python
+object to build; their libyaml (C) versions when PyYAML was built with it, which
+read and write the same documents about five times faster. Text is UTF-8
+(non-ASCII written as is); key order is kept. ``compress=".gz"`` gzips the file;
+gzipped files are read transparently.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from .base import Formatter
 
 __all__ = ["YamlFormatter"]
 
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
 _READS = ("dict", "list", "str", "int", "float", "bool")
 
 
@@ -37,7 +42,7 @@ class YamlFormatter(Formatter):
     ) -> None:
         check_compress(self.name, compress, (".gz",))
         try:
-            text = yaml.safe_dump(obj, allow_unicode=True, sort_keys=False)
+            text = yaml.dump(obj, Dumper=_Dumper, allow_unicode=True, sort_keys=False)
         except yaml.YAMLError as exc:
             raise unsupported(
                 self.name, obj, "dict, list, str, int, float, bool, None, date and datetime"
@@ -50,7 +55,7 @@ class YamlFormatter(Formatter):
         check_python_type(self.name, python_type, _READS)
         text = read_text(self.name, path)
         try:
-            obj = yaml.safe_load(text)
+            obj = yaml.load(text, Loader=_Loader)  # a safe loader (libyaml or Python)
         except yaml.YAMLError as exc:
             raise failed("YAML", "read", path, exc) from exc
         return check_result("YAML", path, obj, python_type)

@@ -13,6 +13,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 
 from ..errors import DatasetExistsError, RegistryError, UnknownDatasetTypeError
 from ..spec import InstrumentSpec, Value
+from ._calibrations import create_certification_table  # calibration certifications (issue 4)
 from ._engine import WRITE_OPTION, create_engine, describe_url, lock_ddl
 from ._schema import SCHEMA_VERSION, DatasetTypeDef, build_table, static_metadata, utcnow
 from ._statements import DatasetTable, dialect_insert, format_data_id
@@ -110,6 +111,9 @@ class Registry:
                             )
                 else:
                     registry._metadata.create_all(conn)
+                    # Calibration certifications (issue 4): table calib_cert, see _calibrations.py.
+                    # Registries made before it get the table on their first certify.
+                    create_certification_table(conn)
                     entries["schema_version"] = str(SCHEMA_VERSION)
                 for key, value in entries.items():
                     registry._set_metadata(conn, key, value)
@@ -515,9 +519,17 @@ class Registry:
         table = self._table(dataset_type)
         where, params = table.where(table.check_partial(partial or {}))
         limit = _check_limit(limit)
+        # Most queries match a few rows: fetch up to _FETCH + 1 at once on the thread's own
+        # connection, and stream (on a pooled connection) only a result larger than that.
+        # (Inside a transaction nothing streams.)
         sql = table.select_keys_sql(where, limit)
-        stream = limit is None or limit > _FETCH
-        return self._rows(sql, params, table.data_id, stream=stream)
+        if self._local.txn is not None or (limit is not None and limit <= _FETCH):
+            return self._rows(sql, params, table.data_id)
+        first = self._rows(table.select_keys_sql(where, _FETCH + 1), params, table.data_id)
+        rows = list(first)
+        if len(rows) <= _FETCH:
+            return iter(rows)
+        return self._rows(sql, params, table.data_id, stream=True)
 
     def complete(
         self,
@@ -551,6 +563,22 @@ class Registry:
         where, params = table.where(table.check_partial(partial or {}))
         (row,) = self._rows(table.count_sql(where), params, tuple)
         return int(row[0])
+
+    def record(
+        self, dataset_type: str, data_id: Mapping[str, Value]
+    ) -> tuple[str, Any, Any] | None:
+        """``(path, run, created)`` of the dataset with this complete data ID, or None.
+
+        ``created`` is a naive UTC datetime (provenance, issue 6).
+        """
+        table = self._table(dataset_type)
+        checked = table.check_complete(data_id)
+        columns = table.table.c
+        with self._reader() as conn:
+            row = conn.execute(
+                sa.select(columns.path, columns.run, columns.created).where(table.match(checked))
+            ).first()
+        return None if row is None else (str(row[0]), row[1], row[2])
 
     def all_paths(self, dataset_type: str) -> Iterator[str]:
         """The path of every dataset of one type, ordered by data ID."""

@@ -173,13 +173,13 @@ class DatasetTable:
         if (
             not isinstance(path, str)
             or not path
-            or path.startswith("/")
             or "\\" in path
             or ".." in path.split("/")
         ):
             raise RegistryError(
                 f"dataset {self.name!r} {format_data_id(data_id)}: path {path!r} must be a "
-                "non-empty relative POSIX path without '..' segments"
+                "non-empty POSIX path without '..' segments (relative to the repository root, "
+                "or absolute for files left where another tool put them)"
             )
         return path
 

@@ -1,0 +1,159 @@
+"""Butler driven through the workload, with the BenchCam mapper (``benchcam.butler``)."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from _workload import (
+    CALIB_EPOCHS,
+    CALIB_VISITS,
+    DETECTORS,
+    Obs,
+    System,
+    calib_date,
+    epoch_start,
+    observations,
+    payload,
+)
+
+HERE = Path(__file__).resolve().parent
+POLICY = HERE / "benchcam.butler"
+
+#: Names a bulk calibration lookup may have (issue 4 is being built as this is written).
+BULK_LOOKUPS = ("get_calibrations", "find_calibrations", "lookup_calibrations", "calibrations_for")
+
+
+def compile_mapper(folder: Path) -> Path:
+    """Compile ``benchcam.butler`` into ``folder``; the generated module's path."""
+    import butlerc
+
+    result = butlerc.compile_policy(POLICY)
+    if result.diagnostics:
+        raise RuntimeError("\n".join(str(d) for d in result.diagnostics))
+    path = folder / "benchcam.py"
+    path.write_text(result.modules["benchcam"], encoding="utf-8")
+    return path
+
+
+def has_calibrations() -> bool:
+    from butler.butler import Butler
+
+    return hasattr(Butler, "certify")
+
+
+def bulk_lookup(butler: Any) -> Callable[..., Any] | None:
+    return next((getattr(butler, n) for n in BULK_LOOKUPS if hasattr(butler, n)), None)
+
+
+def _utc(moment: datetime.datetime) -> datetime.datetime:
+    return moment.replace(tzinfo=datetime.UTC)
+
+
+class Ours(System):
+    name = "Butler"
+
+    def __init__(self, mapper: Path, registry: str | None = None) -> None:
+        self.mapper = mapper
+        self.registry_url = registry
+
+    def create(self, root: str) -> None:
+        from butler.butler import Butler
+
+        self.butler = Butler.create(root, mapper=self.mapper, registry=self.registry_url)
+
+    def put_one(self, obs: Sequence[Obs]) -> None:
+        put = self.butler.put
+        for o in obs:
+            put(
+                payload(o.visit, o.detector),
+                "metrics",
+                visit=o.visit,
+                detector=o.detector,
+                filter=o.filter,
+            )
+
+    def put_bulk(self, obs: Sequence[Obs]) -> None:
+        self.butler.put_many(
+            "metrics",
+            [
+                (
+                    payload(o.visit, o.detector),
+                    {"visit": o.visit, "detector": o.detector, "filter": o.filter},
+                )
+                for o in obs
+            ],
+        )
+
+    def get(self, obs: Sequence[Obs]) -> None:
+        get = self.butler.get
+        for o in obs:
+            get("metrics", visit=o.visit, detector=o.detector, filter=o.filter)
+
+    def get_completed(self, obs: Sequence[Obs]) -> None:
+        get = self.butler.get
+        for o in obs:
+            get("metrics", visit=o.visit, detector=o.detector)
+
+    def exists(self, obs: Sequence[Obs]) -> None:
+        exists = self.butler.exists
+        for o in obs:
+            exists("metrics", visit=o.visit, detector=o.detector, filter=o.filter)
+
+    def query(self, visits: Sequence[int]) -> None:
+        query = self.butler.query
+        for v in visits:
+            list(query("metrics", visit=v))
+
+    def count(self, visits: Sequence[int]) -> None:
+        count = self.butler.count
+        for v in visits:
+            count("metrics", visit=v)
+
+    # ---- calibrations (issue 4's API: certify(type, data ID, valid_from, valid_to)) ----------
+
+    def prepare_calibrations(self) -> None:
+        butler = self.butler
+        butler.put_many(
+            "raw",
+            [
+                (
+                    {"visit": o.visit, "detector": o.detector},
+                    {"visit": o.visit, "detector": o.detector, "obsTime": o.time},
+                )
+                for o in observations(0, CALIB_VISITS * DETECTORS)
+            ],
+        )
+        butler.put_many(
+            "bias",
+            [
+                ({"epoch": e, "detector": d}, {"calibDate": calib_date(e), "detector": d})
+                for e in range(CALIB_EPOCHS)
+                for d in range(DETECTORS)
+            ],
+        )
+
+    def certify(self) -> None:
+        certify = self.butler.certify  # type: ignore[attr-defined]
+        for epoch in range(CALIB_EPOCHS):
+            begin = _utc(epoch_start(epoch))
+            end = _utc(epoch_start(epoch + 1)) if epoch + 1 < CALIB_EPOCHS else None
+            for detector in range(DETECTORS):
+                certify("bias", {"calibDate": calib_date(epoch), "detector": detector}, begin, end)
+
+    def calib_one(self, obs: Sequence[Obs]) -> None:
+        get = self.butler.get
+        for o in obs:
+            get("bias", visit=o.visit, detector=o.detector)
+
+    def calib_bulk(self, obs: Sequence[Obs]) -> None:
+        lookup = bulk_lookup(self.butler)
+        if lookup is None:
+            raise NotImplementedError("no bulk calibration lookup yet")
+        found = lookup("bias", [{"visit": o.visit, "detector": o.detector} for o in obs])
+        assert len(list(found)) == len(obs)
+
+    def close(self) -> None:
+        self.butler.close()

@@ -1,0 +1,157 @@
+"""Command-line forms of issue 6: chains, overrides, explain and version selection.
+
+butler [--config KEY=VALUE ...] COMMAND ...     session overrides (after $BUTLER_CONFIG)
+butler create ROOT --mapper M --parent P [--parent P2 ...]
+butler explain ROOT DATASET_TYPE KEY=VALUE ...
+butler register-dataset-type ROOT NAME --template T --format F --keys a,b [--doc D]
+butler select --version 'butler>=0.2' ROOT ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextvars
+import os
+import shlex
+from collections.abc import Callable
+from typing import Any
+
+from .overrides import ENVIRONMENT_VARIABLE, Override, parse_items
+
+__all__ = ["add_commands", "session_config"]
+
+_SESSION: contextvars.ContextVar[list[Override] | None] = contextvars.ContextVar(
+    "butler_cli_config", default=None
+)
+
+
+def session_config() -> list[Override] | None:
+    """The overrides of the running command: $BUTLER_CONFIG then ``--config`` (None: neither)."""
+    return _SESSION.get()
+
+
+def _with_session(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def wrapped(args: argparse.Namespace) -> int:
+        items = getattr(args, "config_items", None)
+        if not items:
+            return run(args)
+        env = shlex.split(os.environ.get(ENVIRONMENT_VARIABLE, ""))
+        overrides = parse_items(env, f"${ENVIRONMENT_VARIABLE}") + parse_items(items, "--config")
+        token = _SESSION.set(overrides)
+        try:
+            return run(args)
+        finally:
+            _SESSION.reset(token)
+
+    return wrapped
+
+
+def _create(args: argparse.Namespace) -> int:
+    from .butler import Butler
+
+    with Butler.create(
+        args.root, mapper=args.mapper, registry=args.registry, parents=args.parents or ()
+    ) as butler:
+        print(
+            f"created {butler.root} for instrument {butler.mapper.name} "
+            f"({len(butler.dataset_types)} dataset types)"
+        )
+        print(f"registry: {butler.registry.url}")
+        for parent in butler.chain.parents:
+            print(f"parent: {parent.root}")
+    return 0
+
+
+def _data_id(pairs: list[str]) -> dict[str, object]:
+    result: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise argparse.ArgumentTypeError(f"data ID items are KEY=VALUE, got {pair!r}")
+        result[key] = value
+    return result
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from .butler import Butler
+
+    with Butler(args.root, writeable=False, config=session_config()) as butler:
+        print(butler.explain(args.dataset_type, _data_id(args.data_id)))
+    return 0
+
+
+def _register(args: argparse.Namespace) -> int:
+    from .butler import Butler
+
+    with Butler(args.root, config=session_config()) as butler:
+        if args.text is not None:
+            with open(args.text, encoding="utf-8") as stream:
+                butler.register_dataset_type(text=stream.read())
+        else:
+            butler.register_dataset_type(
+                args.name, template=args.template, format=args.format, keys=args.keys, doc=args.doc
+            )
+        print(f"registered in {butler.root}; dataset types: {len(butler.dataset_types)}")
+    return 0
+
+
+def _select(args: argparse.Namespace) -> int:
+    from .provenance import select_repository
+
+    print(select_repository(args.roots, args.version))
+    return 0
+
+
+def add_commands(parser: argparse.ArgumentParser, commands: Any) -> None:
+    """Add ``--config``, ``create --parent``, ``explain``, ``register-dataset-type``, ``select``."""
+    parser.add_argument(
+        "--config",
+        dest="config_items",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a policy setting for this command, e.g. datasets.calexp.format=hdf5 "
+        f"(repeatable; applied after ${ENVIRONMENT_VARIABLE})",
+    )
+    create = commands.choices["create"]
+    create.add_argument(
+        "--parent",
+        dest="parents",
+        action="append",
+        metavar="ROOT",
+        help="a repository read after this one (repeatable; searched in order)",
+    )
+    create.set_defaults(run=_create)
+
+    explain = commands.add_parser(
+        "explain", help="how a data ID is normalized, its path, overrides, and who has it"
+    )
+    explain.add_argument("root", metavar="ROOT")
+    explain.add_argument("dataset_type", metavar="DATASET_TYPE")
+    explain.add_argument("data_id", nargs="*", metavar="KEY=VALUE")
+    explain.set_defaults(run=_explain)
+
+    register = commands.add_parser(
+        "register-dataset-type", help="define an output dataset type in a repository"
+    )
+    register.add_argument("root", metavar="ROOT")
+    register.add_argument("name", metavar="NAME", nargs="?")
+    register.add_argument("--template", metavar="TEMPLATE")
+    register.add_argument("--format", metavar="FORMAT")
+    register.add_argument("--keys", default="", metavar="KEY,KEY")
+    register.add_argument("--doc", default="", metavar="TEXT")
+    register.add_argument("--text", metavar="FILE", help="definitions in the policy language")
+    register.set_defaults(run=_register)
+
+    select = commands.add_parser(
+        "select", help="print the repository created by the software version asked for"
+    )
+    select.add_argument("roots", nargs="+", metavar="ROOT")
+    select.add_argument(
+        "--version", required=True, metavar="REQUIREMENT", help="e.g. 'butler>=0.2,<0.4'"
+    )
+    select.set_defaults(run=_select)
+
+    for sub in commands.choices.values():
+        run = sub.get_default("run")
+        if run is not None:
+            sub.set_defaults(run=_with_session(run))

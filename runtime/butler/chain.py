@@ -1,0 +1,430 @@
+"""Chains of repositories: an output repository and the read-only parents it reads.
+
+    out = Butler.create("out", mapper="hsc", parents=["rerun/a", "/data/hsc"])
+    out.get("calexp", visit=903334, ccd=16)     # out, then rerun/a, then /data/hsc
+
+A repository's ``butler.yaml`` lists its ``parents`` (a root, or ``{root, mapper}``
+to read that parent with another mapper). Opening a repository flattens its
+chain depth first: the repository itself, then each parent followed by that
+parent's own parents; a repository reachable twice is searched once, at its
+first place. Every parent is opened read-only with its own mapper, its own
+runtime dataset types and its own repository overrides; nothing is ever written
+to it, not even its registry.
+
+Reads search the chain in order and the first repository that has a match
+answers (find-first); a partial data ID that is ambiguous in that repository is
+an error, as it would be alone. Queries merge the whole chain, a data ID found
+in several repositories counted once. Writes go to the output only.
+
+Opening fails with :class:`~butler.errors.ChainError` when a parent is missing
+or not a repository, when parents form a cycle, or when a parent's mapper is
+incompatible (another instrument, or a dataset type with other keys).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import dataset_types as runtime_types
+from . import overrides as overrides_module
+from .config import Parent, read_config, write_config
+from .dataid import DataId
+from .errors import (
+    ChainError,
+    ConfigError,
+    InvalidDataIdError,
+    ReadOnlyError,
+    UnknownDatasetTypeError,
+)
+from .mapper import Mapper
+from .spec import InstrumentSpec, Value
+
+if TYPE_CHECKING:
+    from .butler import Butler, _Plan
+
+__all__ = [
+    "Chain",
+    "Link",
+    "ParentLike",
+    "check_compatible",
+    "mark_read_only",
+    "prepare_parents",
+    "resolve_links",
+]
+
+#: A parent as ``Butler.create`` takes it: a root, ``(root, mapper)`` or a :class:`Parent`.
+ParentLike = str | os.PathLike[str] | tuple[str | os.PathLike[str], str] | Parent
+
+
+@dataclass(frozen=True)
+class Link:
+    """One repository of a flattened chain: its root and the mapper to read it with."""
+
+    root: Path
+    mapper: str | None = None
+
+
+def _parent_root(base: Path, parent: Parent) -> Path:
+    path = Path(os.path.expanduser(parent.root))
+    return Path(os.path.normpath((path if path.is_absolute() else base / path).absolute()))
+
+
+def _parent_mapper(base: Path, parent: Parent) -> str | None:
+    mapper = parent.mapper
+    if mapper is not None and mapper.endswith(".py") and not Path(mapper).is_absolute():
+        return str(base / mapper)
+    return mapper
+
+
+def resolve_links(root: Path, parents: Sequence[Parent]) -> list[Link]:
+    """The parents of ``root``, flattened depth first; ChainError for a cycle or a missing one.
+
+    Only configuration files are read.
+    """
+    links: list[Link] = []
+    seen: set[Path] = {root.resolve()}
+
+    def walk(base: Path, entries: Sequence[Parent], stack: tuple[Path, ...]) -> None:
+        for entry in entries:
+            target = _parent_root(base, entry)
+            resolved = target.resolve()
+            if resolved in stack:
+                cycle = " -> ".join(str(p) for p in (*stack, resolved))
+                raise ChainError(
+                    f"repositories form a cycle of parents: {cycle}; remove one of these "
+                    "parents from its butler.yaml"
+                )
+            try:
+                config = read_config(target)
+            except ConfigError as error:
+                via = f" (a parent of {base})" if base != root else ""
+                raise ChainError(
+                    f"parent repository {target}{via} of {root} cannot be opened: {error}"
+                ) from None
+            if resolved not in seen:
+                seen.add(resolved)
+                links.append(Link(target, _parent_mapper(base, entry)))
+            walk(target, config.parents, (*stack, resolved))
+
+    walk(root, parents, (root.resolve(),))
+    return links
+
+
+def prepare_parents(
+    root: Path,
+    mapper: Mapper,
+    parents: Iterable[ParentLike],
+    overrides: Mapping[str, object],
+) -> tuple[Parent, ...]:
+    """The parents of a repository about to be created, checked as opening it would.
+
+    Roots become absolute. ChainError for a missing parent, a cycle (a parent
+    that already lists ``root``) or an incompatible mapper; OverrideError for
+    invalid ``overrides``. Nothing is written.
+    """
+    overrides_module.apply(mapper.spec, overrides_module.collect(overrides, ()))
+    entries = []
+    for parent in parents:
+        if isinstance(parent, Parent):
+            entry = parent
+        elif isinstance(parent, tuple):
+            entry = Parent(os.fspath(parent[0]), str(parent[1]))
+        else:
+            entry = Parent(os.fspath(parent))
+        target = Path(os.path.expanduser(entry.root)).absolute()
+        mapper_spec = entry.mapper
+        if mapper_spec and mapper_spec.endswith(".py"):
+            mapper_spec = str(Path(mapper_spec).absolute())
+        entries.append(Parent(str(target), mapper_spec))
+    links = resolve_links(root, entries)
+    members = _open_members(links)
+    try:
+        for link, member in zip(links, members, strict=True):
+            check_compatible(mapper, member.mapper, link.root)
+    finally:
+        for member in members:
+            member.close()
+    return tuple(entries)
+
+
+def mark_read_only(root: str | os.PathLike[str], read_only: bool = True) -> None:
+    """Set (or clear) a repository's ``read_only`` flag in its ``butler.yaml``."""
+    path = Path(root).absolute()
+    config = read_config(path)
+    write_config(path, dataclasses.replace(config, read_only=read_only))
+
+
+def check_compatible(child: Mapper, parent: Mapper, root: Path) -> None:
+    """ChainError unless ``parent``'s datasets can be read through ``child``'s mapper."""
+    if child.name != parent.name:
+        raise ChainError(
+            f"parent repository {root} is for instrument {parent.name}, not {child.name}; "
+            "a chain holds one instrument's data"
+        )
+    problems = []
+    for name in parent.dataset_types:
+        if name not in child.dataset_types:
+            continue
+        mine, theirs = child.keys(name), parent.keys(name)
+        if mine != theirs:
+            problems.append(f"  {name}: keys {theirs} there, {mine} here")
+    if problems:
+        shown = "\n".join(problems[:10])
+        more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
+        raise ChainError(
+            f"the mapper of parent repository {root} is incompatible: dataset types "
+            f"have other keys there:\n{shown}{more}\nopen it with a compatible mapper "
+            "(parents: [{root: ..., mapper: ...}] in butler.yaml)"
+        )
+
+
+@dataclass
+class Chain:
+    """An opened repository's runtime context: its parents, runtime dataset types and
+    overrides. ``mapper`` is what the repository reads and writes with."""
+
+    root: Path
+    policy: InstrumentSpec
+    mapper: Mapper
+    parents: tuple[Butler, ...] = ()
+    overrides: tuple[overrides_module.Override, ...] = ()
+    session: Any = None
+    repository: dict[str, object] = field(default_factory=dict)
+    own_types: tuple[str, ...] = field(default=())
+
+    # ---- opening -------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        owner: Butler,
+        *,
+        parents: bool = True,
+        config: overrides_module.SessionConfig | None = None,
+    ) -> Chain:
+        """The chain of ``owner``, whose registry and (policy) mapper are open."""
+        policy = owner.mapper.spec
+        chain = cls(
+            owner.root,
+            policy,
+            owner.mapper,
+            session=config,
+            repository=dict(owner.config.overrides),
+        )
+        chain._refresh(owner.registry)
+        if parents and owner.config.parents:
+            links = resolve_links(owner.root, owner.config.parents)
+            chain.parents = _open_members(links)
+            try:
+                for link, member in zip(links, chain.parents, strict=True):
+                    check_compatible(chain.mapper, member.mapper, link.root)
+                chain._inherit()
+            except BaseException:
+                chain.close()
+                raise
+        return chain
+
+    def _refresh(self, registry: Any) -> None:
+        """Rebuild the mapper: policy + runtime dataset types + overrides (+ inherited)."""
+        runtime = runtime_types.definitions(registry, self.policy)
+        spec = runtime_types.extend_spec(
+            self.policy, runtime.dataset_types, runtime.keys, runtime.formats
+        )
+        self.own_types = runtime.names
+        self.overrides = tuple(overrides_module.collect(self.repository, self.session))
+        spec = overrides_module.apply(spec, self.overrides)
+        self.mapper = Mapper(spec)
+        if self.parents:
+            self._inherit()
+
+    def _inherit(self) -> None:
+        """Add the parents' runtime dataset types this repository does not define."""
+        spec = self.mapper.spec
+        known = set(self.mapper.dataset_types)
+        types, keys, formats = [], [], []
+        for member in self.parents:
+            for name in member.chain.own_types:
+                if name in known:
+                    continue
+                known.add(name)
+                types.append(member.mapper.dataset_type(name))
+            keys += list(member.mapper.spec.keys)
+            formats += list(member.mapper.spec.formats)
+        if types:
+            self.mapper = Mapper(runtime_types.extend_spec(spec, types, keys, formats))
+
+    def close(self) -> None:
+        for member in self.parents:
+            member.close()
+        self.parents = ()
+
+    def register(self, owner: Butler, text: str, file: str) -> Mapper:
+        """Record runtime definitions in the owner's registry; the owner's new mapper."""
+        runtime_types.register(owner.registry, self.policy, text, file=file)
+        self._refresh(owner.registry)
+        return self.mapper
+
+    def dataset_type(self, owner: Butler, name: str) -> Any:
+        """The spec of ``name``, re-reading runtime definitions once if it is unknown."""
+        try:
+            return owner.mapper.dataset_type(name)
+        except UnknownDatasetTypeError:
+            self._refresh(owner.registry)
+            if name not in self.mapper.dataset_types:
+                raise
+            owner.mapper = self.mapper
+            owner._formats = {f.name: f for f in self.mapper.spec.formats}
+            return self.mapper.dataset_type(name)
+
+    # ---- find-first reads --------------------------------------------------------------------
+
+    def find(self, owner: Butler, plan: _Plan, data_id: DataId) -> tuple[DataId, str] | None:
+        """The first parent's match for ``data_id``: its complete data ID and absolute path."""
+        name = plan.spec.name
+        for member in self.parents:
+            if name not in member.mapper.dataset_types:
+                continue
+            try:
+                theirs = member.mapper.normalize(dict(data_id))
+            except InvalidDataIdError:
+                continue
+            found = member._find(member._plan(name), theirs)
+            if found is not None:
+                complete, path = found
+                return owner.mapper.normalize(dict(complete)), str(member.storage.absolute(path))
+        return None
+
+    def member_of(self, path: str) -> Butler | None:
+        """The parent holding the file at ``path`` (an absolute path), if any."""
+        if not path.startswith("/"):
+            return None
+        for member in self.parents:
+            if path.startswith(str(member.root) + os.sep):
+                return member
+        return None
+
+    def located(
+        self, owner: Butler, plan: _Plan, data_id: DataId, path: str
+    ) -> tuple[_Plan, DataId, str]:
+        """What reads use: the plan of the repository that answered (its format wins)."""
+        member = self.member_of(path)
+        if member is None:
+            return plan, data_id, path
+        return member._plan(plan.spec.name), data_id, path
+
+    def candidates(
+        self, owner: Butler, dataset_type: str, partial: Mapping[str, Value]
+    ) -> list[dict[str, Value]]:
+        """Complete data IDs from the first parent that has any (for ``lookup`` keys)."""
+        for member in self.parents:
+            if dataset_type not in member.mapper.dataset_types:
+                continue
+            rows = member._candidates(dataset_type, partial)
+            if rows:
+                return rows
+        return []
+
+    def check_own(self, path: str, action: str) -> None:
+        """ReadOnlyError if the dataset at ``path`` lives in a parent."""
+        member = self.member_of(path)
+        if member is not None:
+            raise ReadOnlyError(
+                f"cannot {action}: the dataset is in parent repository {member.root}, "
+                "which this repository only reads"
+            )
+
+    # ---- queries --------------------------------------------------------------------------
+
+    def _rows(self, owner: Butler, dataset_type: str, partial: dict[str, Value]) -> Iterator[Any]:
+        """Every matching row of every repository of the chain, the output's first."""
+        members: list[Butler] = [owner, *self.parents]
+        for member in members:
+            if dataset_type not in member.mapper.dataset_types:
+                continue
+            if not member._is_registered(dataset_type):
+                continue
+            yield from member.registry.query(dataset_type, partial)
+
+    def query(
+        self, owner: Butler, dataset_type: str, partial: dict[str, Value]
+    ) -> Iterator[DataId]:
+        """Data IDs across the chain, each once, in chain order."""
+        if not self.parents:
+            if not owner._is_registered(dataset_type):
+                return iter(())
+            rows = owner.registry.query(dataset_type, partial)
+            return (owner.mapper.normalize(row) for row in rows)
+        return self._merged(owner, dataset_type, partial)
+
+    def _merged(
+        self, owner: Butler, dataset_type: str, partial: dict[str, Value]
+    ) -> Iterator[DataId]:
+        seen: set[tuple[Any, ...]] = set()
+        for row in self._rows(owner, dataset_type, partial):
+            key = tuple(sorted(row.items()))
+            if key in seen:
+                continue
+            seen.add(key)
+            yield owner.mapper.normalize(row)
+
+    def query_values(
+        self, owner: Butler, dataset_type: str, key: str, partial: dict[str, Value]
+    ) -> list[Value]:
+        members = [owner, *self.parents]
+        values: set[Any] = set()
+        for member in members:
+            if dataset_type in member.mapper.dataset_types and member._is_registered(dataset_type):
+                values.update(member.registry.query_values(dataset_type, key, partial))
+        return sorted(values)
+
+    def count(self, owner: Butler, dataset_type: str, partial: dict[str, Value]) -> int:
+        if not self.parents:
+            if not owner._is_registered(dataset_type):
+                return 0
+            return owner.registry.count(dataset_type, partial)
+        return sum(1 for _ in self._merged(owner, dataset_type, partial))
+
+    # ---- what to tell the user -------------------------------------------------------------
+
+    def searched(self, owner: Butler) -> str:
+        """Which registries a failed lookup searched, in order."""
+        if not self.parents:
+            return f"registry {owner.registry.url}"
+        shown = [f"{owner.root} (registry {owner.registry.url})"]
+        shown += [f"{m.root} (registry {m.registry.url})" for m in self.parents]
+        return "repositories " + ", then ".join(shown)
+
+    def answered(self, owner: Butler, path: str) -> str:
+        """``stored in repository ROOT at 'PATH'`` for the repository that answered."""
+        member = self.member_of(path)
+        if member is None:
+            return f"stored in repository {owner.root} at {path!r}"
+        relative = os.path.relpath(path, member.root)
+        return f"stored in parent repository {member.root} at {relative!r}"
+
+    def explain_notes(self, dataset_type: str) -> str:
+        lines = overrides_module.describe(self.overrides, dataset_type)
+        if dataset_type in self.own_types:
+            lines.insert(0, "defined at run time in this repository (register_dataset_type)")
+        return "".join(f"\n{line}" for line in lines)
+
+
+def _open_members(links: Sequence[Link]) -> tuple[Butler, ...]:
+    from .butler import Butler
+
+    members: list[Butler] = []
+    try:
+        for link in links:
+            members.append(
+                Butler(link.root, writeable=False, mapper=link.mapper, parents=False, config=())
+            )
+    except BaseException:
+        for member in members:
+            member.close()
+        raise
+    return tuple(members)

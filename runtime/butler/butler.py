@@ -40,6 +40,7 @@ from .ingest import IngestReport, InstrumentRules, Transfer
 from .loading import load_mapper
 from .mapper import Mapper
 from .overrides import SessionConfig
+from .progress import progress
 from .provenance import Provenance
 from .registry import Registry
 from .spec import DatasetTypeSpec, FormatSpec, Value
@@ -835,7 +836,9 @@ class Butler:
             names |= {base, base + "-wal", base + "-shm", base + "-journal"}
         return frozenset(names)
 
-    def index(self, dataset_types: Iterable[str] | None = None) -> IndexReport:
+    def index(
+        self, dataset_types: Iterable[str] | None = None, *, show_progress: bool = False
+    ) -> IndexReport:
         """Register files already below the root by parsing their paths back into data IDs."""
         self._check_writeable("index")
         names = list(dataset_types) if dataset_types is not None else list(self.dataset_types)
@@ -844,7 +847,8 @@ class Butler:
         known = 0
         unmatched: list[str] = []
         with self.registry.transaction():
-            for relative in self.storage.walk(self._own_files()):
+            files = self.storage.walk(self._own_files())
+            for relative in progress(files, "index") if show_progress else files:
                 if relative.endswith(TEMP_SUFFIX):
                     continue
                 matched = False
@@ -891,13 +895,16 @@ class Butler:
         self._check_writeable("ingest")
         return ingest(self, paths, transfer=transfer, rules=rules, show_progress=show_progress)
 
-    def verify(self, *, read: bool = False) -> VerifyReport:
+    def verify(self, *, read: bool = False, show_progress: bool = False) -> VerifyReport:
         """Check that every record has its file (and, with ``read``, that each file reads)."""
         recorded: set[str] = set()
         missing: list[tuple[str, str]] = []
         unreadable: list[tuple[str, str, str]] = []
         count = 0
-        for name, data_id, path in self.registry.datasets():
+        records = self.registry.datasets()
+        if show_progress:
+            records = progress(records, "verify")
+        for name, data_id, path in records:
             count += 1
             recorded.add(path)
             file = self.storage.absolute(path)

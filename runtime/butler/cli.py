@@ -102,14 +102,14 @@ def _uri(args: argparse.Namespace) -> int:
 
 def _index(args: argparse.Namespace) -> int:
     with _open(args.root, writeable=True) as butler:
-        report = butler.index(args.dataset_types or None)
+        report = butler.index(args.dataset_types or None, show_progress=True)
         print(report)
     return 0
 
 
 def _verify(args: argparse.Namespace) -> int:
     with _open(args.root) as butler:
-        report = butler.verify(read=args.read)
+        report = butler.verify(read=args.read, show_progress=True)
         print(report)
     return 0 if report.clean else 1
 

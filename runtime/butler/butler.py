@@ -201,15 +201,10 @@ class Butler:
             )
         loaded = load_mapper(mapper)  # fail before writing anything
         chained = prepare_parents(root_path, loaded, parents, overrides or {})
-        spec = str(mapper)
-        if spec.endswith(".py"):
-            spec = (
-                os.path.relpath(Path(spec).absolute(), root_path)
-                if Path(spec).is_absolute() is False
-                else spec
-            )
+        # A generated module given by path is recorded absolutely; names stay names.
+        spec = str(Path(mapper).absolute()) if str(mapper).endswith(".py") else str(mapper)
         config = RepositoryConfig(
-            mapper=spec if not spec.endswith(".py") else str(Path(mapper).absolute()),
+            mapper=spec,
             registry=registry or DEFAULT_REGISTRY,
             parents=chained,
             created_by=software_versions(),
@@ -403,11 +398,9 @@ class Butler:
         found = self._find(plan, normalized)
         if found is None:
             searched = self.chain.searched(self)
-            complete = plan.keys.issubset(normalized)
-            detail = (
+            detail = (  # the compiler guarantees a template's fields are among the keys
                 f"would be at {self.mapper.path(dataset_type, normalized)!r}"
-                if complete
-                and set(plan.spec.fields and [f.key for f in plan.spec.fields]).issubset(normalized)
+                if plan.keys.issubset(normalized)
                 else f"no stored {dataset_type!r} matches these keys"
             )
             raise DatasetNotFoundError(

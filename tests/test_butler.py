@@ -630,6 +630,18 @@ def test_a_rolled_back_transaction_keeps_removed_files_and_drops_new_ones(repo: 
     assert repo.get("note", visit=3, label="x") == {"new": 3}
 
 
+def test_a_rolled_back_put_then_remove_of_a_new_dataset_leaves_nothing(repo: Butler) -> None:
+    # found by the state machine: undoing "put X, remove X" must restore, then delete
+    with pytest.raises(RuntimeError, match="abort"), repo.transaction():
+        repo.put({"brief": 1}, "note", visit=1, label="x")
+        repo.remove("note", visit=1, label="x")
+        raise RuntimeError("abort")
+    assert not repo.exists("note", visit=1, label="x")
+    report = repo.verify()
+    assert report.clean and report.untracked == report.temporaries == (), str(report)
+    assert files(repo) == []
+
+
 def test_a_committed_transaction_applies_every_put_and_remove(repo: Butler) -> None:
     repo.put({"old": 1}, "note", visit=1, label="x")
     repo.put({"old": 2}, "note", visit=2, label="x")

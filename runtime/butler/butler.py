@@ -128,9 +128,11 @@ class _FileActions(threading.local):
 
     def __init__(self) -> None:
         self.open = False
-        self.created: list[Path] = []  # new files published: deleted if the transaction rolls back
-        # files of removed datasets, moved aside: deleted once it commits, else moved back
-        self.removed: list[tuple[Path, Path]] = []
+        # In the order they happened: (None, path) for a new file published by a put,
+        # deleted if the transaction rolls back; (aside, path) for the file of a removed
+        # dataset, moved aside, deleted once the transaction commits, else moved back.
+        # A rollback undoes them last first, so "put X, remove X" leaves nothing behind.
+        self.journal: list[tuple[Path | None, Path]] = []
 
 
 def _format_data_id(data_id: Mapping[str, Any]) -> str:
@@ -534,7 +536,7 @@ class Butler:
                 self.storage.discard(target)
             raise
         if self._local.open:  # the enclosing transaction() may still roll back
-            self._local.created.extend(created)
+            self._local.journal.extend((None, path) for path in created)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -547,21 +549,23 @@ class Butler:
         if actions.open:
             yield
             return
-        actions.open, actions.created, actions.removed = True, [], []
+        actions.open, actions.journal = True, []
         try:
             with self.registry.transaction():
                 yield
         except BaseException:
-            for path in actions.created:
-                self.storage.discard(path)
-            for aside, path in reversed(actions.removed):
-                self.storage.publish(aside, path)
+            for aside, path in reversed(actions.journal):
+                if aside is None:
+                    self.storage.discard(path)
+                else:
+                    self.storage.publish(aside, path)
             raise
         else:
-            for aside, _ in actions.removed:
-                self.storage.discard(aside)
+            for aside, _ in actions.journal:
+                if aside is not None:
+                    self.storage.discard(aside)
         finally:
-            actions.open, actions.created, actions.removed = False, [], []
+            actions.open, actions.journal = False, []
 
     def remove(
         self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object
@@ -577,7 +581,7 @@ class Butler:
                 aside = self.storage.temporary_for(file)
                 with contextlib.suppress(FileNotFoundError):
                     self.storage.publish(file, aside)
-                    self._local.removed.append((aside, file))
+                    self._local.journal.append((aside, file))
             else:
                 self.storage.discard(file)
 

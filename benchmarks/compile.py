@@ -60,7 +60,7 @@ def import_ms(path: Path, name: str) -> float:
 
 
 def synthetic_policy(count: int) -> str:
-    """An instrument with ``count`` dataset types whose templates share prefixes, as real ones do."""
+    """An instrument of ``count`` dataset types whose templates share prefixes, as real ones do."""
     lines = [
         'instrument Bench "A benchmark camera" {',
         "    key visit: int in 0..9_999_999",
@@ -74,11 +74,13 @@ def synthetic_policy(count: int) -> str:
     for i in range(count):
         group = ("calexp", "src", "deepCoadd", "config")[i % 4]
         if group == "calexp":
-            template, keys = f"{group}/{{visit:07d}}/{{filter}}/t{i}-{{ccd:03d}}.fits", "visit, ccd, filter"
+            template = f"{group}/{{visit:07d}}/{{filter}}/t{i}-{{ccd:03d}}.fits"
+            keys = "visit, ccd, filter"
         elif group == "src":
             template, keys = f"{group}/{{visit:07d}}/t{i}-{{ccd:03d}}.fits", "visit, ccd"
         elif group == "deepCoadd":
-            template, keys = f"{group}/{{filter}}/{{tract}}/{{patch}}/t{i}.fits", "filter, tract, patch"
+            template = f"{group}/{{filter}}/{{tract}}/{{patch}}/t{i}.fits"
+            keys = "filter, tract, patch"
         else:
             template, keys = f"{group}/t{i}.yaml", "()"
         fmt = "yaml" if group == "config" else "fits"
@@ -108,7 +110,10 @@ def main() -> None:
     hsc = ROOT / "policies" / "hsc.butler"
     try:
         seconds, warnings = compile_seconds(hsc)
-        print(f"compile policies/hsc.butler (with obs_base): {seconds * 1000:.0f} ms, {warnings} warnings")
+        print(
+            f"compile policies/hsc.butler (with obs_base): {seconds * 1000:.0f} ms, "
+            f"{warnings} warnings"
+        )
     except SystemExit as error:
         print(f"compile policies/hsc.butler: not compiling yet ({str(error).splitlines()[0]})")
     with tempfile.TemporaryDirectory() as folder:

@@ -255,10 +255,6 @@ _ENTRIES = (
         "dataset a_metadata { ... shares path with b_metadata }",
         "Nothing, if the sharing is intended.",
     ),
-)
-
-_ENTRIES = (
-    *_ENTRIES,
     Code(
         "BC104",
         "warning",

@@ -87,7 +87,8 @@ def _syntax_diagnostic(error: UnexpectedInput, file: str, text: str) -> Diagnost
             message = f"unexpected {_found(token)}"
         expected = _expected(error.expected)
     elif isinstance(error, UnexpectedCharacters):
-        char = text[error.pos_in_stream] if 0 <= error.pos_in_stream < len(text) else "?"
+        position = error.pos_in_stream
+        char = text[position] if position is not None and 0 <= position < len(text) else "?"
         message = f"unexpected character {char!r}"
         expected = _expected(error.allowed) if error.allowed else ""
     else:  # UnexpectedEOF

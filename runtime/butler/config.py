@@ -138,16 +138,16 @@ def read_config(root: Path) -> RepositoryConfig:
     errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
         lines = []
-        for error in errors:
-            location = list(error.absolute_path)
-            if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-                known = set(error.schema.get("properties", {}))
-                extra = sorted(k for k in error.instance if k not in known)
+        for problem in errors:
+            location = list(problem.absolute_path)
+            if problem.validator == "additionalProperties" and isinstance(problem.instance, dict):
+                known = set(problem.schema.get("properties", {}))
+                extra = sorted(k for k in problem.instance if k not in known)
                 location += extra[:1]  # point at the unexpected field itself
             line = _line_of(node, location)
             where = f"{path}:{line}" if line else str(path)
             field_name = ".".join(str(p) for p in location) or "(top level)"
-            lines.append(f"{where}: {field_name}: {error.message}")
+            lines.append(f"{where}: {field_name}: {problem.message}")
         raise ConfigError("invalid repository configuration:\n" + "\n".join(lines))
     parents = tuple(
         Parent(p) if isinstance(p, str) else Parent(p["root"], p.get("mapper"))

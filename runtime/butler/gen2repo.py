@@ -16,7 +16,8 @@ calibration root), or at the registry's own ``path`` column where it has one.
 With ``transfer=None`` nothing is copied or moved. Importing into the Gen2 root
 itself adds ``butler.yaml`` and a registry beside ``registry.sqlite3`` and each
 record holds the file's path below it, calibrations included (``CALIB/BIAS/...``);
-importing into another folder records each file's absolute path. ``"copy"``, ``"link"`` and ``"symlink"`` place the files in
+importing into another folder records each file's absolute path. ``"copy"``,
+``"link"`` and ``"symlink"`` place the files in
 a new repository at their templated paths. Importing again records only what is
 new.
 """

@@ -225,9 +225,7 @@ def _validator(spec: KeySpec) -> Callable[[Value], None]:
 
 def _path_check(allow_separator: bool) -> Callable[[str], str | None]:
     if allow_separator:
-        return lambda v: (
-            _path_problem(v, True) if "\\" in v or "\x00" in v or ".." in v else None
-        )
+        return lambda v: _path_problem(v, True) if "\\" in v or "\x00" in v or ".." in v else None
     return lambda v: (
         _path_problem(v, False)
         if not v or v == ".." or "/" in v or "\\" in v or "\x00" in v
@@ -316,8 +314,8 @@ class _KeyRule:
         spec = self.spec
         plain = spec.pattern is None
         if spec.type == "int" and plain and spec.choices is None:
-            low = spec.minimum if spec.minimum is not None else -math.inf
-            high = spec.maximum if spec.maximum is not None else math.inf
+            low: float = spec.minimum if isinstance(spec.minimum, int) else -math.inf
+            high: float = spec.maximum if isinstance(spec.maximum, int) else math.inf
 
             def normalize_int(raw: object) -> Value:
                 if type(raw) is int and low <= raw <= high:

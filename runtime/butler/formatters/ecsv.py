@@ -16,8 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from astropy.table import Table  # type: ignore[import-untyped]
-from astropy.table.meta import get_header_from_yaml  # type: ignore[import-untyped]
+from astropy.table import Table
+from astropy.table.meta import get_header_from_yaml
 
 from ..errors import FormatError
 from ._common import (

@@ -47,8 +47,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from astropy.io import fits  # type: ignore[import-untyped]
-from astropy.table import Table  # type: ignore[import-untyped]
+from astropy.io import fits
+from astropy.table import Table
 
 from ..errors import FormatError
 from ..image import BBox, Image, MetadataValue
@@ -152,7 +152,9 @@ class FitsFormatter(Formatter):
                 raise FormatError(f"HDU {number} of '{path}' is an image, not a table")
             if not _has_data(h):
                 raise FormatError(f"HDU {number} of '{path}' has no data (a header only)")
-            array = native(h.data)
+            # As astropy gives it: in the file's byte order (FITS is big-endian), with no
+            # copy; converting a 4k x 4k image costs as much again as reading it.
+            array = h.data
             if python_type == _NDARRAY:
                 return array
             metadata = _metadata(h.header)

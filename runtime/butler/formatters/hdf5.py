@@ -32,9 +32,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import h5py  # type: ignore[import-untyped]
+import h5py
 import numpy as np
-from astropy.table import Table  # type: ignore[import-untyped]
+from astropy.table import Table
 
 from ..errors import FormatError
 from ..image import BBox, Image, MetadataValue

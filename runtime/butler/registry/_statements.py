@@ -170,12 +170,7 @@ class DatasetTable:
         )
 
     def _check_path(self, path: object, data_id: Mapping[str, Value]) -> str:
-        if (
-            not isinstance(path, str)
-            or not path
-            or "\\" in path
-            or ".." in path.split("/")
-        ):
+        if not isinstance(path, str) or not path or "\\" in path or ".." in path.split("/"):
             raise RegistryError(
                 f"dataset {self.name!r} {format_data_id(data_id)}: path {path!r} must be a "
                 "non-empty POSIX path without '..' segments (relative to the repository root, "

@@ -17,10 +17,11 @@ import contextlib
 import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import maintenance
 from .chain import Chain, ParentLike, prepare_parents
 from .config import CONFIG_NAME, RepositoryConfig, read_config, software_versions, write_config
 from .dataid import DataId
@@ -38,18 +39,18 @@ from .errors import (
 from .formatters import BBox, Formatter, FormatterRegistry, TableInfo
 from .ingest import IngestReport, InstrumentRules, Transfer
 from .loading import load_mapper
+from .maintenance import IndexReport, VerifyReport
 from .mapper import Mapper
 from .overrides import SessionConfig
-from .progress import progress
 from .provenance import Provenance
 from .registry import Registry
 from .spec import DatasetTypeSpec, FormatSpec, Value
-from .storage import TEMP_SUFFIX, LocalStorage
+from .storage import LocalStorage
 
 if TYPE_CHECKING:  # calibrations (issue 4): the logic is in calibrations.py
     from .calibrations import CalibrationRef, Certification
 
-__all__ = ["Butler", "IndexReport", "VerifyReport"]
+__all__ = ["Butler", "IndexReport", "VerifyReport"]  # the reports live in maintenance.py
 
 DEFAULT_REGISTRY = "sqlite:///registry.sqlite3"
 #: How many candidates an ambiguity error lists.
@@ -65,62 +66,6 @@ class _Plan:
     formatter: Formatter
     keys: frozenset[str]
     compress: str | None
-
-
-@dataclass(frozen=True)
-class IndexReport:
-    """What :meth:`Butler.index` found: files registered, already known, and not understood."""
-
-    registered: dict[str, int] = field(default_factory=dict)
-    known: int = 0
-    unmatched: tuple[str, ...] = ()
-
-    def __str__(self) -> str:
-        total = sum(self.registered.values())
-        lines = [
-            f"registered {total} file(s); {self.known} already known; "
-            f"{len(self.unmatched)} not understood"
-        ]
-        lines += [f"  {name}: {count}" for name, count in sorted(self.registered.items())]
-        lines += [f"  not a path of any dataset type: {p}" for p in self.unmatched[:20]]
-        if len(self.unmatched) > 20:
-            lines.append(f"  ... and {len(self.unmatched) - 20} more")
-        return "\n".join(lines)
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    """What :meth:`Butler.verify` found. ``clean`` means no record lacks its file."""
-
-    datasets: int
-    missing: tuple[tuple[str, str], ...] = ()
-    unreadable: tuple[tuple[str, str, str], ...] = ()
-    untracked: tuple[str, ...] = ()
-    temporaries: tuple[str, ...] = ()
-
-    @property
-    def clean(self) -> bool:
-        return not self.missing and not self.unreadable
-
-    def __str__(self) -> str:
-        lines = [
-            f"{self.datasets} dataset(s) checked: {'clean' if self.clean else 'PROBLEMS FOUND'}"
-        ]
-        lines += [f"  missing file of {dt}: {path}" for dt, path in self.missing]
-        lines += [f"  unreadable {dt} {path}: {why}" for dt, path, why in self.unreadable]
-        if self.untracked:
-            lines.append(
-                f"  {len(self.untracked)} file(s) with no record (written by another tool, or by "
-                "a put killed just before it committed; `butler index` registers them):"
-            )
-            lines += [f"    {p}" for p in self.untracked[:20]]
-        if self.temporaries:
-            lines.append(
-                f"  {len(self.temporaries)} temporary file(s) of interrupted writes "
-                "(invisible to readers; safe to delete):"
-            )
-            lines += [f"    {p}" for p in self.temporaries[:20]]
-        return "\n".join(lines)
 
 
 class _FileActions(threading.local):
@@ -838,39 +783,7 @@ class Butler:
     ) -> IndexReport:
         """Register files already below the root by parsing their paths back into data IDs."""
         self._check_writeable("index")
-        names = list(dataset_types) if dataset_types is not None else list(self.dataset_types)
-        plans = [self._plan(n) for n in names]
-        registered: dict[str, int] = {}
-        known = 0
-        unmatched: list[str] = []
-        with self.registry.transaction():
-            files = self.storage.walk(self._own_files())
-            for relative in progress(files, "index") if show_progress else files:
-                if relative.endswith(TEMP_SUFFIX):
-                    continue
-                matched = False
-                for plan in plans:
-                    candidate = relative
-                    for suffix in plan.format.compressed:
-                        if candidate.endswith(suffix) and not plan.spec.template.endswith(suffix):
-                            candidate = candidate[: -len(suffix)]
-                    try:
-                        data_id = self.mapper.parse(plan.spec.name, candidate)
-                    except InvalidDataIdError:
-                        continue
-                    if not plan.keys.issubset(data_id):
-                        continue
-                    matched = True
-                    self._ensure_registered(plan)
-                    record = self._restrict(plan, data_id)
-                    if self.registry.find(plan.spec.name, record) is not None:
-                        known += 1
-                        continue
-                    self.registry.insert(plan.spec.name, record, relative)
-                    registered[plan.spec.name] = registered.get(plan.spec.name, 0) + 1
-                if not matched:
-                    unmatched.append(relative)
-        return IndexReport(registered, known, tuple(unmatched))
+        return maintenance.index(self, dataset_types, show_progress=show_progress)
 
     def ingest(
         self,
@@ -894,34 +807,4 @@ class Butler:
 
     def verify(self, *, read: bool = False, show_progress: bool = False) -> VerifyReport:
         """Check that every record has its file (and, with ``read``, that each file reads)."""
-        recorded: set[str] = set()
-        missing: list[tuple[str, str]] = []
-        unreadable: list[tuple[str, str, str]] = []
-        count = 0
-        records = self.registry.datasets()
-        if show_progress:
-            records = progress(records, "verify")
-        for name, data_id, path in records:
-            count += 1
-            recorded.add(path)
-            file = self.storage.absolute(path)
-            if not file.is_file():
-                missing.append((name, path))
-            elif read and name in self.mapper.dataset_types:
-                plan = self._plan(name)
-                try:
-                    plan.formatter.read(
-                        file, python_type=plan.format.python_type, hdu=self._hdu(plan, data_id)
-                    )
-                except (ButlerError, OSError, ValueError) as error:
-                    unreadable.append((name, path, str(error)))
-        untracked: list[str] = []
-        temporaries: list[str] = []
-        for relative in self.storage.walk(self._own_files()):
-            if relative.endswith(TEMP_SUFFIX):
-                temporaries.append(relative)
-            elif relative not in recorded:
-                untracked.append(relative)
-        return VerifyReport(
-            count, tuple(missing), tuple(unreadable), tuple(untracked), tuple(temporaries)
-        )
+        return maintenance.verify(self, read=read, show_progress=show_progress)

@@ -1,0 +1,150 @@
+"""Keeping a repository honest: register files already on disk, check records against files.
+
+``Butler.index`` and ``Butler.verify`` call these; they read the Butler's mapper,
+registry and storage and never write a file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .errors import ButlerError, InvalidDataIdError
+from .progress import progress
+from .storage import TEMP_SUFFIX
+
+if TYPE_CHECKING:
+    from .butler import Butler
+
+__all__ = ["IndexReport", "VerifyReport", "index", "verify"]
+
+
+@dataclass(frozen=True)
+class IndexReport:
+    """What :meth:`Butler.index` found: files registered, already known, and not understood."""
+
+    registered: dict[str, int] = field(default_factory=dict)
+    known: int = 0
+    unmatched: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        total = sum(self.registered.values())
+        lines = [
+            f"registered {total} file(s); {self.known} already known; "
+            f"{len(self.unmatched)} not understood"
+        ]
+        lines += [f"  {name}: {count}" for name, count in sorted(self.registered.items())]
+        lines += [f"  not a path of any dataset type: {p}" for p in self.unmatched[:20]]
+        if len(self.unmatched) > 20:
+            lines.append(f"  ... and {len(self.unmatched) - 20} more")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """What :meth:`Butler.verify` found. ``clean`` means no record lacks its file."""
+
+    datasets: int
+    missing: tuple[tuple[str, str], ...] = ()
+    unreadable: tuple[tuple[str, str, str], ...] = ()
+    untracked: tuple[str, ...] = ()
+    temporaries: tuple[str, ...] = ()
+
+    @property
+    def clean(self) -> bool:
+        return not self.missing and not self.unreadable
+
+    def __str__(self) -> str:
+        lines = [
+            f"{self.datasets} dataset(s) checked: {'clean' if self.clean else 'PROBLEMS FOUND'}"
+        ]
+        lines += [f"  missing file of {dt}: {path}" for dt, path in self.missing]
+        lines += [f"  unreadable {dt} {path}: {why}" for dt, path, why in self.unreadable]
+        if self.untracked:
+            lines.append(
+                f"  {len(self.untracked)} file(s) with no record (written by another tool, or by "
+                "a put killed just before it committed; `butler index` registers them):"
+            )
+            lines += [f"    {p}" for p in self.untracked[:20]]
+        if self.temporaries:
+            lines.append(
+                f"  {len(self.temporaries)} temporary file(s) of interrupted writes "
+                "(invisible to readers; safe to delete):"
+            )
+            lines += [f"    {p}" for p in self.temporaries[:20]]
+        return "\n".join(lines)
+
+
+def index(
+    butler: Butler, dataset_types: Iterable[str] | None = None, *, show_progress: bool = False
+) -> IndexReport:
+    """Register files already below the root by parsing their paths back into data IDs."""
+    names = list(dataset_types) if dataset_types is not None else list(butler.dataset_types)
+    plans = [butler._plan(n) for n in names]
+    registered: dict[str, int] = {}
+    known = 0
+    unmatched: list[str] = []
+    with butler.registry.transaction():
+        files = butler.storage.walk(butler._own_files())
+        for relative in progress(files, "index") if show_progress else files:
+            if relative.endswith(TEMP_SUFFIX):
+                continue
+            matched = False
+            for plan in plans:
+                candidate = relative
+                for suffix in plan.format.compressed:
+                    if candidate.endswith(suffix) and not plan.spec.template.endswith(suffix):
+                        candidate = candidate[: -len(suffix)]
+                try:
+                    data_id = butler.mapper.parse(plan.spec.name, candidate)
+                except InvalidDataIdError:
+                    continue
+                if not plan.keys.issubset(data_id):
+                    continue
+                matched = True
+                butler._ensure_registered(plan)
+                record = butler._restrict(plan, data_id)
+                if butler.registry.find(plan.spec.name, record) is not None:
+                    known += 1
+                    continue
+                butler.registry.insert(plan.spec.name, record, relative)
+                registered[plan.spec.name] = registered.get(plan.spec.name, 0) + 1
+            if not matched:
+                unmatched.append(relative)
+    return IndexReport(registered, known, tuple(unmatched))
+
+
+def verify(butler: Butler, *, read: bool = False, show_progress: bool = False) -> VerifyReport:
+    """Check that every record has its file (and, with ``read``, that each file reads)."""
+    recorded: set[str] = set()
+    missing: list[tuple[str, str]] = []
+    unreadable: list[tuple[str, str, str]] = []
+    count = 0
+    records = butler.registry.datasets()
+    if show_progress:
+        records = progress(records, "verify")
+    for name, data_id, path in records:
+        count += 1
+        recorded.add(path)
+        file = butler.storage.absolute(path)
+        if not file.is_file():
+            missing.append((name, path))
+        elif read and name in butler.mapper.dataset_types:
+            plan = butler._plan(name)
+            try:
+                plan.formatter.read(
+                    file, python_type=plan.format.python_type, hdu=butler._hdu(plan, data_id)
+                )
+            except (ButlerError, OSError, ValueError) as error:
+                unreadable.append((name, path, str(error)))
+    untracked: list[str] = []
+    temporaries: list[str] = []
+    for relative in butler.storage.walk(butler._own_files()):
+        if relative.endswith(TEMP_SUFFIX):
+            temporaries.append(relative)
+        elif relative not in recorded:
+            untracked.append(relative)
+    return VerifyReport(
+        count, tuple(missing), tuple(unreadable), tuple(untracked), tuple(temporaries)
+    )

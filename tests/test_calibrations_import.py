@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from butler.butler import Butler
+from butler.calibrations import timeline
 from butler.cli import main
 from butler.curated import ingest_curated, parse_start, scan
 from butler.gen2calib import analyze, convert_end, convert_start, import_registry, read_registry
@@ -148,6 +149,11 @@ def test_ci_hsc_registry_imports_and_answers_lookups(tmp_path: Path, backend: st
         defects = butler.find_calibration("defects", taiObs="2014-04-03", ccd=96)
         assert defects.data_id["calibDate"] == "2014-04-03T00:00:00"
         assert import_registry(butler, CI_HSC).imported == 936  # again: nothing new
+        # the timeline lists detectors in their own order: ccd=2 before ccd=10 before ccd=100
+        table = timeline(butler.calibration_history("bias")).splitlines()
+        rows = [line.split()[0] for line in table[1:]]
+        numbers = [int(row.removeprefix("ccd=")) for row in rows]
+        assert numbers == sorted(numbers) and 100 in numbers
 
 
 def test_gen2_import_reports_refused_overlaps(tmp_path: Path) -> None:

@@ -594,7 +594,8 @@ def timeline(history: Sequence[Certification], *, include_closed: bool = True) -
         return "(no certifications)"
     header = ("match", "id", "valid from", "valid to", "calibration", "certified (UTC)", "state")
     table = [header]
-    for row in sorted(rows, key=lambda r: (encode_match(r.match), r.valid_from, r.id)):
+    # match values in their own order (ccd 2 before ccd 10), then by valid time
+    for row in sorted(rows, key=lambda r: (tuple(r.match.values()), r.valid_from, r.id)):
         state = "current" if row.current else f"{row.closed_by} {_fmt(row.recorded_to)}"
         table.append(
             (
@@ -633,7 +634,9 @@ def plot_timeline(history: Sequence[Certification], path: str, title: str = "") 
     def _num(moment: datetime.datetime) -> float:
         return float(mdates.date2num(moment))  # type: ignore[no-untyped-call]
 
-    labels = sorted({encode_match(r.match) for r in history})
+    # one row per match value, in the values' own order (ccd 2 before ccd 10)
+    firsts = {encode_match(r.match): tuple(r.match.values()) for r in history}
+    labels = sorted(firsts, key=firsts.__getitem__)
     names = {
         key: " ".join(f"{k}={v}" for k, v in r.match.items())
         for r in history
@@ -671,10 +674,13 @@ def plot_timeline(history: Sequence[Certification], path: str, title: str = "") 
             Patch(facecolor="tab:blue", edgecolor="black", label="current"),
             Patch(facecolor="lightgrey", edgecolor="grey", hatch="//", label="closed"),
         ],
-        loc="upper left",
+        loc="lower right",
+        bbox_to_anchor=(1.0, 1.0),  # above the axes, beside the title: never over a bar
+        ncol=2,
+        frameon=False,
         fontsize="small",
     )
-    axes.set_title(title or "certifications")
+    axes.set_title(title or "certifications", loc="left")
     figure.autofmt_xdate()
     figure.tight_layout()
     figure.savefig(path, dpi=100)

@@ -632,7 +632,7 @@ def plot_timeline(history: Sequence[Certification], path: str, title: str = "") 
         ) from None
 
     def _num(moment: datetime.datetime) -> float:
-        return float(mdates.date2num(moment))  # type: ignore[no-untyped-call]
+        return float(mdates.date2num(moment))
 
     # one row per match value, in the values' own order (ccd 2 before ccd 10)
     firsts = {encode_match(r.match): tuple(r.match.values()) for r in history}

@@ -71,3 +71,18 @@ def test_mutated_fixtures(text: str) -> None:
 @given(mutated(from_lark(parser(), explicit={"WS": st.just(" "), "COMMENT": st.just("#c\n")})))
 def test_mutated_grammar_generated_policies(text: str) -> None:
     compiles_without_raising(text, Path("/nonexistent-fuzz"))
+
+
+def test_a_nul_in_an_included_path_is_a_diagnostic() -> None:
+    # found by the fuzzer: the operating system refuses such a path with ValueError
+    result = compile_policy(
+        Path("/nonexistent-fuzz/p.butler"), text='include r"a\x00b"\ninstrument X {}\n'
+    )
+    assert [d.code for d in result.errors] == ["BC017"]
+    assert "NUL" in result.errors[0].message
+
+
+def test_a_nul_in_a_table_file_path_is_a_diagnostic() -> None:
+    text = 'instrument X {\n    table t(a: int, b: str) from r"t\x00.csv"\n}\n'
+    result = compile_policy(Path("/nonexistent-fuzz/p.butler"), text=text)
+    assert [d.code for d in result.errors] == ["BC017"]

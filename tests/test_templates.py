@@ -22,6 +22,7 @@ from butlerc.templates import (
     prefilter_key,
     render_example,
     spec_problem,
+    split_ambiguity,
 )
 from hypothesis import assume, given
 from hypothesis import strategies as st
@@ -594,3 +595,57 @@ def test_touching_fields_that_start_with_different_characters_split_one_way() ->
     assert ambiguity(parse_template("plots/tract-{tract}{subdir}/p.png"), shapes) is None
     template = parse_template("dcrCoadd/{filter}{subfilter}of3/x.fits")
     assert ambiguity(template, shapes) == template.fields
+
+
+# ---- paths that split more than one way across literal text -----------------------------------
+
+SPLIT_CASES = [
+    # (template, shapes, ambiguous?)
+    (
+        "plots/{filter}/plot-{filter}-{description}-{style}.png",
+        {"filter": KeyShape("str"), "description": KeyShape("str"), "style": KeyShape("str")},
+        True,
+    ),
+    (
+        "raw/{visit:07d}-{ccd:03d}.fits",
+        {
+            "visit": KeyShape("int", minimum=0, maximum=9_999_999),
+            "ccd": KeyShape("int", minimum=0, maximum=999),
+        },
+        False,
+    ),
+    # the first fields, split by "/", pin the repeats: one data ID per path
+    (
+        "dr/{filter}/{tract}/calexp-{filter}-{tract}.fits",
+        {"filter": KeyShape("str"), "tract": KeyShape("int")},
+        False,
+    ),
+    # an int with no range may be negative: a="0-", b=1 and a="0", b=-1 render alike
+    ("x/{a}-{b}.fits", {"a": KeyShape("str"), "b": KeyShape("int")}, True),
+    (
+        "p/visit-{visit}{subdir}/plot-{description}-{style}.png",
+        {
+            "visit": KeyShape("int", minimum=0),
+            "subdir": KeyShape("str", pattern=r"(/[^/]+)*", allow_slash=True),
+            "description": KeyShape("str"),
+            "style": KeyShape("str"),
+        },
+        True,
+    ),
+    ("{a}-{b}", {"a": KeyShape("str", pattern="[a-z]+"), "b": KeyShape("str")}, False),
+]
+
+
+@pytest.mark.parametrize(("text", "shapes", "ambiguous"), SPLIT_CASES)
+def test_split_ambiguity(text: str, shapes: dict[str, KeyShape], ambiguous: bool) -> None:
+    witness = split_ambiguity(parse_template(text), shapes)
+    assert (witness is not None) == ambiguous, witness
+
+
+def test_split_witness_really_reads_two_ways() -> None:
+    shapes = {"description": KeyShape("str"), "style": KeyShape("str")}
+    witness = split_ambiguity(parse_template("plot-{description}-{style}.png"), shapes)
+    assert witness is not None
+    body = witness.removeprefix("plot-").removesuffix(".png")
+    splits = {(body[:i], body[i + 1 :]) for i, c in enumerate(body) if c == "-"}
+    assert len({s for s in splits if s[0] and s[1]}) >= 2  # two (description, style) pairs

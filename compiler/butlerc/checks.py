@@ -23,6 +23,7 @@ from .templates import (
     find_collisions,
     parse_template,
     spec_problem,
+    split_ambiguity,
 )
 from .values import KEY_TYPES, SCALES, Value, ValueProblem, coerce_literal, coerce_text
 
@@ -577,6 +578,16 @@ class _Checker:
                 f"put a separator between them, e.g. '{{{first.key}}}-{{{second.key}}}'",
             )
             return
+        witness = split_ambiguity(template, shapes)
+        if witness is not None:
+            self.warning(
+                "BC105",
+                f"template of {dataset.kind} '{dataset.name.value}' can split a path into its "
+                f"keys in more than one way: '{witness}' reads two ways",
+                literal.span,
+                "constrain the keys whose values may hold the separator ('matches', 'one of', "
+                "a range), so every path reads back as one data ID",
+            )
         self.result.templates[dataset.name.value] = template
 
     def shapes(self, names: Iterable[str]) -> dict[str, KeyShape]:

@@ -268,6 +268,21 @@ _ENTRIES = (
         "Nothing, if the instrument has no such data. Otherwise complete it with "
         '`override dataset NAME { template "..." keys ... }`.',
     ),
+    Code(
+        "BC105",
+        "warning",
+        "template may split more than one way",
+        "Some path the template renders can be read back as two different data IDs, because "
+        "a field's values may contain the literal text that separates it from its neighbour "
+        "(a free str key next to '-', an int that may be negative). The message shows such "
+        "a path. Reading a stored path back (index, Gen2 import) may then pick the wrong "
+        "data ID; the runtime refuses a parse whose data ID renders a different path, but "
+        "cannot tell two data IDs that render the same one apart.",
+        "key description: str\nkey style: str\n"
+        'dataset plot { template "plot-{description}-{style}.png" ... }',
+        "Constrain the keys so their values cannot hold the separator: "
+        '`matches r"[^-]+"`, `one of ...`, or a non-negative range.',
+    ),
 )
 
 CODES: dict[str, Code] = {entry.code: entry for entry in _ENTRIES}

@@ -110,6 +110,15 @@ def _read(path: Path) -> str:
     return data.decode("utf-8")
 
 
+def _unreadable(error: Exception) -> str:
+    """Why a file could not be read, in words."""
+    if isinstance(error, UnicodeDecodeError):
+        return "it is not UTF-8 text"
+    if isinstance(error, OSError):
+        return error.strerror or str(error)
+    return "the path holds a NUL character"  # ValueError from the operating system call
+
+
 def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -128,6 +137,16 @@ def _load_into(
     stack: tuple[Path, ...],
     include_span: Span | None,
 ) -> None:
+    if "\x00" in str(path):  # the operating system refuses such a path outright
+        loaded.diagnostics.append(
+            Diagnostic(
+                "BC017",
+                "error",
+                f"cannot read {str(path)!r}: the path holds a NUL character",
+                include_span,
+            )
+        )
+        return
     display = _display(path)
     resolved = path.resolve()
     if resolved in stack:
@@ -143,8 +162,8 @@ def _load_into(
     if text is None:
         try:
             text = _read(path)
-        except (OSError, UnicodeDecodeError) as error:
-            reason = error.strerror if isinstance(error, OSError) else "it is not UTF-8 text"
+        except (OSError, UnicodeDecodeError, ValueError) as error:
+            reason = _unreadable(error)
             loaded.diagnostics.append(
                 Diagnostic("BC017", "error", f"cannot read '{display}': {reason}", include_span)
             )
@@ -323,11 +342,18 @@ class _Resolver:
             return ResolvedTable(table, table.rows)
         base = Path(table.span.file).parent
         path = base / str(table.file.value)
+        if "\x00" in str(path):
+            self.error(
+                "BC017",
+                "cannot read a table file whose path holds a NUL character",
+                table.file.span,
+            )
+            return ResolvedTable(table, ())
         display = _display(path)
         try:
             text = _read(path)
-        except (OSError, UnicodeDecodeError) as error:
-            reason = error.strerror if isinstance(error, OSError) else "it is not UTF-8 text"
+        except (OSError, UnicodeDecodeError, ValueError) as error:
+            reason = _unreadable(error)
             self.error("BC017", f"cannot read table file '{display}': {reason}", table.file.span)
             return ResolvedTable(table, ())
         if not any(i.file == display for i in self.loaded.inputs):

@@ -18,6 +18,7 @@ and carry no anchors.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import importlib
 import itertools
 import re
@@ -802,6 +803,146 @@ def _touching_split_is_determined(
         return True
     start = _union(*(ranges for ranges, _ in _nfa(_field_node(second, second_shape)).moves[0]))
     return not _intersect(extend, start)
+
+
+def split_ambiguity(template: Template, shapes: Mapping[str, KeyShape]) -> str | None:
+    """Text the template renders that splits into its fields in more than one way, or None.
+
+    The text is the whole path, or only the path component ("/" to "/") that is
+    ambiguous when no field can hold a "/".
+
+    Runs two copies of the template's automaton, each state tagged with the segment
+    (field or literal text) it is in, side by side over the same characters. Two
+    splits differ exactly when some character is taken by different segments in the
+    two runs, so the search looks for an accepted string on which that happens. This
+    catches what :func:`ambiguity` cannot: ``plot-{description}-{style}`` where the
+    values may themselves hold "-".
+
+    Two splits are two data IDs only if some key's *first* field takes different text
+    in them (later fields of a key repeat its first), so a divergence counts only on a
+    character that one of the runs gives to a first field. That keeps templates such as
+    ``{filter}/{tract}/calexp-{filter}-{tract}.fits`` quiet, whose repeats the first
+    fields pin. (The runs do not check that repeats equal their first field, so a
+    report is a strong sign, not a proof, for templates that repeat keys.)
+    """
+    if len(template.fields) < 2:
+        return None
+    components: list[list[_Piece]] = [[]]
+    seen_keys: set[str] = set()
+    for segment in template.segments:
+        if isinstance(segment, Field):
+            automaton = _field_automaton(segment.key, segment.spec, _shape(shapes, segment.key))
+            components[-1].append(_Piece(automaton, segment.key not in seen_keys, None))
+            seen_keys.add(segment.key)
+            continue
+        for n, part in enumerate(segment.text.split("/")):
+            if n:
+                components.append([])  # a "/" ends a path component
+            if part:
+                chars = tuple(_Chars(((ord(c), ord(c)),)) for c in part)
+                components[-1].append(_Piece(_nfa(_Seq(chars)), False, part))
+    slash = _chars_of("/")
+    if any(
+        p.text is None and _intersect(_alphabet(p.automaton), slash) for c in components for p in c
+    ):
+        # a field may hold "/": the components are not fixed, so search the whole path
+        joined: list[_Piece] = []
+        for n, component in enumerate(components):
+            if n:
+                joined.append(_Piece(_nfa(_Chars(slash)), False, "/"))
+            joined.extend(component)
+        return _split_search(joined)
+    # No field holds "/", so the components are fixed and each is searched alone; one
+    # whose fields are each followed by text they cannot hold splits one way.
+    for component in components:
+        if sum(p.text is None for p in component) >= 2 and not _delimited(component):
+            witness = _split_search(component)
+            if witness is not None:
+                return witness
+    return None
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """A field (``text`` None) or a run of literal text, as an automaton."""
+
+    automaton: _Nfa
+    first: bool  # a key's first field: the split of these decides the data ID
+    text: str | None
+
+
+@functools.lru_cache(maxsize=4096)
+def _field_automaton(key: str, spec: str, shape: KeyShape) -> _Nfa:
+    """A field's automaton, built once per (key, spec, shape): templates share fields."""
+    return _nfa(_field_node(Field(key, spec, 0, 0), shape))
+
+
+def _alphabet(nfa: _Nfa) -> Ranges:
+    return _union(*(ranges for moves in nfa.moves for ranges, _ in moves))
+
+
+def _delimited(component: Sequence[_Piece]) -> bool:
+    """Whether every field is last, or followed by text whose first character it never holds.
+
+    The component starts at a fixed place, and such a field ends at the first
+    occurrence of that character, so each boundary is fixed in turn: one split only.
+    """
+    pieces: list[_Piece | None] = [*component, None]
+    for piece, following in itertools.pairwise(pieces):
+        if piece is None or piece.text is not None or following is None:
+            continue
+        if following.text is None:
+            return False  # two fields touch
+        if _intersect(_alphabet(piece.automaton), _chars_of(following.text[0])):
+            return False
+    return True
+
+
+def _split_search(pieces: Sequence[_Piece]) -> str | None:
+    """A string the pieces accept in sequence in two ways, diverging on a first field."""
+    automata = [piece.automaton for piece in pieces]
+    first = {k for k, piece in enumerate(pieces) if piece.first}
+    end = len(automata)
+
+    def closure(k: int, state: int) -> list[tuple[int, int]]:
+        """The (segment, state) places one is also at: past any segment that may end here."""
+        places = [(k, state)]
+        while k < end and state in automata[k].accepting:
+            k, state = k + 1, 0
+            places.append((k, state))
+        return places
+
+    Pair = tuple[tuple[int, int], tuple[int, int], bool]  # both runs' places; diverged yet?
+    start: list[Pair] = [(a, b, False) for a in closure(0, 0) for b in closure(0, 0)]
+    parents: dict[Pair, tuple[Pair, Ranges]] = {}  # how each pair was reached, and on what
+    queue = deque(start)
+    seen = set(start)
+    while queue:
+        node = queue.popleft()
+        (k1, s1), (k2, s2), diverged = node
+        if diverged and k1 == end and k2 == end:
+            path: list[str] = []
+            step = node
+            while step in parents:
+                step, common = parents[step]
+                path.append(_pick(common))
+            return "".join(reversed(path))
+        if k1 == end or k2 == end:
+            continue
+        for ranges1, target1 in automata[k1].moves[s1]:
+            for ranges2, target2 in automata[k2].moves[s2]:
+                common = _intersect(ranges1, ranges2)
+                if not common:
+                    continue
+                split = diverged or (k1 != k2 and (k1 in first or k2 in first))
+                for a in closure(k1, target1):
+                    for b in closure(k2, target2):
+                        following: Pair = (a, b, split)
+                        if following not in seen:
+                            seen.add(following)
+                            parents[following] = (node, common)
+                            queue.append(following)
+    return None
 
 
 def ambiguity(template: Template, shapes: Mapping[str, KeyShape]) -> tuple[Field, Field] | None:

@@ -20,7 +20,7 @@ import string
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import given, reject, settings
 from hypothesis import strategies as st
 
 from .errors import InvalidDataIdError
@@ -59,14 +59,24 @@ def data_ids(mapper: Mapper, dataset_type: str) -> st.SearchStrategy[dict[str, V
 
 
 def check_round_trip(mapper: Mapper, dataset_type: str, *, max_examples: int = 100) -> None:
-    """Assert ``parse(path(d)) == normalize(d)`` and idempotent normalization, for many ``d``."""
+    """Assert ``parse(path(d)) == normalize(d)`` and idempotent normalization, for many ``d``.
+
+    A data ID whose values are each allowed but whose path would leave the repository
+    (a path fragment such as "/" where a template starts with it) is refused by
+    ``mapper.path`` on purpose, so it is not a counterexample; it is skipped.
+    """
 
     @settings(max_examples=max_examples, deadline=None, database=None)
     @given(data_ids(mapper, dataset_type))
     def round_trip(values: dict[str, Value]) -> None:
         normalized = mapper.normalize(values)
         assert mapper.normalize(dict(normalized)) == normalized, "normalize is not idempotent"
-        path = mapper.path(dataset_type, normalized)
+        try:
+            path = mapper.path(dataset_type, normalized)
+        except InvalidDataIdError as error:
+            if "would leave the repository" not in str(error):
+                raise
+            reject()
         parsed = mapper.parse(dataset_type, path)
         assert parsed == normalized, f"{path!r} parses as {parsed!r}, not {normalized!r}"
 

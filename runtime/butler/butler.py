@@ -376,9 +376,9 @@ class Butler:
         return hdu
 
     def _write_file(
-        self, plan: _Plan, obj: object, data_id: DataId, relative: str, *, sync: bool = True
+        self, plan: _Plan, obj: object, data_id: DataId, target: Path, *, sync: bool = True
     ) -> Path:
-        target = self.storage.checked(relative)
+        """Write ``obj`` into a fsynced temporary beside ``target``; the temporary."""
         hdu = self._hdu(plan, data_id)
         write_hdu = hdu if isinstance(hdu, int) else None
 
@@ -432,15 +432,15 @@ class Butler:
         self, items: list[tuple[object, DataId]], plan: _Plan, overwrite: bool, run: str | None
     ) -> None:
         name = plan.spec.name
-        written: list[tuple[Path, Path]] = []
+        written: list[tuple[Path, Path, bool]] = []  # (temporary, target, replaces a dataset)
         created: list[Path] = []  # published files that replaced nothing
-        new_files: set[Path] = set()
         bulk = len(items) > 1  # fsync a bulk write's files all at once, before any is published
         try:
             with self.registry.transaction():
                 rows = []
                 for obj, data_id in items:
                     relative = self.mapper.path(name, data_id)
+                    target = self.storage.checked(relative)
                     record = self._restrict(plan, data_id)
                     existing = self.registry.find(name, record)
                     if existing is not None and not overwrite:
@@ -448,34 +448,32 @@ class Butler:
                             f"dataset {name!r} with data ID {_format_data_id(data_id)} already "
                             f"exists at {existing!r}; pass overwrite=True to replace it"
                         )
-                    if existing is None and self.storage.checked(relative).exists():
+                    if existing is None and target.exists():
                         raise DatasetExistsError(
                             f"cannot put {name!r} with data ID {_format_data_id(data_id)}: "
-                            "its file "
-                            f"{relative!r} already exists and holds something else (another "
-                            "dataset of a shared or HDU-addressed file, or a file no record "
-                            f"knows of: see `butler verify {self.root}`); nothing was written"
+                            f"its file {relative!r} already exists and holds something else "
+                            "(another dataset of a shared or HDU-addressed file, or a file no "
+                            f"record knows of: see `butler verify {self.root}`); nothing was "
+                            "written"
                         )
-                    temporary = self._write_file(plan, obj, data_id, relative, sync=not bulk)
-                    written.append((temporary, self.storage.checked(relative)))
-                    if existing is None:
-                        new_files.add(self.storage.checked(relative))
+                    temporary = self._write_file(plan, obj, data_id, target, sync=not bulk)
+                    written.append((temporary, target, existing is not None))
                     if existing is not None:
                         self.registry.replace(name, record, relative, run)
                     else:
                         rows.append((record, relative))
                 if bulk:
-                    self.storage.sync([temporary for temporary, _ in written])
+                    self.storage.sync([temporary for temporary, _, _ in written])
                 if len(rows) == 1:
                     self.registry.insert(name, rows[0][0], rows[0][1], run)
                 elif rows:
                     self.registry.insert_many(name, rows, run)
-                for temporary, target in written:
+                for temporary, target, replaces in written:
                     self.storage.publish(temporary, target)
-                    if target in new_files:
+                    if not replaces:
                         created.append(target)
         except BaseException:
-            for temporary, _ in written:
+            for temporary, _, _ in written:
                 self.storage.discard(temporary)
             for target in created:
                 self.storage.discard(target)

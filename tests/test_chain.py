@@ -188,3 +188,22 @@ def test_cli_create_with_parents_and_explain(
     assert "stored in parent repository" in capsys.readouterr().out
     assert main(["query", root, "focusSweep", "--count"]) == 0
     assert capsys.readouterr().out.strip() == "4"
+
+
+def test_an_own_record_of_a_file_under_a_parent_root_stays_this_repositorys(
+    chain3: Path,
+) -> None:
+    # Gen2 imports record files left in place by absolute path; one of them may lie under
+    # a parent's root. The answer comes from this repository, not from its path's prefix.
+    middle = chain3.parent / "middle"
+    left_in_place = middle / "gen2" / "focus.yaml"
+    left_in_place.parent.mkdir()
+    left_in_place.write_text("from: gen2\n", encoding="utf-8")
+    with Butler(chain3) as out:
+        out.registry.register_dataset_type("focusSweep", out.mapper.keys("focusSweep"))
+        out.registry.insert("focusSweep", {"visit": 7, "focus": 0.5}, str(left_in_place))
+        assert out.get("focusSweep", visit=7, focus=0.5) == {"from": "gen2"}
+        assert f"stored in repository {chain3} at" in out.explain("focusSweep", visit=7, focus=0.5)
+        out.remove("focusSweep", visit=7, focus=0.5)  # not refused as a parent's dataset
+        assert not out.exists("focusSweep", visit=7, focus=0.5)
+        assert left_in_place.exists()  # another tool's file is left where it is

@@ -68,6 +68,24 @@ class _Plan:
     compress: str | None
 
 
+@dataclass(frozen=True)
+class _Found:
+    """A stored dataset as a lookup found it: its data ID, and where, in which repository.
+
+    ``path`` is as ``repository``'s registry records it: relative to that repository's
+    root, or absolute for a file left where another tool put it. ``repository`` is this
+    Butler or the parent of its chain that answered.
+    """
+
+    data_id: DataId
+    path: str
+    repository: Butler
+
+    @property
+    def file(self) -> Path:
+        return self.repository.storage.absolute(self.path)
+
+
 class _FileActions(threading.local):
     """Per thread: file changes of an open :meth:`Butler.transaction`, settled when it ends."""
 
@@ -307,14 +325,14 @@ class Butler:
             )
         return data_id
 
-    def _find(self, plan: _Plan, data_id: DataId) -> tuple[DataId, str] | None:
+    def _find(self, plan: _Plan, data_id: DataId) -> _Found | None:
         """:meth:`_find_here`, then the parents in order (find-first; see butler.chain)."""
         found = self._find_here(plan, data_id)
         if found is None and self.chain.parents:
             return self.chain.find(self, plan, data_id)
         return found
 
-    def _find_here(self, plan: _Plan, data_id: DataId) -> tuple[DataId, str] | None:
+    def _find_here(self, plan: _Plan, data_id: DataId) -> _Found | None:
         """The complete data ID and stored path of the one dataset matching ``data_id``."""
         name = plan.spec.name
         restricted = self._restrict(plan, data_id)
@@ -322,25 +340,29 @@ class Butler:
             if not self._is_registered(name):
                 return None
             path = self.registry.find(name, restricted)
-            return None if path is None else (data_id, path)
+            return None if path is None else _Found(data_id, path, self)
         rows = self._candidates(name, restricted)
         if len(rows) > 1:
             raise self._ambiguous(f"get {name!r}", name, restricted, rows)
         if not rows:
             return None
         path = self.registry.find(name, rows[0])
-        return None if path is None else (self.mapper.normalize(data_id, **rows[0]), path)
+        if path is None:
+            return None
+        return _Found(self.mapper.normalize(data_id, **rows[0]), path, self)
 
     def _locate(
         self, dataset_type: str, data_id: Mapping[str, object] | None, keys: Mapping[str, object]
-    ) -> tuple[_Plan, DataId, str]:
+    ) -> tuple[_Plan, _Found]:
+        """The plan of the repository that holds the dataset (its format wins), and the find."""
         plan = self._plan(dataset_type)
         if plan.spec.calibration is not None:  # found by observation time: calibrations.py
             from .calibrations import for_butler
 
             located = for_butler(self).locate(plan, data_id, keys)
             if located is not None:
-                return located
+                calibration_plan, complete, path = located
+                return calibration_plan, _Found(complete, path, self)
         normalized = self._normalize(data_id, keys)
         found = self._find(plan, normalized)
         if found is None:
@@ -354,8 +376,9 @@ class Butler:
                 f"no dataset {dataset_type!r} with data ID {_format_data_id(normalized)} in "
                 f"repository {self.root} ({detail}; searched {searched})"
             )
-        complete_id, path = found
-        return self.chain.located(self, plan, complete_id, path)
+        if found.repository is not self:
+            plan = found.repository._plan(dataset_type)
+        return plan, found
 
     # ---- writing -------------------------------------------------------------------------------
 
@@ -515,11 +538,16 @@ class Butler:
     ) -> None:
         """Forget a dataset and delete its file."""
         self._check_writeable(f"remove {dataset_type!r}")
-        plan, complete, path = self._locate(dataset_type, data_id, keys)
-        self.chain.check_own(path, f"remove {dataset_type!r}")
-        self.registry.remove(plan.spec.name, self._restrict(plan, complete))
-        if not path.startswith("/"):
-            file = self.storage.absolute(path)
+        plan, found = self._locate(dataset_type, data_id, keys)
+        if found.repository is not self:
+            raise ReadOnlyError(
+                f"cannot remove {dataset_type!r} {_format_data_id(found.data_id)}: the dataset "
+                f"is in parent repository {found.repository.root}, which this repository only "
+                "reads"
+            )
+        self.registry.remove(plan.spec.name, self._restrict(plan, found.data_id))
+        if not found.path.startswith("/"):  # a file left where another tool put it stays
+            file = found.file
             if self._local.open:  # set aside until the enclosing transaction() ends
                 aside = self.storage.temporary_for(file)
                 with contextlib.suppress(FileNotFoundError):
@@ -530,8 +558,8 @@ class Butler:
 
     # ---- reading -------------------------------------------------------------------------------
 
-    def _read(self, plan: _Plan, path: str, data_id: DataId, method: str, *args: Any) -> Any:
-        file = self.storage.absolute(path)
+    def _read(self, plan: _Plan, found: _Found, method: str, *args: Any) -> Any:
+        file, data_id = found.file, found.data_id
         hdu = self._hdu(plan, data_id)
         try:
             if method == "read":
@@ -542,8 +570,8 @@ class Butler:
             if isinstance(error, FileNotFoundError) or not file.exists():
                 raise DatasetNotFoundError(
                     f"dataset {plan.spec.name!r} with data ID {_format_data_id(data_id)} is "
-                    f"recorded at {path!r}, but the file is missing; "
-                    f"run `butler verify {self.root}`"
+                    f"recorded at {found.path!r}, but the file is missing; "
+                    f"run `butler verify {found.repository.root}`"
                 ) from None
             if isinstance(error, ButlerError):
                 raise
@@ -553,15 +581,15 @@ class Butler:
         self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object
     ) -> Any:
         """The stored object of ``dataset_type`` for a (possibly partial) data ID."""
-        plan, complete, path = self._locate(dataset_type, data_id, keys)
-        return self._read(plan, path, complete, "read")
+        plan, found = self._locate(dataset_type, data_id, keys)
+        return self._read(plan, found, "read")
 
     def get_metadata(
         self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object
     ) -> dict[str, object]:
         """The header or attributes of a stored dataset, without reading its data."""
-        plan, complete, path = self._locate(dataset_type, data_id, keys)
-        result: dict[str, object] = self._read(plan, path, complete, "read_metadata")
+        plan, found = self._locate(dataset_type, data_id, keys)
+        result: dict[str, object] = self._read(plan, found, "read_metadata")
         return result
 
     def get_section(
@@ -572,15 +600,15 @@ class Butler:
         **keys: object,
     ) -> Any:
         """A sub-image of a stored image, reading only that section where the format allows."""
-        plan, complete, path = self._locate(dataset_type, data_id, keys)
-        return self._read(plan, path, complete, "read_section", bbox)
+        plan, found = self._locate(dataset_type, data_id, keys)
+        return self._read(plan, found, "read_section", bbox)
 
     def get_table_info(
         self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object
     ) -> TableInfo:
         """A stored table's length and column types, without reading its rows."""
-        plan, complete, path = self._locate(dataset_type, data_id, keys)
-        result: TableInfo = self._read(plan, path, complete, "read_table_info")
+        plan, found = self._locate(dataset_type, data_id, keys)
+        result: TableInfo = self._read(plan, found, "read_table_info")
         return result
 
     def get_many(self, dataset_type: str, data_ids: Iterable[Mapping[str, object]]) -> list[Any]:
@@ -609,7 +637,7 @@ class Butler:
         normalized = self._normalize(data_id, keys)
         found = self._find(plan, normalized)
         if found is not None:
-            return self.storage.uri(found[1])
+            return found.file.absolute().as_uri()
         complete = self._complete_for_write(plan, normalized)
         return self.storage.uri(self.mapper.path(dataset_type, complete))
 
@@ -627,12 +655,11 @@ class Butler:
                 text = f"dataset type {dataset_type!r}: data ID {_format_data_id(given)}: {error}"
             notes = self.chain.explain_notes(dataset_type)
             return f"{text}{notes}\nnot stored in {self.chain.searched(self)}"
-        complete, path = found
-        completed = {k: v for k, v in complete.items() if k in plan.keys and k not in given}
+        completed = {k: v for k, v in found.data_id.items() if k in plan.keys and k not in given}
         text = self.mapper.explain(dataset_type, {**given, **completed})
         note = f"completed from the registry: {_format_data_id(completed)}\n" if completed else ""
         notes = self.chain.explain_notes(dataset_type)
-        return f"{text}{notes}\n{note}{self.chain.answered(self, path)}"
+        return f"{text}{notes}\n{note}{self.chain.answered(self, found.repository, found.path)}"
 
     # ---- calibrations (thin hooks; the logic is in calibrations.py) ----------------------------
 

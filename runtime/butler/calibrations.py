@@ -39,6 +39,7 @@ from .errors import (
     ButlerError,
     CalibrationNotFoundError,
     InvalidDataIdError,
+    ReadOnlyError,
 )
 from .normalize import _to_datetime
 from .registry._calibrations import (
@@ -230,7 +231,12 @@ class Calibrations:
                 f"no stored {plan.spec.name!r} with data ID {_format_data_id(normalized)} in "
                 f"repository {butler.root}; put or ingest the calibration before certifying it"
             )
-        return found[0]
+        if found.repository is not butler:
+            raise ReadOnlyError(
+                f"cannot certify {plan.spec.name!r} {_format_data_id(found.data_id)}: it is stored "
+                f"in parent repository {found.repository.root}; certify it there"
+            )
+        return found.data_id
 
     def _match(
         self, calibration: CalibrationSpec, data_id: Mapping[str, Value]

@@ -38,14 +38,13 @@ from .errors import (
     ChainError,
     ConfigError,
     InvalidDataIdError,
-    ReadOnlyError,
     UnknownDatasetTypeError,
 )
 from .mapper import Mapper
 from .spec import InstrumentSpec, Value
 
 if TYPE_CHECKING:
-    from .butler import Butler, _Plan
+    from .butler import Butler, _Found, _Plan
 
 __all__ = [
     "Chain",
@@ -283,8 +282,8 @@ class Chain:
 
     # ---- find-first reads --------------------------------------------------------------------
 
-    def find(self, owner: Butler, plan: _Plan, data_id: DataId) -> tuple[DataId, str] | None:
-        """The first parent's match for ``data_id``: its complete data ID and absolute path."""
+    def find(self, owner: Butler, plan: _Plan, data_id: DataId) -> _Found | None:
+        """The first parent's match for ``data_id``, with the data ID as ``owner`` writes it."""
         name = plan.spec.name
         for member in self.parents:
             if name not in member.mapper.dataset_types:
@@ -295,27 +294,10 @@ class Chain:
                 continue
             found = member._find(member._plan(name), theirs)
             if found is not None:
-                complete, path = found
-                return owner.mapper.normalize(dict(complete)), str(member.storage.absolute(path))
+                return dataclasses.replace(
+                    found, data_id=owner.mapper.normalize(dict(found.data_id))
+                )
         return None
-
-    def member_of(self, path: str) -> Butler | None:
-        """The parent holding the file at ``path`` (an absolute path), if any."""
-        if not path.startswith("/"):
-            return None
-        for member in self.parents:
-            if path.startswith(str(member.root) + os.sep):
-                return member
-        return None
-
-    def located(
-        self, owner: Butler, plan: _Plan, data_id: DataId, path: str
-    ) -> tuple[_Plan, DataId, str]:
-        """What reads use: the plan of the repository that answered (its format wins)."""
-        member = self.member_of(path)
-        if member is None:
-            return plan, data_id, path
-        return member._plan(plan.spec.name), data_id, path
 
     def candidates(
         self, owner: Butler, dataset_type: str, partial: Mapping[str, Value]
@@ -328,17 +310,6 @@ class Chain:
             if rows:
                 return rows
         return []
-
-    def check_own(self, path: str, action: str) -> None:
-        """ReadOnlyError if the dataset at ``path`` lives in a parent."""
-        member = self.member_of(path)
-        if member is not None:
-            raise ReadOnlyError(
-                f"cannot {action}: the dataset is in parent repository {member.root}, "
-                "which this repository only reads"
-            )
-
-    # ---- queries --------------------------------------------------------------------------
 
     def _rows(self, owner: Butler, dataset_type: str, partial: dict[str, Value]) -> Iterator[Any]:
         """Every matching row of every repository of the chain, the output's first."""
@@ -399,13 +370,11 @@ class Chain:
         shown += [f"{m.root} (registry {m.registry.url})" for m in self.parents]
         return "repositories " + ", then ".join(shown)
 
-    def answered(self, owner: Butler, path: str) -> str:
+    def answered(self, owner: Butler, repository: Butler, path: str) -> str:
         """``stored in repository ROOT at 'PATH'`` for the repository that answered."""
-        member = self.member_of(path)
-        if member is None:
+        if repository is owner:
             return f"stored in repository {owner.root} at {path!r}"
-        relative = os.path.relpath(path, member.root)
-        return f"stored in parent repository {member.root} at {relative!r}"
+        return f"stored in parent repository {repository.root} at {path!r}"
 
     def explain_notes(self, dataset_type: str) -> str:
         lines = overrides_module.describe(self.overrides, dataset_type)

@@ -141,17 +141,15 @@ class Provenance:
                 f"no dataset {dataset_type!r} with data ID {dict(data_id or {}, **keys)} in "
                 f"{butler.chain.searched(butler)}"
             )
-        complete, path = found
-        member = butler.chain.member_of(path) or butler
-        restricted = {k: v for k, v in complete.items() if k in plan.keys}
+        member = found.repository
+        restricted = {k: v for k, v in found.data_id.items() if k in plan.keys}
         record = member.registry.record(dataset_type, restricted)
         run = created = None
         if record is not None:
             _, run, created = record
         versions = member.provenance.runs().get(run or "", {}).get("versions", {})
-        relative = os.path.relpath(path, member.root) if path.startswith("/") else path
         return DatasetProvenance(
-            dataset_type, dict(complete), member.root, relative, run, created, versions
+            dataset_type, dict(found.data_id), member.root, found.path, run, created, versions
         )
 
     # ---- run records as datasets --------------------------------------------------------------

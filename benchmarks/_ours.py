@@ -52,28 +52,42 @@ def _utc(moment: datetime.datetime) -> datetime.datetime:
     return moment.replace(tzinfo=datetime.UTC)
 
 
+def _put_each(butler: Any, obs: Sequence[Obs]) -> None:
+    put = butler.put
+    for o in obs:
+        put(
+            payload(o.visit, o.detector),
+            "metrics",
+            visit=o.visit,
+            detector=o.detector,
+            filter=o.filter,
+        )
+
+
 class Ours(System):
     name = "Butler"
 
     def __init__(self, mapper: Path, registry: str | None = None) -> None:
         self.mapper = mapper
         self.registry_url = registry
+        self.deferred: Any = None
 
     def create(self, root: str) -> None:
         from butler.butler import Butler
 
         self.butler = Butler.create(root, mapper=self.mapper, registry=self.registry_url)
+        if self.registry_url is None:  # a second repository: puts fsync together at the end
+            self.deferred = Butler.create(root + "-close", mapper=self.mapper, durability="close")
 
     def put_one(self, obs: Sequence[Obs]) -> None:
-        put = self.butler.put
-        for o in obs:
-            put(
-                payload(o.visit, o.detector),
-                "metrics",
-                visit=o.visit,
-                detector=o.detector,
-                filter=o.filter,
-            )
+        _put_each(self.butler, obs)
+
+    def put_one_deferred(self, obs: Sequence[Obs]) -> None:
+        """``put_one`` into the ``durability: close`` repository, then its sync."""
+        if self.deferred is None:
+            raise NotImplementedError
+        _put_each(self.deferred, obs)
+        self.deferred.sync()
 
     def put_bulk(self, obs: Sequence[Obs]) -> None:
         self.butler.put_many(
@@ -156,4 +170,6 @@ class Ours(System):
         assert len(list(found)) == len(obs)
 
     def close(self) -> None:
+        if self.deferred is not None:
+            self.deferred.close()
         self.butler.close()

@@ -133,6 +133,10 @@ class Peer(System):
                 detector=o.detector,
             )
 
+    def put_one_deferred(self, obs: Sequence[Obs]) -> None:
+        """lsst-daf-butler never fsyncs: the same as ``put_one``."""
+        self.put_one(obs)
+
     def put_bulk(self, obs: Sequence[Obs]) -> None:
         put = self.butler.put
         with self.butler.transaction():

@@ -117,6 +117,10 @@ class System:
     def put_bulk(self, obs: Sequence[Obs]) -> None:
         raise NotImplementedError
 
+    def put_one_deferred(self, obs: Sequence[Obs]) -> None:
+        """Put one at a time with files forced to disk together at the end (or never)."""
+        raise NotImplementedError
+
     def get(self, obs: Sequence[Obs]) -> None:
         raise NotImplementedError
 

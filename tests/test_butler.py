@@ -203,6 +203,60 @@ def test_malformed_config_names_the_file_and_line(
     assert complaint in str(caught.value)
 
 
+def test_bad_durability_is_refused_in_the_call_and_in_the_file(
+    tmp_path: Path, minicam: dict[str, Path]
+) -> None:
+    with pytest.raises(RepositoryError, match="durability must be one of 'put', 'close'"):
+        Butler.create(tmp_path / "never", mapper=minicam["fits"], durability="later")
+    assert not (tmp_path / "never").exists()
+    root = tmp_path / "repo"
+    Butler.create(root, mapper=minicam["fits"]).close()
+    config = root / "butler.yaml"
+    text = config.read_text()
+    config.write_text(text + "durability: sometimes\n")
+    with pytest.raises(ConfigError, match=rf"{config}:{len(text.splitlines()) + 1}: durability"):
+        Butler(root)
+
+
+# ---- durability: close ---------------------------------------------------------------------------
+
+
+def test_deferred_durability_is_recorded_and_keeps_every_put(
+    tmp_path: Path, backend: str | None, minicam: dict[str, Path]
+) -> None:
+    root = tmp_path / "repo"
+    with Butler.create(root, mapper=minicam["fits"], registry=backend, durability="close") as b:
+        b.put({"one": 1}, "note", visit=1, label="single")
+        b.put_many("note", [({"i": i}, {"visit": i, "label": "bulk"}) for i in range(20)])
+        b.put({"one": 2}, "note", visit=1, label="single", overwrite=True)
+        b.put({"gone": True}, "note", visit=2, label="removed")
+        b.remove("note", visit=2, label="removed")  # its file is gone before the sync
+        with pytest.raises(DatasetExistsError):
+            b.put({"one": 3}, "note", visit=1, label="single")
+        b.sync()
+    assert "durability: close" in (root / "butler.yaml").read_text()
+    with Butler(root) as reopened:
+        assert reopened.config.durability == "close"
+        assert reopened.get("note", visit=1, label="single") == {"one": 2}
+        assert reopened.get_many("note", [{"visit": i, "label": "bulk"} for i in range(20)]) == [
+            {"i": i} for i in range(20)
+        ]
+        assert reopened.verify(read=True).clean
+        assert not reopened.exists("note", visit=2, label="removed")
+
+
+def test_cli_creates_a_repository_with_deferred_durability(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from butler.cli import main
+
+    root = tmp_path / "repo"
+    assert main(["create", str(root), "--mapper", "toycam", "--durability", "close"]) == 0
+    assert "created" in capsys.readouterr().out
+    with Butler(root) as butler:
+        assert butler.config.durability == "close"
+
+
 # ---- put and get -------------------------------------------------------------------------------
 
 

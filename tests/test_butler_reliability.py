@@ -143,11 +143,12 @@ def _wait_for(butler: Butler, count: int, process: subprocess.Popen[str]) -> Non
         time.sleep(0.02)
 
 
+@pytest.mark.parametrize("durability", ["put", "close"])
 def test_a_writer_killed_mid_put_leaves_no_partial_file(
-    tmp_path: Path, backend: str | None
+    tmp_path: Path, backend: str | None, durability: str
 ) -> None:
     root = tmp_path / "repo"
-    Butler.create(root, mapper="toycam", registry=backend).close()
+    Butler.create(root, mapper="toycam", registry=backend, durability=durability).close()
     with Butler(root) as butler:
         for kill in range(2):
             process = _start(_LOOPER, str(root), str(1000 * kill), stdout=subprocess.DEVNULL)

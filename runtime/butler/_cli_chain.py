@@ -46,22 +46,6 @@ def _with_session(run: Callable[[argparse.Namespace], int]) -> Callable[[argpars
     return wrapped
 
 
-def _create(args: argparse.Namespace) -> int:
-    from .butler import Butler
-
-    with Butler.create(
-        args.root, mapper=args.mapper, registry=args.registry, parents=args.parents or ()
-    ) as butler:
-        print(
-            f"created {butler.root} for instrument {butler.mapper.name} "
-            f"({len(butler.dataset_types)} dataset types)"
-        )
-        print(f"registry: {butler.registry.url}")
-        for parent in butler.chain.parents:
-            print(f"parent: {parent.root}")
-    return 0
-
-
 def _data_id(pairs: list[str]) -> dict[str, object]:
     result: dict[str, object] = {}
     for pair in pairs:
@@ -120,7 +104,6 @@ def add_commands(parser: argparse.ArgumentParser, commands: Any) -> None:
         metavar="ROOT",
         help="a repository read after this one (repeatable; searched in order)",
     )
-    create.set_defaults(run=_create)
 
     explain = commands.add_parser(
         "explain", help="how a data ID is normalized, its path, overrides, and who has it"

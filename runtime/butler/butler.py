@@ -23,7 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 from . import maintenance
 from .chain import Chain, ParentLike, prepare_parents
-from .config import CONFIG_NAME, RepositoryConfig, read_config, software_versions, write_config
+from .config import (
+    CONFIG_NAME,
+    DURABILITY,
+    RepositoryConfig,
+    read_config,
+    software_versions,
+    write_config,
+)
 from .dataid import DataId
 from .dataset_types import runtime_definition
 from .errors import (
@@ -55,6 +62,8 @@ __all__ = ["Butler", "IndexReport", "VerifyReport"]  # the reports live in maint
 DEFAULT_REGISTRY = "sqlite:///registry.sqlite3"
 #: How many candidates an ambiguity error lists.
 CANDIDATE_LIMIT = 10
+#: With ``durability: close``, how many put files may wait for :meth:`Butler.sync`.
+SYNC_BATCH = 10_000
 
 
 @dataclass(frozen=True)
@@ -138,6 +147,10 @@ class Butler:
         self._plans: dict[str, _Plan] = {}
         self._registered: set[str] = set()
         self._local = _FileActions()
+        # Files of puts not yet fsynced (durability "close"), synced by sync() and close().
+        self._sync_each_put = self.config.durability == "put"
+        self._unsynced: list[Path] = []
+        self._unsynced_lock = threading.Lock()
 
     # ---- creating and opening -----------------------------------------------------------
 
@@ -150,6 +163,7 @@ class Butler:
         *,
         parents: Iterable[ParentLike] = (),
         overrides: Mapping[str, object] | None = None,
+        durability: str = "put",
     ) -> Butler:
         """Create a repository at ``root`` for ``mapper`` and open it.
 
@@ -158,7 +172,13 @@ class Butler:
         the default is an SQLite file inside the repository. ``parents`` (roots, or
         ``(root, mapper)`` pairs) are read after it, in order (see :mod:`butler.chain`);
         ``overrides`` are repository-level overrides (see :mod:`butler.overrides`).
+        ``durability`` says when a put's file is forced to disk: ``"put"`` (before
+        each put returns) or ``"close"`` (see :meth:`sync`).
         """
+        if durability not in DURABILITY:
+            raise RepositoryError(
+                f"durability must be one of {', '.join(map(repr, DURABILITY))}, not {durability!r}"
+            )
         root_path = Path(root).absolute()
         if (root_path / CONFIG_NAME).exists():
             raise RepositoryError(
@@ -174,6 +194,7 @@ class Butler:
             parents=chained,
             created_by=software_versions(),
             overrides=dict(overrides or {}),
+            durability=durability,
         )
         root_path.mkdir(parents=True, exist_ok=True)
         url = cls._resolve_registry_url(root_path, config.registry)
@@ -199,9 +220,36 @@ class Butler:
         return self._resolve_registry_url(self.root, url)
 
     def close(self) -> None:
-        """Release the registry's connections (and the parents')."""
-        self.chain.close()
-        self.registry.close()
+        """Sync the files of unsynced puts (see :meth:`sync`); release the connections."""
+        try:
+            self.sync()
+        finally:
+            self.chain.close()
+            self.registry.close()
+
+    def sync(self) -> None:
+        """Force the files of the puts made since the last sync to disk.
+
+        Only a repository with ``durability: close`` has any: there a put returns
+        once its file is renamed into place and recorded, and the files are fsynced
+        together here, by :meth:`close`, or every ``SYNC_BATCH`` puts. With
+        ``durability: put`` (the default) each put has already synced its file.
+        """
+        with self._unsynced_lock:
+            files, self._unsynced = self._unsynced, []
+        try:
+            self.storage.sync(files, missing_ok=True)
+        except OSError as error:
+            raise RepositoryError(
+                f"cannot force {len(files)} dataset files in {self.root} to disk: {error}"
+            ) from error
+
+    def _defer_sync(self, files: Iterable[Path]) -> None:
+        with self._unsynced_lock:
+            self._unsynced.extend(files)
+            full = len(self._unsynced) >= SYNC_BATCH
+        if full:
+            self.sync()
 
     def __enter__(self) -> Butler:
         return self
@@ -454,42 +502,27 @@ class Butler:
     def _store(
         self, items: list[tuple[object, DataId]], plan: _Plan, overwrite: bool, run: str | None
     ) -> None:
+        if len(items) == 1:
+            self._store_one(*items[0], plan, overwrite, run)
+            return
         name = plan.spec.name
         written: list[tuple[Path, Path, bool]] = []  # (temporary, target, replaces a dataset)
         created: list[Path] = []  # published files that replaced nothing
-        bulk = len(items) > 1  # fsync a bulk write's files all at once, before any is published
         try:
             with self.registry.transaction():
                 rows = []
                 for obj, data_id in items:
-                    relative = self.mapper.path(name, data_id)
-                    target = self.storage.checked(relative)
-                    record = self._restrict(plan, data_id)
-                    existing = self.registry.find(name, record)
-                    if existing is not None and not overwrite:
-                        raise DatasetExistsError(
-                            f"dataset {name!r} with data ID {_format_data_id(data_id)} already "
-                            f"exists at {existing!r}; pass overwrite=True to replace it"
-                        )
-                    if existing is None and target.exists():
-                        raise DatasetExistsError(
-                            f"cannot put {name!r} with data ID {_format_data_id(data_id)}: "
-                            f"its file {relative!r} already exists and holds something else "
-                            "(another dataset of a shared or HDU-addressed file, or a file no "
-                            f"record knows of: see `butler verify {self.root}`); nothing was "
-                            "written"
-                        )
-                    temporary = self._write_file(plan, obj, data_id, target, sync=not bulk)
+                    relative, target, record, existing = self._destination(plan, data_id, overwrite)
+                    # fsync a bulk write's files all at once, before any is published
+                    temporary = self._write_file(plan, obj, data_id, target, sync=False)
                     written.append((temporary, target, existing is not None))
                     if existing is not None:
                         self.registry.replace(name, record, relative, run)
                     else:
                         rows.append((record, relative))
-                if bulk:
+                if self._sync_each_put:
                     self.storage.sync([temporary for temporary, _, _ in written])
-                if len(rows) == 1:
-                    self.registry.insert(name, rows[0][0], rows[0][1], run)
-                elif rows:
+                if rows:
                     self.registry.insert_many(name, rows, run)
                 for temporary, target, replaces in written:
                     self.storage.publish(temporary, target)
@@ -501,8 +534,67 @@ class Butler:
             for target in created:
                 self.storage.discard(target)
             raise
+        if not self._sync_each_put:
+            self._defer_sync(target for _, target, _ in written)
         if self._local.open:  # the enclosing transaction() may still roll back
             self._local.journal.extend((None, path) for path in created)
+
+    def _store_one(
+        self, obj: object, data_id: DataId, plan: _Plan, overwrite: bool, run: str | None
+    ) -> None:
+        """One put: the file written, then recorded; published just before the commit."""
+        name = plan.spec.name
+        relative, target, record, existing = self._destination(plan, data_id, overwrite)
+        temporary = self._write_file(plan, obj, data_id, target, sync=self._sync_each_put)
+        published = False
+
+        def publish() -> None:
+            nonlocal published
+            self.storage.publish(temporary, target)
+            published = True
+
+        try:
+            if existing is not None:
+                self.registry.replace(name, record, relative, run, before_commit=publish)
+            else:  # a concurrent put of the same data ID makes this a DatasetExistsError
+                self.registry.insert(name, record, relative, run, before_commit=publish)
+        except BaseException:
+            self.storage.discard(temporary)
+            if published and existing is None:
+                self.storage.discard(target)
+            raise
+        if not self._sync_each_put:
+            self._defer_sync([target])
+        if existing is None and self._local.open:  # the enclosing transaction() may roll back
+            self._local.journal.append((None, target))
+
+    def _destination(
+        self, plan: _Plan, data_id: DataId, overwrite: bool
+    ) -> tuple[str, Path, dict[str, Value], str | None]:
+        """Where a put of ``data_id`` goes: its path, file, registry record and current path.
+
+        Refuses (DatasetExistsError) to replace a dataset unless ``overwrite``, and
+        always refuses to replace a file that no record of this dataset knows.
+        """
+        name = plan.spec.name
+        relative = self.mapper.path(name, data_id)
+        target = self.storage.checked(relative)
+        record = self._restrict(plan, data_id)
+        existing = self.registry.find(name, record)
+        if existing is not None and not overwrite:
+            raise DatasetExistsError(
+                f"dataset {name!r} with data ID {_format_data_id(data_id)} already "
+                f"exists at {existing!r}; pass overwrite=True to replace it"
+            )
+        if existing is None and target.exists():
+            raise DatasetExistsError(
+                f"cannot put {name!r} with data ID {_format_data_id(data_id)}: "
+                f"its file {relative!r} already exists and holds something else "
+                "(another dataset of a shared or HDU-addressed file, or a file no "
+                f"record knows of: see `butler verify {self.root}`); nothing was "
+                "written"
+            )
+        return relative, target, record, existing
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:

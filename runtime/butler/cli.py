@@ -1,6 +1,6 @@
 """``butler``: the repository command line.
 
-    butler create ROOT --mapper INSTRUMENT [--registry URL]
+    butler create ROOT --mapper INSTRUMENT [--registry URL] [--durability put|close]
     butler dataset-types ROOT
     butler query ROOT DATASET_TYPE [KEY=VALUE ...] [--count] [--values KEY]
     butler uri ROOT DATASET_TYPE KEY=VALUE ...
@@ -26,6 +26,7 @@ from collections.abc import Sequence
 
 from ._cli_chain import add_commands as add_chain_commands
 from ._cli_chain import session_config
+from .config import DURABILITY
 from .errors import ButlerError, DatasetNotFoundError
 
 __all__ = ["main"]
@@ -51,12 +52,20 @@ def _open(root: str, writeable: bool = False):  # type: ignore[no-untyped-def]
 def _create(args: argparse.Namespace) -> int:
     from .butler import Butler
 
-    with Butler.create(args.root, mapper=args.mapper, registry=args.registry) as butler:
+    with Butler.create(
+        args.root,
+        mapper=args.mapper,
+        registry=args.registry,
+        parents=args.parents or (),
+        durability=args.durability,
+    ) as butler:
         print(
             f"created {butler.root} for instrument {butler.mapper.name} "
             f"({len(butler.dataset_types)} dataset types)"
         )
         print(f"registry: {butler.registry.url}")
+        for parent in butler.chain.parents:
+            print(f"parent: {parent.root}")
     return 0
 
 
@@ -159,6 +168,14 @@ def _parser() -> argparse.ArgumentParser:
         "--registry",
         metavar="URL",
         help="an SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db (default: SQLite in ROOT)",
+    )
+    create.add_argument(
+        "--durability",
+        choices=DURABILITY,
+        default="put",
+        help="when a put's file is forced to disk: before the put returns (put, the default), "
+        "or together with others when the Butler closes (close; faster, but an OS crash or "
+        "power loss may lose recent puts)",
     )
     create.set_defaults(run=_create)
 

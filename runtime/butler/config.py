@@ -24,6 +24,7 @@ from .errors import ConfigError
 
 __all__ = [
     "CONFIG_NAME",
+    "DURABILITY",
     "Parent",
     "RepositoryConfig",
     "read_config",
@@ -33,6 +34,8 @@ __all__ = [
 
 CONFIG_NAME = "butler.yaml"
 FORMAT_VERSION = 1
+#: The values of ``durability``: when a put's file is fsynced (see the schema).
+DURABILITY = ("put", "close")
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class RepositoryConfig:
     mapper: str
     registry: str
     read_only: bool = False
+    durability: str = "put"
     parents: tuple[Parent, ...] = ()
     created_by: dict[str, str] = field(default_factory=dict)
     overrides: dict[str, object] = field(default_factory=dict)
@@ -62,6 +66,8 @@ class RepositoryConfig:
         }
         if self.read_only:
             data["read_only"] = True
+        if self.durability != "put":
+            data["durability"] = self.durability
         if self.parents:
             data["parents"] = [
                 {"root": p.root, "mapper": p.mapper} if p.mapper else p.root for p in self.parents
@@ -157,6 +163,7 @@ def read_config(root: Path) -> RepositoryConfig:
         mapper=data["mapper"],
         registry=data["registry"],
         read_only=bool(data.get("read_only", False)),
+        durability=str(data.get("durability", "put")),
         parents=parents,
         created_by=dict(data.get("created_by", {})),
         overrides=dict(data.get("overrides", {})),

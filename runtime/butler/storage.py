@@ -1,13 +1,15 @@
 """Where dataset files live: a local folder, written atomically.
 
 A write goes to a hidden temporary file in the destination folder, is flushed
-and fsynced, and only then renamed over the final name, so a reader (or a
-process that dies mid-write) never sees half a file. Temporary names start with
+and fsynced (or, in a repository with ``durability: close``, fsynced later with
+others), and only then renamed over the final name, so a reader (or a process
+that dies mid-write) never sees half a file. Temporary names start with
 ``.`` and end with ``.butler-tmp``, so ``verify`` can find any left behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import Callable, Iterator, Sequence
@@ -32,6 +34,11 @@ def _fsync(path: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+def _fsync_if_present(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        _fsync(path)
 
 
 @dataclass(frozen=True)
@@ -71,7 +78,8 @@ class LocalStorage:
         ``sync=False`` the caller must :meth:`sync` the temporary before that.
         """
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            if not target.parent.is_dir():
+                target.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise RepositoryError(
                 f"cannot create folder {target.parent}: {error.strerror}"
@@ -87,14 +95,18 @@ class LocalStorage:
         return temporary
 
     @staticmethod
-    def sync(temporaries: Sequence[Path]) -> None:
-        """Fsync written files, several at once (a bulk write's temporaries)."""
-        if len(temporaries) <= 1:
-            for path in temporaries:
-                _fsync(path)
+    def sync(files: Sequence[Path], *, missing_ok: bool = False) -> None:
+        """Fsync written files, several at once (a bulk write's temporaries).
+
+        ``missing_ok`` skips files removed since they were written.
+        """
+        fsync = _fsync_if_present if missing_ok else _fsync
+        if len(files) <= 1:
+            for path in files:
+                fsync(path)
             return
-        with ThreadPoolExecutor(min(SYNC_THREADS, len(temporaries))) as pool:
-            for _ in pool.map(_fsync, temporaries):
+        with ThreadPoolExecutor(min(SYNC_THREADS, len(files))) as pool:
+            for _ in pool.map(fsync, files):
                 pass
 
     @staticmethod

@@ -33,6 +33,7 @@ class _Local(threading.local):
         self.read_cursor: Any = None
         self.cursor: Any = None  # what find() uses now: txn_cursor inside a transaction
         self.pending: list[str] = []  # dataset types registered inside the open transaction
+        self.writer_cursor: Any = None  # on the thread's own connection for one-row writes
 
 
 class Registry:
@@ -342,16 +343,21 @@ class Registry:
         data_id: Mapping[str, Value],
         path: str,
         run: str | None = None,
+        *,
+        before_commit: Callable[[], object] | None = None,
     ) -> int:
-        """Record one dataset; its id. DatasetExistsError if the data ID is taken."""
+        """Record one dataset; its id. DatasetExistsError if the data ID is taken.
+
+        ``before_commit`` runs once the row is written and before it is committed
+        (a put publishes its file there); if it raises, nothing is recorded. Inside
+        :meth:`transaction` it runs at once, and the transaction commits later.
+        """
         table = self._table(dataset_type)
-        values = table.row(data_id, path)
-        values.update(run=_check_run(run), created=utcnow())
-        with self._write() as conn:
-            new_id = conn.execute(table.insert_stmt, values).scalar()
-        if new_id is None:
+        params = table.insert_params(data_id, path, _check_run(run), utcnow())
+        row = self._write_one(table.insert_sql, params, before_commit)
+        if row is None:
             raise self._exists(table, data_id)
-        return int(new_id)
+        return int(row[0])
 
     def replace(
         self,
@@ -359,13 +365,60 @@ class Registry:
         data_id: Mapping[str, Value],
         path: str,
         run: str | None = None,
+        *,
+        before_commit: Callable[[], object] | None = None,
     ) -> int:
-        """Record one dataset, overwriting any record of the same data ID; its id."""
+        """Record one dataset, overwriting any record of the same data ID; its id.
+
+        ``before_commit`` is as for :meth:`insert`.
+        """
         table = self._table(dataset_type)
-        values = table.row(data_id, path)
-        values.update(run=_check_run(run), created=utcnow())
-        with self._write() as conn:
-            return int(conn.execute(table.replace_stmt, values).scalar_one())
+        params = table.insert_params(data_id, path, _check_run(run), utcnow())
+        row = self._write_one(table.replace_sql, params, before_commit)
+        assert row is not None, "an upsert returns the row's id"
+        return int(row[0])
+
+    def _write_one(
+        self, sql: str, params: list[Any], before_commit: Callable[[], object] | None
+    ) -> Any:
+        """Run a one-row ``... RETURNING id`` write; its row, or None if it wrote nothing.
+
+        Inside an open transaction it joins it. Otherwise it is a transaction of
+        its own on the thread's own connection, begun and committed on the driver:
+        SQLAlchemy's per-transaction machinery costs more than the insert itself.
+        """
+        local = self._local
+        if local.txn is not None:
+            cursor = local.txn_cursor or self._find_cursor()
+            try:
+                cursor.execute(sql, params)
+                row = cursor.fetchone()
+            except self._db_error as err:
+                raise RegistryError(f"registry write to {self._url} failed: {err}") from err
+            if row is not None and before_commit is not None:
+                before_commit()
+            return row
+        cursor = local.writer_cursor or self._writer_cursor()
+        connection = cursor.connection
+        try:
+            if self._dialect.name == "sqlite":  # psycopg begins at the first statement
+                cursor.execute("BEGIN IMMEDIATE")
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+            if row is not None and before_commit is not None:
+                before_commit()
+            connection.commit()
+        except BaseException as err:
+            try:
+                connection.rollback()
+            except Exception:  # a broken connection: the next write opens a new one
+                local.writer_cursor = None
+                with contextlib.suppress(Exception):
+                    connection.close()
+            if isinstance(err, self._db_error):
+                raise RegistryError(f"registry write to {self._url} failed: {err}") from err
+            raise
+        return row
 
     def insert_many(
         self,
@@ -665,6 +718,24 @@ class Registry:
         local = self._local
         if local.read_cursor is not None:
             return local.read_cursor.connection
+        dbapi = self._own_connection(autocommit=True)
+        local.read_cursor = dbapi.cursor()
+        if local.txn is None:
+            local.cursor = local.read_cursor
+        return dbapi
+
+    def _writer_cursor(self) -> Any:
+        """A cursor on the thread's own DBAPI connection for one-row write transactions."""
+        self._local.writer_cursor = self._own_connection(autocommit=False).cursor()
+        return self._local.writer_cursor
+
+    def _own_connection(self, *, autocommit: bool) -> Any:
+        """A new DBAPI connection for this thread alone, outside the pool; closed by close().
+
+        SQLite's are always in autocommit mode at the driver (transactions are begun
+        explicitly). On PostgreSQL a reader is in autocommit mode, so each SELECT
+        sees the latest commits and no transaction idles.
+        """
         self._check_open()
         try:
             fairy = self._engine.raw_connection()
@@ -674,12 +745,9 @@ class Registry:
         dbapi: Any = fairy.dbapi_connection
         if self._dialect.name == "postgresql":
             dbapi.rollback()
-            dbapi.autocommit = True  # each SELECT sees the latest commits; no idle transaction
+            dbapi.autocommit = autocommit
         with self._lock:
             self._raw_connections.append(fairy)
-        local.read_cursor = dbapi.cursor()
-        if local.txn is None:
-            local.cursor = local.read_cursor
         return dbapi
 
     @staticmethod

@@ -1,10 +1,11 @@
 """Per-dataset-type statements: checked values in, plain dicts out, SQL built once.
 
-Writes go through SQLAlchemy Core. Reads are hand-written SQL run on a raw
-DBAPI cursor (``find`` is called millions of times; SQLAlchemy's per-call
-overhead would dominate it). The values bound to that SQL go through the same
-SQLAlchemy type processors that the writes use, so both agree on how a date,
-a datetime or a bool is stored on every database.
+The hot statements (``find``, and the one-row ``insert`` and ``replace`` of a
+put) are hand-written SQL run on a raw DBAPI cursor: they are called millions
+of times, and SQLAlchemy's per-call overhead would dominate them. Bulk writes,
+deletes and DDL go through SQLAlchemy Core. The values bound to the raw SQL go
+through the same SQLAlchemy type processors that Core uses, so both agree on
+how a date, a datetime or a bool is stored on every database.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from ..errors import RegistryError
 from ..spec import Value
 from ._schema import DatasetTypeDef, build_table
 
-__all__ = ["DatasetTable", "dialect_insert", "format_data_id", "insert_statements"]
+__all__ = ["DatasetTable", "dialect_insert", "format_data_id"]
 
 _Processor = Callable[[Any], Any] | None
 
@@ -89,7 +90,9 @@ class DatasetTable:
         self._order = ", ".join(self._quoted[key] for key in self.keys)
         self.find_sql = f"SELECT path FROM {self._from}{self._where(self.keys)}"
         self._where_cache: dict[tuple[str, ...], str] = {}
-        self.insert_stmt, self.replace_stmt = insert_statements(self, dialect)
+        self.insert_sql, self.replace_sql = self._insert_sql()
+        created = table.c.created.type.dialect_impl(dialect)
+        self._bind_created: _Processor = None if native else created.bind_processor(dialect)
 
     @classmethod
     def build(cls, definition: DatasetTypeDef, dialect: sa.Dialect) -> DatasetTable:
@@ -156,6 +159,16 @@ class DatasetTable:
         values["path"] = self._check_path(path, checked)
         return values
 
+    def insert_params(
+        self, data_id: Mapping[str, object], path: object, run: str | None, created: Any
+    ) -> list[Any]:
+        """Bound values of ``insert_sql`` and ``replace_sql``, checked like :meth:`row`."""
+        checked = self.check_complete(data_id)
+        params = self.find_params(checked) if self.keys else [1]
+        created_value = created if self._bind_created is None else self._bind_created(created)
+        params += [self._check_path(path, checked), run, created_value]
+        return params
+
     def key_columns(self) -> list[sa.Column[Any]]:
         """The columns the UNIQUE constraint covers."""
         if not self.keys:
@@ -187,6 +200,18 @@ class DatasetTable:
         if not keys:
             return ""
         return " WHERE " + " AND ".join(f"{self._quoted[k]} = {self._placeholder}" for k in keys)
+
+    def _insert_sql(self) -> tuple[str, str]:
+        """``INSERT ... ON CONFLICT DO NOTHING RETURNING id``, and the upserting variant."""
+        keys = [self._quoted[key] for key in self.keys] or ["_singleton"]
+        columns = [*keys, "path", "run", "created"]
+        values = ", ".join([self._placeholder] * len(columns))
+        insert = f"INSERT INTO {self._from} ({', '.join(columns)}) VALUES ({values})"
+        conflict = f" ON CONFLICT ({', '.join(keys)})"
+        ignore = f"{insert}{conflict} DO NOTHING RETURNING id"
+        update = ", ".join(f"{c} = excluded.{c}" for c in ("path", "run", "created"))
+        upsert = f"{insert}{conflict} DO UPDATE SET {update} RETURNING id"
+        return ignore, upsert
 
     def where(self, checked: Mapping[str, Value]) -> tuple[str, list[Any]]:
         """`` WHERE ...`` and its bound values for checked partial values."""
@@ -245,19 +270,3 @@ def dialect_insert(table: sa.Table, dialect: sa.Dialect) -> Any:
     from sqlalchemy.dialects.postgresql import insert as pg_insert
 
     return pg_insert(table)
-
-
-def insert_statements(table: DatasetTable, dialect: sa.Dialect) -> tuple[Any, Any]:
-    """``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` and the upserting variant."""
-    targets = table.key_columns()
-    insert = dialect_insert(table.table, dialect)
-    ignore = insert.on_conflict_do_nothing(index_elements=targets).returning(table.table.c.id)
-    upsert = insert.on_conflict_do_update(
-        index_elements=targets,
-        set_={
-            "path": insert.excluded.path,
-            "run": insert.excluded.run,
-            "created": insert.excluded.created,
-        },
-    ).returning(table.table.c.id)
-    return ignore, upsert

@@ -202,8 +202,11 @@ def small_rows(results: dict[str, dict[str, Any]], peer_note: str | None) -> lis
 
 
 _IMPORTS = {
-    "Butler": (
+    "Butler runtime + one mapper": (
         "import butler.butler\nfrom butler.loading import load_mapper\nload_mapper({mapper!r})"
+    ),
+    "Butler runtime + mapper + open a repository": (
+        "import butler.butler\nbutler.butler.Butler({root!r}).close()"
     ),
     _peer.Peer.name: "import lsst.daf.butler",
     Floor.name: "import sqlite3, yaml",
@@ -475,14 +478,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("| what | ms | target |")
         print("|---|---:|---|")
         imports = {}
+        opened = work / "import-repo"  # made here, outside the timed code
+        from butler.butler import Butler
+
+        Butler.create(opened, mapper=mapper).close()
         for name, code in _IMPORTS.items():
             if name == _peer.Peer.name and not peer_version:
                 print(f"| {name} | {peer_note} | |")
                 continue
-            imports[name] = import_seconds(code.format(mapper=str(mapper))) * 1000
-            target = "< 300" if name == "Butler" else ""
-            label = "Butler runtime + one mapper" if name == "Butler" else name
-            print(f"| {label} | {imports[name]:.0f} | {target} |")
+            script = code.format(mapper=str(mapper), root=str(opened))
+            imports[name] = import_seconds(script) * 1000
+            target = "< 300" if name == "Butler runtime + one mapper" else ""
+            print(f"| {name} | {imports[name]:.0f} | {target} |")
         report["import_ms"] = imports
 
         if args.image:

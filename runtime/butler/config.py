@@ -10,17 +10,17 @@ from __future__ import annotations
 import functools
 import json
 import os
-import platform
 import tempfile
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
-from typing import Any
-
-import jsonschema
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
+
+# yaml and jsonschema (and importlib.resources, for the schema) are imported by the
+# functions that read, validate or write a file, not by importing the runtime.
+if TYPE_CHECKING:
+    import yaml
 
 __all__ = [
     "CONFIG_NAME",
@@ -59,6 +59,8 @@ class RepositoryConfig:
     overrides: dict[str, object] = field(default_factory=dict)
 
     def to_yaml(self) -> str:
+        import yaml
+
         data: dict[str, Any] = {
             "butler": FORMAT_VERSION,
             "mapper": self.mapper,
@@ -81,6 +83,8 @@ class RepositoryConfig:
 
 @functools.cache
 def _schema() -> dict[str, Any]:
+    from importlib import resources
+
     text = resources.files("butler").joinpath("schemas/repository.schema.json").read_text("utf-8")
     result: dict[str, Any] = json.loads(text)
     return result
@@ -88,6 +92,7 @@ def _schema() -> dict[str, Any]:
 
 def software_versions() -> dict[str, str]:
     """The versions of the software writing a repository, for provenance."""
+    import platform
     from importlib import metadata
 
     versions = {"python": platform.python_version()}
@@ -101,6 +106,8 @@ def software_versions() -> dict[str, str]:
 
 def _line_of(node: yaml.Node | None, path: list[str | int]) -> int | None:
     """The 1-based line of the YAML node at ``path`` (or of its nearest ancestor)."""
+    import yaml
+
     line = None if node is None else node.start_mark.line + 1
     for step in path:
         if isinstance(node, yaml.MappingNode):
@@ -133,6 +140,8 @@ def read_config(root: Path) -> RepositoryConfig:
         ) from None
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"cannot read {path}: {error}") from None
+    import yaml
+
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -140,6 +149,8 @@ def read_config(root: Path) -> RepositoryConfig:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         raise ConfigError(f"{where}: not valid YAML: {getattr(error, 'problem', error)}") from None
+    import jsonschema
+
     validator = jsonschema.Draft202012Validator(_schema())
     errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:

@@ -12,12 +12,17 @@ more than two dimensions the box applies to the last two axes (``array[..., y, x
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+# numpy is imported by the methods that need it, not here: ``butler.formatters``
+# re-exports these types, and opening a repository must not cost numpy's import.
 
 __all__ = ["BBox", "Image", "MetadataValue"]
 
@@ -26,6 +31,8 @@ MetadataValue = bool | int | float | str
 
 
 def _scalar(key: str, value: object) -> MetadataValue:
+    import numpy as np
+
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, bool | int | float | str):
@@ -51,6 +58,8 @@ class Image:
     metadata: Mapping[str, MetadataValue] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        import numpy as np
+
         if not isinstance(self.array, np.ndarray):
             raise TypeError(f"Image.array must be a numpy.ndarray, not {type(self.array).__name__}")
         clean: dict[str, MetadataValue] = {}
@@ -63,6 +72,8 @@ class Image:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Image):
             return NotImplemented
+        import numpy as np
+
         return (
             self.array.shape == other.array.shape
             and self.array.dtype.newbyteorder("=") == other.array.dtype.newbyteorder("=")
@@ -79,6 +90,12 @@ class Image:
             f"Image(array=<{self.array.dtype} {self.array.shape}>, "
             f"metadata={dict(self.metadata)!r})"
         )
+
+
+def _is_numpy_integer(value: object) -> TypeGuard[np.integer[Any]]:
+    """Whether ``value`` is a numpy integer; never while numpy is not imported."""
+    numpy = sys.modules.get("numpy")
+    return numpy is not None and isinstance(value, numpy.integer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +116,7 @@ class BBox:
     def __post_init__(self) -> None:
         for name in ("x0", "y0", "x1", "y1"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            if isinstance(value, bool) or not (isinstance(value, int) or _is_numpy_integer(value)):
                 raise TypeError(f"BBox.{name} must be an int, not {type(value).__name__}")
             object.__setattr__(self, name, int(value))
         if not (0 <= self.x0 <= self.x1 and 0 <= self.y0 <= self.y1):

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import errno
+import functools
 import json
 import os
 import re
@@ -543,7 +544,7 @@ def read_header_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     if file.suffix == ".json":
         loaded = json.loads(text)
     else:
-        loaded = yaml.load(text, Loader=_PropertyListLoader)  # a SafeLoader, plus one tag
+        loaded = yaml.load(text, Loader=_property_list_loader())  # a SafeLoader, plus one tag
     if not isinstance(loaded, dict):
         raise IngestError(f"{file} does not hold a header (a mapping of cards)")
     if loaded.get("__CONTENT__") is not None:
@@ -551,7 +552,9 @@ def read_header_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     return loaded
 
 
-def _yaml_loader() -> Any:
+@functools.cache
+def _property_list_loader() -> Any:
+    """A SafeLoader that reads ``lsst.daf.base.PropertyList`` documents (made on first use)."""
     import yaml
 
     class Loader(yaml.SafeLoader):
@@ -570,8 +573,6 @@ def _yaml_loader() -> Any:
     Loader.add_constructor("lsst.daf.base.PropertyList", property_list)
     return Loader
 
-
-_PropertyListLoader = _yaml_loader()
 
 #: Cards that describe a FITS HDU's structure; a header-only primary HDU writes its own.
 _STRUCTURAL = re.compile(

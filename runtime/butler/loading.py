@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import importlib.metadata
 import importlib.util
 import os
 import sys
@@ -163,6 +162,8 @@ def _cache_key(folder: Any) -> str:
 
 
 def _compiler_version() -> str:
+    import importlib.metadata  # here, not at the top: ~20 ms, and only the cache key needs it
+
     try:
         return importlib.metadata.version("butler")
     except importlib.metadata.PackageNotFoundError:

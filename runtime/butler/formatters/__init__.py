@@ -5,7 +5,8 @@ The runtime looks formatters up by name in a :class:`FormatterRegistry`
 (``FormatterRegistry.default()``: the built-ins plus plug-ins from the
 ``butler.formatters`` entry-point group; see ``registry.py`` for how to write one).
 Each format's module (``butler.formatters.fits``, ``.hdf5``, ...) is imported only
-when the registry first hands out its formatter, so astropy and h5py load on demand.
+when the registry first hands out its formatter, so numpy, astropy and h5py load on
+demand (:class:`Image` and :class:`BBox` import numpy only when they need it).
 """
 
 from ..image import BBox as BBox

@@ -8,11 +8,12 @@ import zlib
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from ..errors import FormatError
+
+if TYPE_CHECKING:  # numpy loads with the formatters that use it (fits, hdf5), not with yaml
+    import numpy as np
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -112,6 +113,8 @@ def dtype_label(dtype: np.dtype[Any], *, bytes_as: str = "bytes") -> str:
 
 def native(array: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """An in-memory copy of ``array`` in native byte order (FITS data is big-endian)."""
+    import numpy as np
+
     if array.dtype.isnative:
         return np.array(array)
     return array.astype(array.dtype.newbyteorder("="))

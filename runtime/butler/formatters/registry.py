@@ -44,10 +44,13 @@ from __future__ import annotations
 import difflib
 import threading
 from collections.abc import Iterable
-from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING
 
 from ..errors import FormatError
 from .base import Formatter
+
+if TYPE_CHECKING:  # importlib.metadata loads when entry points are made or scanned
+    from importlib.metadata import EntryPoint
 
 __all__ = ["ENTRY_POINT_GROUP", "FormatterRegistry"]
 
@@ -70,6 +73,8 @@ BUILTINS = {
 
 def builtin_entry_points() -> tuple[EntryPoint, ...]:
     """The built-in formatters as entry points, so they load on first use."""
+    from importlib.metadata import EntryPoint
+
     return tuple(
         EntryPoint(name=name, value=value, group=ENTRY_POINT_GROUP)
         for name, value in BUILTINS.items()
@@ -101,6 +106,8 @@ class FormatterRegistry:
     @classmethod
     def default(cls, *, group: str = ENTRY_POINT_GROUP) -> FormatterRegistry:
         """The built-ins plus the formatters installed packages advertise in ``group``."""
+        from importlib.metadata import entry_points
+
         return cls(plugins=(*builtin_entry_points(), *entry_points(group=group)))
 
     def register(self, formatter: Formatter, *, replace: bool = False) -> None:

@@ -1,0 +1,88 @@
+"""Import cost: the heavy libraries load when a dataset needs them, not with the runtime.
+
+Each test runs a fresh interpreter (modules already imported by pytest would hide
+an eager import) and checks ``sys.modules``; none measures time.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import butlerc
+import pytest
+from butler.butler import Butler
+
+POLICY = Path(__file__).parent / "fixtures" / "butler" / "minicam_fits.butler"
+
+#: Libraries only reading or writing a file of their format needs.
+FORMAT_LIBRARIES = ("numpy", "astropy", "h5py")
+
+#: Only validating a ``butler.yaml`` needs jsonschema.
+HEAVY = (*FORMAT_LIBRARIES, "jsonschema")
+
+
+@pytest.fixture(scope="module")
+def mapper_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The generated module of MiniCam, whose ``image`` dataset type is stored as FITS."""
+    result = butlerc.compile_policy(POLICY)
+    assert not result.diagnostics, [str(d) for d in result.diagnostics]
+    path = tmp_path_factory.mktemp("imports") / "minicam.py"
+    path.write_text(result.modules["minicam"], encoding="utf-8")
+    return path
+
+
+def imported(code: str, candidates: tuple[str, ...]) -> list[str]:
+    """Which of ``candidates`` (packages) a fresh interpreter has imported after ``code``."""
+    script = textwrap.dedent(code) + textwrap.dedent(
+        f"""
+        import json, sys
+        print(json.dumps([
+            name for name in {candidates!r}
+            if any(m == name or m.startswith(name + ".") for m in sys.modules)
+        ]))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    found: list[str] = json.loads(done.stdout.strip().splitlines()[-1])
+    return found
+
+
+def test_runtime_and_a_mapper_import_no_heavy_library(mapper_path: Path) -> None:
+    code = f"""
+        import butler.butler
+        from butler.loading import load_mapper
+        load_mapper({str(mapper_path)!r})
+    """
+    assert imported(code, HEAVY) == []
+
+
+def test_opening_a_repository_imports_no_format_library(mapper_path: Path, tmp_path: Path) -> None:
+    Butler.create(tmp_path / "repo", mapper=mapper_path).close()
+    code = f"""
+        from butler.butler import Butler
+        Butler({str(tmp_path / "repo")!r}).close()
+    """
+    assert imported(code, FORMAT_LIBRARIES) == []
+
+
+def test_boxes_need_no_numpy() -> None:
+    code = """
+        from butler.formatters import BBox
+        assert BBox(x0=1, y0=2, x1=3, y1=4).slices == (slice(2, 4), slice(1, 3))
+    """
+    assert imported(code, ("numpy",)) == []
+
+
+def test_the_fits_formatter_imports_its_libraries_when_used() -> None:
+    code = """
+        from butler.formatters import FormatterRegistry
+        FormatterRegistry.default().get("fits")
+    """
+    assert imported(code, ("numpy", "astropy")) == ["numpy", "astropy"]

@@ -34,7 +34,7 @@ from butler.errors import (
     RepositoryError,
 )
 from butler.formatters import BBox, Image
-from butler.storage import TEMP_SUFFIX
+from butler.storage import SYNCFS_FILES, TEMP_SUFFIX, LocalStorage
 
 FIXTURES = Path(__file__).parent / "fixtures" / "butler"
 OBS_TIME = datetime.datetime(2024, 3, 1, 4, 5, 6)
@@ -227,7 +227,8 @@ def test_deferred_durability_is_recorded_and_keeps_every_put(
     root = tmp_path / "repo"
     with Butler.create(root, mapper=minicam["fits"], registry=backend, durability="close") as b:
         b.put({"one": 1}, "note", visit=1, label="single")
-        b.put_many("note", [({"i": i}, {"visit": i, "label": "bulk"}) for i in range(20)])
+        # more than SYNCFS_FILES, so the sync flushes the file system in one call
+        b.put_many("note", [({"i": i}, {"visit": i, "label": "bulk"}) for i in range(100)])
         b.put({"one": 2}, "note", visit=1, label="single", overwrite=True)
         b.put({"gone": True}, "note", visit=2, label="removed")
         b.remove("note", visit=2, label="removed")  # its file is gone before the sync
@@ -238,11 +239,24 @@ def test_deferred_durability_is_recorded_and_keeps_every_put(
     with Butler(root) as reopened:
         assert reopened.config.durability == "close"
         assert reopened.get("note", visit=1, label="single") == {"one": 2}
-        assert reopened.get_many("note", [{"visit": i, "label": "bulk"} for i in range(20)]) == [
-            {"i": i} for i in range(20)
+        assert reopened.get_many("note", [{"visit": i, "label": "bulk"} for i in range(100)]) == [
+            {"i": i} for i in range(100)
         ]
         assert reopened.verify(read=True).clean
         assert not reopened.exists("note", visit=2, label="removed")
+
+
+@pytest.mark.parametrize("count", [3, SYNCFS_FILES])
+def test_syncing_a_missing_file_fails_unless_missing_is_allowed(tmp_path: Path, count: int) -> None:
+    storage = LocalStorage(tmp_path)
+    written = [tmp_path / "d" / f"{i}.txt" for i in range(count)]
+    written[0].parent.mkdir()
+    for path in written:
+        path.write_text("x")
+    written[-1].unlink()
+    with pytest.raises(FileNotFoundError):
+        storage.sync(written)
+    storage.sync(written, missing_ok=True)
 
 
 def test_cli_creates_a_repository_with_deferred_durability(

@@ -10,6 +10,7 @@ that dies mid-write) never sees half a file. Temporary names start with
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import secrets
 from collections.abc import Callable, Iterator, Sequence
@@ -26,6 +27,10 @@ TEMP_SUFFIX = ".butler-tmp"
 #: Most fsyncs :meth:`LocalStorage.sync` runs at once. The file system commits
 #: concurrent fsyncs in one journal commit, so N files cost far less than N fsyncs.
 SYNC_THREADS = 16
+#: From this many files on, :meth:`LocalStorage.sync` flushes their whole file system
+#: at once (Linux ``syncfs``): one call, about 10 µs per file against 90 µs for
+#: concurrent fsyncs, at the price of also flushing other writers' dirty data.
+SYNCFS_FILES = 64
 
 
 def _fsync(path: Path) -> None:
@@ -39,6 +44,36 @@ def _fsync(path: Path) -> None:
 def _fsync_if_present(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         _fsync(path)
+
+
+@functools.cache
+def _syncfs() -> Callable[[int], int] | None:
+    """The C library's ``syncfs``, where there is one (Linux)."""
+    import ctypes
+
+    try:
+        function: Callable[[int], int] = ctypes.CDLL(None, use_errno=True).syncfs
+    except (AttributeError, OSError):
+        return None
+    return function
+
+
+def _sync_file_systems(files: Sequence[Path], syncfs: Callable[[int], int]) -> None:
+    """Flush every file system that holds one of ``files`` (through their folders)."""
+    import ctypes
+
+    devices: dict[int, Path] = {}
+    for folder in {path.parent for path in files}:
+        with contextlib.suppress(FileNotFoundError):  # a removed folder has nothing to flush
+            devices.setdefault(os.stat(folder).st_dev, folder)
+    for folder in devices.values():
+        descriptor = os.open(folder, os.O_RDONLY)
+        try:
+            if syncfs(descriptor) != 0:
+                code = ctypes.get_errno()
+                raise OSError(code, os.strerror(code), str(folder))
+        finally:
+            os.close(descriptor)
 
 
 @dataclass(frozen=True)
@@ -100,6 +135,13 @@ class LocalStorage:
 
         ``missing_ok`` skips files removed since they were written.
         """
+        syncfs = _syncfs() if len(files) >= SYNCFS_FILES else None
+        if syncfs is not None:
+            if not missing_ok:  # what fsync would say of a file that is gone
+                for path in files:
+                    os.stat(path)
+            _sync_file_systems(files, syncfs)
+            return
         fsync = _fsync_if_present if missing_ok else _fsync
         if len(files) <= 1:
             for path in files:

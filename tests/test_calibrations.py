@@ -306,6 +306,145 @@ def test_bulk_lookup_agrees_with_single_lookups(toy: Butler) -> None:
     assert toy.find_calibrations("bias", []) == []
 
 
+# ---- the ways of looking up agree ----------------------------------------------------------
+#
+# A data ID that lacks only the time is answered by one statement (the raw record joined to
+# the certifications, compared in SQL); one that gives the time, by the candidates query;
+# many at once, by the bulk path matched in Python. All must answer alike.
+
+TICK = datetime.timedelta(microseconds=1)
+
+
+def three_ways(
+    butler: Butler, name: str, visit: int, detector: int, as_of: object = None
+) -> list[object]:
+    """The certification id (or the error type) by record, by time, and in bulk."""
+    (record,) = butler.registry.complete("raw", {"visit": visit, "detector": detector})
+    by_time = {"obsTime": record["obsTime"], "detector": detector, "filter": record["filter"]}
+    by_visit = {"visit": visit, "detector": detector}
+    answers: list[object] = []
+    for data_id in (by_visit, by_time):
+        try:
+            answers.append(butler.find_calibration(name, data_id, as_of=as_of).certification.id)
+        except ButlerError as error:
+            answers.append(type(error))
+    (bulk,) = butler.find_calibrations(name, [by_visit], as_of=as_of, strict=False)
+    answers.append(CalibrationNotFoundError if bulk is None else bulk.certification.id)
+    return answers
+
+
+def test_valid_ranges_are_half_open_to_the_microsecond(toy: Butler) -> None:
+    edge = T(2024, 3, 6, 12, 0, 0, 123457)
+    first = toy.certify("bias", bias("2024-03-04"), "2024-03-04", edge)
+    record_raw(toy, 10, 1, edge - TICK)
+    record_raw(toy, 11, 1, edge)
+    assert three_ways(toy, "bias", 10, 1) == [first.id] * 3
+    assert three_ways(toy, "bias", 11, 1) == [CalibrationNotFoundError] * 3
+    second = toy.certify("bias", bias("2024-03-08"), edge)
+    assert second.valid_from == edge and first.valid_to == edge  # stored to the microsecond
+    assert three_ways(toy, "bias", 10, 1) == [first.id] * 3
+    assert three_ways(toy, "bias", 11, 1) == [second.id] * 3
+
+
+def test_aware_times_are_converted_to_utc_everywhere(toy: Butler) -> None:
+    plus_one = datetime.timezone(datetime.timedelta(hours=1))
+    made = toy.certify(
+        "bias",
+        bias("2024-03-04"),
+        T(2024, 3, 4, 1, tzinfo=plus_one),
+        T(2024, 3, 6, 1, tzinfo=plus_one),
+    )
+    assert (made.valid_from, made.valid_to) == (T(2024, 3, 4), T(2024, 3, 6))
+    record_raw(toy, 20, 1, T(2024, 3, 6, 0, 59, 59, 999999, tzinfo=plus_one))
+    record_raw(toy, 21, 1, T(2024, 3, 6, 1, tzinfo=plus_one))
+    assert three_ways(toy, "bias", 20, 1) == [made.id] * 3
+    assert three_ways(toy, "bias", 21, 1) == [CalibrationNotFoundError] * 3
+    recorded = made.recorded_from.replace(tzinfo=datetime.UTC)
+    assert three_ways(toy, "bias", 20, 1, recorded.astimezone(plus_one)) == [made.id] * 3
+    before = (recorded - TICK).astimezone(plus_one)
+    assert three_ways(toy, "bias", 20, 1, before) == [CalibrationNotFoundError] * 3
+
+
+def test_as_of_at_the_instants_a_supersede_recorded(toy: Butler) -> None:
+    old = toy.certify("bias", bias("2024-02-28"), "2024-02-01")
+    new = toy.certify("bias", bias("2024-03-04"), "2024-03-01", supersede=True)
+    (closed,) = [r for r in toy.calibration_history("bias") if r.id == old.id]
+    assert closed.recorded_to == new.recorded_from
+    expected = {
+        old.recorded_from - TICK: CalibrationNotFoundError,
+        old.recorded_from: old.id,  # recorded_from is inclusive
+        new.recorded_from - TICK: old.id,
+        new.recorded_from: new.id,  # recorded_to is exclusive
+        None: new.id,
+    }
+    for as_of, answer in expected.items():
+        assert three_ways(toy, "bias", 2, 1, as_of) == [answer] * 3, as_of
+    (piece,) = [r for r in toy.calibration_history("bias") if r.replaces == old.id]
+    assert three_ways(toy, "bias", 4, 1) == [piece.id] * 3  # the part before 2024-03-01
+
+
+def test_resolve_latest_agrees_by_record_by_time_and_in_bulk(toy: Butler) -> None:
+    early = toy.certify(
+        "flat", {"calibDate": "2024-03-04", "detector": 1, "filter": "g"}, "2024-03-01"
+    )
+    late = toy.certify(
+        "flat", {"calibDate": "2024-02-28", "detector": 1, "filter": "g"}, "2024-02-01"
+    )
+    assert three_ways(toy, "flat", 2, 1) == [late.id] * 3
+    assert three_ways(toy, "flat", 2, 1, late.recorded_from - TICK) == [early.id] * 3
+    with_filter = toy.find_calibration("flat", visit=2, detector=1, filter="g")  # one statement
+    assert with_filter.certification.id == late.id
+
+
+def test_lookups_in_a_transaction_see_its_certifications(toy: Butler) -> None:
+    with toy.transaction():
+        made = toy.certify("bias", bias("2024-03-04"), "2024-03-04")
+        assert three_ways(toy, "bias", 2, 1) == [made.id] * 3
+    assert three_ways(toy, "bias", 2, 1) == [made.id] * 3
+    with pytest.raises(RuntimeError), toy.transaction():
+        toy.decertify("bias", bias("2024-03-04"))
+        assert three_ways(toy, "bias", 2, 1) == [CalibrationNotFoundError] * 3
+        raise RuntimeError("roll back")
+    assert three_ways(toy, "bias", 2, 1) == [made.id] * 3
+
+
+def test_a_certification_whose_dataset_is_gone_is_not_a_candidate(toy: Butler) -> None:
+    toy.certify("bias", bias("2024-03-04"), "2024-03-04")
+    toy.remove("bias", calibDate="2024-03-04", detector=1)
+    assert three_ways(toy, "bias", 2, 1) == [CalibrationNotFoundError] * 3
+
+
+def test_several_records_of_one_observation_are_settled_as_before(toy: Butler) -> None:
+    made = toy.certify("bias", bias("2024-03-04"), "2024-03-04")
+    record_raw(toy, 2, 1, VISITS[2], band="r")  # the same time: the records agree
+    assert toy.find_calibration("bias", visit=2, detector=1).certification.id == made.id
+    record_raw(toy, 2, 1, VISITS[3], band="i")  # another time: which one?
+    with pytest.raises(AmbiguousDataIdError, match="several values of obsTime"):
+        toy.find_calibration("bias", visit=2, detector=1)
+    ref = toy.find_calibration("bias", visit=2, detector=1, filter="i")
+    assert ref.time == VISITS[3] and ref.certification.id == made.id
+
+
+def test_not_found_by_record_names_the_record(toy: Butler) -> None:
+    toy.certify("bias", bias("2024-03-08"), "2024-03-08")
+    with pytest.raises(CalibrationNotFoundError) as caught:
+        toy.get("bias", visit=2, detector=1)
+    assert (
+        "(obsTime from the 'raw' record {visit: 2, detector: 1, filter: 'TC-G', "
+        "obsTime: 2024-03-05T04:00:00, dayObs: 2024-03-05})" in str(caught.value)
+    )
+
+
+def test_a_registry_without_the_certification_table_finds_nothing_until_certified(
+    toy: Butler,
+) -> None:
+    with toy.registry.engine.begin() as conn:  # as a registry made before issue 4
+        conn.execute(sa.text("DROP TABLE calib_cert"))
+    assert three_ways(toy, "bias", 2, 1) == [CalibrationNotFoundError] * 3
+    made = toy.certify("bias", bias("2024-03-04"), "2024-03-04")  # creates the table
+    assert three_ways(toy, "bias", 2, 1) == [made.id] * 3
+
+
 # ---- times ---------------------------------------------------------------------------------
 
 

@@ -47,10 +47,27 @@ def backend(request: pytest.FixtureRequest) -> str | None:
     return str(request.getfixturevalue("postgres_url"))
 
 
+def quarter(q: int) -> datetime.datetime:
+    return DAY0 + datetime.timedelta(hours=6 * q)
+
+
+def visit_of(q: int) -> int:
+    """The raw observation (detector 1, filter g) taken at ``quarter(q)``."""
+    return 1000 + q
+
+
 @pytest.fixture
 def toy(tmp_path: Path, backend: str | None) -> Iterator[Butler]:
-    """A toycam repository holding bias and flat records (no files) for detector 1, filter g."""
+    """A toycam repository holding bias and flat records (no files) for detector 1, filter g,
+    and raw records of detector 1 at every quarter day of ``moments``."""
     with Butler.create(tmp_path / "toy", mapper="toycam", registry=backend) as butler:
+        butler._ensure_registered(butler._plan("raw"))
+        for q in range(-1, QUARTERS + 1):
+            data_id = butler.mapper.normalize(
+                visit=visit_of(q), detector=1, filter="g", obsTime=quarter(q)
+            )
+            record = {k: data_id[k] for k in butler.mapper.keys("raw")}
+            butler.registry.insert("raw", record, butler.mapper.path("raw", data_id))
         for name in ("bias", "flat"):
             butler._ensure_registered(butler._plan(name))
             for i in range(CALIBS):
@@ -97,7 +114,8 @@ ops = st.lists(
     min_size=1,
     max_size=8,
 )
-moments = st.lists(st.integers(-1, 20 * 4), min_size=1, max_size=6)  # quarter days
+QUARTERS = 20 * 4
+moments = st.lists(st.integers(-1, QUARTERS), min_size=1, max_size=6)  # quarter days
 
 
 def run(butler: Butler, name: str, script: list[Op]) -> list[Certification]:
@@ -124,9 +142,49 @@ def run(butler: Butler, name: str, script: list[Op]) -> list[Certification]:
 def lookup(butler: Butler, name: str, moment: datetime.datetime, as_of: object = None) -> object:
     keys = {"obsTime": moment, "detector": 1, **({"filter": "g"} if name == "flat" else {})}
     try:
-        return butler.find_calibration(name, keys, as_of=as_of)
+        found = butler.find_calibration(name, keys, as_of=as_of)
     except (CalibrationNotFoundError, AmbiguousCalibrationError) as error:
-        return error
+        found = error
+    assert_same(found, lookups_by_visit(butler, name, moment, as_of))
+    return found
+
+
+def lookups_by_visit(
+    butler: Butler, name: str, moment: datetime.datetime, as_of: object
+) -> list[object]:
+    """The lookups of the raw observation at ``moment`` (if there is one): by its record in
+    one statement (filter given), step by step (a flat's filter from the record), in bulk."""
+    q, rest = divmod(moment - DAY0, datetime.timedelta(hours=6))
+    if rest or not -1 <= q <= QUARTERS:
+        return []
+    found: list[object] = []
+    for keys in (
+        {"visit": visit_of(q), "detector": 1},
+        {"visit": visit_of(q), "detector": 1, "filter": "g"},
+    ):
+        try:
+            found.append(butler.find_calibration(name, keys, as_of=as_of))
+        except (CalibrationNotFoundError, AmbiguousCalibrationError) as error:
+            found.append(error)
+    try:
+        (bulk,) = butler.find_calibrations(
+            name, [{"visit": visit_of(q), "detector": 1}], as_of=as_of, strict=False
+        )
+        found.append(bulk if bulk is not None else CalibrationNotFoundError("none"))
+    except AmbiguousCalibrationError as error:
+        found.append(error)
+    return found
+
+
+def assert_same(expected: object, others: list[object]) -> None:
+    """Each of ``others`` found the same certification, or failed the same way."""
+    for other in others:
+        if isinstance(expected, Exception):
+            assert type(other) is type(expected), (expected, other)
+        else:
+            assert not isinstance(other, Exception), other
+            assert other.certification == expected.certification  # type: ignore[attr-defined]
+            assert other.time == expected.time  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("name", ["bias", "flat"])
@@ -139,7 +197,7 @@ def test_a_found_calibration_is_valid_at_the_observation_time(
     run(toy, name, script)
     current = toy.calibration_history(name, include_closed=False)
     for q in quarters:
-        moment = DAY0 + datetime.timedelta(hours=6 * q)
+        moment = quarter(q)
         valid = [c for c in current if c.valid_at(moment)]
         result = lookup(toy, name, moment)
         if not valid:
@@ -216,7 +274,7 @@ def test_several_valid_without_a_rule_always_raises(
     )
     current = toy.calibration_history("bias", include_closed=False)
     for q in quarters:
-        moment = DAY0 + datetime.timedelta(hours=6 * q)
+        moment = quarter(q)
         valid = [c for c in current if c.valid_at(moment)]
         result = lookup(toy, "bias", moment)
         if len(valid) > 1:

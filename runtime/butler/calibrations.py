@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import bisect
 import datetime
+import operator
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -52,6 +53,7 @@ from .spec import CalibrationSpec, DatasetTypeSpec, Value
 
 if TYPE_CHECKING:
     from .butler import Butler, _Plan
+    from .mapper import Mapper
 
 __all__ = [
     "CalibrationRef",
@@ -64,6 +66,8 @@ __all__ = [
 
 #: How many candidates an error lists.
 CANDIDATE_LIMIT = 10
+#: Most calibration data IDs a lookup manager remembers the normalized form of.
+_MEMO = 10_000
 
 _MANAGERS: weakref.WeakKeyDictionary[Butler, Calibrations] = weakref.WeakKeyDictionary()
 
@@ -136,11 +140,32 @@ class CalibrationRef:
 
 @dataclass(frozen=True)
 class _Observation:
-    """An observation's validity time and match values, and where they came from."""
+    """An observation's validity time and match values, and where they came from.
+
+    ``missing`` names the keys read from ``record``, the first record of the
+    observation dataset type that matched; none were when the data ID held them
+    all. The words for messages are made only when a message needs them.
+    """
 
     time: datetime.datetime
     match: dict[str, Value]
-    source: str
+    valid_by: str
+    observation_type: str = ""
+    missing: tuple[str, ...] = ()
+    record: Mapping[str, Value] | None = None
+    bulk: bool = False
+
+    @property
+    def source(self) -> str:
+        """Where the time and match values came from, in words."""
+        if self.bulk:
+            return "bulk"
+        if self.record is None:
+            return f"{self.valid_by} given in the data ID"
+        return (
+            f"{', '.join(self.missing)} from the {self.observation_type!r} record "
+            f"{_format_data_id(self.record)}"
+        )
 
 
 class _Group:
@@ -174,6 +199,160 @@ class _Group:
         return found
 
 
+_ONLY = "the only valid certification"
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """How data IDs with one set of keys give a lookup its time and match values.
+
+    ``complete``: they hold the validity key and every match key. ``partial``
+    gets their values of the observation type's keys, with which records are
+    indexed (None: they hold none). A record supplies the validity time if
+    ``time_from_record``, and the match values the data ID lacks.
+    """
+
+    complete: bool
+    partial: Callable[[Mapping[str, Value]], object] | None
+    valid_by: str
+    time_from_record: bool
+    match: tuple[tuple[str, bool], ...]  # each match key, and whether a record supplies it
+    given_match: Callable[[Mapping[str, Value]], tuple[Value, ...]] | None  # all in the data ID
+
+    def time(self, data_id: Mapping[str, Value], record: Mapping[str, Value]) -> Value:
+        return (record if self.time_from_record else data_id)[self.valid_by]
+
+    def match_values(
+        self, data_id: Mapping[str, Value], record: Mapping[str, Value]
+    ) -> tuple[Value, ...]:
+        if self.given_match is not None:
+            return self.given_match(data_id)
+        return tuple(record[key] if recorded else data_id[key] for key, recorded in self.match)
+
+
+class _Shapes:
+    """The :class:`_Shape` of each set of data ID keys in one bulk lookup, made once each."""
+
+    def __init__(self, calibration: CalibrationSpec, keys: tuple[str, ...]) -> None:
+        self.calibration = calibration
+        self.keys = keys  # the observation type's keys
+        self._shapes: dict[tuple[str, ...], _Shape] = {}
+        self._getters: dict[tuple[str, ...], Callable[[Mapping[str, Value]], object]] = {}
+
+    def of(self, data_id: DataId) -> _Shape:
+        names = tuple(data_id)
+        shape = self._shapes.get(names)
+        if shape is None:
+            shape = self._shapes[names] = self._shape(set(names))
+        return shape
+
+    def _shape(self, names: set[str]) -> _Shape:
+        partial = tuple(k for k in self.keys if k in names)
+        getter = None
+        if partial:  # one getter per set of keys: the getter is part of the index's keys
+            getter = self._getters.setdefault(partial, operator.itemgetter(*partial))
+        calibration = self.calibration
+        match = tuple((k, k not in names) for k in calibration.match)
+        given = all(k in names for k in calibration.match)
+        return _Shape(
+            given and calibration.valid_by in names,
+            getter,
+            calibration.valid_by,
+            calibration.valid_by not in names,
+            match,
+            _values_getter(calibration.match) if given else None,
+        )
+
+
+def _values_getter(keys: tuple[str, ...]) -> Callable[[Mapping[str, Value]], tuple[Value, ...]]:
+    """The values of ``keys`` in a mapping, as a tuple (even of one key)."""
+    if len(keys) == 1:
+        (key,) = keys
+        return lambda mapping: (mapping[key],)
+    getter: Callable[[Mapping[str, Value]], tuple[Value, ...]] = operator.itemgetter(*keys)
+    return getter
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """The validity time and match values of each data ID of a bulk lookup, in order.
+
+    ``settled`` holds, by position, the observations :meth:`Calibrations._observation`
+    made (they know where their values came from); the others came from the
+    data ID or one record read in bulk.
+    """
+
+    times: list[datetime.datetime]
+    matches: list[tuple[Value, ...]]
+    settled: dict[int, _Observation]
+
+    def add_settled(self, observation: _Observation) -> None:
+        self.settled[len(self.times)] = observation
+        self.times.append(observation.time)
+        self.matches.append(tuple(observation.match.values()))
+
+    def observation(self, i: int, calibration: CalibrationSpec) -> _Observation:
+        """The ``i``-th observation, for a message."""
+        settled = self.settled.get(i)
+        if settled is not None:
+            return settled
+        match = dict(zip(calibration.match, self.matches[i], strict=True))
+        return _Observation(self.times[i], match, calibration.valid_by, bulk=True)
+
+
+class _Records:
+    """Records of an observation type by index key: the one record of a key, unless several."""
+
+    __slots__ = ("_one", "_several")
+
+    def __init__(self) -> None:
+        self._one: dict[object, dict[str, Value]] = {}
+        self._several: set[object] = set()
+
+    def add(self, key: object, record: dict[str, Value]) -> None:
+        if key in self._one:
+            self._several.add(key)
+        else:
+            self._one[key] = record
+
+    def one(self, key: object) -> dict[str, Value] | None:
+        """The only record of ``key``; None if there is none, or several."""
+        return None if key in self._several else self._one.get(key)
+
+
+class _MapperMemo:
+    """Answers of one mapper that every lookup asks for again, remembered.
+
+    A Butler replaces its mapper when a dataset type is registered at run time;
+    :meth:`Calibrations._memo` then starts a new memo. The data IDs remembered
+    are those of certified calibrations (few); past ``_MEMO`` they are forgotten.
+    """
+
+    __slots__ = ("_data_ids", "_keys", "mapper")
+
+    def __init__(self, mapper: Mapper) -> None:
+        self.mapper = mapper
+        self._keys: dict[str, tuple[str, ...]] = {}
+        self._data_ids: dict[tuple[tuple[str, Value], ...], DataId] = {}
+
+    def keys(self, dataset_type: str) -> tuple[str, ...]:
+        """The keys of a dataset type's data IDs, in order."""
+        keys = self._keys.get(dataset_type)
+        if keys is None:
+            keys = self._keys[dataset_type] = tuple(self.mapper.keys(dataset_type))
+        return keys
+
+    def normalize(self, data_id: Mapping[str, Value]) -> DataId:
+        """``mapper.normalize(data_id)``, for the registry's data IDs of calibrations."""
+        items = tuple(data_id.items())
+        normalized = self._data_ids.get(items)
+        if normalized is None:
+            if len(self._data_ids) >= _MEMO:
+                self._data_ids.clear()
+            normalized = self._data_ids[items] = self.mapper.normalize(data_id)
+        return normalized
+
+
 class Calibrations:
     """Certification and lookup of the calibration dataset types of one Butler."""
 
@@ -181,6 +360,13 @@ class Calibrations:
         self._butler = butler
         self.store = CertificationStore(butler.registry)
         self._scales = {key.name: key.scale for key in butler.mapper.spec.keys}
+        self._mapper_memo = _MapperMemo(butler.mapper)
+
+    def _memo(self) -> _MapperMemo:
+        memo = self._mapper_memo
+        if memo.mapper is not self._butler.mapper:
+            memo = self._mapper_memo = _MapperMemo(self._butler.mapper)
+        return memo
 
     # ---- policy ---------------------------------------------------------------------------
 
@@ -325,50 +511,67 @@ class Calibrations:
     def _observation(
         self, spec: DatasetTypeSpec, calibration: CalibrationSpec, given: DataId
     ) -> _Observation:
-        butler = self._butler
-        needed = [calibration.valid_by, *calibration.match]
-        missing = [k for k in needed if k not in given]
-        values: dict[str, Value] = {k: given[k] for k in needed if k in given}
-        source = f"{calibration.valid_by} given in the data ID"
+        valid_by = calibration.valid_by
+        missing = tuple(k for k in (valid_by, *calibration.match) if k not in given)
+        values: Mapping[str, Value] = given
+        record = None
         if missing:
-            observation = calibration.observation
-            keys = butler.mapper.keys(observation)
-            partial = {k: v for k, v in given.items() if k in keys}
-            rows = (
-                butler.registry.complete(observation, partial, CANDIDATE_LIMIT + 1)
-                if partial and butler._is_registered(observation)
-                else []
-            )
-            if not rows:
-                raise CalibrationNotFoundError(
-                    f"cannot find {spec.name!r} for data ID {_format_data_id(given)}: it lacks "
-                    f"{', '.join(missing)}, and no stored {observation!r} matches "
-                    f"{_format_data_id(partial)} to take "
-                    f"{'it' if len(missing) == 1 else 'them'} from; give "
-                    f"{', '.join(missing)} in the data ID, or the keys of the {observation!r} "
-                    f"observation ({', '.join(keys)})"
-                )
-            for key in missing:
-                distinct = {row[key] for row in rows}
-                if len(rows) > CANDIDATE_LIMIT and len(distinct) == 1:
-                    distinct = set(butler.registry.query_values(observation, key, partial))
-                if len(distinct) > 1:
-                    shown = ", ".join(repr(v) for v in sorted(distinct, key=repr)[:CANDIDATE_LIMIT])
-                    raise AmbiguousDataIdError(
-                        f"cannot find {spec.name!r} for data ID {_format_data_id(given)}: the "
-                        f"{observation!r} records matching {_format_data_id(partial)} have "
-                        f"several values of {key} ({shown}); add keys to choose one observation"
-                    )
-                values[key] = distinct.pop()
-            source = (
-                f"{', '.join(missing)} from the {observation!r} record {_format_data_id(rows[0])}"
-            )
-        moment = valid_time(
-            values[calibration.valid_by],
-            self._scales.get(calibration.valid_by),
-            calibration.valid_by,
+            record = self._record(spec, calibration, given, missing)
+            values = {**record, **given}
+        moment = valid_time(values[valid_by], self._scales.get(valid_by), valid_by)
+        return _Observation(
+            moment,
+            {k: values[k] for k in calibration.match},
+            valid_by,
+            calibration.observation,
+            missing,
+            record,
         )
-        return _Observation(moment, {k: values[k] for k in calibration.match}, source)
+
+    def _record(
+        self,
+        spec: DatasetTypeSpec,
+        calibration: CalibrationSpec,
+        given: DataId,
+        missing: Sequence[str],
+    ) -> dict[str, Value]:
+        """The first record of the observation type matching ``given``; the missing keys agree.
+
+        CalibrationNotFoundError if none matches, AmbiguousDataIdError if the
+        matching records disagree on a missing key's value.
+        """
+        butler = self._butler
+        observation = calibration.observation
+        keys = butler.mapper.keys(observation)
+        partial = {k: v for k, v in given.items() if k in keys}
+        rows = (
+            self.store.observations(observation, partial, CANDIDATE_LIMIT + 1)
+            if partial and butler._is_registered(observation)
+            else []
+        )
+        if not rows:
+            raise CalibrationNotFoundError(
+                f"cannot find {spec.name!r} for data ID {_format_data_id(given)}: it lacks "
+                f"{', '.join(missing)}, and no stored {observation!r} matches "
+                f"{_format_data_id(partial)} to take "
+                f"{'it' if len(missing) == 1 else 'them'} from; give "
+                f"{', '.join(missing)} in the data ID, or the keys of the {observation!r} "
+                f"observation ({', '.join(keys)})"
+            )
+        if len(rows) == 1:
+            return rows[0]
+        for key in missing:
+            distinct = {row[key] for row in rows}
+            if len(rows) > CANDIDATE_LIMIT and len(distinct) == 1:
+                distinct = set(butler.registry.query_values(observation, key, partial))
+            if len(distinct) > 1:
+                shown = ", ".join(repr(v) for v in sorted(distinct, key=repr)[:CANDIDATE_LIMIT])
+                raise AmbiguousDataIdError(
+                    f"cannot find {spec.name!r} for data ID {_format_data_id(given)}: the "
+                    f"{observation!r} records matching {_format_data_id(partial)} have "
+                    f"several values of {key} ({shown}); add keys to choose one observation"
+                )
+        return rows[0]
 
     def _not_found(
         self,
@@ -430,7 +633,7 @@ class Calibrations:
         rule: str,
         as_of: datetime.datetime | None,
     ) -> CalibrationRef:
-        data_id = self._butler.mapper.normalize(chosen.data_id)
+        data_id = self._memo().normalize(chosen.data_id)
         return CalibrationRef(
             spec.name, data_id, chosen.path, chosen, given, observation.time, rule, as_of
         )
@@ -446,13 +649,67 @@ class Calibrations:
         """The calibration valid for an observation, as the registry stood ``as_of``."""
         plan, calibration = self._calibration(dataset_type)
         given = self._butler._normalize(data_id, keys)
+        return self._find(plan.spec, calibration, given, as_of)
+
+    def _find(
+        self, spec: DatasetTypeSpec, calibration: CalibrationSpec, given: DataId, as_of: object
+    ) -> CalibrationRef:
+        """:meth:`find` for a normalized data ID."""
         moment = None if as_of is None else recorded_time(as_of)
-        observation = self._observation(plan.spec, calibration, given)
-        candidates = self.store.candidates(
-            dataset_type, observation.match, observation.time, moment
+        observation, chosen, rule = self._pick(spec, calibration, given, moment)
+        return self._ref(spec, given, observation, chosen, rule, moment)
+
+    def _pick(
+        self,
+        spec: DatasetTypeSpec,
+        calibration: CalibrationSpec,
+        given: DataId,
+        as_of: datetime.datetime | None,
+    ) -> tuple[_Observation, Certification, str]:
+        """The observation of a normalized data ID, the certification chosen for it, and why."""
+        found = self._observed(spec, calibration, given, as_of)
+        if found is None:
+            observation = self._observation(spec, calibration, given)
+            candidates = self.store.candidates(
+                spec.name, observation.match, observation.time, as_of
+            )
+        else:
+            observation, candidates = found
+        chosen, rule = self._choose(spec, given, observation, candidates, as_of)
+        return observation, chosen, rule
+
+    def _observed(
+        self,
+        spec: DatasetTypeSpec,
+        calibration: CalibrationSpec,
+        given: DataId,
+        as_of: datetime.datetime | None,
+    ) -> tuple[_Observation, list[Certification]] | None:
+        """The observation and its candidates in one statement, when that can be done.
+
+        It can when the data ID lacks only the validity time, and exactly one
+        record of the observation type matches it (see
+        :meth:`CertificationStore.observed_candidates`). Else None:
+        :meth:`_observation` then :meth:`CertificationStore.candidates` answer,
+        and say what is wrong if anything is.
+        """
+        valid_by = calibration.valid_by
+        if valid_by in given or any(k not in given for k in calibration.match):
+            return None
+        observation_type = calibration.observation
+        partial = {k: given[k] for k in self._memo().keys(observation_type) if k in given}
+        if not partial or not self._butler._is_registered(observation_type):
+            return None
+        match = {k: given[k] for k in calibration.match}
+        found = self.store.observed_candidates(
+            spec.name, observation_type, valid_by, partial, match, as_of
         )
-        chosen, rule = self._choose(plan.spec, given, observation, candidates, moment)
-        return self._ref(plan.spec, given, observation, chosen, rule, moment)
+        if found is None:
+            return None
+        record, candidates = found
+        moment = valid_time(record[valid_by], self._scales.get(valid_by), valid_by)
+        observation = _Observation(moment, match, valid_by, observation_type, (valid_by,), record)
+        return observation, candidates
 
     def find_many(
         self,
@@ -471,63 +728,105 @@ class Calibrations:
         plan, calibration = self._calibration(dataset_type)
         spec = plan.spec
         moment = None if as_of is None else recorded_time(as_of)
-        given = [self._butler._normalize(d, {}) for d in data_ids]
-        observations = self._observations(spec, calibration, given)
-        if not observations:
+        normalize = self._butler._normalize
+        given = [normalize(d, {}) for d in data_ids]
+        seen = self._observations(spec, calibration, given)
+        if not given:
             return []
-        times = [o.time for o in observations]
-        encoded = [encode_match(o.match) for o in observations]
-        found = self.store.bulk(dataset_type, encoded, min(times), max(times), moment)
-        groups = {key: _Group(rows) for key, rows in found.items()}
+        texts = {
+            values: encode_match(dict(zip(calibration.match, values, strict=True)))
+            for values in set(seen.matches)
+        }
+        found = self.store.bulk(
+            dataset_type, texts.values(), min(seen.times), max(seen.times), moment
+        )
+        groups = {text: _Group(rows) for text, rows in found.items()}
+        memo = self._memo()
+        normalized: dict[int, DataId] = {}  # by certification id
         results: list[CalibrationRef | None] = []
-        for data_id, observation, key in zip(given, observations, encoded, strict=True):
-            candidates = groups[key].at(observation.time)
-            if not candidates and not strict:
+        for i, (data_id, time, values) in enumerate(
+            zip(given, seen.times, seen.matches, strict=True)
+        ):
+            candidates = groups[texts[values]].at(time)
+            if len(candidates) == 1:
+                chosen, rule = candidates[0], _ONLY
+            elif not candidates and not strict:
                 results.append(None)
                 continue
-            chosen, rule = self._choose(spec, data_id, observation, candidates, moment)
-            results.append(self._ref(spec, data_id, observation, chosen, rule, moment))
+            else:
+                observation = seen.observation(i, calibration)
+                chosen, rule = self._choose(spec, data_id, observation, candidates, moment)
+            calibration_id = normalized.get(chosen.id)
+            if calibration_id is None:
+                calibration_id = normalized[chosen.id] = memo.normalize(chosen.data_id)
+            results.append(
+                CalibrationRef(
+                    spec.name,
+                    calibration_id,
+                    chosen.path,
+                    chosen,
+                    data_id,
+                    time,
+                    rule,
+                    moment,
+                )
+            )
         return results
 
     def _observations(
         self, spec: DatasetTypeSpec, calibration: CalibrationSpec, given: Sequence[DataId]
-    ) -> list[_Observation]:
-        """The observation of each data ID; records of the observation type read in bulk."""
-        butler = self._butler
-        needed = [calibration.valid_by, *calibration.match]
-        observation_type = calibration.observation
-        keys = butler.mapper.keys(observation_type)
-        lacking = [d for d in given if any(k not in d for k in needed)]
-        index: dict[tuple[tuple[str, Value], ...], list[dict[str, Value]]] = {}
-        if lacking and butler._is_registered(observation_type):
-            first = [k for k in keys if all(k in d for d in lacking)]
-            if first:
-                by = first[0]
-                rows = self.store.observation_rows(observation_type, by, [d[by] for d in lacking])
-                partial_keys = {tuple(k for k in keys if k in d) for d in lacking}
-                for row in rows:
-                    for names in partial_keys:
-                        index.setdefault(tuple((k, row[k]) for k in names), []).append(row)
-        result = []
-        scale = self._scales.get(calibration.valid_by)
-        for data_id in given:
-            if all(k in data_id for k in needed):
-                values: Mapping[str, Value] = data_id
-            else:
-                partial = tuple((k, data_id[k]) for k in keys if k in data_id)
-                matching = index.get(partial, [])
-                if len(matching) != 1 or not partial:
-                    result.append(self._observation(spec, calibration, data_id))  # says why
+    ) -> _Seen:
+        """The validity time and match values of each data ID; records read in bulk.
+
+        A data ID its records do not settle (none matches, or several) gets
+        :meth:`_observation`, which says why, or settles it as a single lookup would.
+        """
+        valid_by = calibration.valid_by
+        scale = self._scales.get(valid_by)
+        shapes = _Shapes(calibration, self._memo().keys(calibration.observation))
+        each = [shapes.of(data_id) for data_id in given]
+        records = self._records(calibration, given, each, shapes.keys)
+        seen = _Seen([], [], {})
+        for data_id, shape in zip(given, each, strict=True):
+            record: Mapping[str, Value] = data_id
+            if not shape.complete:
+                getter = shape.partial
+                found = None if getter is None else records.one((getter, getter(data_id)))
+                if found is None:  # none, or several: _observation settles it or says why
+                    seen.add_settled(self._observation(spec, calibration, data_id))
                     continue
-                values = {**matching[0], **data_id}
-            result.append(
-                _Observation(
-                    valid_time(values[calibration.valid_by], scale, calibration.valid_by),
-                    {k: values[k] for k in calibration.match},
-                    "bulk",
-                )
-            )
-        return result
+                record = found
+            seen.times.append(valid_time(shape.time(data_id, record), scale, valid_by))
+            seen.matches.append(shape.match_values(data_id, record))
+        return seen
+
+    def _records(
+        self,
+        calibration: CalibrationSpec,
+        given: Sequence[DataId],
+        shapes: Sequence[_Shape],
+        keys: tuple[str, ...],
+    ) -> _Records:
+        """Records of the observation type for the data IDs lacking a needed key.
+
+        Read by the first key all of those data IDs hold; indexed by each of
+        their shapes' ``partial`` getter and its values.
+        """
+        butler = self._butler
+        observation_type = calibration.observation
+        records = _Records()
+        lacking = [d for d, shape in zip(given, shapes, strict=True) if not shape.complete]
+        if not lacking or not butler._is_registered(observation_type):
+            return records
+        first = [k for k in keys if all(k in d for d in lacking)]
+        if not first:
+            return records
+        by = first[0]
+        getters = {shape.partial for shape in shapes if not shape.complete and shape.partial}
+        for row in self.store.observation_rows(observation_type, by, [d[by] for d in lacking]):
+            for getter in getters:
+                records.add((getter, getter(row)), row)
+        return records
 
     def explain(
         self,
@@ -582,12 +881,14 @@ class Calibrations:
         """
         rest = dict(keys)
         as_of = rest.pop("as_of", None)
-        if as_of is None:
-            given = self._butler._normalize(data_id, rest)
-            if plan.keys.issubset(given):
-                return None
-        ref = self.find(plan.spec.name, data_id, as_of=as_of, **rest)
-        return plan, ref.data_id, ref.path
+        calibration = plan.spec.calibration
+        assert calibration is not None
+        given = self._butler._normalize(data_id, rest)
+        if as_of is None and plan.keys.issubset(given):
+            return None
+        moment = None if as_of is None else recorded_time(as_of)
+        _, chosen, _ = self._pick(plan.spec, calibration, given, moment)
+        return plan, self._memo().normalize(chosen.data_id), chosen.path
 
 
 # ---- pictures ------------------------------------------------------------------------------

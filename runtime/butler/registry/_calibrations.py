@@ -31,8 +31,9 @@ check and the insert cannot interleave with another writer's.
 from __future__ import annotations
 
 import datetime
+import functools
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,7 @@ from ._schema import utcnow
 
 if TYPE_CHECKING:
     from ._registry import Registry
+    from ._statements import DatasetTable
 
 __all__ = [
     "CERT_TABLE",
@@ -61,6 +63,8 @@ __all__ = [
 CERT_TABLE = "calib_cert"
 _TICK = datetime.timedelta(microseconds=1)
 _IN_CHUNK = 500
+#: Most match values a store remembers the text of (see _MatchTexts).
+_MEMO = 10_000
 
 
 class OverlapError(AmbiguousCalibrationError):
@@ -113,6 +117,10 @@ def encode_match(match: Mapping[str, Value]) -> str:
 
 def _decode_match(text: str) -> dict[str, Any]:
     return {k: v for k, v in json.loads(text)}
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def _fmt(moment: datetime.datetime | None, open_text: str = "…") -> str:
@@ -198,17 +206,97 @@ class Certification:
         )
 
 
+class _Times:
+    """How naive datetimes cross the registry's raw DBAPI cursor on one database.
+
+    SQLite has no datetime type: SQLAlchemy's ``DateTime`` stores text
+    (``2024-03-01 04:00:00.000000``, always with six fraction digits), which
+    compares and sorts like the instants it spells. The raw reads bind and parse
+    through that very type's processors, so they compare exactly what the writes
+    (SQLAlchemy Core) stored. psycopg adapts naive datetimes to ``timestamp``
+    itself: nothing to do.
+    """
+
+    __slots__ = ("_bind", "_parse")
+
+    def __init__(self, column: sa.Column[Any], dialect: sa.Dialect) -> None:
+        native = dialect.name != "sqlite"
+        impl = column.type.dialect_impl(dialect)
+        self._bind = None if native else impl.bind_processor(dialect)
+        self._parse = None if native else impl.result_processor(dialect, None)
+
+    def param(self, moment: datetime.datetime) -> Any:
+        """A naive datetime as the cursor binds it."""
+        return moment if self._bind is None else self._bind(moment)
+
+    def value(self, raw: Any) -> Any:
+        """A datetime column's value (or None) as a naive datetime."""
+        return raw if self._parse is None or raw is None else self._parse(raw)
+
+
+class _MatchTexts:
+    """Match values to their canonical text and back, remembered.
+
+    Every lookup encodes its match values and decodes each row's; a repository
+    has few distinct ones (detectors x filters), so remembering them saves the
+    JSON work. The memo is emptied if it ever grows past ``_MEMO`` entries.
+    """
+
+    __slots__ = ("_decoded", "_encoded")
+
+    def __init__(self) -> None:
+        self._encoded: dict[tuple[Any, ...], str] = {}
+        self._decoded: dict[str, dict[str, Any]] = {}
+
+    def encode(self, match: Mapping[str, Value]) -> str:
+        """:func:`encode_match`; the types are part of the key (``1 == True`` encode apart)."""
+        key = tuple((k, type(v), v) for k, v in match.items())
+        text = self._encoded.get(key)
+        if text is None:
+            if len(self._encoded) >= _MEMO:
+                self._encoded.clear()
+            text = self._encoded[key] = encode_match(match)
+        return text
+
+    def decode(self, text: str) -> dict[str, Any]:
+        """The match values of a row: a new dict each time (a certification owns its own)."""
+        decoded = self._decoded.get(text)
+        if decoded is None:
+            if len(self._decoded) >= _MEMO:
+                self._decoded.clear()
+            decoded = self._decoded[text] = _decode_match(text)
+        return dict(decoded)
+
+
 @dataclass(frozen=True, slots=True)
 class _Plan:
-    """One calibration dataset type's SQL: ``calib_cert`` joined to its dataset table."""
+    """One calibration dataset type's SQL: ``calib_cert`` joined to its dataset table.
+
+    ``select`` (SQLAlchemy Core) serves the reads that are not hot. Lookups run
+    SQL text built here once, on the registry's raw per-thread cursor, as
+    :meth:`Registry.find` does: building, compiling and executing a Core
+    statement on a pooled connection cost most of a lookup. Both select the
+    same columns: the dataset's keys, its path, then every ``calib_cert`` column.
+    """
 
     dataset_type: str
     keys: tuple[str, ...]
-    ds: sa.Table
-    key_columns: tuple[sa.Column[Any], ...]
+    table: DatasetTable
     select: sa.Select[Any]
-    current: sa.Select[Any]  # candidates now: bound ``match``, ``moment``
-    past: sa.Select[Any]  # candidates as of a recorded time: also ``as_of``
+    columns: str  # the columns above, as raw SQL's select list (aliases c and d)
+    raw_select: str  # those columns of this dataset type's rows; bound: dataset type
+    by_id_sql: str  # one row; bound: dataset type, id
+    now_sql: str  # candidates now; bound: dataset type, match, moment, moment
+    past_sql: str  # candidates as of a recorded time; also: as_of, as_of
+
+
+def _raw_columns(table: DatasetTable, cert: sa.Table, dialect: sa.Dialect) -> str:
+    """The select list of the raw lookups: ``d.<keys>, d.path, c.<calib_cert columns>``."""
+    quote = dialect.identifier_preparer.quote
+    columns = [f"d.{quote(column)}" for column in table.definition.columns]
+    columns.append("d.path")
+    columns += [f"c.{quote(column.name)}" for column in cert.c]
+    return ", ".join(columns)
 
 
 class CertificationStore:
@@ -219,7 +307,14 @@ class CertificationStore:
         self._table = certification_table(sa.MetaData())
         self._plans: dict[str, _Plan] = {}
         self._exists = False
-        self._postgres = registry.engine.dialect.name == "postgresql"
+        dialect = registry.engine.dialect
+        self._dialect = dialect
+        self._postgres = dialect.name == "postgresql"
+        self._mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        self._times = _Times(self._table.c.valid_from, dialect)
+        self._matches = _MatchTexts()
+        self._observation_sql: dict[tuple[str, tuple[str, ...], int], str] = {}
+        self._observed_sql: dict[tuple[str, str, str, tuple[str, ...], bool], str | None] = {}
 
     # ---- plumbing -------------------------------------------------------------------------
 
@@ -228,56 +323,91 @@ class CertificationStore:
         if plan is not None:
             return plan
         dataset_table = self._registry._table(dataset_type)
-        definition = dataset_table.definition
         ds = dataset_table.table
-        key_columns = tuple(ds.c[column] for column in definition.columns)
+        key_columns = tuple(ds.c[column] for column in dataset_table.definition.columns)
         cert = self._table
         select = (
             sa.select(*key_columns, ds.c.path, *cert.c)
             .select_from(cert.join(ds, ds.c.id == cert.c.dataset_id))
             .where(cert.c.dataset_type == dataset_type)
         )
-        # The lookup statements are built once with bound parameters (the hot path).
-        moment = sa.bindparam("moment", type_=sa.DateTime())
-        valid = (
-            cert.c.match == sa.bindparam("match", type_=sa.Text()),
-            cert.c.valid_from <= moment,
-            sa.or_(cert.c.valid_to.is_(None), cert.c.valid_to > moment),
+        mark, quote = self._mark, self._quote
+        columns = _raw_columns(dataset_table, cert, self._dialect)
+        raw = (
+            f"SELECT {columns} FROM {quote(CERT_TABLE)} c "
+            f"JOIN {quote(dataset_table.definition.table_name)} d ON d.id = c.dataset_id "
+            f"WHERE c.dataset_type = {mark}"
         )
-        as_of = sa.bindparam("as_of", type_=sa.DateTime())
-        order = (cert.c.valid_from, cert.c.recorded_from, cert.c.id)
-        current = select.where(*valid, cert.c.recorded_to.is_(None)).order_by(*order)
-        past = select.where(
-            *valid,
-            cert.c.recorded_from <= as_of,
-            sa.or_(cert.c.recorded_to.is_(None), cert.c.recorded_to > as_of),
-        ).order_by(*order)
-        plan = _Plan(dataset_type, definition.keys, ds, key_columns, select, current, past)
+        valid = (
+            f"{raw} AND c.{quote('match')} = {mark} AND c.valid_from <= {mark} "
+            f"AND (c.valid_to IS NULL OR c.valid_to > {mark})"
+        )
+        now = f"{valid} AND {self._visible_sql(True)}"
+        past = f"{valid} AND {self._visible_sql(False)}"
+        plan = _Plan(
+            dataset_type,
+            dataset_table.keys,
+            dataset_table,
+            select,
+            columns,
+            raw,
+            f"{raw} AND c.id = {mark}",
+            now,
+            past,
+        )
         self._plans[dataset_type] = plan
         return plan
 
+    def _quote(self, name: str) -> str:
+        return str(self._dialect.identifier_preparer.quote(name))
+
     def _row(self, plan: _Plan, row: Sequence[Any]) -> Certification:
+        """A certification from a SQLAlchemy row (values already converted)."""
+        data_id = dict(zip(plan.keys, row[: len(plan.keys)], strict=True))
+        return self._certification(plan, row, data_id, _same)
+
+    def _raw_row(self, plan: _Plan, row: Sequence[Any]) -> Certification:
+        """A certification from a raw cursor's row (dates and times as the database gave them)."""
+        return self._certification(plan, row, plan.table.data_id(row), self._times.value)
+
+    def _certification(
+        self,
+        plan: _Plan,
+        row: Sequence[Any],
+        data_id: dict[str, Value],
+        time: Callable[[Any], Any],
+    ) -> Certification:
+        """``row``: the plan's columns (keys, path, then calib_cert's), ``time`` converts times."""
         n = len(plan.keys)
-        data_id = dict(zip(plan.keys, row[:n], strict=True))
-        path = row[n]
-        (id_, dataset_type, dataset_id, match, valid_from, valid_to, scale) = row[n + 1 : n + 8]
-        recorded_from, recorded_to, closed_by, replaces, source = row[n + 8 : n + 13]
+        replaces = row[n + 11]
         return Certification(
-            int(id_),
-            dataset_type,
-            int(dataset_id),
+            int(row[n + 1]),  # id
+            row[n + 2],  # dataset_type
+            int(row[n + 3]),  # dataset_id
             data_id,
-            path,
-            _decode_match(match),
-            valid_from,
-            valid_to,
-            scale,
-            recorded_from,
-            recorded_to,
-            closed_by,
+            row[n],  # path
+            self._matches.decode(row[n + 4]),
+            time(row[n + 5]),  # valid_from
+            time(row[n + 6]),  # valid_to
+            row[n + 7],  # scale
+            time(row[n + 8]),  # recorded_from
+            time(row[n + 9]),  # recorded_to
+            row[n + 10],  # closed_by
             None if replaces is None else int(replaces),
-            source,
+            row[n + 12],  # source
         )
+
+    def _fetch(self, plan: _Plan, sql: str, params: list[Any]) -> list[Certification]:
+        """Run a lookup on the registry's raw per-thread cursor (the open transaction's, if any)."""
+        if not self._has_table():
+            return []
+        return list(self._registry._rows(sql, params, functools.partial(self._raw_row, plan)))
+
+    def _has_table(self) -> bool:
+        if self._exists:
+            return True
+        with self._registry._reader() as conn:
+            return self._table_exists(conn)
 
     def _table_exists(self, conn: sa.Connection) -> bool:
         if not self._exists:
@@ -286,6 +416,8 @@ class CertificationStore:
 
     def ensure_table(self) -> None:
         """Create ``calib_cert`` in a registry made before certifications existed."""
+        if self._exists:
+            return
         with self._registry._write() as conn:
             if not self._table_exists(conn):
                 lock_ddl(conn)
@@ -325,10 +457,10 @@ class CertificationStore:
     def dataset_id(self, dataset_type: str, data_id: Mapping[str, Value]) -> int | None:
         """The registry id of a stored dataset with this complete data ID, or None."""
         table = self._registry._table(dataset_type)
-        checked = table.check_complete(data_id)
-        with self._registry._reader() as conn:
-            found = conn.scalar(sa.select(table.table.c.id).where(table.match(checked)))
-        return None if found is None else int(found)
+        where, params = table.where(table.check_complete(data_id))
+        sql = f"SELECT id FROM {self._quote(table.definition.table_name)}{where}"
+        found = list(self._registry._rows(sql, params, tuple))
+        return int(found[0][0]) if found else None
 
     def certify(
         self,
@@ -360,7 +492,6 @@ class CertificationStore:
         self.ensure_table()
         plan = self._plan(dataset_type)
         match_text = encode_match(match)
-        c = self._table.c
         with self._registry._write() as conn:
             self._lock(conn, dataset_type, match_text)
             dataset_id = self.dataset_id(dataset_type, data_id)
@@ -369,13 +500,7 @@ class CertificationStore:
                     f"cannot certify {dataset_type!r} with data ID {format_values(data_id)}: "
                     f"no such dataset is stored in {self._registry.url}; put or ingest it first"
                 )
-            current = self._select(
-                plan,
-                c.match == match_text,
-                c.recorded_to.is_(None),
-                c.valid_from < valid_to if valid_to is not None else sa.true(),
-                sa.or_(c.valid_to.is_(None), c.valid_to > valid_from),
-            )
+            current = self._overlapping(plan, match_text, valid_from, valid_to)
             for row in current:
                 if (row.dataset_id, row.valid_from, row.valid_to) == (
                     dataset_id,
@@ -408,8 +533,30 @@ class CertificationStore:
             )
             if supersede:
                 self._cut(conn, current, valid_from, valid_to, now, f"superseded by #{new_id}")
-        (certification,) = self._select(plan, c.id == new_id)
+        (certification,) = self._fetch(plan, plan.by_id_sql, [dataset_type, new_id])
         return certification
+
+    def _overlapping(
+        self,
+        plan: _Plan,
+        match_text: str,
+        valid_from: datetime.datetime,
+        valid_to: datetime.datetime | None,
+    ) -> list[Certification]:
+        """The current certifications of one match value whose ranges meet ``[valid_from,
+        valid_to)``, by valid_from, recorded_from, id."""
+        mark, param = self._mark, self._times.param
+        sql = (
+            f"{plan.raw_select} AND c.{self._quote('match')} = {mark} AND c.recorded_to IS NULL "
+            f"AND (c.valid_to IS NULL OR c.valid_to > {mark})"
+        )
+        params = [plan.dataset_type, match_text, param(valid_from)]
+        if valid_to is not None:
+            sql += f" AND c.valid_from < {mark}"
+            params.append(param(valid_to))
+        found = self._fetch(plan, sql, params)
+        found.sort(key=_lookup_order)
+        return found
 
     def decertify(
         self,
@@ -539,16 +686,22 @@ class CertificationStore:
         moment: datetime.datetime,
         as_of: datetime.datetime | None = None,
     ) -> list[Certification]:
-        """Certifications visible ``as_of`` (None: current) whose range contains ``moment``."""
-        plan = self._plan(dataset_type)
-        params: dict[str, Any] = {"match": encode_match(match), "moment": moment}
-        if as_of is not None:
-            params["as_of"] = as_of
-        with self._registry._reader() as conn:
-            if not self._table_exists(conn):
-                return []
-            rows = conn.execute(plan.current if as_of is None else plan.past, params).all()
-        return [self._row(plan, row) for row in rows]
+        """Certifications visible ``as_of`` (None: current) whose range contains ``moment``.
+
+        Ordered by valid_from, recorded_from, id.
+        """
+        plan = self._plans.get(dataset_type) or self._plan(dataset_type)
+        at = self._times.param(moment)
+        params = [dataset_type, self._matches.encode(match), at, at]
+        if as_of is None:
+            sql = plan.now_sql
+        else:
+            sql = plan.past_sql
+            params += [self._times.param(as_of)] * 2
+        found = self._fetch(plan, sql, params)
+        if len(found) > 1:
+            found.sort(key=_lookup_order)
+        return found
 
     def nearest(
         self,
@@ -582,19 +735,25 @@ class CertificationStore:
         One query per 500 match values; grouped by encoded match, ordered by valid_from.
         """
         plan = self._plan(dataset_type)
-        c = self._table.c
+        mark = self._mark
+        param = self._times.param
         keys = sorted(set(matches))
         found: dict[str, list[Certification]] = {key: [] for key in keys}
+        visible = self._visible_sql(as_of is None)
+        seen = [] if as_of is None else [param(as_of)] * 2
+        overlapping = f"c.valid_from <= {mark} AND (c.valid_to IS NULL OR c.valid_to > {mark})"
         for start in range(0, len(keys), _IN_CHUNK):
             chunk = keys[start : start + _IN_CHUNK]
-            for row in self._select(
-                plan,
-                c.match.in_(chunk),
-                c.valid_from <= high,
-                sa.or_(c.valid_to.is_(None), c.valid_to > low),
-                self._visible(as_of),
-            ):
-                found[encode_match(row.match)].append(row)
+            marks = ", ".join([mark] * len(chunk))
+            sql = (
+                f"{plan.raw_select} AND c.{self._quote('match')} IN ({marks}) "
+                f"AND {overlapping} AND {visible}"
+            )
+            params = [dataset_type, *chunk, param(high), param(low), *seen]
+            for row in self._fetch(plan, sql, params):
+                found[self._matches.encode(row.match)].append(row)
+        for rows in found.values():
+            rows.sort(key=_lookup_order)
         return found
 
     def history(
@@ -628,14 +787,129 @@ class CertificationStore:
     def observation_rows(
         self, dataset_type: str, key: str, values: Iterable[Value]
     ) -> Iterator[dict[str, Value]]:
-        """Complete data IDs of ``dataset_type`` whose ``key`` is one of ``values`` (bulk)."""
+        """Complete data IDs of ``dataset_type`` whose ``key`` is one of ``values`` (bulk).
+
+        One query per 500 values, on the registry's raw per-thread cursor.
+        """
         table = self._registry._table(dataset_type)
         definition = table.definition
-        column = table.table.c[definition.columns[definition.keys.index(key)]]
-        columns = [table.table.c[col] for col in definition.columns]
+        column = definition.columns[definition.keys.index(key)]
+        bind = _bind_processor(table.table.c[column], self._dialect)
         unique = sorted(set(values), key=repr)
-        with self._registry._reader() as conn:
-            for start in range(0, len(unique), _IN_CHUNK):
-                chunk = unique[start : start + _IN_CHUNK]
-                for row in conn.execute(sa.select(*columns).where(column.in_(chunk))):
-                    yield dict(zip(definition.keys, row, strict=True))
+        columns = ", ".join(self._quote(name) for name in definition.columns)
+        head = f"SELECT {columns} FROM {self._quote(definition.table_name)}"
+        for start in range(0, len(unique), _IN_CHUNK):
+            chunk = unique[start : start + _IN_CHUNK]
+            marks = ", ".join([self._mark] * len(chunk))
+            sql = f"{head} WHERE {self._quote(column)} IN ({marks})"
+            params = chunk if bind is None else [bind(value) for value in chunk]
+            yield from self._registry._rows(sql, params, table.data_id)
+
+    def observations(
+        self, dataset_type: str, partial: Mapping[str, Value], limit: int
+    ) -> list[dict[str, Value]]:
+        """Up to ``limit`` complete data IDs of ``dataset_type`` matching ``partial``, in key order.
+
+        What :meth:`Registry.complete` answers, with the SQL text kept per set of keys.
+        """
+        table = self._registry._table(dataset_type)
+        where, params = table.where(table.check_partial(partial))
+        key = (dataset_type, tuple(partial), limit)
+        sql = self._observation_sql.get(key)
+        if sql is None:
+            sql = self._observation_sql[key] = table.select_keys_sql(where, limit)
+        return list(self._registry._rows(sql, params, table.data_id))
+
+    def observed_candidates(
+        self,
+        dataset_type: str,
+        observation_type: str,
+        valid_by: str,
+        partial: Mapping[str, Value],
+        match: Mapping[str, Value],
+        as_of: datetime.datetime | None = None,
+    ) -> tuple[dict[str, Value], list[Certification]] | None:
+        """The one record of ``observation_type`` matching ``partial``, and :meth:`candidates`
+        at its ``valid_by`` time, in one statement; None unless exactly one record matches.
+
+        The hot path of a lookup by observation (``get("bias", visit=, detector=)``):
+        the record's time is compared in SQL, so ``valid_by`` must be a ``datetime``
+        key (a date would compare as text against a datetime on SQLite); else None.
+        """
+        observed = self._registry._table(observation_type)
+        plan = self._plans.get(dataset_type) or self._plan(dataset_type)
+        where, params = observed.where(observed.check_partial(partial))
+        key = (dataset_type, observation_type, valid_by, tuple(partial), as_of is None)
+        try:
+            sql = self._observed_sql[key]
+        except KeyError:
+            sql = self._observed_sql[key] = self._observed_select(
+                plan, observed, valid_by, where, as_of is None
+            )
+        if sql is None or not self._has_table():
+            return None
+        params += [dataset_type, self._matches.encode(match)]
+        if as_of is not None:
+            params += [self._times.param(as_of)] * 2
+        rows = list(self._registry._rows(sql, params, tuple))
+        record = len(plan.keys) + 1 + len(self._table.c)  # where the record's columns start
+        if not rows or (len(rows) > 1 and any(row[record:] != rows[0][record:] for row in rows)):
+            return None  # no record, or two
+        path = len(plan.keys)
+        found = [self._raw_row(plan, row) for row in rows if row[path] is not None]
+        if len(found) > 1:
+            found.sort(key=_lookup_order)
+        return observed.data_id(rows[0][record:]), found
+
+    def _observed_select(
+        self, plan: _Plan, observed: DatasetTable, valid_by: str, where: str, now: bool
+    ) -> str | None:
+        """SQL of :meth:`observed_candidates`: at most two records, each with its candidates.
+
+        The plan's columns come first (as :meth:`_raw_row` reads them), then the
+        record's. Left joins keep a record that has no candidate; a certification
+        whose dataset row is gone has no path, and is dropped as :meth:`candidates`'s
+        inner join drops it. None if ``valid_by`` is not a datetime key.
+        """
+        quote, mark = self._quote, self._mark
+        definition = observed.definition
+        if definition.key_types.get(valid_by) != "datetime":
+            return None
+        record_columns = [f"o.{quote(column)}" for column in definition.columns]
+        time = f"o.{quote(definition.columns[definition.keys.index(valid_by)])}"
+        records = (
+            f"SELECT {', '.join(quote(column) for column in definition.columns)} "
+            f"FROM {quote(definition.table_name)}{where} LIMIT 2"
+        )
+        return (
+            f"SELECT {plan.columns}, {', '.join(record_columns)} FROM ({records}) o "
+            f"LEFT JOIN {quote(CERT_TABLE)} c ON c.dataset_type = {mark} "
+            f"AND c.{quote('match')} = {mark} AND c.valid_from <= {time} "
+            f"AND (c.valid_to IS NULL OR c.valid_to > {time}) AND {self._visible_sql(now)} "
+            f"LEFT JOIN {quote(plan.table.definition.table_name)} d ON d.id = c.dataset_id"
+        )
+
+    def _visible_sql(self, now: bool) -> str:
+        """The rows current now, or (bound twice: ``as_of``) visible at a recorded time."""
+        if now:
+            return "c.recorded_to IS NULL"
+        mark = self._mark
+        return f"c.recorded_from <= {mark} AND (c.recorded_to IS NULL OR c.recorded_to > {mark})"
+
+
+def _lookup_order(row: Certification) -> tuple[datetime.datetime, datetime.datetime, int]:
+    return (row.valid_from, row.recorded_from, row.id)
+
+
+def _bind_processor(column: sa.Column[Any], dialect: sa.Dialect) -> Callable[[Any], Any] | None:
+    """How a key value is bound on the raw cursor: SQLAlchemy's processor on SQLite, else as is.
+
+    The same rule as :class:`~butler.registry._statements.DatasetTable`'s (psycopg
+    adapts dates, datetimes and bools itself).
+    """
+    if dialect.name != "sqlite":
+        return None
+    processor: Callable[[Any], Any] | None = column.type.dialect_impl(dialect).bind_processor(
+        dialect
+    )
+    return processor

@@ -115,9 +115,12 @@ def test_create_from_instrument_spec(registry_url: str) -> None:
 
 
 def test_closed_registry_refuses_work(registry: Registry) -> None:
+    registry.insert("calexp", calexp(1, 1), "a.fits")  # this thread's connections now exist
     registry.close()
     with pytest.raises(RegistryError, match="closed"):
-        registry.insert("calexp", calexp(1, 1), "a.fits")
+        registry.insert("calexp", calexp(1, 2), "b.fits")
+    with pytest.raises(RegistryError, match="closed"):
+        registry.replace("calexp", calexp(1, 1), "c.fits")
 
 
 # ---- dataset types ---------------------------------------------------------------------------

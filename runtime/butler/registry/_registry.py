@@ -398,6 +398,7 @@ class Registry:
             if row is not None and before_commit is not None:
                 before_commit()
             return row
+        self._check_open()
         cursor = local.writer_cursor or self._writer_cursor()
         connection = cursor.connection
         try:

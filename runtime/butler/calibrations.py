@@ -545,7 +545,7 @@ class Calibrations:
         keys = butler.mapper.keys(observation)
         partial = {k: v for k, v in given.items() if k in keys}
         rows = (
-            self.store.observations(observation, partial, CANDIDATE_LIMIT + 1)
+            butler.registry.complete(observation, partial, CANDIDATE_LIMIT + 1)
             if partial and butler._is_registered(observation)
             else []
         )

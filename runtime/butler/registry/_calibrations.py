@@ -313,7 +313,6 @@ class CertificationStore:
         self._mark = "?" if dialect.paramstyle == "qmark" else "%s"
         self._times = _Times(self._table.c.valid_from, dialect)
         self._matches = _MatchTexts()
-        self._observation_sql: dict[tuple[str, tuple[str, ...], int], str] = {}
         self._observed_sql: dict[tuple[str, str, str, tuple[str, ...], bool], str | None] = {}
 
     # ---- plumbing -------------------------------------------------------------------------
@@ -794,7 +793,6 @@ class CertificationStore:
         table = self._registry._table(dataset_type)
         definition = table.definition
         column = definition.columns[definition.keys.index(key)]
-        bind = _bind_processor(table.table.c[column], self._dialect)
         unique = sorted(set(values), key=repr)
         columns = ", ".join(self._quote(name) for name in definition.columns)
         head = f"SELECT {columns} FROM {self._quote(definition.table_name)}"
@@ -802,23 +800,8 @@ class CertificationStore:
             chunk = unique[start : start + _IN_CHUNK]
             marks = ", ".join([self._mark] * len(chunk))
             sql = f"{head} WHERE {self._quote(column)} IN ({marks})"
-            params = chunk if bind is None else [bind(value) for value in chunk]
+            params = table.bound(key, chunk)
             yield from self._registry._rows(sql, params, table.data_id)
-
-    def observations(
-        self, dataset_type: str, partial: Mapping[str, Value], limit: int
-    ) -> list[dict[str, Value]]:
-        """Up to ``limit`` complete data IDs of ``dataset_type`` matching ``partial``, in key order.
-
-        What :meth:`Registry.complete` answers, with the SQL text kept per set of keys.
-        """
-        table = self._registry._table(dataset_type)
-        where, params = table.where(table.check_partial(partial))
-        key = (dataset_type, tuple(partial), limit)
-        sql = self._observation_sql.get(key)
-        if sql is None:
-            sql = self._observation_sql[key] = table.select_keys_sql(where, limit)
-        return list(self._registry._rows(sql, params, table.data_id))
 
     def observed_candidates(
         self,
@@ -899,17 +882,3 @@ class CertificationStore:
 
 def _lookup_order(row: Certification) -> tuple[datetime.datetime, datetime.datetime, int]:
     return (row.valid_from, row.recorded_from, row.id)
-
-
-def _bind_processor(column: sa.Column[Any], dialect: sa.Dialect) -> Callable[[Any], Any] | None:
-    """How a key value is bound on the raw cursor: SQLAlchemy's processor on SQLite, else as is.
-
-    The same rule as :class:`~butler.registry._statements.DatasetTable`'s (psycopg
-    adapts dates, datetimes and bools itself).
-    """
-    if dialect.name != "sqlite":
-        return None
-    processor: Callable[[Any], Any] | None = column.type.dialect_impl(dialect).bind_processor(
-        dialect
-    )
-    return processor

@@ -354,7 +354,7 @@ class Registry:
         """
         table = self._table(dataset_type)
         params = table.insert_params(data_id, path, _check_run(run), utcnow())
-        row = self._write_one(table.insert_sql, params, before_commit)
+        row = self._write_one(table, data_id, table.insert_sql, params, before_commit)
         if row is None:
             raise self._exists(table, data_id)
         return int(row[0])
@@ -374,12 +374,17 @@ class Registry:
         """
         table = self._table(dataset_type)
         params = table.insert_params(data_id, path, _check_run(run), utcnow())
-        row = self._write_one(table.replace_sql, params, before_commit)
+        row = self._write_one(table, data_id, table.replace_sql, params, before_commit)
         assert row is not None, "an upsert returns the row's id"
         return int(row[0])
 
     def _write_one(
-        self, sql: str, params: list[Any], before_commit: Callable[[], object] | None
+        self,
+        table: DatasetTable,
+        data_id: Mapping[str, Value],
+        sql: str,
+        params: list[Any],
+        before_commit: Callable[[], object] | None,
     ) -> Any:
         """Run a one-row ``... RETURNING id`` write; its row, or None if it wrote nothing.
 
@@ -394,7 +399,7 @@ class Registry:
                 cursor.execute(sql, params)
                 row = cursor.fetchone()
             except self._db_error as err:
-                raise RegistryError(f"registry write to {self._url} failed: {err}") from err
+                raise self._write_error(table, data_id, err) from err
             if row is not None and before_commit is not None:
                 before_commit()
             return row
@@ -417,9 +422,17 @@ class Registry:
                 with contextlib.suppress(Exception):
                     connection.close()
             if isinstance(err, self._db_error):
-                raise RegistryError(f"registry write to {self._url} failed: {err}") from err
+                raise self._write_error(table, data_id, err) from err
             raise
         return row
+
+    def _write_error(
+        self, table: DatasetTable, data_id: Mapping[str, Value], err: Exception
+    ) -> RegistryError:
+        return RegistryError(
+            f"recording {table.name!r} {format_data_id(data_id)} in the registry at {self._url} "
+            f"failed: {err}"
+        )
 
     def insert_many(
         self,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime
 import numbers
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -224,6 +224,11 @@ class DatasetTable:
             proc = self._bind[key]
             params.append(checked[key] if proc is None else proc(checked[key]))
         return sql, params
+
+    def bound(self, key: str, values: Sequence[Value]) -> list[Any]:
+        """Values of one key as the raw cursor binds them (an ``IN (...)`` list's)."""
+        proc = self._bind[key]
+        return list(values) if proc is None else [proc(value) for value in values]
 
     def select_keys_sql(self, where: str, limit: int | None, *, path: bool = False) -> str:
         """Every key (and optionally ``path``) of matching rows, ordered by the keys."""

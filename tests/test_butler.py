@@ -21,6 +21,7 @@ import sqlalchemy as sa
 import yaml
 from astropy.io import fits
 from astropy.table import Table
+from butler import storage as storage_module
 from butler.butler import Butler
 from butler.errors import (
     AmbiguousDataIdError,
@@ -246,6 +247,36 @@ def test_deferred_durability_is_recorded_and_keeps_every_put(
         assert not reopened.exists("note", visit=2, label="removed")
 
 
+@pytest.mark.parametrize("fallback", ["renameat2", "link", "check"])
+def test_publishing_a_new_file_never_replaces_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fallback: str
+) -> None:
+    """Each way a platform may rename without replacing keeps the file already there."""
+    if fallback != "renameat2":  # a C library without renameat2
+        monkeypatch.setattr(storage_module, "_renameat2", lambda: None)
+    if fallback == "check":  # and a file system that refuses hard links
+
+        def no_links(source: object, target: object) -> None:
+            raise PermissionError(1, "Operation not permitted")
+
+        monkeypatch.setattr(storage_module.os, "link", no_links)
+    storage = LocalStorage(tmp_path)
+    taken, temporary, target = tmp_path / "taken", tmp_path / ".new.tmp", tmp_path / "new"
+    taken.write_text("kept")
+    temporary.write_text("fresh")
+    with pytest.raises(DatasetExistsError, match=r"already at .*taken"):
+        storage.publish(temporary, taken)
+    assert taken.read_text() == "kept" and temporary.read_text() == "fresh"
+    storage.publish(temporary, target)
+    assert target.read_text() == "fresh" and not temporary.exists()
+    temporary.write_text("newer")
+    storage.publish(temporary, target, replace=True)
+    assert target.read_text() == "newer" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "new",
+        "taken",
+    ]
+
+
 @pytest.mark.parametrize("count", [3, SYNCFS_FILES])
 def test_syncing_a_missing_file_fails_unless_missing_is_allowed(tmp_path: Path, count: int) -> None:
     storage = LocalStorage(tmp_path)
@@ -339,6 +370,18 @@ def test_put_into_a_shared_file_holding_another_dataset_is_refused(repo: Butler)
     assert repo.get("shared", visit=1, detector=1) == first
     assert not repo.exists("shared", visit=1, detector=2)
     assert files(repo) == ["shared/shared-000001.fits"]
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_put_never_replaces_a_file_no_record_knows(repo: Butler, overwrite: bool) -> None:
+    stray = repo.root / "notes/x/note-000001.yaml"
+    stray.parent.mkdir(parents=True)
+    stray.write_bytes(b"written by hand\n")
+    with pytest.raises(DatasetExistsError, match=r"notes/x/note-000001\.yaml.*butler verify"):
+        repo.put({"v": 1}, "note", visit=1, label="x", overwrite=overwrite)
+    assert stray.read_bytes() == b"written by hand\n"
+    assert not repo.exists("note", visit=1, label="x")
+    assert files(repo) == ["notes/x/note-000001.yaml"]  # and no temporary left behind
 
 
 def test_repository_root_with_spaces_and_non_ascii(
@@ -650,7 +693,12 @@ def test_a_failed_put_many_leaves_nothing_behind(repo: Butler, duplicate: str) -
         items.insert(150, ({"i": "dup"}, {"visit": 5000, "label": "keep"}))
     else:
         items.append(({"i": "dup"}, {"visit": 17, "label": "bulk"}))
-    with pytest.raises(DatasetExistsError):
+    said = {
+        "already-stored": r"'note' with data ID \{visit: 5000, label: 'keep'\} already exists at "
+        r"'notes/keep/note-005000.yaml'; pass overwrite=True",
+        "within-batch": r"\{visit: 17, label: 'bulk'\} appears twice in one put_many call",
+    }[duplicate]
+    with pytest.raises(DatasetExistsError, match=said):
         repo.put_many("note", items)
     assert repo.count("note") == 1
     assert files(repo) == ["notes/keep/note-005000.yaml"]

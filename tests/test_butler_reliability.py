@@ -38,7 +38,7 @@ _PUTTER = textwrap.dedent(
     with Butler(root) as butler:
         while not go.exists():
             time.sleep(0.01)
-        refused = 0
+        refused = said_what_to_do = 0
         for i in range(count):
             own = {"visit": 1 + worker * 10_000 + i, "focus": 0.0}
             butler.put({"worker": worker, "i": i}, "focusSweep", own)
@@ -46,9 +46,10 @@ _PUTTER = textwrap.dedent(
                 try:
                     shared = {"visit": 999_000 + i, "focus": 1.0}
                     butler.put({"worker": worker, "i": i}, "focusSweep", shared)
-                except DatasetExistsError:
+                except DatasetExistsError as error:
                     refused += 1
-    print(json.dumps({"worker": worker, "refused": refused}))
+                    said_what_to_do += "pass overwrite=True" in str(error)
+    print(json.dumps({"worker": worker, "refused": refused, "said": said_what_to_do}))
     """
 )
 
@@ -118,6 +119,8 @@ def test_four_processes_putting_at_once_lose_nothing(tmp_path: Path, backend: st
         _stop(processes)
     # every contested data ID was won by exactly one worker
     assert sum(r["refused"] for r in results) == (WORKERS - 1) * CONTESTED
+    # and each loser was told what a put can do about it, whoever won the race
+    assert all(r["said"] == r["refused"] for r in results), results
 
     with Butler(root) as butler:
         assert butler.count("focusSweep") == 1 + WORKERS * PUTS_PER_WORKER + CONTESTED

@@ -523,9 +523,12 @@ class Butler:
                 if self._sync_each_put:
                     self.storage.sync([temporary for temporary, _, _ in written])
                 if rows:
-                    self.registry.insert_many(name, rows, run)
-                for temporary, target, replaces in written:
-                    self.storage.publish(temporary, target)
+                    try:
+                        self.registry.insert_many(name, rows, run)
+                    except DatasetExistsError as error:
+                        raise self._exists_error(plan, [d for _, d in items], "put_many") from error
+                for (temporary, target, replaces), (_, data_id) in zip(written, items, strict=True):
+                    self._publish(plan, data_id, temporary, target, replace=replaces)
                     if not replaces:
                         created.append(target)
         except BaseException:
@@ -546,22 +549,25 @@ class Butler:
         name = plan.spec.name
         relative, target, record, existing = self._destination(plan, data_id, overwrite)
         temporary = self._write_file(plan, obj, data_id, target, sync=self._sync_each_put)
-        published = False
+        publishing = published = False
 
         def publish() -> None:
-            nonlocal published
-            self.storage.publish(temporary, target)
+            nonlocal publishing, published
+            publishing = True
+            self._publish(plan, data_id, temporary, target, replace=existing is not None)
             published = True
 
         try:
             if existing is not None:
                 self.registry.replace(name, record, relative, run, before_commit=publish)
-            else:  # a concurrent put of the same data ID makes this a DatasetExistsError
+            else:  # the registry refuses a data ID already taken, even by a concurrent put
                 self.registry.insert(name, record, relative, run, before_commit=publish)
-        except BaseException:
+        except BaseException as error:
             self.storage.discard(temporary)
             if published and existing is None:
                 self.storage.discard(target)
+            if isinstance(error, DatasetExistsError) and not publishing:
+                raise self._exists_error(plan, [data_id], "put") from error
             raise
         if not self._sync_each_put:
             self._defer_sync([target])
@@ -571,30 +577,56 @@ class Butler:
     def _destination(
         self, plan: _Plan, data_id: DataId, overwrite: bool
     ) -> tuple[str, Path, dict[str, Value], str | None]:
-        """Where a put of ``data_id`` goes: its path, file, registry record and current path.
+        """Where a put of ``data_id`` goes: its path, file, registry record and, if
+        ``overwrite``, the path of the dataset it replaces.
 
-        Refuses (DatasetExistsError) to replace a dataset unless ``overwrite``, and
-        always refuses to replace a file that no record of this dataset knows.
+        Without ``overwrite`` nothing is looked up in advance: the registry's unique
+        key refuses a data ID already taken and :meth:`_publish` a file already in the
+        way, each in one step that no concurrent writer can slip between.
         """
         name = plan.spec.name
         relative = self.mapper.path(name, data_id)
-        target = self.storage.checked(relative)
         record = self._restrict(plan, data_id)
-        existing = self.registry.find(name, record)
-        if existing is not None and not overwrite:
+        existing = self.registry.find(name, record) if overwrite else None
+        return relative, self.storage.checked(relative), record, existing
+
+    def _publish(
+        self, plan: _Plan, data_id: DataId, temporary: Path, target: Path, *, replace: bool
+    ) -> None:
+        """Rename a put's file into place; never over a file that no record of it knows."""
+        try:
+            self.storage.publish(temporary, target, replace=replace)
+        except DatasetExistsError as error:
+            relative = target.relative_to(self.root).as_posix()
             raise DatasetExistsError(
-                f"dataset {name!r} with data ID {_format_data_id(data_id)} already "
-                f"exists at {existing!r}; pass overwrite=True to replace it"
-            )
-        if existing is None and target.exists():
-            raise DatasetExistsError(
-                f"cannot put {name!r} with data ID {_format_data_id(data_id)}: "
+                f"cannot put {plan.spec.name!r} with data ID {_format_data_id(data_id)}: "
                 f"its file {relative!r} already exists and holds something else "
-                "(another dataset of a shared or HDU-addressed file, or a file no "
-                f"record knows of: see `butler verify {self.root}`); nothing was "
-                "written"
-            )
-        return relative, target, record, existing
+                "(another dataset of a shared or HDU-addressed file, or a file no record "
+                f"knows of: see `butler verify {self.root}`); nothing was written"
+            ) from error
+
+    def _exists_error(self, plan: _Plan, data_ids: list[DataId], call: str) -> DatasetExistsError:
+        """Why the registry refused a put: which data ID repeats or is already stored."""
+        name = plan.spec.name
+        seen: set[DataId] = set()
+        for data_id in data_ids:
+            if data_id in seen:
+                return DatasetExistsError(
+                    f"dataset {name!r} with data ID {_format_data_id(data_id)} appears twice in "
+                    f"one {call} call; nothing was written"
+                )
+            seen.add(data_id)
+        for data_id in data_ids:
+            path = self.registry.find(name, self._restrict(plan, data_id))
+            if path is not None:
+                return DatasetExistsError(
+                    f"dataset {name!r} with data ID {_format_data_id(data_id)} already exists at "
+                    f"{path!r}; pass overwrite=True to replace it; nothing was written"
+                )
+        return DatasetExistsError(  # another writer stored it, and has removed it since
+            f"dataset {name!r} with data ID {_format_data_id(data_ids[0])} was stored by "
+            "another writer while this put ran; nothing was written; try again"
+        )
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:

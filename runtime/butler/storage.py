@@ -2,23 +2,26 @@
 
 A write goes to a hidden temporary file in the destination folder, is flushed
 and fsynced (or, in a repository with ``durability: close``, fsynced later with
-others), and only then renamed over the final name, so a reader (or a process
-that dies mid-write) never sees half a file. Temporary names start with
-``.`` and end with ``.butler-tmp``, so ``verify`` can find any left behind.
+others), and only then renamed to the final name, so a reader (or a process
+that dies mid-write) never sees half a file. The rename of a new dataset's file
+refuses to replace a file already there, in the same system call, so no check
+and no concurrent writer can race it. Temporary names start with ``.`` and end
+with ``.butler-tmp``, so ``verify`` can find any left behind.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import secrets
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-from .errors import InvalidDataIdError, RepositoryError
+from .errors import DatasetExistsError, InvalidDataIdError, RepositoryError
 
 __all__ = ["TEMP_SUFFIX", "LocalStorage"]
 
@@ -58,6 +61,57 @@ def _syncfs() -> Callable[[int], int] | None:
     return function
 
 
+_AT_FDCWD = -100
+_RENAME_NOREPLACE = 1
+#: What ``renameat2`` says on a file system (or kernel) without ``RENAME_NOREPLACE``.
+_NO_RENAMEAT2 = frozenset({errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP})
+
+
+@functools.cache
+def _renameat2() -> Callable[[int, bytes, int, bytes, int], int] | None:
+    """The C library's ``renameat2``, where there is one (Linux, glibc 2.28 on)."""
+    import ctypes
+
+    try:
+        function = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return None
+    path, descriptor = ctypes.c_char_p, ctypes.c_int
+    function.argtypes = (descriptor, path, descriptor, path, ctypes.c_uint)
+    function.restype = ctypes.c_int
+    renameat2: Callable[[int, bytes, int, bytes, int], int] = function
+    return renameat2
+
+
+def _rename_no_replace(source: Path, target: Path) -> None:
+    """Rename ``source`` to ``target`` in one step; FileExistsError if ``target`` exists.
+
+    Uses ``renameat2(RENAME_NOREPLACE)``; where the file system lacks it, a hard
+    link (which also refuses an existing name) and an unlink; where hard links are
+    refused too, a check and a rename, which a concurrent writer could race.
+    """
+    renameat2 = _renameat2()
+    if renameat2 is not None:
+        old, new = os.fsencode(source), os.fsencode(target)
+        if renameat2(_AT_FDCWD, old, _AT_FDCWD, new, _RENAME_NOREPLACE) == 0:
+            return
+        import ctypes
+
+        code = ctypes.get_errno()
+        if code not in _NO_RENAMEAT2:
+            raise OSError(code, os.strerror(code), str(source), None, str(target))
+    try:
+        os.link(source, target)
+    except OSError as error:
+        if error.errno not in (errno.EPERM, errno.EOPNOTSUPP):  # EEXIST among the rest
+            raise
+        if os.path.lexists(target):
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(target)) from None
+        os.rename(source, target)
+        return
+    os.unlink(source)
+
+
 def _sync_file_systems(files: Sequence[Path], syncfs: Callable[[int], int]) -> None:
     """Flush every file system that holds one of ``files`` (through their folders)."""
     import ctypes
@@ -90,7 +144,7 @@ class LocalStorage:
 
     def checked(self, relative: str) -> Path:
         """The file a new dataset is written to; refuses paths that leave the root."""
-        parts = PurePosixPath(relative).parts
+        parts = [part for part in relative.split("/") if part and part != "."]
         if not parts or relative.startswith("/") or ".." in parts or "\0" in relative:
             raise InvalidDataIdError(
                 f"path {relative!r} would leave the repository {self.root}; "
@@ -112,22 +166,31 @@ class LocalStorage:
         with :meth:`discard`) once the registry has the record. With
         ``sync=False`` the caller must :meth:`sync` the temporary before that.
         """
-        try:
-            if not target.parent.is_dir():
-                target.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise RepositoryError(
-                f"cannot create folder {target.parent}: {error.strerror}"
-            ) from None
         temporary = self.temporary_for(target)
         try:
-            writer(temporary)
+            try:
+                writer(temporary)
+            except Exception:  # most often a missing folder; only then is it worth a look
+                if not self._make_folder(target.parent):
+                    raise
+                writer(temporary)
             if sync:
                 _fsync(temporary)
         except BaseException:
             temporary.unlink(missing_ok=True)
             raise
         return temporary
+
+    @staticmethod
+    def _make_folder(folder: Path) -> bool:
+        """Create ``folder`` (and its parents) if it is missing; whether it was missing."""
+        if folder.is_dir():
+            return False
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise RepositoryError(f"cannot create folder {folder}: {error.strerror}") from None
+        return True
 
     @staticmethod
     def sync(files: Sequence[Path], *, missing_ok: bool = False) -> None:
@@ -151,9 +214,22 @@ class LocalStorage:
             for _ in pool.map(fsync, files):
                 pass
 
-    @staticmethod
-    def publish(temporary: Path, target: Path) -> None:
-        os.replace(temporary, target)
+    def publish(self, temporary: Path, target: Path, *, replace: bool = False) -> None:
+        """Rename a written temporary to its final name.
+
+        Unless ``replace``, a file already at ``target`` is left as it is and
+        DatasetExistsError is raised; the temporary stays for the caller to discard.
+        """
+        if replace:
+            os.replace(temporary, target)
+            return
+        try:
+            _rename_no_replace(temporary, target)
+        except FileExistsError:
+            raise DatasetExistsError(
+                f"a file is already at {target} and no record being written knows it; "
+                f"nothing was replaced (`butler verify {self.root}` lists such files)"
+            ) from None
 
     @staticmethod
     def discard(path: Path) -> None:

@@ -1,7 +1,8 @@
 """The raw floor: the file writes, reads and SQLite statements a put or get needs, by hand.
 
 A put is: YAML text (libyaml), a hidden temporary file written and fsynced, an
-``INSERT`` committed, a rename into place. A get is: one ``SELECT`` on the
+``INSERT`` committed, a rename into place (a deferred put skips the fsync, and one
+``syncfs`` forces a batch of them to disk afterwards). A get is: one ``SELECT`` on the
 unique index, one file read, YAML parsed (libyaml). Same paths, same pragmas
 (WAL, ``synchronous=NORMAL``) and the same table shape and indexes as Butler's
 registry; no checks, no normalization, no error messages. Nothing can be faster
@@ -10,6 +11,7 @@ than this while doing the same I/O, so it is the yardstick of per-call overhead.
 
 from __future__ import annotations
 
+import ctypes
 import datetime
 import os
 import sqlite3
@@ -81,6 +83,15 @@ class Floor(System):
             self.put_one(obs)
         finally:
             self._sync = True
+
+    def sync_deferred(self) -> None:
+        """Force the deferred files to disk as Butler does for a batch: one ``syncfs``."""
+        descriptor = os.open(self.root, os.O_RDONLY)
+        try:
+            if ctypes.CDLL(None, use_errno=True).syncfs(descriptor) != 0:
+                raise OSError(ctypes.get_errno(), "syncfs failed")
+        finally:
+            os.close(descriptor)
 
     def _write(self, relative: str, obj: object) -> tuple[str, str]:
         target = os.path.join(self.root, relative)

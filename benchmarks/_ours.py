@@ -38,12 +38,6 @@ def compile_mapper(folder: Path) -> Path:
     return path
 
 
-def has_calibrations() -> bool:
-    from butler.butler import Butler
-
-    return hasattr(Butler, "certify")
-
-
 def bulk_lookup(butler: Any) -> Callable[..., Any] | None:
     return next((getattr(butler, n) for n in BULK_LOOKUPS if hasattr(butler, n)), None)
 
@@ -83,10 +77,12 @@ class Ours(System):
         _put_each(self.butler, obs)
 
     def put_one_deferred(self, obs: Sequence[Obs]) -> None:
-        """``put_one`` into the ``durability: close`` repository, then its sync."""
+        """``put_one`` into the ``durability: close`` repository (``sync_deferred`` follows)."""
         if self.deferred is None:
             raise NotImplementedError
         _put_each(self.deferred, obs)
+
+    def sync_deferred(self) -> None:
         self.deferred.sync()
 
     def put_bulk(self, obs: Sequence[Obs]) -> None:

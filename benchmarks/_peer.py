@@ -134,7 +134,7 @@ class Peer(System):
             )
 
     def put_one_deferred(self, obs: Sequence[Obs]) -> None:
-        """lsst-daf-butler never fsyncs: the same as ``put_one``."""
+        """lsst-daf-butler never fsyncs: the same as ``put_one`` (and no ``sync_deferred``)."""
         self.put_one(obs)
 
     def put_bulk(self, obs: Sequence[Obs]) -> None:

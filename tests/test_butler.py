@@ -269,12 +269,19 @@ def test_publishing_a_new_file_never_replaces_one(
     assert taken.read_text() == "kept" and temporary.read_text() == "fresh"
     storage.publish(temporary, target)
     assert target.read_text() == "fresh" and not temporary.exists()
-    temporary.write_text("newer")
-    storage.publish(temporary, target, replace=True)
-    assert target.read_text() == "newer" and sorted(p.name for p in tmp_path.iterdir()) == [
-        "new",
-        "taken",
-    ]
+
+
+def test_replacing_a_file_keeps_it_until_the_caller_settles(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    temporary, target = tmp_path / ".new.tmp", tmp_path / "new"
+    temporary.write_text("first")
+    assert storage.replace(temporary, target) is None  # nothing was there to keep
+    temporary.write_text("second")
+    kept = storage.replace(temporary, target)
+    assert kept is not None and kept.read_text() == "first" and target.read_text() == "second"
+    storage.restore(kept, target)  # the commit failed: the first file is back
+    assert target.read_text() == "first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new"]
 
 
 @pytest.mark.parametrize("count", [3, SYNCFS_FILES])
@@ -370,6 +377,29 @@ def test_put_into_a_shared_file_holding_another_dataset_is_refused(repo: Butler)
     assert repo.get("shared", visit=1, detector=1) == first
     assert not repo.exists("shared", visit=1, detector=2)
     assert files(repo) == ["shared/shared-000001.fits"]
+
+
+@pytest.mark.parametrize("bulk", [False, True])
+def test_a_rolled_back_overwrite_keeps_the_old_content(repo: Butler, bulk: bool) -> None:
+    repo.put_many("note", [({"v": i}, {"visit": i, "label": "x"}) for i in (1, 2)])
+    with pytest.raises(RuntimeError, match="abandoned"), repo.transaction():
+        if bulk:
+            items = [({"v": -i}, {"visit": i, "label": "x"}) for i in (1, 2, 3)]
+            repo.put_many("note", items, overwrite=True)
+        else:
+            repo.put({"v": -1}, "note", visit=1, label="x", overwrite=True)
+        assert repo.get("note", visit=1, label="x") == {"v": -1}
+        raise RuntimeError("abandoned")
+    assert repo.get_many("note", [{"visit": i, "label": "x"} for i in (1, 2)]) == [
+        {"v": 1},
+        {"v": 2},
+    ]
+    assert not repo.exists("note", visit=3, label="x")
+    assert files(repo) == ["notes/x/note-000001.yaml", "notes/x/note-000002.yaml"]
+    assert repo.verify(read=True).clean
+    repo.put({"v": 9}, "note", visit=1, label="x", overwrite=True)  # and committed: replaced
+    assert repo.get("note", visit=1, label="x") == {"v": 9}
+    assert files(repo) == ["notes/x/note-000001.yaml", "notes/x/note-000002.yaml"]
 
 
 @pytest.mark.parametrize("overwrite", [False, True])

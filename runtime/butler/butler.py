@@ -102,8 +102,9 @@ class _FileActions(threading.local):
         self.open = False
         # In the order they happened: (None, path) for a new file published by a put,
         # deleted if the transaction rolls back; (aside, path) for the file of a removed
-        # dataset, moved aside, deleted once the transaction commits, else moved back.
-        # A rollback undoes them last first, so "put X, remove X" leaves nothing behind.
+        # or overwritten dataset, kept aside, deleted once the transaction commits, else
+        # moved back over path. A rollback undoes them last first, so "put X, remove X"
+        # leaves nothing behind and "put X, put X again" ends with the first X's file.
         self.journal: list[tuple[Path | None, Path]] = []
 
 
@@ -507,7 +508,7 @@ class Butler:
             return
         name = plan.spec.name
         written: list[tuple[Path, Path, bool]] = []  # (temporary, target, replaces a dataset)
-        created: list[Path] = []  # published files that replaced nothing
+        published: list[tuple[Path | None, Path]] = []  # (the replaced file, kept; target)
         try:
             with self.registry.transaction():
                 rows = []
@@ -528,19 +529,19 @@ class Butler:
                     except DatasetExistsError as error:
                         raise self._exists_error(plan, [d for _, d in items], "put_many") from error
                 for (temporary, target, replaces), (_, data_id) in zip(written, items, strict=True):
-                    self._publish(plan, data_id, temporary, target, replace=replaces)
-                    if not replaces:
-                        created.append(target)
+                    if replaces:
+                        published.append((self.storage.replace(temporary, target), target))
+                    else:
+                        self._publish(plan, data_id, temporary, target)
+                        published.append((None, target))
         except BaseException:
             for temporary, _, _ in written:
                 self.storage.discard(temporary)
-            for target in created:
-                self.storage.discard(target)
+            self._undo(reversed(published))
             raise
         if not self._sync_each_put:
             self._defer_sync(target for _, target, _ in written)
-        if self._local.open:  # the enclosing transaction() may still roll back
-            self._local.journal.extend((None, path) for path in created)
+        self._settle(published)
 
     def _store_one(
         self, obj: object, data_id: DataId, plan: _Plan, overwrite: bool, run: str | None
@@ -549,13 +550,17 @@ class Butler:
         name = plan.spec.name
         relative, target, record, existing = self._destination(plan, data_id, overwrite)
         temporary = self._write_file(plan, obj, data_id, target, sync=self._sync_each_put)
-        publishing = published = False
+        publishing = False
+        published: list[tuple[Path | None, Path]] = []  # as in _store
 
         def publish() -> None:
-            nonlocal publishing, published
+            nonlocal publishing
             publishing = True
-            self._publish(plan, data_id, temporary, target, replace=existing is not None)
-            published = True
+            if existing is None:
+                self._publish(plan, data_id, temporary, target)
+                published.append((None, target))
+            else:
+                published.append((self.storage.replace(temporary, target), target))
 
         try:
             if existing is not None:
@@ -564,15 +569,30 @@ class Butler:
                 self.registry.insert(name, record, relative, run, before_commit=publish)
         except BaseException as error:
             self.storage.discard(temporary)
-            if published and existing is None:
-                self.storage.discard(target)
+            self._undo(published)
             if isinstance(error, DatasetExistsError) and not publishing:
                 raise self._exists_error(plan, [data_id], "put") from error
             raise
         if not self._sync_each_put:
             self._defer_sync([target])
-        if existing is None and self._local.open:  # the enclosing transaction() may roll back
-            self._local.journal.append((None, target))
+        self._settle(published)
+
+    def _undo(self, published: Iterable[tuple[Path | None, Path]]) -> None:
+        """After a failed commit: delete the files a put published, put back those it replaced."""
+        for kept, target in published:
+            if kept is None:
+                self.storage.discard(target)
+            else:
+                self.storage.restore(kept, target)
+
+    def _settle(self, published: list[tuple[Path | None, Path]]) -> None:
+        """After a commit: delete the replaced files, or leave them to the open transaction()."""
+        if self._local.open:  # it may still roll back
+            self._local.journal.extend(published)
+            return
+        for kept, _ in published:
+            if kept is not None:
+                self.storage.discard(kept)
 
     def _destination(
         self, plan: _Plan, data_id: DataId, overwrite: bool
@@ -590,12 +610,10 @@ class Butler:
         existing = self.registry.find(name, record) if overwrite else None
         return relative, self.storage.checked(relative), record, existing
 
-    def _publish(
-        self, plan: _Plan, data_id: DataId, temporary: Path, target: Path, *, replace: bool
-    ) -> None:
-        """Rename a put's file into place; never over a file that no record of it knows."""
+    def _publish(self, plan: _Plan, data_id: DataId, temporary: Path, target: Path) -> None:
+        """Rename a new dataset's file into place; never over a file that is already there."""
         try:
-            self.storage.publish(temporary, target, replace=replace)
+            self.storage.publish(temporary, target)
         except DatasetExistsError as error:
             relative = target.relative_to(self.root).as_posix()
             raise DatasetExistsError(
@@ -632,8 +650,9 @@ class Butler:
     def transaction(self) -> Iterator[None]:
         """Group puts and removes into one registry commit: all of them, or none.
 
-        Files of removed datasets are deleted only once the commit succeeds; new
-        files of puts are deleted again if the block raises.
+        Files of removed or overwritten datasets are deleted only once the commit
+        succeeds, and put back if the block raises; new files of puts are deleted
+        again.
         """
         actions = self._local
         if actions.open:
@@ -644,11 +663,7 @@ class Butler:
             with self.registry.transaction():
                 yield
         except BaseException:
-            for aside, path in reversed(actions.journal):
-                if aside is None:
-                    self.storage.discard(path)
-                else:
-                    self.storage.publish(aside, path)
+            self._undo(reversed(actions.journal))
             raise
         else:
             for aside, _ in actions.journal:

@@ -214,15 +214,12 @@ class LocalStorage:
             for _ in pool.map(fsync, files):
                 pass
 
-    def publish(self, temporary: Path, target: Path, *, replace: bool = False) -> None:
-        """Rename a written temporary to its final name.
+    def publish(self, temporary: Path, target: Path) -> None:
+        """Rename a written temporary to its final name, which must be free.
 
-        Unless ``replace``, a file already at ``target`` is left as it is and
-        DatasetExistsError is raised; the temporary stays for the caller to discard.
+        A file already at ``target`` is left as it is and DatasetExistsError is
+        raised; the temporary stays for the caller to discard.
         """
-        if replace:
-            os.replace(temporary, target)
-            return
         try:
             _rename_no_replace(temporary, target)
         except FileExistsError:
@@ -230,6 +227,35 @@ class LocalStorage:
                 f"a file is already at {target} and no record being written knows it; "
                 f"nothing was replaced (`butler verify {self.root}` lists such files)"
             ) from None
+
+    def replace(self, temporary: Path, target: Path) -> Path | None:
+        """Rename a written temporary over ``target``; the replaced file, kept, or None.
+
+        The replaced file stays under a hidden temporary name (a hard link made
+        before the rename, so ``target`` is never missing) until the caller
+        either deletes it with :meth:`discard` once its commit succeeded, or
+        puts it back with :meth:`restore` if the commit failed.
+        """
+        kept: Path | None = self.temporary_for(target)
+        assert kept is not None
+        try:
+            os.link(target, kept)
+        except FileNotFoundError:  # the dataset's file was missing: nothing to keep
+            kept = None
+        except OSError as error:
+            if error.errno not in (errno.EPERM, errno.EOPNOTSUPP):
+                raise
+            try:  # a file system without hard links: move the file aside instead
+                os.rename(target, kept)
+            except FileNotFoundError:
+                kept = None
+        os.replace(temporary, target)
+        return kept
+
+    @staticmethod
+    def restore(kept: Path, target: Path) -> None:
+        """Put a file kept by :meth:`replace` (or set aside) back at ``target``."""
+        os.replace(kept, target)
 
     @staticmethod
     def discard(path: Path) -> None:

@@ -386,7 +386,8 @@ def test_a_rolled_back_overwrite_keeps_the_old_content(repo: Butler, bulk: bool)
         if bulk:
             items = [({"v": -i}, {"visit": i, "label": "x"}) for i in (1, 2, 3)]
             repo.put_many("note", items, overwrite=True)
-        else:
+        else:  # twice: the rollback must reach back past the first overwrite
+            repo.put({"v": -9}, "note", visit=1, label="x", overwrite=True)
             repo.put({"v": -1}, "note", visit=1, label="x", overwrite=True)
         assert repo.get("note", visit=1, label="x") == {"v": -1}
         raise RuntimeError("abandoned")

@@ -104,7 +104,7 @@ class _FileActions(threading.local):
         # deleted if the transaction rolls back; (aside, path) for the file of a removed
         # or overwritten dataset, kept aside, deleted once the transaction commits, else
         # moved back over path. A rollback undoes them last first, so "put X, remove X"
-        # leaves nothing behind and "put X, put X again" ends with the first X's file.
+        # leaves nothing behind and overwriting X twice leaves X's file from before.
         self.journal: list[tuple[Path | None, Path]] = []
 
 

@@ -236,20 +236,29 @@ class LocalStorage:
         either deletes it with :meth:`discard` once its commit succeeded, or
         puts it back with :meth:`restore` if the commit failed.
         """
-        kept: Path | None = self.temporary_for(target)
-        assert kept is not None
+        kept = self._keep(target)
+        try:
+            os.replace(temporary, target)
+        except BaseException:
+            if kept is not None:
+                self.restore(kept, target)
+            raise
+        return kept
+
+    def _keep(self, target: Path) -> Path | None:
+        """A second, hidden name for the file at ``target``; None if there is no file."""
+        kept = self.temporary_for(target)
         try:
             os.link(target, kept)
         except FileNotFoundError:  # the dataset's file was missing: nothing to keep
-            kept = None
+            return None
         except OSError as error:
             if error.errno not in (errno.EPERM, errno.EOPNOTSUPP):
                 raise
             try:  # a file system without hard links: move the file aside instead
                 os.rename(target, kept)
             except FileNotFoundError:
-                kept = None
-        os.replace(temporary, target)
+                return None
         return kept
 
     @staticmethod

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +22,6 @@ from _workload import (
 HERE = Path(__file__).resolve().parent
 POLICY = HERE / "benchcam.butler"
 
-#: Names a bulk calibration lookup may have (issue 4 is being built as this is written).
-BULK_LOOKUPS = ("get_calibrations", "find_calibrations", "lookup_calibrations", "calibrations_for")
-
 
 def compile_mapper(folder: Path) -> Path:
     """Compile ``benchcam.butler`` into ``folder``; the generated module's path."""
@@ -36,10 +33,6 @@ def compile_mapper(folder: Path) -> Path:
     path = folder / "benchcam.py"
     path.write_text(result.modules["benchcam"], encoding="utf-8")
     return path
-
-
-def bulk_lookup(butler: Any) -> Callable[..., Any] | None:
-    return next((getattr(butler, n) for n in BULK_LOOKUPS if hasattr(butler, n)), None)
 
 
 def _utc(moment: datetime.datetime) -> datetime.datetime:
@@ -159,10 +152,8 @@ class Ours(System):
             get("bias", visit=o.visit, detector=o.detector)
 
     def calib_bulk(self, obs: Sequence[Obs]) -> None:
-        lookup = bulk_lookup(self.butler)
-        if lookup is None:
-            raise NotImplementedError("no bulk calibration lookup yet")
-        found = lookup("bias", [{"visit": o.visit, "detector": o.detector} for o in obs])
+        data_ids = [{"visit": o.visit, "detector": o.detector} for o in obs]
+        found = self.butler.find_calibrations("bias", data_ids)
         assert len(list(found)) == len(obs)
 
     def close(self) -> None:

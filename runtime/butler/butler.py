@@ -529,11 +529,7 @@ class Butler:
                     except DatasetExistsError as error:
                         raise self._exists_error(plan, [d for _, d in items], "put_many") from error
                 for (temporary, target, replaces), (_, data_id) in zip(written, items, strict=True):
-                    if replaces:
-                        published.append((self.storage.replace(temporary, target), target))
-                    else:
-                        self._publish(plan, data_id, temporary, target)
-                        published.append((None, target))
+                    published.append(self._publish(plan, data_id, temporary, target, replaces))
         except BaseException:
             for temporary, _, _ in written:
                 self.storage.discard(temporary)
@@ -556,11 +552,7 @@ class Butler:
         def publish() -> None:
             nonlocal publishing
             publishing = True
-            if existing is None:
-                self._publish(plan, data_id, temporary, target)
-                published.append((None, target))
-            else:
-                published.append((self.storage.replace(temporary, target), target))
+            published.append(self._publish(plan, data_id, temporary, target, existing is not None))
 
         try:
             if existing is not None:
@@ -589,7 +581,10 @@ class Butler:
         """After a commit: delete the replaced files, or leave them to the open transaction()."""
         if self._local.open:  # it may still roll back
             self._local.journal.extend(published)
-            return
+        else:
+            self._drop_kept(published)
+
+    def _drop_kept(self, published: Iterable[tuple[Path | None, Path]]) -> None:
         for kept, _ in published:
             if kept is not None:
                 self.storage.discard(kept)
@@ -610,8 +605,16 @@ class Butler:
         existing = self.registry.find(name, record) if overwrite else None
         return relative, self.storage.checked(relative), record, existing
 
-    def _publish(self, plan: _Plan, data_id: DataId, temporary: Path, target: Path) -> None:
-        """Rename a new dataset's file into place; never over a file that is already there."""
+    def _publish(
+        self, plan: _Plan, data_id: DataId, temporary: Path, target: Path, replaces: bool
+    ) -> tuple[Path | None, Path]:
+        """Rename a put's file into place; the journal entry (the replaced file, kept; target).
+
+        A new dataset's file never goes over a file already there; one that ``replaces``
+        a dataset keeps that dataset's file until the commit settles (see _FileActions).
+        """
+        if replaces:
+            return self.storage.replace(temporary, target), target
         try:
             self.storage.publish(temporary, target)
         except DatasetExistsError as error:
@@ -622,6 +625,7 @@ class Butler:
                 "(another dataset of a shared or HDU-addressed file, or a file no record "
                 f"knows of: see `butler verify {self.root}`); nothing was written"
             ) from error
+        return None, target
 
     def _exists_error(self, plan: _Plan, data_ids: list[DataId], call: str) -> DatasetExistsError:
         """Why the registry refused a put: which data ID repeats or is already stored."""
@@ -666,9 +670,7 @@ class Butler:
             self._undo(reversed(actions.journal))
             raise
         else:
-            for aside, _ in actions.journal:
-                if aside is not None:
-                    self.storage.discard(aside)
+            self._drop_kept(actions.journal)
         finally:
             actions.open, actions.journal = False, []
 
@@ -776,7 +778,7 @@ class Butler:
         normalized = self._normalize(data_id, keys)
         found = self._find(plan, normalized)
         if found is not None:
-            return found.file.absolute().as_uri()
+            return found.repository.storage.uri(found.path)
         complete = self._complete_for_write(plan, normalized)
         return self.storage.uri(self.mapper.path(dataset_type, complete))
 

@@ -352,11 +352,9 @@ class Registry:
         (a put publishes its file there); if it raises, nothing is recorded. Inside
         :meth:`transaction` it runs at once, and the transaction commits later.
         """
-        table = self._table(dataset_type)
-        params = table.insert_params(data_id, path, _check_run(run), utcnow())
-        row = self._write_one(table, data_id, table.insert_sql, params, before_commit)
+        row = self._write_one(dataset_type, data_id, path, run, before_commit, upsert=False)
         if row is None:
-            raise self._exists(table, data_id)
+            raise self._exists(self._table(dataset_type), data_id)
         return int(row[0])
 
     def replace(
@@ -372,59 +370,61 @@ class Registry:
 
         ``before_commit`` is as for :meth:`insert`.
         """
-        table = self._table(dataset_type)
-        params = table.insert_params(data_id, path, _check_run(run), utcnow())
-        row = self._write_one(table, data_id, table.replace_sql, params, before_commit)
+        row = self._write_one(dataset_type, data_id, path, run, before_commit, upsert=True)
         assert row is not None, "an upsert returns the row's id"
         return int(row[0])
 
     def _write_one(
         self,
-        table: DatasetTable,
+        dataset_type: str,
         data_id: Mapping[str, Value],
-        sql: str,
-        params: list[Any],
+        path: str,
+        run: str | None,
         before_commit: Callable[[], object] | None,
+        *,
+        upsert: bool,
     ) -> Any:
-        """Run a one-row ``... RETURNING id`` write; its row, or None if it wrote nothing.
+        """Run a one-row ``... RETURNING id`` insert (or ``upsert``); its row, or None if the
+        data ID was taken and nothing was written.
 
         Inside an open transaction it joins it. Otherwise it is a transaction of
         its own on the thread's own connection, begun and committed on the driver:
         SQLAlchemy's per-transaction machinery costs more than the insert itself.
         """
+        table = self._table(dataset_type)
+        sql = table.replace_sql if upsert else table.insert_sql
+        params = table.insert_params(data_id, path, _check_run(run), utcnow())
         local = self._local
-        if local.txn is not None:
+        own = local.txn is None  # else it joins the open transaction, which commits later
+        if own:
+            self._check_open()
+            cursor = local.writer_cursor or self._writer_cursor()
+        else:
             cursor = local.txn_cursor or self._find_cursor()
-            try:
-                cursor.execute(sql, params)
-                row = cursor.fetchone()
-            except self._db_error as err:
-                raise self._write_error(table, data_id, err) from err
-            if row is not None and before_commit is not None:
-                before_commit()
-            return row
-        self._check_open()
-        cursor = local.writer_cursor or self._writer_cursor()
-        connection = cursor.connection
         try:
-            if self._dialect.name == "sqlite":  # psycopg begins at the first statement
+            if own and self._dialect.name == "sqlite":  # psycopg begins at the first statement
                 cursor.execute("BEGIN IMMEDIATE")
             cursor.execute(sql, params)
             row = cursor.fetchone()
             if row is not None and before_commit is not None:
                 before_commit()
-            connection.commit()
+            if own:
+                cursor.connection.commit()
         except BaseException as err:
-            try:
-                connection.rollback()
-            except Exception:  # a broken connection: the next write opens a new one
-                local.writer_cursor = None
-                with contextlib.suppress(Exception):
-                    connection.close()
+            if own:
+                self._roll_back_writer(cursor.connection)
             if isinstance(err, self._db_error):
                 raise self._write_error(table, data_id, err) from err
             raise
         return row
+
+    def _roll_back_writer(self, connection: Any) -> None:
+        try:
+            connection.rollback()
+        except Exception:  # a broken connection: the next write opens a new one
+            self._local.writer_cursor = None
+            with contextlib.suppress(Exception):
+                connection.close()
 
     def _write_error(
         self, table: DatasetTable, data_id: Mapping[str, Value], err: Exception

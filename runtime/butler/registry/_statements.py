@@ -169,12 +169,6 @@ class DatasetTable:
         params += [self._check_path(path, checked), run, created_value]
         return params
 
-    def key_columns(self) -> list[sa.Column[Any]]:
-        """The columns the UNIQUE constraint covers."""
-        if not self.keys:
-            return [self.table.c["_singleton"]]
-        return [self.table.c[self._columns[key]] for key in self.keys]
-
     def match(self, checked: Mapping[str, Value]) -> sa.ColumnElement[bool]:
         """A WHERE clause (SQLAlchemy) equal on every key of ``checked``."""
         columns = self.table.c

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .dataid import DataId
+from .dataid import DataId, format_data_id
 from .errors import (
     AmbiguousCalibrationError,
     AmbiguousDataIdError,
@@ -47,7 +47,6 @@ from .registry._calibrations import (
     Certification,
     CertificationStore,
     encode_match,
-    format_values,
 )
 from .spec import CalibrationSpec, DatasetTypeSpec, Value
 
@@ -112,7 +111,7 @@ def _fmt(moment: datetime.datetime | None) -> str:
     return moment.isoformat(timespec="microseconds" if moment.microsecond else "seconds")
 
 
-_format_data_id = format_values
+_format_data_id = format_data_id
 
 
 # ---- results -------------------------------------------------------------------------------
@@ -906,11 +905,11 @@ def timeline(history: Sequence[Certification], *, include_closed: bool = True) -
         state = "current" if row.current else f"{row.closed_by} {_fmt(row.recorded_to)}"
         table.append(
             (
-                " ".join(f"{k}={v}" for k, v in row.match.items()),
+                format_data_id(row.match),
                 f"#{row.id}",
                 _fmt(row.valid_from),
                 _fmt(row.valid_to),
-                " ".join(f"{k}={v}" for k, v in row.data_id.items()),
+                format_data_id(row.data_id),
                 _fmt(row.recorded_from),
                 state,
             )

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from ._cli_chain import add_commands as add_chain_commands
 from ._cli_chain import session_config
 from .config import DURABILITY
+from .dataid import format_data_id
 from .errors import ButlerError, DatasetNotFoundError
 
 __all__ = ["main"]
@@ -91,15 +92,10 @@ def _query(args: argparse.Namespace) -> int:
                 print(value)
             return 0
         found = 0
+        keys = butler.mapper.keys(args.dataset_type)
         for result in butler.query(args.dataset_type, data_id):
             found += 1
-            print(
-                " ".join(
-                    f"{k}={v}"
-                    for k, v in result.items()
-                    if k in butler.mapper.keys(args.dataset_type)
-                )
-            )
+            print(format_data_id({k: v for k, v in result.items() if k in keys}))
         return 0 if found else 1
 
 

@@ -3,7 +3,7 @@
 A spec is tried as (1) the path of a generated ``.py`` file, (2) the name of an
 importable module, (3) the name of an instrument whose policy ships with
 ``butlerc`` (``butlerc.policies``), compiled on first use and cached under
-``$BUTLER_CACHE_DIR`` (default ``~/.cache/butler/mappers``) by compiler version
+``$BUTLER_CACHE_DIR`` (default ``~/.cache/butler/mappers``) by compiler version, compiler source
 and the hash of the bundled policy files.
 """
 
@@ -153,12 +153,35 @@ def _as_file(resource: Any) -> Any:
 
 
 def _cache_key(folder: Any) -> str:
-    """Compiler version + sha256 over every bundled policy input (names and bytes)."""
+    """Compiler version + sha256 over every bundled policy input and the compiler's own source.
+
+    The compiler's source is part of the key: a checkout whose compiler changed while the
+    package version did not must never load a module another compiler generated.
+    """
     digest = hashlib.sha256()
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if entry.is_file() and not entry.name.endswith((".py", ".pyc")):
             digest.update(entry.name.encode() + b"\0" + entry.read_bytes() + b"\0")
+    digest.update(_compiler_digest())
     return f"{_compiler_version()}-{digest.hexdigest()[:32]}"
+
+
+def _compiler_digest() -> bytes:
+    """sha256 over the compiler package's source, grammar and templates (about a millisecond)."""
+    from importlib.resources import files
+
+    digest = hashlib.sha256()
+    for package in ("butlerc", "butlerc.dsl", "butlerc.jinja"):
+        try:
+            folder: Any = files(package)
+            entries = sorted(folder.iterdir(), key=lambda e: e.name)
+        except (ImportError, OSError):
+            continue
+        for entry in entries:
+            if entry.is_file() and entry.name.endswith((".py", ".lark", ".json", ".jinja")):
+                digest.update(f"{package}/{entry.name}".encode() + b"\0")
+                digest.update(entry.read_bytes() + b"\0")
+    return digest.digest()
 
 
 def _compiler_version() -> str:

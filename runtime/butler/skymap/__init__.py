@@ -19,6 +19,7 @@ from .regions import Circle as Circle
 from .regions import LonLatBox as LonLatBox
 from .regions import Polygon as Polygon
 from .regions import Region as Region
+from .regions import overlaps as overlaps
 from .rings import RingsSkyMap as RingsSkyMap
 from .tract import Patch as Patch
 from .tract import Tract as Tract
@@ -41,5 +42,6 @@ __all__ = [
     "Tract",
     "TractWcs",
     "UnknownSkyMapError",
+    "overlaps",
     "skymap",
 ]

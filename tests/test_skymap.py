@@ -16,6 +16,7 @@ import sys
 import pytest
 from butler.errors import ButlerError, InvalidDataIdError
 from butler.skymap import (
+    CellGrid,
     Circle,
     DiscreteSkyMap,
     InvalidRegionError,
@@ -143,7 +144,7 @@ def test_lsst_cells_v1_tract_has_ten_by_ten_patches_of_whole_cells() -> None:
         -200,
         3400,
     )
-    assert PatchGrid.cells() == PatchGrid(3000, 3000, 200, clip_to_tract=False)
+    assert PatchGrid.cells() == PatchGrid(3000, 3000, 200, False, CellGrid(150, 50, 20, 1))
 
 
 # --- published HSC data IDs -------------------------------------------------------------------
@@ -406,3 +407,22 @@ def test_skymaps_load_neither_astropy_nor_sphgeom_until_asked() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )
     assert json.loads(done.stdout) == [9813, []]
+
+
+def test_cells_of_an_lsst_patch() -> None:
+    patch = LSST.tract(9813).patch("3,7")
+    cells = patch.cells()
+    # 20 x 20 cells of 150 pixels tile the inner box; one more cell on every side.
+    assert len(cells) == 22 * 22
+    first = patch.cell((0, 0))
+    assert (first.inner_bbox.x0, first.inner_bbox.y0) == (3 * 3000 - 150, 7 * 3000 - 150)
+    assert first.outer_bbox == first.inner_bbox.grown(50)
+    assert patch.cell(22 * 5 + 4) == patch.cell((4, 5))
+    interior = [c for c in cells if 1 <= c.x <= 20 and 1 <= c.y <= 20]
+    assert sum(c.inner_bbox.width * c.inner_bbox.height for c in interior) == 3000 * 3000
+    assert all(patch.inner_bbox.contains_box(c.inner_bbox) for c in interior)
+    assert not HSC.tract(9813).patch(0).cells()
+    with pytest.raises(InvalidDataIdError, match="no cells"):
+        HSC.tract(9813).patch(0).cell(0)
+    with pytest.raises(InvalidDataIdError, match=r"0\.\.483"):
+        patch.cell(484)

@@ -9,6 +9,8 @@ the rest. Positions and sizes are degrees. See docs/skymaps.md.
 from .base import SkyMap as SkyMap
 from .bundled import BUNDLED as BUNDLED
 from .bundled import skymap as skymap
+from .cells import Cell as Cell
+from .cells import CellGrid as CellGrid
 from .discrete import DiscreteSkyMap as DiscreteSkyMap
 from .errors import InvalidRegionError as InvalidRegionError
 from .errors import SkyMapDefinitionError as SkyMapDefinitionError
@@ -27,6 +29,8 @@ from .wcs import TractWcs as TractWcs
 
 __all__ = [
     "BUNDLED",
+    "Cell",
+    "CellGrid",
     "Circle",
     "DiscreteSkyMap",
     "InvalidRegionError",

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import InvalidDataIdError
+from .cells import CellGrid
 from .errors import SkyMapDefinitionError
 from .pixels import PixelBox
 
@@ -23,6 +24,7 @@ class PatchGrid:
     inner_height: int = 4000
     border: int = 100
     clip_to_tract: bool = True
+    cell_grid: CellGrid | None = None
 
     @classmethod
     def cells(
@@ -34,8 +36,9 @@ class PatchGrid:
     ) -> PatchGrid:
         """The "cells" builder: patches of whole square cells and a border of
         ``cells_in_patch_border`` cells plus one cell border, not clipped."""
+        cells = CellGrid(cell_inner, cell_border, cells_per_patch_inner, cells_in_patch_border)
         inner = cell_inner * cells_per_patch_inner
-        return cls(inner, inner, cells_in_patch_border * cell_inner + cell_border, False)
+        return cls(inner, inner, cells_in_patch_border * cell_inner + cell_border, False, cells)
 
     def __post_init__(self) -> None:
         if self.inner_width <= 0 or self.inner_height <= 0 or self.border < 0:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InvalidDataIdError
+from .boxes import GridBoxes
+from .cells import Cell, CellGrid, cell_of
 from .errors import SkyMapDefinitionError
 from .patches import PatchGrid, parse_gen2_patch
 from .pixels import PixelBox, nearest_pixel
@@ -22,35 +24,31 @@ from .wcs import TractWcs
 
 
 @dataclass(frozen=True)
-class Patch:
+class Patch(GridBoxes):
     """One patch of a tract: index (x, y), Gen3 integer ``index``, inner and outer boxes."""
 
     tract: int
-    x: int
-    y: int
-    index: int
-    inner_bbox: PixelBox
-    outer_bbox: PixelBox
-    tract_wcs: TractWcs
+    cell_grid: CellGrid | None = None
 
     @property
     def gen2(self) -> str:
         """The Gen2 name of the patch, ``"x,y"``."""
         return f"{self.x},{self.y}"
 
-    @property
-    def wcs(self) -> Any:
-        """The tract's WCS as an ``astropy.wcs.WCS`` (patches share their tract's pixels)."""
-        return self.tract_wcs.to_astropy()
+    def cell(self, key: int | tuple[int, int]) -> Cell:
+        """Cell ``key`` (index ``y * n + x`` or (x, y)) of a patch of a cells skymap."""
+        if self.cell_grid is None:
+            raise InvalidDataIdError(
+                f"patch {self.gen2} of tract {self.tract} has no cells: only skymaps built "
+                "with PatchGrid.cells() (e.g. lsst_cells_v1) have them"
+            )
+        return cell_of(self.cell_grid, self.inner_bbox, self.tract_wcs, key)
 
-    @property
-    def region(self) -> Polygon:
-        """The sky covered by the outer box (what the registry records for a patch)."""
-        return _sky_polygon(self.tract_wcs, self.outer_bbox)
-
-    @property
-    def inner_region(self) -> Polygon:
-        return _sky_polygon(self.tract_wcs, self.inner_bbox)
+    def cells(self) -> list[Cell]:
+        """Every cell, in index order (empty for a patch without cells)."""
+        if self.cell_grid is None:
+            return []
+        return [self.cell(i) for i in range(self.cell_grid.count**2)]
 
 
 @dataclass(frozen=True)
@@ -76,7 +74,7 @@ class Tract:
     @property
     def region(self) -> Polygon:
         """The sky covered by the whole tract box (its outer region)."""
-        return _sky_polygon(self.tract_wcs, self.bbox)
+        return self.tract_wcs.box_polygon(self.bbox)
 
     @property
     def num_patches(self) -> tuple[int, int]:
@@ -104,13 +102,14 @@ class Tract:
                 f"y 0..{self.ny - 1}"
             )
         return Patch(
-            self.id,
-            x,
-            y,
-            y * self.nx + x,
-            self.grid.inner_box(x, y),
-            self.grid.outer_box(x, y, self.bbox),
-            self.tract_wcs,
+            x=x,
+            y=y,
+            index=y * self.nx + x,
+            inner_bbox=self.grid.inner_box(x, y),
+            outer_bbox=self.grid.outer_box(x, y, self.bbox),
+            tract_wcs=self.tract_wcs,
+            tract=self.id,
+            cell_grid=self.grid.cell_grid,
         )
 
     def patches(self) -> list[Patch]:
@@ -143,10 +142,6 @@ class Tract:
         if not overlaps(self.region, region):
             return []
         return [patch for patch in self.patches() if overlaps(patch.region, region)]
-
-
-def _sky_polygon(wcs: TractWcs, box: PixelBox, shrink: float = 0.0) -> Polygon:
-    return Polygon(tuple(wcs.pixel_to_sky(box.corners(shrink))))
 
 
 def build_tract(
@@ -186,7 +181,7 @@ def build_tract(
     box, nx, ny = grid.fit(minimal)
     final_wcs = wcs.shifted(-box.x0, -box.y0)
     final_box = PixelBox(0, 0, box.width, box.height)
-    vertices = tuple(final_wcs.pixel_to_sky(final_box.corners(0.001)))
+    vertices = final_wcs.box_polygon(final_box, 0.001).vertices
     return Tract(
         tract_id,
         crval[0] % 360.0,

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from .pixels import PixelBox
+from .regions import Polygon
 from .sphere import separation, unit_vector
 
 if TYPE_CHECKING:
@@ -97,3 +99,7 @@ class TractWcs:
         y = np.array([p[1] for p in points], dtype=float)
         ra, dec = self._transform.wcs_pix2world(x, y, 0)
         return [(float(r) % 360.0, float(d)) for r, d in zip(ra, dec, strict=True)]
+
+    def box_polygon(self, box: PixelBox, shrink: float = 0.0) -> Polygon:
+        """The sky under a pixel box's outer edges (moved ``shrink`` pixels inwards)."""
+        return Polygon(tuple(self.pixel_to_sky(box.corners(shrink))))

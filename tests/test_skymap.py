@@ -159,6 +159,8 @@ def test_cosmos_is_tract_9813_and_its_patches_are_named_as_published() -> None:
         for dec in (2.05, 2.2, 2.35):
             assert HSC.find_tract_id(ra, dec) == 9813
     assert HSC.find_patch(149.9, 2.2).index == 42
+    for ra, dec in HSC.tract(9813).patch(42).inner_region.vertices:
+        assert 149.7 < ra < 150.1 and 2.0 < dec < 2.4  # the box "fully overlaps" patch 42
     tract = HSC.tract(9813)
     assert tract.patch(41).gen2 == "5,4"
     assert tract.patch("5,4").index == 41

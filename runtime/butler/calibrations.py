@@ -925,7 +925,7 @@ def timeline(history: Sequence[Certification], *, include_closed: bool = True) -
 def plot_timeline(history: Sequence[Certification], path: str, title: str = "") -> None:
     """Draw certifications as bars: one row per match value; closed ones hatched and grey.
 
-    Needs matplotlib (``pip install 'butler[plot]'``).
+    Needs matplotlib, the ``plot`` extra (``pip install -e '.[plot]'`` in a checkout).
     """
     try:
         import matplotlib
@@ -935,7 +935,9 @@ def plot_timeline(history: Sequence[Certification], path: str, title: str = "") 
         import matplotlib.pyplot as plt
     except ImportError:
         raise ButlerError(
-            "plotting calibrations needs matplotlib: pip install 'butler[plot]'"
+            "plotting calibrations needs matplotlib, the 'plot' extra: in a checkout, "
+            "`pip install -e '.[plot]'` (or `.venv/bin/pip install matplotlib`); where butler "
+            "was installed as a package, `pip install 'butler[plot]'`"
         ) from None
 
     def _num(moment: datetime.datetime) -> float:

@@ -207,8 +207,11 @@ def rules_for(instrument: str) -> InstrumentRules:
         if name.lower() == instrument.lower():
             return rules
     raise IngestError(
-        f"no ingest rules for instrument {instrument!r} (rules exist for "
-        f"{', '.join(RULES)}); pass rules=InstrumentRules(...) to ingest"
+        f"no ingest rules for instrument {instrument!r} (rules exist for {', '.join(RULES)}), "
+        "so a raw file's data ID cannot be read from its header. Place each file at its "
+        "templated path instead (`butler uri ROOT raw KEY=VALUE ...` prints it) and register "
+        "the files with `butler index ROOT`; or, from Python, read the headers with rules of "
+        "your own: Butler.ingest(files, rules=InstrumentRules(...))"
     )
 
 

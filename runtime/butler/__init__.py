@@ -37,6 +37,7 @@ from .errors import MapperVersionError as MapperVersionError
 from .errors import OverrideError as OverrideError
 from .errors import ReadOnlyError as ReadOnlyError
 from .errors import RegistryError as RegistryError
+from .errors import RegistryNotFoundError as RegistryNotFoundError
 from .errors import RepositoryError as RepositoryError
 from .errors import UnknownDatasetTypeError as UnknownDatasetTypeError
 from .loading import load_mapper as load_mapper

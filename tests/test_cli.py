@@ -41,6 +41,15 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.strip() == "butler 0.1.0"
 
 
+def test_butlerc_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from butlerc.cli import main as butlerc_main
+
+    with pytest.raises(SystemExit) as exit_:
+        butlerc_main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"butlerc {butlerc.__version__}"
+
+
 def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
@@ -134,7 +143,7 @@ def test_ingest_without_rules_says_what_a_command_line_user_can_do(
     assert main(["ingest", str(toy.root), str(raw)]) == 2
     error = capsys.readouterr().err
     assert "no ingest rules for instrument 'ToyCam'" in error
-    assert "`butler index ROOT`" in error
+    assert "`butler index ROOT`" in error and "Butler.put" in error
 
 
 def test_calibs_plot_says_how_to_install_the_plot_extra_in_a_checkout(

@@ -207,11 +207,12 @@ def rules_for(instrument: str) -> InstrumentRules:
         if name.lower() == instrument.lower():
             return rules
     raise IngestError(
-        f"no ingest rules for instrument {instrument!r} (rules exist for {', '.join(RULES)}), "
-        "so a raw file's data ID cannot be read from its header. Place each file at its "
-        "templated path instead (`butler uri ROOT raw KEY=VALUE ...` prints it) and register "
-        "the files with `butler index ROOT`; or, from Python, read the headers with rules of "
-        "your own: Butler.ingest(files, rules=InstrumentRules(...))"
+        f"no ingest rules for instrument {instrument!r} (rules exist for {', '.join(RULES)}): "
+        "the data IDs of its raw files cannot be read from their headers. Record them with "
+        "their data IDs instead: from Python, Butler.put, or Butler.ingest(files, "
+        "rules=InstrumentRules(...)) with rules of your own; on the command line, `butler "
+        "index ROOT` registers files placed at their templated paths (`butler uri ROOT raw "
+        "KEY=VALUE ...` prints one) when the path holds every key of the data ID"
     )
 
 

@@ -73,6 +73,15 @@ def test_a_create_that_cannot_reach_its_registry_leaves_no_folder(tmp_path: Path
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_file_where_the_folder_should_be_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "repo").write_text("a file\n")
+    assert create(tmp_path / "repo", None) == 2
+    assert f"cannot create the folder {tmp_path / 'repo'}" in capsys.readouterr().err
+    assert (tmp_path / "repo").read_text() == "a file\n"
+
+
 def test_an_emptied_registry_is_a_damaged_repository(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

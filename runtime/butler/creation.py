@@ -28,10 +28,12 @@ def undone_on_failure(root: Path) -> Iterator[None]:
     while not made.parent.exists() and made.parent != made:
         made = made.parent
     existed = root.exists()
-    before = {entry.name for entry in root.iterdir()} if existed else set()
     try:
         root.mkdir(parents=True, exist_ok=True)
+        before = {entry.name for entry in root.iterdir()}
     except OSError as error:
+        if not existed and made.is_dir():
+            shutil.rmtree(made, ignore_errors=True)
         raise RepositoryError(f"cannot create the folder {root}: {error.strerror}") from None
     try:
         yield

@@ -204,7 +204,7 @@ def test_control_characters_in_data_id_values_are_escaped(
     root = str(toy.root)
     assert main(["query", root, "memo"]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines() == ["note=plain", "note='red\\x1b[31mtext\\x07'"]
+    assert out.splitlines() == ["{note: 'plain'}", "{note: 'red\\x1b[31mtext\\x07'}"]
     assert main(["query", root, "memo", "--values", "note"]) == 0
     assert "\x1b" not in capsys.readouterr().out
     for command in ("uri", "explain"):

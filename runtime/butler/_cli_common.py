@@ -3,15 +3,16 @@
 - :func:`command` adds a subcommand whose one-line help is also its description.
 - :func:`add_data_id` adds the ``KEY=VALUE ...`` arguments; a malformed item or a key
   given twice is a usage error naming the item (exit 2).
-- :func:`echo` prints text with control characters escaped, and :func:`data_id_text`
-  shows a data ID as ``key=value ...`` with each value that holds one written as a
-  Python literal: data ID values are user input, and never reach the terminal raw.
+- :func:`echo` prints text with control characters escaped, and :func:`shown` writes a
+  single value that holds one as a Python literal: data ID values are user input, and
+  never reach the terminal raw (data IDs themselves are shown by
+  :func:`butler.dataid.format_data_id`, whose values are Python literals).
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, TextIO
 
 __all__ = [
@@ -19,7 +20,6 @@ __all__ = [
     "add_dataset_type",
     "add_root",
     "command",
-    "data_id_text",
     "echo",
     "escaped",
     "shown",
@@ -93,11 +93,6 @@ def shown(value: object) -> str:
     """A data ID value as text: as it is, or as a Python literal if it holds control characters."""
     text = str(value)
     return text if text.isprintable() else repr(text)
-
-
-def data_id_text(data_id: Mapping[str, object]) -> str:
-    """``visit=42 filter=TC-R``, each value as :func:`shown` writes it."""
-    return " ".join(f"{key}={shown(value)}" for key, value in data_id.items())
 
 
 def escaped(text: str) -> str:

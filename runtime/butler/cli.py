@@ -39,11 +39,11 @@ from ._cli_common import (
     add_dataset_type,
     add_root,
     command,
-    data_id_text,
     echo,
     shown,
 )
 from .config import DURABILITY
+from .dataid import format_data_id
 from .errors import ButlerError, DatasetNotFoundError
 
 __all__ = ["build_parser", "main"]
@@ -102,7 +102,7 @@ def _query(args: argparse.Namespace) -> int:
         keys = butler.mapper.keys(args.dataset_type)
         for result in butler.query(args.dataset_type, args.data_id):
             found += 1
-            echo(data_id_text({k: v for k, v in result.items() if k in keys}))
+            echo(format_data_id({k: v for k, v in result.items() if k in keys}))
         return 0 if found else 1
 
 

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from .dataid import DataId
+from .dataid import DataId, format_data_id
 from .errors import InvalidDataIdError, MapperVersionError, UnknownDatasetTypeError
 from .normalize import Normalizer
 from .spec import ABI_VERSION, DatasetTypeSpec, InstrumentSpec, KeySpec, Value
@@ -220,7 +220,10 @@ class Mapper:
         given = dict(data_id)
         items = self._normalizer.normalize(given, steps)
         normalized = DataId._trusted(items, self._normalizer)
-        lines = [f"dataset type {plan.spec.name!r} of instrument {self.name}", f"given: {given!r}"]
+        lines = [
+            f"dataset type {plan.spec.name!r} of instrument {self.name}",
+            f"given: {format_data_id(given)}",
+        ]
         lines += [f"  {step}" for step in steps] or ["  (already normalized)"]
         lines.append(f"normalized: {normalized!r}")
         lines.append(f"template: {plan.spec.template}")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import maintenance
+from . import creation, maintenance
 from .chain import Chain, ParentLike, prepare_parents
 from .config import (
     CONFIG_NAME,
@@ -134,7 +134,7 @@ class Butler:
         self.config: RepositoryConfig = read_config(self.root)
         self.writeable = writeable and not self.config.read_only
         self.mapper: Mapper = load_mapper(self._mapper_spec(mapper or self.config.mapper))
-        self.registry = Registry.open(self._registry_url(self.config.registry))
+        self.registry = creation.open_registry(self.root, self._registry_url(self.config.registry))
         self.formatters = FormatterRegistry.default()
         self.storage = LocalStorage(self.root)
         try:
@@ -183,7 +183,9 @@ class Butler:
         root_path = Path(root).absolute()
         if (root_path / CONFIG_NAME).exists():
             raise RepositoryError(
-                f"{root_path} is already a Butler repository; open it with Butler(root)"
+                f"{root_path} is already a Butler repository: use it as it is (Butler(root) in "
+                f"Python, `butler COMMAND {root_path}` on the command line), or create the new "
+                "one in another folder"
             )
         loaded = load_mapper(mapper)  # fail before writing anything
         chained = prepare_parents(root_path, loaded, parents, overrides or {})
@@ -197,13 +199,13 @@ class Butler:
             overrides=dict(overrides or {}),
             durability=durability,
         )
-        root_path.mkdir(parents=True, exist_ok=True)
         url = cls._resolve_registry_url(root_path, config.registry)
-        Registry.create(
-            url, loaded.spec, metadata={f"created_by.{k}": v for k, v in config.created_by.items()}
-        ).close()
-        write_config(root_path, config)
-        return cls(root_path)
+        with creation.undone_on_failure(root_path):  # a failed create leaves nothing behind
+            creation.refuse_existing_registry(root_path, url)
+            created_by = {f"created_by.{k}": v for k, v in config.created_by.items()}
+            Registry.create(url, loaded.spec, metadata=created_by).close()
+            write_config(root_path, config)
+            return cls(root_path)
 
     def _mapper_spec(self, spec: str) -> str:
         if spec.endswith(".py") and not Path(spec).is_absolute():
@@ -714,9 +716,13 @@ class Butler:
                     f"recorded at {found.path!r}, but the file is missing; "
                     f"run `butler verify {found.repository.root}`"
                 ) from None
-            if isinstance(error, ButlerError):
+            if isinstance(error, ButlerError) and not isinstance(error, FormatError):
                 raise
-            raise FormatError(f"cannot read {plan.spec.name!r} from {file}: {error}") from error
+            raise FormatError(
+                f"dataset {plan.spec.name!r} with data ID {_format_data_id(data_id)} is "
+                f"unreadable: {error}. `butler verify {found.repository.root} --read` lists every "
+                "file of the repository that does not read"
+            ) from error
 
     def get(
         self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object

@@ -927,7 +927,7 @@ def timeline(history: Sequence[Certification], *, include_closed: bool = True) -
 def plot_timeline(history: Sequence[Certification], path: str, title: str = "") -> None:
     """Draw certifications as bars (see :func:`timeline_figure`) into an image file.
 
-    Needs matplotlib (``pip install 'butler[plot]'``).
+    Needs matplotlib, the ``plot`` extra (``pip install -e '.[plot]'`` in a checkout).
     """
     timeline_figure(history, title).savefig(path, dpi=100)
 
@@ -946,7 +946,9 @@ def timeline_figure(history: Sequence[Certification], title: str = "") -> Any:
         from matplotlib.figure import Figure
     except ImportError:
         raise ButlerError(
-            "plotting calibrations needs matplotlib: pip install 'butler[plot]'"
+            "plotting calibrations needs matplotlib, the 'plot' extra: in a checkout, "
+            "`pip install -e '.[plot]'` (or `.venv/bin/pip install matplotlib`); where butler "
+            "was installed as a package, `pip install 'butler[plot]'`"
         ) from None
     import matplotlib.dates as mdates
     from matplotlib.lines import Line2D

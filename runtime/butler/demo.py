@@ -157,7 +157,7 @@ def header_text(header: Mapping[str, object]) -> str:
 def use_repository(root: Path) -> None:
     from astropy.table import Table
 
-    from butler.butler import Butler
+    from butler import Butler
     from butler.errors import DatasetNotFoundError
     from butler.formatters import BBox, Image
 
@@ -242,7 +242,7 @@ def use_repository(root: Path) -> None:
 
 def ingest_real_headers(folder: Path) -> None:
     """Real HSC headers (astro_metadata_translator test data) as raw files, ingested and used."""
-    from butler.butler import Butler
+    from butler import Butler
     from butler.image import Image
     from butler.ingest import read_header_file, write_header_only_fits
 

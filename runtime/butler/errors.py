@@ -25,6 +25,7 @@ __all__ = [
     "OverrideError",
     "ReadOnlyError",
     "RegistryError",
+    "RegistryNotFoundError",
     "RepositoryError",
     "UnknownDatasetTypeError",
 ]
@@ -87,6 +88,10 @@ class ReadOnlyError(RepositoryError):
 
 class RegistryError(ButlerError):
     """The registry database refused or failed an operation."""
+
+
+class RegistryNotFoundError(RegistryError):
+    """A database that holds no Butler registry (none was created there, or it was lost)."""
 
 
 class FormatError(ButlerError):

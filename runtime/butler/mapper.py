@@ -132,9 +132,10 @@ class Mapper:
             pass
         close = difflib.get_close_matches(str(name), self.dataset_types, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
+        count = len(self.dataset_types)
         raise UnknownDatasetTypeError(
-            f"unknown dataset type {name!r} for instrument {self.name}{hint} "
-            f"(dataset types: {', '.join(self.dataset_types)})"
+            f"unknown dataset type {name!r} for instrument {self.name}{hint} ({self.name} "
+            f"defines {count}: `butler dataset-types ROOT` or `Butler.dataset_types` lists them)"
         )
 
     def dataset_type(self, name: str) -> DatasetTypeSpec:

@@ -11,7 +11,12 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from ..errors import DatasetExistsError, RegistryError, UnknownDatasetTypeError
+from ..errors import (
+    DatasetExistsError,
+    RegistryError,
+    RegistryNotFoundError,
+    UnknownDatasetTypeError,
+)
 from ..spec import InstrumentSpec, Value
 from ._calibrations import create_certification_table  # calibration certifications (issue 4)
 from ._engine import WRITE_OPTION, create_engine, describe_url, lock_ddl
@@ -136,7 +141,7 @@ class Registry:
         try:
             with registry._reader() as conn:
                 if not sa.inspect(conn).has_table("meta"):
-                    raise RegistryError(
+                    raise RegistryNotFoundError(
                         f"no registry at {registry._url}; create one with Registry.create"
                     )
                 registry._check_version(conn)
@@ -646,6 +651,19 @@ class Registry:
                 sa.select(columns.path, columns.run, columns.created).where(table.match(checked))
             ).first()
         return None if row is None else (str(row[0]), row[1], row[2])
+
+    def run_counts(self) -> dict[str | None, int]:
+        """How many datasets each run wrote, over every dataset type (None: no run recorded)."""
+        counts: dict[str | None, int] = {}
+        for name in self.dataset_types():
+            column = self._table(name).table.c
+            with self._reader() as conn:
+                rows = conn.execute(
+                    sa.select(column.run, sa.func.count()).group_by(column.run)
+                ).all()
+            for run, count in rows:
+                counts[run] = counts.get(run, 0) + int(count)
+        return counts
 
     def all_paths(self, dataset_type: str) -> Iterator[str]:
         """The path of every dataset of one type, ordered by data ID."""

@@ -134,7 +134,9 @@ class Butler:
         self.config: RepositoryConfig = read_config(self.root)
         self.writeable = writeable and not self.config.read_only
         self.mapper: Mapper = load_mapper(self._mapper_spec(mapper or self.config.mapper))
-        self.registry = Registry.open(self._registry_url(self.config.registry))
+        self.registry = Registry.open(
+            self._registry_url(self.config.registry), read_only=not self.writeable
+        )
         self.formatters = FormatterRegistry.default()
         self.storage = LocalStorage(self.root)
         try:

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from ..errors import DatasetExistsError, RegistryError, UnknownDatasetTypeError
+from ..errors import DatasetExistsError, ReadOnlyError, RegistryError, UnknownDatasetTypeError
 from ..spec import InstrumentSpec, Value
 from ._calibrations import create_certification_table  # calibration certifications (issue 4)
 from ._engine import WRITE_OPTION, create_engine, describe_url, lock_ddl
@@ -46,9 +46,10 @@ class Registry:
     process that forks or spawns opens its own.
     """
 
-    def __init__(self, engine: sa.Engine, url: str) -> None:
+    def __init__(self, engine: sa.Engine, url: str, *, read_only: bool = False) -> None:
         """Use :meth:`create` or :meth:`open`."""
         self._engine = engine
+        self._read_only = read_only
         self._url = describe_url(url)
         self._dialect = engine.dialect
         self._metadata, self._meta, self._dataset_type = static_metadata()
@@ -130,9 +131,14 @@ class Registry:
         return registry
 
     @classmethod
-    def open(cls, url: str) -> Registry:
-        """Open the registry at ``url``; RegistryError if there is none or it is too new."""
-        registry = cls(create_engine(url), url)
+    def open(cls, url: str, *, read_only: bool = False) -> Registry:
+        """Open the registry at ``url``; RegistryError if there is none or it is too new.
+
+        A ``read_only`` registry refuses every write with ReadOnlyError naming it,
+        and its connections are read-only too (SQLite ``mode=ro``; PostgreSQL
+        ``READ ONLY`` transactions), so no write can slip through.
+        """
+        registry = cls(create_engine(url, read_only=read_only), url, read_only=read_only)
         try:
             with registry._reader() as conn:
                 if not sa.inspect(conn).has_table("meta"):
@@ -165,6 +171,19 @@ class Registry:
         return f"Registry({self._url!r})"
 
     @property
+    def read_only(self) -> bool:
+        """Whether the registry was opened read-only (every write raises ReadOnlyError)."""
+        return self._read_only
+
+    def check_writable(self, action: str) -> None:
+        """ReadOnlyError naming ``action`` if the registry was opened read-only."""
+        if self._read_only:
+            raise ReadOnlyError(
+                f"cannot {action}: the registry at {self._url} was opened read-only; "
+                "open the repository (or Registry.open) writeable to change it"
+            )
+
+    @property
     def url(self) -> str:
         """The database URL, without its password."""
         return self._url
@@ -195,6 +214,7 @@ class Registry:
             raise RegistryError("the registry's schema_version cannot be set by hand")
         if not isinstance(key, str) or not isinstance(value, str):
             raise RegistryError(f"metadata keys and values are strings, not {key!r}: {value!r}")
+        self.check_writable(f"set registry metadata {key!r}")
         with self._write() as conn:
             self._set_metadata(conn, key, value)
 
@@ -232,6 +252,7 @@ class Registry:
         Idempotent; safe against other processes registering the same name at
         once. A different definition for a registered name is a RegistryError.
         """
+        self.check_writable(f"register dataset type {name!r}")
         definition = DatasetTypeDef.define(name, keys)
         cached = self._tables.get(name)
         if cached is not None:
@@ -334,6 +355,7 @@ class Registry:
         A nested call joins the outer transaction (no savepoint): the outermost
         block decides. Reads inside the block see its uncommitted writes.
         """
+        self.check_writable("begin a registry transaction")
         with self._write():
             yield
 
@@ -352,6 +374,7 @@ class Registry:
         (a put publishes its file there); if it raises, nothing is recorded. Inside
         :meth:`transaction` it runs at once, and the transaction commits later.
         """
+        self.check_writable(f"insert {dataset_type!r} {format_data_id(data_id)}")
         row = self._write_one(dataset_type, data_id, path, run, before_commit, upsert=False)
         if row is None:
             raise self._exists(self._table(dataset_type), data_id)
@@ -370,6 +393,7 @@ class Registry:
 
         ``before_commit`` is as for :meth:`insert`.
         """
+        self.check_writable(f"replace {dataset_type!r} {format_data_id(data_id)}")
         row = self._write_one(dataset_type, data_id, path, run, before_commit, upsert=True)
         assert row is not None, "an upsert returns the row's id"
         return int(row[0])
@@ -444,6 +468,7 @@ class Registry:
 
         Inside :meth:`transaction` a failure rolls back only these rows.
         """
+        self.check_writable(f"insert {dataset_type!r} datasets")
         table = self._table(dataset_type)
         run = _check_run(run)
         created = utcnow()
@@ -470,6 +495,7 @@ class Registry:
 
     def remove(self, dataset_type: str, data_id: Mapping[str, Value]) -> bool:
         """Forget one dataset's record; whether there was one."""
+        self.check_writable(f"remove {dataset_type!r} {format_data_id(data_id)}")
         table = self._table(dataset_type)
         checked = table.check_complete(data_id)
         with self._write() as conn:
@@ -512,6 +538,7 @@ class Registry:
             yield local.txn
             return
         self._check_open()
+        self.check_writable("write to the registry")
         try:
             conn = self._engine.connect()
         except sa.exc.DBAPIError as err:

@@ -42,6 +42,7 @@ from .errors import (
     InvalidDataIdError,
     ReadOnlyError,
     RepositoryError,
+    StorageFullError,
 )
 from .formatters import BBox, Formatter, FormatterRegistry, TableInfo
 from .ingest import IngestReport, InstrumentRules, Transfer
@@ -52,7 +53,7 @@ from .overrides import SessionConfig
 from .provenance import Provenance
 from .registry import Registry
 from .spec import DatasetTypeSpec, FormatSpec, Value
-from .storage import LocalStorage
+from .storage import LocalStorage, out_of_space
 
 if TYPE_CHECKING:  # calibrations (issue 4): the logic is in calibrations.py
     from .calibrations import CalibrationRef, Certification
@@ -459,7 +460,16 @@ class Butler:
         def writer(path: Path) -> None:
             plan.formatter.write(obj, path, hdu=write_hdu, compress=plan.compress)
 
-        return self.storage.write(target, writer, sync=sync)
+        try:
+            return self.storage.write(target, writer, sync=sync)
+        except (ButlerError, OSError) as error:
+            if not out_of_space(error):
+                raise
+            raise StorageFullError(
+                f"cannot put {plan.spec.name!r} {_format_data_id(data_id)} in repository "
+                f"{self.root}: the disk holding {target.parent} is full; nothing was stored or "
+                "changed. Free space (removing datasets works on a full disk) and put again"
+            ) from error
 
     def put(
         self,
@@ -943,7 +953,7 @@ class Butler:
         names = {CONFIG_NAME}
         if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
             base = url[len("sqlite:///") :]
-            names |= {base, base + "-wal", base + "-shm", base + "-journal"}
+            names |= {base, base + "-wal", base + "-shm", base + "-journal", base + "-reserve"}
         return frozenset(names)
 
     def index(

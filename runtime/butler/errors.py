@@ -26,6 +26,7 @@ __all__ = [
     "ReadOnlyError",
     "RegistryError",
     "RepositoryError",
+    "StorageFullError",
     "UnknownDatasetTypeError",
 ]
 
@@ -91,6 +92,13 @@ class RegistryError(ButlerError):
 
 class FormatError(ButlerError):
     """A file that cannot be read or written in its declared format."""
+
+
+class StorageFullError(ButlerError):
+    """The disk that holds the repository's files or its registry is full; nothing was changed.
+
+    Removing datasets still works on a full disk, and frees space.
+    """
 
 
 class ChainError(RepositoryError):

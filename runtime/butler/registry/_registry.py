@@ -11,10 +11,18 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from ..errors import DatasetExistsError, ReadOnlyError, RegistryError, UnknownDatasetTypeError
+from ..errors import (
+    ButlerError,
+    DatasetExistsError,
+    ReadOnlyError,
+    RegistryError,
+    StorageFullError,
+    UnknownDatasetTypeError,
+)
 from ..spec import InstrumentSpec, Value
 from ._calibrations import create_certification_table  # calibration certifications (issue 4)
 from ._engine import WRITE_OPTION, create_engine, describe_url, lock_ddl
+from ._reserve import Reserve, disk_full
 from ._schema import SCHEMA_VERSION, DatasetTypeDef, build_table, static_metadata, utcnow
 from ._statements import DatasetTable, dialect_insert, format_data_id
 
@@ -50,6 +58,9 @@ class Registry:
         """Use :meth:`create` or :meth:`open`."""
         self._engine = engine
         self._read_only = read_only
+        # SQLite: space set aside so that a remove can commit on a full disk (_reserve.py)
+        self._reserve = None if read_only else Reserve.beside(engine.url)
+        self._reserve_missing = self._reserve is not None  # checked at open
         self._url = describe_url(url)
         self._dialect = engine.dialect
         self._metadata, self._meta, self._dataset_type = static_metadata()
@@ -125,6 +136,7 @@ class Registry:
                         registry.register_dataset_type(
                             spec.name, {key: types[key] for key in spec.keys}
                         )
+            registry._ensure_reserve()
         except BaseException:
             registry.close()
             raise
@@ -146,10 +158,31 @@ class Registry:
                         f"no registry at {registry._url}; create one with Registry.create"
                     )
                 registry._check_version(conn)
+            registry._ensure_reserve()
         except BaseException:
             registry.close()
             raise
         return registry
+
+    def _ensure_reserve(self) -> None:
+        """Allocate the SQLite reserve if it was missing (at open, after a remove spent it)."""
+        if self._reserve_missing and self._reserve is not None:
+            self._reserve_missing = not self._reserve.ensure()
+
+    def _make_room(self) -> bool:
+        """On a full disk: free the SQLite reserve, or else checkpoint and truncate the WAL;
+        whether room was made for a write to try again."""
+        if self._reserve is None:
+            return False
+        self._reserve_missing = True
+        if self._reserve.release():
+            return True
+        try:  # no reserve (a repository made before it): the WAL's pages may fit in the file
+            with self._engine.connect() as conn:
+                row = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").first()
+        except sa.exc.DBAPIError:
+            return False
+        return row is not None and row[0] == 0  # not blocked by a reader
 
     def close(self) -> None:
         """Close every connection; the registry cannot be used afterwards."""
@@ -422,6 +455,7 @@ class Registry:
         own = local.txn is None  # else it joins the open transaction, which commits later
         if own:
             self._check_open()
+            self._ensure_reserve()
             cursor = local.writer_cursor or self._writer_cursor()
         else:
             cursor = local.txn_cursor or self._find_cursor()
@@ -452,7 +486,13 @@ class Registry:
 
     def _write_error(
         self, table: DatasetTable, data_id: Mapping[str, Value], err: Exception
-    ) -> RegistryError:
+    ) -> ButlerError:
+        if disk_full(err):
+            return StorageFullError(
+                f"cannot record {table.name!r} {format_data_id(data_id)} in the registry at "
+                f"{self._url}: the disk holding the registry is full ({err}); nothing was "
+                f"changed. {_FREE_SPACE}"
+            )
         return RegistryError(
             f"recording {table.name!r} {format_data_id(data_id)} in the registry at {self._url} "
             f"failed: {err}"
@@ -482,6 +522,8 @@ class Registry:
         if not params:
             return 0
         joined = self._local.txn is not None
+        if not joined:
+            self._ensure_reserve()
         try:
             with self._write() as conn:
                 if joined:
@@ -498,8 +540,20 @@ class Registry:
         self.check_writable(f"remove {dataset_type!r} {format_data_id(data_id)}")
         table = self._table(dataset_type)
         checked = table.check_complete(data_id)
-        with self._write() as conn:
-            deleted = conn.execute(sa.delete(table.table).where(table.match(checked)))
+        delete = sa.delete(table.table).where(table.match(checked))
+        own = self._local.txn is None
+        if own:
+            self._ensure_reserve()
+        try:
+            with self._write() as conn:
+                deleted = conn.execute(delete)
+        except StorageFullError:
+            # On a full disk, spend the reserve (_reserve.py) and delete again in its space.
+            # Inside an open transaction() the whole transaction failed: nothing to retry.
+            if not own or not self._make_room():
+                raise
+            with self._write() as conn:
+                deleted = conn.execute(delete)
         return bool(deleted.rowcount)
 
     def _exists(self, table: DatasetTable, data_id: Mapping[str, Value]) -> DatasetExistsError:
@@ -567,6 +621,11 @@ class Registry:
         except sa.exc.IntegrityError:
             raise
         except sa.exc.DBAPIError as err:
+            if disk_full(err.orig):
+                raise StorageFullError(
+                    f"registry write to {self._url} failed: the disk holding the registry is "
+                    f"full ({err.orig}); nothing was changed. {_FREE_SPACE}"
+                ) from err
             raise RegistryError(f"registry write to {self._url} failed: {err.orig}") from err
         finally:
             conn.close()
@@ -804,6 +863,8 @@ class Registry:
 
 
 ButlerErrorLike = DatasetExistsError | RegistryError
+
+_FREE_SPACE = "Free space (removing datasets works on a full disk) and try again."
 
 
 def _stream(cursor: Any, connection: Any, convert: Callable[[Any], _T]) -> Iterator[_T]:

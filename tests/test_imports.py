@@ -115,3 +115,17 @@ def test_the_fits_formatter_imports_its_libraries_when_used() -> None:
         FormatterRegistry.default().get("fits")
     """
     assert imported(code, ("numpy", "astropy")) == ["numpy", "astropy"]
+
+
+def test_every_error_class_is_public() -> None:
+    """Each error a user can meet is importable from ``butler`` by its own name."""
+    import butler
+    from butler import errors
+
+    defined = {
+        name
+        for name, value in vars(errors).items()
+        if isinstance(value, type) and issubclass(value, errors.ButlerError)
+    }
+    assert defined <= set(errors.__all__)
+    assert all(getattr(butler, name) is getattr(errors, name) for name in defined)

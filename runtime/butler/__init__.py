@@ -39,6 +39,7 @@ from .errors import ReadOnlyError as ReadOnlyError
 from .errors import RegistryError as RegistryError
 from .errors import RegistryNotFoundError as RegistryNotFoundError
 from .errors import RepositoryError as RepositoryError
+from .errors import StorageFullError as StorageFullError
 from .errors import UnknownDatasetTypeError as UnknownDatasetTypeError
 from .loading import load_mapper as load_mapper
 from .mapper import Mapper as Mapper

@@ -42,6 +42,7 @@ from .errors import (
     InvalidDataIdError,
     ReadOnlyError,
     RepositoryError,
+    StorageFullError,
 )
 from .formatters import BBox, Formatter, FormatterRegistry, TableInfo
 from .ingest import IngestReport, InstrumentRules, Transfer
@@ -52,7 +53,7 @@ from .overrides import SessionConfig
 from .provenance import Provenance
 from .registry import Registry
 from .spec import DatasetTypeSpec, FormatSpec, Value
-from .storage import LocalStorage
+from .storage import LocalStorage, out_of_space
 
 if TYPE_CHECKING:  # calibrations (issue 4): the logic is in calibrations.py
     from .calibrations import CalibrationRef, Certification
@@ -134,7 +135,9 @@ class Butler:
         self.config: RepositoryConfig = read_config(self.root)
         self.writeable = writeable and not self.config.read_only
         self.mapper: Mapper = load_mapper(self._mapper_spec(mapper or self.config.mapper))
-        self.registry = creation.open_registry(self.root, self._registry_url(self.config.registry))
+        self.registry = creation.open_registry(
+            self.root, self._registry_url(self.config.registry), read_only=not self.writeable
+        )
         self.formatters = FormatterRegistry.default()
         self.storage = LocalStorage(self.root)
         try:
@@ -459,7 +462,16 @@ class Butler:
         def writer(path: Path) -> None:
             plan.formatter.write(obj, path, hdu=write_hdu, compress=plan.compress)
 
-        return self.storage.write(target, writer, sync=sync)
+        try:
+            return self.storage.write(target, writer, sync=sync)
+        except (ButlerError, OSError) as error:
+            if not out_of_space(error):
+                raise
+            raise StorageFullError(
+                f"cannot put {plan.spec.name!r} {_format_data_id(data_id)} in repository "
+                f"{self.root}: the disk holding {target.parent} is full; nothing was stored or "
+                "changed. Free space (removing datasets works on a full disk) and put again"
+            ) from error
 
     def put(
         self,
@@ -947,7 +959,7 @@ class Butler:
         names = {CONFIG_NAME}
         if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
             base = url[len("sqlite:///") :]
-            names |= {base, base + "-wal", base + "-shm", base + "-journal"}
+            names |= {base, base + "-wal", base + "-shm", base + "-journal", base + "-reserve"}
         return frozenset(names)
 
     def index(

@@ -64,10 +64,10 @@ def refuse_existing_registry(root: Path, url: str) -> None:
     )
 
 
-def open_registry(root: Path, url: str) -> Registry:
+def open_registry(root: Path, url: str, *, read_only: bool = False) -> Registry:
     """The registry of the repository at ``root``; RepositoryError if it is gone or empty."""
     try:
-        return Registry.open(url)
+        return Registry.open(url, read_only=read_only)
     except RegistryNotFoundError:
         raise RepositoryError(
             f"the repository at {root} is damaged: its registry {url} holds no Butler tables "

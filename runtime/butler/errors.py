@@ -27,6 +27,7 @@ __all__ = [
     "RegistryError",
     "RegistryNotFoundError",
     "RepositoryError",
+    "StorageFullError",
     "UnknownDatasetTypeError",
 ]
 
@@ -96,6 +97,13 @@ class RegistryNotFoundError(RegistryError):
 
 class FormatError(ButlerError):
     """A file that cannot be read or written in its declared format."""
+
+
+class StorageFullError(ButlerError):
+    """The disk that holds the repository's files or its registry is full; nothing was changed.
+
+    Removing datasets still works on a full disk, and frees space.
+    """
 
 
 class ChainError(RepositoryError):

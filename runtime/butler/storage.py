@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .errors import DatasetExistsError, InvalidDataIdError, RepositoryError
 
-__all__ = ["TEMP_SUFFIX", "LocalStorage"]
+__all__ = ["TEMP_SUFFIX", "LocalStorage", "out_of_space"]
 
 TEMP_SUFFIX = ".butler-tmp"
 
@@ -34,6 +34,18 @@ SYNC_THREADS = 16
 #: at once (Linux ``syncfs``): one call, about 10 µs per file against 90 µs for
 #: concurrent fsyncs, at the price of also flushing other writers' dirty data.
 SYNCFS_FILES = 64
+
+
+def out_of_space(error: BaseException) -> bool:
+    """Whether ``error`` or an error it wraps (a formatter's FormatError) says the disk is full."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _fsync(path: Path) -> None:

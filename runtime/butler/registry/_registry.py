@@ -12,14 +12,18 @@ import sqlalchemy as sa
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from ..errors import (
+    ButlerError,
     DatasetExistsError,
+    ReadOnlyError,
     RegistryError,
     RegistryNotFoundError,
+    StorageFullError,
     UnknownDatasetTypeError,
 )
 from ..spec import InstrumentSpec, Value
 from ._calibrations import create_certification_table  # calibration certifications (issue 4)
 from ._engine import WRITE_OPTION, create_engine, describe_url, lock_ddl
+from ._reserve import Reserve, disk_full
 from ._schema import SCHEMA_VERSION, DatasetTypeDef, build_table, static_metadata, utcnow
 from ._statements import DatasetTable, dialect_insert, format_data_id
 
@@ -51,9 +55,13 @@ class Registry:
     process that forks or spawns opens its own.
     """
 
-    def __init__(self, engine: sa.Engine, url: str) -> None:
+    def __init__(self, engine: sa.Engine, url: str, *, read_only: bool = False) -> None:
         """Use :meth:`create` or :meth:`open`."""
         self._engine = engine
+        self._read_only = read_only
+        # SQLite: space set aside so that a remove can commit on a full disk (_reserve.py)
+        self._reserve = None if read_only else Reserve.beside(engine.url)
+        self._reserve_missing = self._reserve is not None  # checked at open
         self._url = describe_url(url)
         self._dialect = engine.dialect
         self._metadata, self._meta, self._dataset_type = static_metadata()
@@ -129,15 +137,21 @@ class Registry:
                         registry.register_dataset_type(
                             spec.name, {key: types[key] for key in spec.keys}
                         )
+            registry._ensure_reserve()
         except BaseException:
             registry.close()
             raise
         return registry
 
     @classmethod
-    def open(cls, url: str) -> Registry:
-        """Open the registry at ``url``; RegistryError if there is none or it is too new."""
-        registry = cls(create_engine(url), url)
+    def open(cls, url: str, *, read_only: bool = False) -> Registry:
+        """Open the registry at ``url``; RegistryError if there is none or it is too new.
+
+        A ``read_only`` registry refuses every write with ReadOnlyError naming it,
+        and its connections are read-only too (SQLite ``mode=ro``; PostgreSQL
+        ``READ ONLY`` transactions), so no write can slip through.
+        """
+        registry = cls(create_engine(url, read_only=read_only), url, read_only=read_only)
         try:
             with registry._reader() as conn:
                 if not sa.inspect(conn).has_table("meta"):
@@ -145,10 +159,31 @@ class Registry:
                         f"no registry at {registry._url}; create one with Registry.create"
                     )
                 registry._check_version(conn)
+            registry._ensure_reserve()
         except BaseException:
             registry.close()
             raise
         return registry
+
+    def _ensure_reserve(self) -> None:
+        """Allocate the SQLite reserve if it was missing (at open, after a remove spent it)."""
+        if self._reserve_missing and self._reserve is not None:
+            self._reserve_missing = not self._reserve.ensure()
+
+    def _make_room(self) -> bool:
+        """On a full disk: free the SQLite reserve, or else checkpoint and truncate the WAL;
+        whether room was made for a write to try again."""
+        if self._reserve is None:
+            return False
+        self._reserve_missing = True
+        if self._reserve.release():
+            return True
+        try:  # no reserve (a repository made before it): the WAL's pages may fit in the file
+            with self._engine.connect() as conn:
+                row = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").first()
+        except sa.exc.DBAPIError:
+            return False
+        return row is not None and row[0] == 0  # not blocked by a reader
 
     def close(self) -> None:
         """Close every connection; the registry cannot be used afterwards."""
@@ -168,6 +203,19 @@ class Registry:
 
     def __repr__(self) -> str:
         return f"Registry({self._url!r})"
+
+    @property
+    def read_only(self) -> bool:
+        """Whether the registry was opened read-only (every write raises ReadOnlyError)."""
+        return self._read_only
+
+    def check_writable(self, action: str) -> None:
+        """ReadOnlyError naming ``action`` if the registry was opened read-only."""
+        if self._read_only:
+            raise ReadOnlyError(
+                f"cannot {action}: the registry at {self._url} was opened read-only; "
+                "open the repository (or Registry.open) writeable to change it"
+            )
 
     @property
     def url(self) -> str:
@@ -200,6 +248,7 @@ class Registry:
             raise RegistryError("the registry's schema_version cannot be set by hand")
         if not isinstance(key, str) or not isinstance(value, str):
             raise RegistryError(f"metadata keys and values are strings, not {key!r}: {value!r}")
+        self.check_writable(f"set registry metadata {key!r}")
         with self._write() as conn:
             self._set_metadata(conn, key, value)
 
@@ -237,6 +286,7 @@ class Registry:
         Idempotent; safe against other processes registering the same name at
         once. A different definition for a registered name is a RegistryError.
         """
+        self.check_writable(f"register dataset type {name!r}")
         definition = DatasetTypeDef.define(name, keys)
         cached = self._tables.get(name)
         if cached is not None:
@@ -339,6 +389,7 @@ class Registry:
         A nested call joins the outer transaction (no savepoint): the outermost
         block decides. Reads inside the block see its uncommitted writes.
         """
+        self.check_writable("begin a registry transaction")
         with self._write():
             yield
 
@@ -357,6 +408,7 @@ class Registry:
         (a put publishes its file there); if it raises, nothing is recorded. Inside
         :meth:`transaction` it runs at once, and the transaction commits later.
         """
+        self.check_writable(f"insert {dataset_type!r} {format_data_id(data_id)}")
         row = self._write_one(dataset_type, data_id, path, run, before_commit, upsert=False)
         if row is None:
             raise self._exists(self._table(dataset_type), data_id)
@@ -375,6 +427,7 @@ class Registry:
 
         ``before_commit`` is as for :meth:`insert`.
         """
+        self.check_writable(f"replace {dataset_type!r} {format_data_id(data_id)}")
         row = self._write_one(dataset_type, data_id, path, run, before_commit, upsert=True)
         assert row is not None, "an upsert returns the row's id"
         return int(row[0])
@@ -403,6 +456,7 @@ class Registry:
         own = local.txn is None  # else it joins the open transaction, which commits later
         if own:
             self._check_open()
+            self._ensure_reserve()
             cursor = local.writer_cursor or self._writer_cursor()
         else:
             cursor = local.txn_cursor or self._find_cursor()
@@ -433,7 +487,13 @@ class Registry:
 
     def _write_error(
         self, table: DatasetTable, data_id: Mapping[str, Value], err: Exception
-    ) -> RegistryError:
+    ) -> ButlerError:
+        if disk_full(err):
+            return StorageFullError(
+                f"cannot record {table.name!r} {format_data_id(data_id)} in the registry at "
+                f"{self._url}: the disk holding the registry is full ({err}); nothing was "
+                f"changed. {_FREE_SPACE}"
+            )
         return RegistryError(
             f"recording {table.name!r} {format_data_id(data_id)} in the registry at {self._url} "
             f"failed: {err}"
@@ -449,6 +509,7 @@ class Registry:
 
         Inside :meth:`transaction` a failure rolls back only these rows.
         """
+        self.check_writable(f"insert {dataset_type!r} datasets")
         table = self._table(dataset_type)
         run = _check_run(run)
         created = utcnow()
@@ -462,6 +523,8 @@ class Registry:
         if not params:
             return 0
         joined = self._local.txn is not None
+        if not joined:
+            self._ensure_reserve()
         try:
             with self._write() as conn:
                 if joined:
@@ -475,10 +538,23 @@ class Registry:
 
     def remove(self, dataset_type: str, data_id: Mapping[str, Value]) -> bool:
         """Forget one dataset's record; whether there was one."""
+        self.check_writable(f"remove {dataset_type!r} {format_data_id(data_id)}")
         table = self._table(dataset_type)
         checked = table.check_complete(data_id)
-        with self._write() as conn:
-            deleted = conn.execute(sa.delete(table.table).where(table.match(checked)))
+        delete = sa.delete(table.table).where(table.match(checked))
+        own = self._local.txn is None
+        if own:
+            self._ensure_reserve()
+        try:
+            with self._write() as conn:
+                deleted = conn.execute(delete)
+        except StorageFullError:
+            # On a full disk, spend the reserve (_reserve.py) and delete again in its space.
+            # Inside an open transaction() the whole transaction failed: nothing to retry.
+            if not own or not self._make_room():
+                raise
+            with self._write() as conn:
+                deleted = conn.execute(delete)
         return bool(deleted.rowcount)
 
     def _exists(self, table: DatasetTable, data_id: Mapping[str, Value]) -> DatasetExistsError:
@@ -517,6 +593,7 @@ class Registry:
             yield local.txn
             return
         self._check_open()
+        self.check_writable("write to the registry")
         try:
             conn = self._engine.connect()
         except sa.exc.DBAPIError as err:
@@ -545,6 +622,11 @@ class Registry:
         except sa.exc.IntegrityError:
             raise
         except sa.exc.DBAPIError as err:
+            if disk_full(err.orig):
+                raise StorageFullError(
+                    f"registry write to {self._url} failed: the disk holding the registry is "
+                    f"full ({err.orig}); nothing was changed. {_FREE_SPACE}"
+                ) from err
             raise RegistryError(f"registry write to {self._url} failed: {err.orig}") from err
         finally:
             conn.close()
@@ -795,6 +877,8 @@ class Registry:
 
 
 ButlerErrorLike = DatasetExistsError | RegistryError
+
+_FREE_SPACE = "Free space (removing datasets works on a full disk) and try again."
 
 
 def _stream(cursor: Any, connection: Any, convert: Callable[[Any], _T]) -> Iterator[_T]:

@@ -55,11 +55,14 @@ __all__ = ["format_policy"]
 
 _INDENT = "    "
 
-_KEY_ORDER = ("range", "choices", "pattern", "allow", "alias", "derive", "doc")
-_FORMAT_ORDER = ("doc", "formatter", "extensions", "compressed", "python_type", "hdus", "unsafe")
+_KEY_ORDER = ("range", "choices", "pattern", "allow", "alias", "derive", "allowance", "doc")
+_FORMAT_ORDER = (
+    *("doc", "formatter", "extensions", "compressed", "python_type", "hdus", "unsafe"),
+    "allowance",
+)
 _DATASET_ORDER = (
     *("doc", "template", "uses_format", "keys", "lookup", "hdu"),
-    *("match", "valid", "resolve", "shares", "allow_unsafe"),
+    *("match", "valid", "resolve", "shares", "allow_unsafe", "allowance"),
 )
 _CLAUSE_ORDER = {"format": _FORMAT_ORDER, "dataset": _DATASET_ORDER, "calibration": _DATASET_ORDER}
 _BLOCKS = frozenset({"shared", "instrument", "format", "dataset", "calibration", "normalize"})
@@ -198,6 +201,7 @@ _INLINE: dict[str, Callable[[Sequence[Node]], str]] = {
     "alias": lambda k: f"alias {_names(k)}",
     "derive": lambda k: f"= {k[0]}({k[1]})",
     "allow": lambda k: f"allow {_words(k)}",
+    "allowance": lambda k: f"allow {_words(k)}",
     "mapping": lambda k: f"{_text(k[0])} -> {_text(k[1])}",
     "table": _table,
     "column": lambda k: f"{k[0]}: {_text(k[1])}",

@@ -168,3 +168,5 @@ def test_bundled_policies_check_without_errors(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "warning[" not in done.stdout
     assert run("check", "--quiet", *names, cwd=tmp_path).stdout == ""
+    formatted = run("fmt", "--check", *names, cwd=tmp_path)
+    assert formatted.returncode == 0, formatted.stdout

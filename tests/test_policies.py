@@ -32,7 +32,7 @@ MODULES = {
 #: Known defects outside the policies, shown by these tests (strict: a fix makes them pass).
 DASHES = (
     "Gen2 layout: '{description}-{style}' with free str keys splits more than one way; the "
-    "compiler says so (warning BC105), and the round trip cannot hold for such values"
+    "policy says so (allow BC105), and the round trip cannot hold for such values"
 )
 
 

@@ -320,7 +320,8 @@ class _Builder:
         return TypeRef(names[0], names[1] if len(names) > 1 else None, self.span(node))
 
     def doc(self, node: Tree[Token]) -> str:
-        return str(self.string(node.children[0]).value)
+        """A doc's text: its strings joined (``fmt`` splits long docs into several)."""
+        return "".join(str(self.string(c).value) for c in node.children)
 
     def names(self, node: Tree[Token]) -> tuple[Name, ...]:
         return tuple(self.name(c) for c in node.children if isinstance(c, Token))

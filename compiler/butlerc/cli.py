@@ -9,8 +9,9 @@
     butlerc import-gen2 MAPPER.yaml [--base B.yaml ...] [-o OUT.butler]
                                              convert a Gen2 mapper policy (notes on stderr)
 
-Exit status: 0 success, 1 diagnostics (errors, or files ``fmt --check`` would change),
-2 usage errors. ``--format json`` prints diagnostics as JSON lines for tools.
+Exit status: 0 success, 1 diagnostics (errors, files ``fmt --check`` would change, or an
+``import-gen2`` output that does not check), 2 usage errors. ``--format json`` prints
+diagnostics as JSON lines for tools.
 """
 
 from __future__ import annotations
@@ -237,17 +238,28 @@ def _import_gen2(args: argparse.Namespace) -> int:
     from .gen2 import convert
 
     try:
-        conversion = convert(args.mapper, args.base, name=args.name)
+        conversion = convert(args.mapper, args.base, name=args.name, output=args.output)
     except (OSError, UnicodeDecodeError, ValueError) as error:
         print(f"butlerc import-gen2: {error}", file=sys.stderr)
         return 1
     for note in conversion.notes:
         print(f"warning: {note}", file=sys.stderr)
+    for problem in conversion.errors:
+        print(f"{problem.file}: {problem.message}", file=sys.stderr)
     if args.output is None:
         sys.stdout.write(conversion.text)
     else:
         _write_atomic(args.output, conversion.text)
         print(f"{args.mapper}: wrote {args.output}", file=sys.stderr)
+    if not conversion.ok:
+        where = args.output if args.output is not None else "the output"
+        print(
+            f"butlerc import-gen2: {where} does not check "
+            f"({plural(len(conversion.errors), 'error')} above): edit it by hand, or pass the "
+            "--base files the mapper was stacked over",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -343,7 +355,14 @@ def _parser() -> argparse.ArgumentParser:
     parse_.set_defaults(run=_parse)
 
     gen2 = commands.add_parser(
-        "import-gen2", help="convert a Gen2 mapper policy (YAML) into the policy language"
+        "import-gen2",
+        help="convert a Gen2 mapper policy (YAML) into the policy language",
+        description="Convert a Gen2 mapper policy, stacked over the obs_base policies it "
+        "extends, into one instrument block. Notes on what could not be said go to stderr; "
+        "exit status 1 if the converted policy does not check. Example: butlerc import-gen2 "
+        "HscMapper.yaml --base obs_base-exposures.yaml --base obs_base-datasets.yaml --base "
+        "obs_base-ExposureMappingDefaults.yaml --base obs_base-ImageMappingDefaults.yaml "
+        "--base obs_base-CalibrationMappingDefaults.yaml -o hsc.butler",
     )
     gen2.add_argument("mapper", metavar="MAPPER.yaml")
     gen2.add_argument(

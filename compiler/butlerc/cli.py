@@ -301,8 +301,8 @@ def _parser() -> argparse.ArgumentParser:
             action="append",
             default=[],
             metavar="CODE",
-            help="report warning CODE even where it is allowed by default (e.g. BC103); "
-            "repeat or separate with commas",
+            help="report warning CODE even where it is allowed by default (e.g. BC103; a "
+            "policy's 'allow CODE' clause still wins); repeat or separate with commas",
         )
         sub.add_argument(
             "--allow",
@@ -322,7 +322,7 @@ def _parser() -> argparse.ArgumentParser:
         "policy allows ('allow CODE \"reason\"'), or that are allowed by default, are "
         "counted and listed with --show-allowed.",
     )
-    check.add_argument("policies", nargs="+", metavar="POLICY")
+    check.add_argument("policies", nargs="+", metavar="POLICY", help="policy files (.butler)")
     check.add_argument(
         "-q",
         "--quiet",

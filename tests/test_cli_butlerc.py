@@ -153,7 +153,7 @@ def test_show_allowed_names_the_policy_allowance(tmp_path: Path) -> None:
     done = run("check", "--show-allowed", str(policies / "hsc.butler"), cwd=tmp_path)
     assert done.returncode == 0
     plot = [line for line in done.stdout.splitlines() if "'plotSky'" in line]
-    assert len(plot) == 1 and "[allowed at " in plot[0] and "Gen2 defect" in plot[0], plot
+    assert len(plot) == 1 and "[allowed at " in plot[0] and "Gen2 layout" in plot[0], plot
 
 
 def test_bundled_policies_check_without_errors(tmp_path: Path) -> None:

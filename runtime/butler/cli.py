@@ -5,7 +5,7 @@
     butler query ROOT DATASET_TYPE [KEY=VALUE ...] [--count] [--values KEY]
     butler uri ROOT DATASET_TYPE KEY=VALUE ...
     butler index ROOT [DATASET_TYPE ...]
-    butler verify ROOT [--read]
+    butler verify ROOT [--read] [--repair]
     butler ingest ROOT FILE ... [--transfer copy|move|link|symlink|none]
     butler import-gen2 GEN2_ROOT NEW_ROOT [--transfer copy|link|symlink|none] [--mapper NAME]
     butler certify ROOT CALIBRATION KEY=VALUE ... --from TIME [--to TIME] [--supersede]
@@ -117,8 +117,8 @@ def _index(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    with _open(args.root) as butler:
-        report = butler.verify(read=args.read, show_progress=True)
+    with _open(args.root, writeable=args.repair) as butler:
+        report = butler.verify(read=args.read, show_progress=True, repair=args.repair)
         print(report)
     return 0 if report.clean else 1
 
@@ -206,6 +206,11 @@ def _parser() -> argparse.ArgumentParser:
     verify = commands.add_parser("verify", help="check that every record has its file")
     verify.add_argument("root", metavar="ROOT")
     verify.add_argument("--read", action="store_true", help="also read every file (slow)")
+    verify.add_argument(
+        "--repair",
+        action="store_true",
+        help="finish interrupted operations and delete temporaries of writers that are gone",
+    )
     verify.set_defaults(run=_verify)
 
     ingest = commands.add_parser(

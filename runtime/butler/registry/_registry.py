@@ -15,6 +15,7 @@ from ..errors import DatasetExistsError, RegistryError, UnknownDatasetTypeError
 from ..spec import InstrumentSpec, Value
 from ._calibrations import create_certification_table  # calibration certifications (issue 4)
 from ._engine import WRITE_OPTION, create_engine, describe_url, lock_ddl
+from ._operations import chunks, create_operations_table, operations_table
 from ._schema import SCHEMA_VERSION, DatasetTypeDef, build_table, static_metadata, utcnow
 from ._statements import DatasetTable, dialect_insert, format_data_id
 
@@ -52,6 +53,8 @@ class Registry:
         self._url = describe_url(url)
         self._dialect = engine.dialect
         self._metadata, self._meta, self._dataset_type = static_metadata()
+        self._operations = operations_table(sa.MetaData())
+        self._operations_ready = False
         self._tables: dict[str, DatasetTable] = {}
         self._local = _Local()
         self._lock = threading.Lock()
@@ -115,6 +118,7 @@ class Registry:
                     # Calibration certifications (issue 4): table calib_cert, see _calibrations.py.
                     # Registries made before it get the table on their first certify.
                     create_certification_table(conn)
+                    create_operations_table(conn)  # committed file operations (issue 12)
                     entries["schema_version"] = str(SCHEMA_VERSION)
                 for key, value in entries.items():
                     registry._set_metadata(conn, key, value)
@@ -475,6 +479,47 @@ class Registry:
         with self._write() as conn:
             deleted = conn.execute(sa.delete(table.table).where(table.match(checked)))
         return bool(deleted.rowcount)
+
+    # ---- committed file operations (the Butler's recovery journal; see _operations.py) ---------
+
+    def prepare_operations(self) -> None:
+        """Create the committed-operations table if this (older) registry lacks it."""
+        if self._operations_ready:
+            return
+        with self._reader() as conn:
+            present = sa.inspect(conn).has_table(self._operations.name)
+        if not present:  # checked again next time, in case this transaction rolls back
+            with self._write() as conn:
+                lock_ddl(conn)
+                create_operations_table(conn)
+        self._operations_ready = present
+
+    def record_operation(self, token: str) -> None:
+        """Record ``token`` as committed by the thread's open write transaction.
+
+        Call it inside :meth:`transaction`: the token commits with the rows, or not at all.
+        """
+        self.prepare_operations()
+        with self._write() as conn:
+            conn.execute(sa.insert(self._operations).values(token=token))
+
+    def committed_operations(self, tokens: Iterable[str]) -> set[str]:
+        """Those of ``tokens`` that :meth:`record_operation` committed."""
+        self.prepare_operations()
+        token = self._operations.c.token
+        found: set[str] = set()
+        with self._reader() as conn:
+            for chunk in chunks(tokens):
+                found.update(conn.scalars(sa.select(token).where(token.in_(chunk))))
+        return found
+
+    def forget_operations(self, tokens: Iterable[str]) -> None:
+        """Delete settled tokens (joins an open transaction)."""
+        self.prepare_operations()
+        token = self._operations.c.token
+        with self._write() as conn:
+            for chunk in chunks(tokens):
+                conn.execute(sa.delete(self._operations).where(token.in_(chunk)))
 
     def _exists(self, table: DatasetTable, data_id: Mapping[str, Value]) -> DatasetExistsError:
         path = self.find(table.name, data_id)

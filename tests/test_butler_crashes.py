@@ -21,6 +21,9 @@ from pathlib import Path
 import pytest
 from _repos import RegistryFactory, registries  # noqa: F401  (fixture)
 from butler.butler import Butler
+from butler.cli import main
+from butler.recovery import Journal, pending_entries
+from butler.storage import TEMP_SUFFIX
 from butler.testing import CrashAt
 
 CRASHED = 77
@@ -183,3 +186,42 @@ def test_recovery_leaves_a_live_butlers_files_alone(
                 assert "safe to delete" not in str(report)
         assert not butler.exists("focusSweep", visit=1, focus=0.5)
         assert butler.verify().pending == ()
+
+
+def test_a_path_too_long_for_an_entry_name_is_kept_beside_it(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    target = tmp_path / ("d" * 200) / ("f" * 200)
+    journal.entry("0123", "aside", target).write_text("set aside")
+    (entry,) = pending_entries(tmp_path)
+    assert (entry.kind, entry.token, entry.target) == ("aside", "0123", f"{'d' * 200}/{'f' * 200}")
+    assert entry.file.read_text() == "set aside"
+    entry.file.unlink()
+    journal.close()
+    assert list((tmp_path / ".butler/pending").iterdir()) == []
+
+
+def test_verify_repair_deletes_temporaries_of_gone_writers_only(
+    tmp_path: Path,
+    registries: RegistryFactory,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = tmp_path / "repo"
+    with Butler.create(root, mapper="toycam", registry=registries()) as butler:
+        butler.put(OLD, "focusSweep", visit=1, focus=0.5)
+        gone = os.fork()
+        if gone == 0:
+            os._exit(0)
+        os.waitpid(gone, 0)
+        folder = root / "focus/000001"
+        dead = folder / f".offset0.50.yaml.{gone}-00000000{TEMP_SUFFIX}"
+        live = folder / f".offset0.50.yaml.{os.getpid()}-00000000{TEMP_SUFFIX}"
+        dead.write_text("half")
+        live.write_text("half")
+        report = butler.verify()
+        assert set(report.temporaries) == {str(p.relative_to(root)) for p in (dead, live)}
+    assert main(["verify", str(root), "--repair"]) == 0
+    assert "repaired: 1 file(s)" in capsys.readouterr().out
+    assert not dead.exists() and live.exists()
+    with Butler(root) as butler:
+        assert butler.verify().temporaries == (str(live.relative_to(root)),)
+        assert butler.get("focusSweep", visit=1, focus=0.5) == OLD

@@ -593,7 +593,7 @@ class Butler:
         temporary = self._write_file(plan, obj, data_id, target, sync=self._sync_each_put)
         self._step("written")
         changes: list[_Change] = []
-        token = self._token()
+        token = ""  # a new dataset's put journals nothing
         try:
             if existing is None:
                 row = (record, relative, run)
@@ -603,6 +603,7 @@ class Butler:
                 else:
                     changes.append(inserted)
             if existing is not None:
+                token = self._token()
                 self._replace_one(plan, (record, relative, run), temporary, token, changes)
         except BaseException:
             self.storage.discard(temporary)

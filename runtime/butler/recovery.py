@@ -77,7 +77,12 @@ class Entry:
     def parse(cls, file: Path) -> Entry | None:
         """The entry a file name describes; None for a lock or ``.target`` file."""
         parts = file.name.split(".")
-        if len(parts) not in (3, 4) or parts[2] not in KINDS or not parts[0].isdigit():
+        if (
+            file.name.endswith(_TARGET)
+            or len(parts) not in (3, 4)
+            or parts[2] not in KINDS
+            or not parts[0].isdigit()
+        ):
             return None
         if len(parts) == 4:
             target = _decode(parts[3])

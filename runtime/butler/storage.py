@@ -175,7 +175,8 @@ class LocalStorage:
             try:
                 writer(temporary)
             except Exception:  # most often a missing folder; only then is it worth a look
-                if not self._make_folder(target.parent):
+                # (made here, or by a concurrent writer since: then no temporary was made)
+                if not self._make_folder(target.parent) and temporary.exists():
                     raise
                 writer(temporary)
             if sync:

@@ -167,6 +167,9 @@ def test_a_crash_at_any_step_leaves_before_or_after(
             (root / ".butler/pending").iterdir()
         )
         assert butler.get("focusSweep", visit=999_999, focus=0.5) == {"setup": True}
+        # tokens of processes that died after settling are swept, and only those
+        butler.verify(repair=True)
+        assert butler.registry.committed_operations(None) == set()
 
 
 def test_recovery_leaves_a_live_butlers_files_alone(

@@ -141,7 +141,7 @@ def verify(
     ``repair`` first finishes the operations of Butlers that died mid-call, and
     deletes the temporaries of writers no longer running (on this host).
     """
-    repaired = recover(butler.root, butler.registry) if repair else 0
+    repaired = recover(butler.root, butler.registry, sweep=True) if repair else 0
     recorded: set[str] = set()
     missing: list[tuple[str, str]] = []
     unreadable: list[tuple[str, str, str]] = []

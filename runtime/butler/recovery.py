@@ -201,27 +201,41 @@ def _gone_owner(folder: Path) -> Iterator[bool]:
         os.close(lock)
 
 
-def recover(root: Path, registry: Registry) -> int:
+def recover(root: Path, registry: Registry, *, sweep: bool = False) -> int:
     """Finish the operations of every gone owner; how many entries were finished.
 
     Cheap when nothing is pending: one listing of a usually missing folder.
+    ``sweep`` also forgets committed tokens that no entry names any more (left by
+    a process that died after settling its files, before forgetting the token).
     """
+    # read before listing: a token committed then, and named by no entry listed after,
+    # was settled (an operation's entries exist before its token commits)
+    known = registry.committed_operations(None) if sweep else set()
     finished = 0
     for folder in _owners(root):
-        with _gone_owner(folder) as gone:
-            if not gone:
-                continue
-            entries = _entries(folder)
-            committed = registry.committed_operations({e.token for e in entries})
-            for entry in reversed(entries):
-                _finish(root, entry, entry.token in committed)
-                finished += 1
-            for leftover in folder.iterdir():  # .target files and the lock
-                leftover.unlink(missing_ok=True)
-            folder.rmdir()
-        if committed:  # only once no entry names them any more
-            registry.forget_operations(committed)
+        try:
+            finished += _recover_owner(root, folder, registry)
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # another recovery finished it first
+    if known:
+        registry.forget_operations(known - {entry.token for entry in pending_entries(root)})
     return finished
+
+
+def _recover_owner(root: Path, folder: Path, registry: Registry) -> int:
+    with _gone_owner(folder) as gone:
+        if not gone:
+            return 0
+        entries = _entries(folder)
+        committed = registry.committed_operations({e.token for e in entries})
+        for entry in reversed(entries):
+            _finish(root, entry, entry.token in committed)
+        for leftover in folder.iterdir():  # .target files and the lock
+            leftover.unlink(missing_ok=True)
+        folder.rmdir()
+    if committed:  # only once no entry names them any more
+        registry.forget_operations(committed)
+    return len(entries)
 
 
 def _finish(root: Path, entry: Entry, committed: bool) -> None:

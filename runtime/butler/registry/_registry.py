@@ -503,12 +503,14 @@ class Registry:
         with self._write() as conn:
             conn.execute(sa.insert(self._operations).values(token=token))
 
-    def committed_operations(self, tokens: Iterable[str]) -> set[str]:
-        """Those of ``tokens`` that :meth:`record_operation` committed."""
+    def committed_operations(self, tokens: Iterable[str] | None) -> set[str]:
+        """Those of ``tokens`` (None: of all) that :meth:`record_operation` committed."""
         self.prepare_operations()
         token = self._operations.c.token
         found: set[str] = set()
         with self._reader() as conn:
+            if tokens is None:
+                return set(conn.scalars(sa.select(token)))
             for chunk in chunks(tokens):
                 found.update(conn.scalars(sa.select(token).where(token.in_(chunk))))
         return found

@@ -104,6 +104,23 @@ def _in_child(operation: Operation, root: Path, first: int, crash_at: int) -> in
     return os.waitstatus_to_exitcode(status)
 
 
+def _killed_inside_a_transaction(root: Path, work: Callable[[Butler], object]) -> int:
+    """A child that dies (``os._exit``) inside ``transaction()`` once ``work`` is done."""
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 0
+        try:
+            with Butler(root) as butler, butler.transaction():
+                work(butler)
+                os._exit(CRASHED)
+        except BaseException:
+            traceback.print_exc()
+            code = 99
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
 def _state(butler: Butler, visits: list[int], first: int) -> State:
     state: State = {}
     for visit in visits:
@@ -228,3 +245,29 @@ def test_verify_repair_deletes_temporaries_of_gone_writers_only(
     with Butler(root) as butler:
         assert butler.verify().temporaries == (str(live.relative_to(root)),)
         assert butler.get("focusSweep", visit=1, focus=0.5) == OLD
+
+
+@pytest.mark.parametrize(
+    "work",
+    [
+        pytest.param(lambda b: _remove(b, 1), id="remove"),
+        pytest.param(lambda b: _overwrite(b, 1), id="overwrite"),
+        pytest.param(lambda b: _put(b, 2), id="put"),
+    ],
+)
+def test_a_process_killed_inside_a_transaction_changes_nothing(
+    tmp_path: Path,
+    registries: RegistryFactory,  # noqa: F811
+    work: Callable[[Butler], object],
+) -> None:
+    root = tmp_path / "repo"
+    with Butler.create(root, mapper="toycam", registry=registries()) as butler:
+        butler.put(OLD, "focusSweep", visit=1, focus=0.5)
+    assert _killed_inside_a_transaction(root, work) == CRASHED
+    with Butler(root) as butler:  # recovers
+        report = butler.verify(read=True)
+        assert report.clean, str(report)
+        assert report.untracked == report.temporaries == report.pending == (), str(report)
+        assert butler.get("focusSweep", visit=1, focus=0.5) == OLD
+        assert not butler.exists("focusSweep", visit=2, focus=0.5)
+        assert butler.index().registered == {}

@@ -50,7 +50,7 @@ from .maintenance import IndexReport, VerifyReport
 from .mapper import Mapper
 from .overrides import SessionConfig
 from .provenance import Provenance
-from .recovery import Journal, recover
+from .recovery import PENDING, Journal, recover
 from .registry import Registry
 from .spec import DatasetTypeSpec, FormatSpec, Value
 from .storage import LocalStorage
@@ -165,9 +165,10 @@ class Butler:
         self._journal = Journal(self.root)
         self._step: Callable[[str], object] = steps or _no_step
         self._settled: list[str] = []  # committed tokens whose files are settled
+        self._settled_lock = threading.Lock()
         try:
             if self.writeable:
-                recover(self.root, self.registry)
+                self._recover()
             self.chain = Chain.open(self, parents=parents, config=config)
         except BaseException:
             self.registry.close()
@@ -234,6 +235,16 @@ class Butler:
         ).close()
         write_config(root_path, config)
         return cls(root_path)
+
+    def _recover(self) -> None:
+        """Finish the operations of Butlers that died mid-call (see butler.recovery)."""
+        try:
+            recover(self.root, self.registry)
+        except OSError as error:
+            raise RepositoryError(
+                f"cannot finish the interrupted operations in {self.root / PENDING}: {error}; "
+                "fix that and open the repository again (writeable=False opens it for reading)"
+            ) from error
 
     def _mapper_spec(self, spec: str) -> str:
         if spec.endswith(".py") and not Path(spec).is_absolute():
@@ -680,7 +691,7 @@ class Butler:
         if self._local.open or not any(change.journal for change in changes):
             return
         self.registry.record_operation(token)
-        with self._unsynced_lock:
+        with self._settled_lock:
             settled, self._settled = self._settled, []
         if settled:  # tokens whose files are gone: forgotten in the same commit
             self.registry.forget_operations(settled)
@@ -688,7 +699,7 @@ class Butler:
     def _forget_settled(self) -> None:
         """Delete the settled tokens' rows (at close; left rows are harmless, and swept
         by ``verify --repair``)."""
-        with self._unsynced_lock:
+        with self._settled_lock:
             settled, self._settled = self._settled, []
         if settled and self.writeable:
             with contextlib.suppress(ButlerError):
@@ -722,7 +733,7 @@ class Butler:
                 self.storage.discard(change.journal)
                 journaled = True
         if journaled:
-            with self._unsynced_lock:
+            with self._settled_lock:
                 self._settled.append(token)
         self._step("settled")
 

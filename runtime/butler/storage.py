@@ -258,27 +258,40 @@ class LocalStorage:
         except FileNotFoundError:  # the dataset's file was missing: nothing to keep
             return False
         except OSError as error:
+            if error.errno == errno.EXDEV:
+                raise self._elsewhere(target) from error
             if error.errno not in (errno.EPERM, errno.EOPNOTSUPP):
                 raise
             # a file system without hard links: move the file aside instead
             return self.set_aside(target, keep_as)
         return True
 
-    @staticmethod
-    def set_aside(target: Path, aside: Path) -> bool:
+    def set_aside(self, target: Path, aside: Path) -> bool:
         """Move a removed dataset's file to ``aside``; False if there was no file."""
         try:
             os.rename(target, aside)
         except FileNotFoundError:
             return False
+        except OSError as error:
+            if error.errno == errno.EXDEV:
+                raise self._elsewhere(target) from error
+            raise
         return True
 
-    @staticmethod
-    def mark(temporary: Path, marker: Path) -> None:
+    def _elsewhere(self, target: Path) -> RepositoryError:
+        return RepositoryError(
+            f"{target.parent} is on another file system than the repository {self.root}; "
+            f"Butler keeps the files it replaces or removes in {self.root / BUTLER_FOLDER} "
+            "until the registry commits, which needs one file system; nothing was changed"
+        )
+
+    def mark(self, temporary: Path, marker: Path) -> None:
         """Give a written temporary a second name, so a journal can tell its file later."""
         try:
             os.link(temporary, marker)
         except OSError as error:
+            if error.errno == errno.EXDEV:
+                raise self._elsewhere(temporary) from error
             if error.errno not in (errno.EPERM, errno.EOPNOTSUPP):
                 raise
             marker.touch()  # no hard links: the marker then only names the path

@@ -271,3 +271,21 @@ def test_a_process_killed_inside_a_transaction_changes_nothing(
         assert butler.get("focusSweep", visit=1, focus=0.5) == OLD
         assert not butler.exists("focusSweep", visit=2, focus=0.5)
         assert butler.index().registered == {}
+
+
+def test_a_put_of_a_new_dataset_journals_nothing(
+    tmp_path: Path,
+    registries: RegistryFactory,  # noqa: F811
+) -> None:
+    root = tmp_path / "repo"
+    with Butler.create(root, mapper="toycam", registry=registries()) as butler:
+        _put(butler, 1)
+        _put_many(butler, 2)
+        _overwrite(butler, 4)  # nothing to overwrite: a new dataset too
+        assert not (root / ".butler").exists()
+        assert butler.registry.committed_operations(None) == set()
+        _overwrite(butler, 1)  # this one keeps the old file until its commit
+        assert butler.registry.committed_operations(None) != set()
+    with Butler(root) as butler:  # the token was forgotten at close
+        assert butler.registry.committed_operations(None) == set()
+        assert butler.get("focusSweep", visit=1, focus=0.5) == {"new": 1}

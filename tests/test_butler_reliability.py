@@ -1,7 +1,9 @@
 """Real processes writing one repository at once, and a writer killed mid-loop.
 
 Workers are separate Python processes (``subprocess``) running the small scripts
-below against the repository's root, exactly as pipelines would.
+below against the repository's root, exactly as pipelines would. The racing pairs
+at the end are forked processes released together by a barrier, round after round.
+Crashes at every step boundary of a write are in ``test_butler_crashes.py``.
 """
 
 from __future__ import annotations

@@ -241,6 +241,7 @@ def _recover_owner(root: Path, folder: Path, registry: Registry) -> int:
 def _finish(root: Path, entry: Entry, committed: bool) -> None:
     target = root / entry.target
     if not committed and entry.kind in ("kept", "aside"):
+        target.parent.mkdir(parents=True, exist_ok=True)  # in case a tool removed the folder
         os.replace(entry.file, target)  # a no-op if both are links to one file
     elif not committed and entry.kind == "new":
         with contextlib.suppress(FileNotFoundError):

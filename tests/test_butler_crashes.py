@@ -220,6 +220,28 @@ def test_a_path_too_long_for_an_entry_name_is_kept_beside_it(tmp_path: Path) -> 
     assert list((tmp_path / ".butler/pending").iterdir()) == []
 
 
+def test_recovery_puts_back_a_file_with_a_long_path(
+    tmp_path: Path,
+    registries: RegistryFactory,  # noqa: F811
+) -> None:
+    root = tmp_path / "repo"
+    Butler.create(root, mapper="toycam", registry=registries()).close()
+    target = root / ("d" * 200) / ("f" * 200)
+    target.parent.mkdir()
+    target.write_text("kept")
+    pid = os.fork()
+    if pid == 0:  # a process that dies with the file set aside, before any commit
+        journal = Journal(root)
+        os.rename(target, journal.entry(journal.token(), "aside", target))
+        os._exit(CRASHED)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == CRASHED
+    assert not target.exists() and len(pending_entries(root)) == 1
+    Butler(root).close()  # recovers
+    assert target.read_text() == "kept" and pending_entries(root) == []
+    assert list((root / ".butler/pending").iterdir()) == []
+
+
 def test_verify_repair_deletes_temporaries_of_gone_writers_only(
     tmp_path: Path,
     registries: RegistryFactory,  # noqa: F811

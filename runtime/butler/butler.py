@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,6 +51,7 @@ from .maintenance import IndexReport, VerifyReport
 from .mapper import Mapper
 from .overrides import SessionConfig
 from .provenance import Provenance
+from .recovery import PENDING, Journal, recover
 from .registry import Registry
 from .spec import DatasetTypeSpec, FormatSpec, Value
 from .storage import LocalStorage, out_of_space
@@ -96,17 +97,34 @@ class _Found:
         return self.repository.storage.absolute(self.path)
 
 
+@dataclass(frozen=True)
+class _Change:
+    """One file change awaiting its commit (see :mod:`butler.recovery`).
+
+    ``target`` is the dataset's file. ``new``: it holds a file this call published
+    (undone by deleting it). ``journal``: the entry in the recovery journal, if any:
+    the replaced file kept, the removed file set aside (put back by an undo), or a
+    marker of a new file; deleted once the commit succeeded.
+    """
+
+    target: Path
+    journal: Path | None
+    new: bool
+
+
 class _FileActions(threading.local):
     """Per thread: file changes of an open :meth:`Butler.transaction`, settled when it ends."""
 
     def __init__(self) -> None:
         self.open = False
-        # In the order they happened: (None, path) for a new file published by a put,
-        # deleted if the transaction rolls back; (aside, path) for the file of a removed
-        # or overwritten dataset, kept aside, deleted once the transaction commits, else
-        # moved back over path. A rollback undoes them last first, so "put X, remove X"
-        # leaves nothing behind and overwriting X twice leaves X's file from before.
-        self.journal: list[tuple[Path | None, Path]] = []
+        # In the order they happened. A rollback undoes them last first, so "put X,
+        # remove X" leaves nothing behind and overwriting X twice leaves X's file from before.
+        self.journal: list[_Change] = []
+        self.token = ""  # the transaction's token in the recovery journal
+
+
+def _no_step(step: str) -> None:
+    """The default step hook: nothing (see ``steps`` in :class:`Butler`)."""
 
 
 def _format_data_id(data_id: Mapping[str, Any]) -> str:
@@ -124,12 +142,19 @@ class Butler:
         mapper: str | None = None,
         parents: bool = True,
         config: SessionConfig | None = None,
+        steps: Callable[[str], object] | None = None,
     ) -> None:
         """Open a repository and its chain of parents (see :mod:`butler.chain`).
 
         ``mapper`` replaces the configured mapper; ``parents=False`` opens the
         repository alone; ``config`` holds session overrides (``KEY=VALUE`` items or a
         mapping; default ``$BUTLER_CONFIG``; see :mod:`butler.overrides`).
+
+        A writeable repository first finishes the operations of Butlers that died
+        mid-call (see :mod:`butler.recovery`). ``steps`` is for fault-injection tests:
+        it is called with the name of each step boundary a write passes
+        (``written``, ``published``, ``set aside``, ``committed``, ``settled``; see
+        :class:`butler.testing.CrashAt`).
         """
         self.root = Path(root).absolute()
         self.config: RepositoryConfig = read_config(self.root)
@@ -140,7 +165,13 @@ class Butler:
         )
         self.formatters = FormatterRegistry.default()
         self.storage = LocalStorage(self.root)
+        self._journal = Journal(self.root)
+        self._step: Callable[[str], object] = steps or _no_step
+        self._settled: list[str] = []  # committed tokens whose files are settled
+        self._settled_lock = threading.Lock()
         try:
+            if self.writeable:
+                self._recover()
             self.chain = Chain.open(self, parents=parents, config=config)
         except BaseException:
             self.registry.close()
@@ -210,6 +241,16 @@ class Butler:
             write_config(root_path, config)
             return cls(root_path)
 
+    def _recover(self) -> None:
+        """Finish the operations of Butlers that died mid-call (see butler.recovery)."""
+        try:
+            recover(self.root, self.registry)
+        except OSError as error:
+            raise RepositoryError(
+                f"cannot finish the interrupted operations in {self.root / PENDING}: {error}; "
+                "fix that and open the repository again (writeable=False opens it for reading)"
+            ) from error
+
     def _mapper_spec(self, spec: str) -> str:
         if spec.endswith(".py") and not Path(spec).is_absolute():
             return str(self.root / spec)
@@ -229,7 +270,9 @@ class Butler:
         """Sync the files of unsynced puts (see :meth:`sync`); release the connections."""
         try:
             self.sync()
+            self._forget_settled()
         finally:
+            self._journal.close()
             self.chain.close()
             self.registry.close()
 
@@ -522,10 +565,11 @@ class Butler:
             return
         name = plan.spec.name
         written: list[tuple[Path, Path, bool]] = []  # (temporary, target, replaces a dataset)
-        published: list[tuple[Path | None, Path]] = []  # (the replaced file, kept; target)
+        changes: list[_Change] = []
+        token = self._token()
         try:
             with self.registry.transaction():
-                rows = []
+                rows, fresh = [], []
                 for obj, data_id in items:
                     relative, target, record, existing = self._destination(plan, data_id, overwrite)
                     # fsync a bulk write's files all at once, before any is published
@@ -535,73 +579,177 @@ class Butler:
                         self.registry.replace(name, record, relative, run)
                     else:
                         rows.append((record, relative))
+                        fresh.append(len(written) - 1)
                 if self._sync_each_put:
                     self.storage.sync([temporary for temporary, _, _ in written])
+                self._step("written")
                 if rows:
                     try:
                         self.registry.insert_many(name, rows, run)
                     except DatasetExistsError as error:
-                        raise self._exists_error(plan, [d for _, d in items], "put_many") from error
+                        data_ids = [d for _, d in items]
+                        if not overwrite or len(set(data_ids)) < len(data_ids):
+                            raise self._exists_error(plan, data_ids, "put_many") from error
+                        # a concurrent put stored some of them since: overwrite those too
+                        for (record, relative), index in zip(rows, fresh, strict=True):
+                            self.registry.replace(name, record, relative, run)
+                            written[index] = (*written[index][:2], True)
                 for (temporary, target, replaces), (_, data_id) in zip(written, items, strict=True):
-                    published.append(self._publish(plan, data_id, temporary, target, replaces))
+                    if replaces:
+                        changes.append(self._publish_over(temporary, target, token))
+                    else:
+                        changes.append(self._publish_new(plan, data_id, temporary, target))
+                self._step("published")
+                self._commit_token(token, changes)
         except BaseException:
             for temporary, _, _ in written:
                 self.storage.discard(temporary)
-            self._undo(reversed(published))
+            self._undo(reversed(changes))
             raise
         if not self._sync_each_put:
             self._defer_sync(target for _, target, _ in written)
-        self._settle(published)
+        self._settle(changes, token)
 
     def _store_one(
         self, obj: object, data_id: DataId, plan: _Plan, overwrite: bool, run: str | None
     ) -> None:
         """One put: the file written, then recorded; published just before the commit."""
-        name = plan.spec.name
         relative, target, record, existing = self._destination(plan, data_id, overwrite)
         temporary = self._write_file(plan, obj, data_id, target, sync=self._sync_each_put)
+        self._step("written")
+        changes: list[_Change] = []
+        token = ""  # a new dataset's put journals nothing
+        try:
+            if existing is None:
+                row = (record, relative, run)
+                inserted = self._insert_one(plan, data_id, row, (temporary, target), overwrite)
+                if inserted is None:  # a concurrent put stored it since: overwrite it
+                    existing = relative
+                else:
+                    changes.append(inserted)
+            if existing is not None:
+                token = self._token()
+                self._replace_one(plan, (record, relative, run), temporary, token, changes)
+        except BaseException:
+            self.storage.discard(temporary)
+            self._undo(reversed(changes))
+            raise
+        if not self._sync_each_put:
+            self._defer_sync([target])
+        self._settle(changes, token)
+
+    def _insert_one(
+        self,
+        plan: _Plan,
+        data_id: DataId,
+        row: tuple[dict[str, Value], str, str | None],
+        files: tuple[Path, Path],
+        overwrite: bool,
+    ) -> _Change | None:
+        """Record a new dataset; its file is published just before the commit.
+
+        None if the data ID was taken (by a concurrent put, when this put may
+        ``overwrite``: the caller replaces it then); DatasetExistsError if it may not.
+        """
+        record, relative, run = row
+        temporary, target = files
+        published: list[_Change] = []
         publishing = False
-        published: list[tuple[Path | None, Path]] = []  # as in _store
 
         def publish() -> None:
             nonlocal publishing
             publishing = True
-            published.append(self._publish(plan, data_id, temporary, target, existing is not None))
+            published.append(self._publish_new(plan, data_id, temporary, target))
+            self._step("published")
 
         try:
-            if existing is not None:
-                self.registry.replace(name, record, relative, run, before_commit=publish)
-            else:  # the registry refuses a data ID already taken, even by a concurrent put
-                self.registry.insert(name, record, relative, run, before_commit=publish)
+            self.registry.insert(plan.spec.name, record, relative, run, before_commit=publish)
         except BaseException as error:
-            self.storage.discard(temporary)
             self._undo(published)
             if isinstance(error, DatasetExistsError) and not publishing:
+                if overwrite:
+                    return None
                 raise self._exists_error(plan, [data_id], "put") from error
             raise
-        if not self._sync_each_put:
-            self._defer_sync([target])
-        self._settle(published)
+        self._step_committed()
+        return published[0]
 
-    def _undo(self, published: Iterable[tuple[Path | None, Path]]) -> None:
-        """After a failed commit: delete the files a put published, put back those it replaced."""
-        for kept, target in published:
-            if kept is None:
-                self.storage.discard(target)
-            else:
-                self.storage.restore(kept, target)
+    def _replace_one(
+        self,
+        plan: _Plan,
+        row: tuple[dict[str, Value], str, str | None],
+        temporary: Path,
+        token: str,
+        changes: list[_Change],
+    ) -> None:
+        """Record a dataset over its old record; the old file is kept until the commit."""
+        record, relative, run = row
+        target = self.storage.checked(relative)
 
-    def _settle(self, published: list[tuple[Path | None, Path]]) -> None:
-        """After a commit: delete the replaced files, or leave them to the open transaction()."""
+        def publish() -> None:
+            changes.append(self._publish_over(temporary, target, token))
+            self._step("published")
+
+        with self.registry.transaction():
+            self.registry.replace(plan.spec.name, record, relative, run, before_commit=publish)
+            self._commit_token(token, changes)
+        self._step_committed()
+
+    def _token(self) -> str:
+        """The recovery journal's token for a write: the open transaction's, or a new one."""
+        return self._local.token if self._local.open else self._journal.token()
+
+    def _commit_token(self, token: str, changes: list[_Change]) -> None:
+        """Inside the registry transaction of a write outside :meth:`transaction`: record
+        its token if it set a file aside, so recovery knows it committed (butler.recovery)."""
+        if self._local.open or not any(change.journal for change in changes):
+            return
+        self.registry.record_operation(token)
+        with self._settled_lock:
+            settled, self._settled = self._settled, []
+        if settled:  # tokens whose files are gone: forgotten in the same commit
+            self.registry.forget_operations(settled)
+
+    def _forget_settled(self) -> None:
+        """Delete the settled tokens' rows (at close; left rows are harmless, and swept
+        by ``verify --repair``)."""
+        with self._settled_lock:
+            settled, self._settled = self._settled, []
+        if settled and self.writeable:
+            with contextlib.suppress(ButlerError):
+                self.registry.forget_operations(settled)
+
+    def _step_committed(self) -> None:
+        if not self._local.open:
+            self._step("committed")
+
+    def _undo(self, changes: Iterable[_Change]) -> None:
+        """After a failed commit: delete the files a put published, put back those set aside."""
+        for change in changes:
+            if change.new:
+                self.storage.discard(change.target)
+                if change.journal is not None:
+                    self.storage.discard(change.journal)
+            elif change.journal is not None:
+                self.storage.restore(change.journal, change.target)
+
+    def _settle(self, changes: list[_Change], token: str) -> None:
+        """After a commit: delete the set-aside files, or leave them to the open transaction()."""
         if self._local.open:  # it may still roll back
-            self._local.journal.extend(published)
+            self._local.journal.extend(changes)
         else:
-            self._drop_kept(published)
+            self._drop_kept(changes, token)
 
-    def _drop_kept(self, published: Iterable[tuple[Path | None, Path]]) -> None:
-        for kept, _ in published:
-            if kept is not None:
-                self.storage.discard(kept)
+    def _drop_kept(self, changes: Iterable[_Change], token: str) -> None:
+        journaled = False
+        for change in changes:
+            if change.journal is not None:
+                self.storage.discard(change.journal)
+                journaled = True
+        if journaled:
+            with self._settled_lock:
+                self._settled.append(token)
+        self._step("settled")
 
     def _destination(
         self, plan: _Plan, data_id: DataId, overwrite: bool
@@ -619,19 +767,27 @@ class Butler:
         existing = self.registry.find(name, record) if overwrite else None
         return relative, self.storage.checked(relative), record, existing
 
-    def _publish(
-        self, plan: _Plan, data_id: DataId, temporary: Path, target: Path, replaces: bool
-    ) -> tuple[Path | None, Path]:
-        """Rename a put's file into place; the journal entry (the replaced file, kept; target).
+    def _publish_over(self, temporary: Path, target: Path, token: str) -> _Change:
+        """Rename an overwrite's file into place, keeping the replaced one in the journal."""
+        keep_as = self._journal.entry(token, "kept", target)
+        kept = self.storage.replace(temporary, target, keep_as)
+        return _Change(target, keep_as if kept else None, new=not kept)
 
-        A new dataset's file never goes over a file already there; one that ``replaces``
-        a dataset keeps that dataset's file until the commit settles (see _FileActions).
+    def _publish_new(self, plan: _Plan, data_id: DataId, temporary: Path, target: Path) -> _Change:
+        """Rename a new dataset's file into place; it never goes over a file already there.
+
+        Inside :meth:`transaction` the file is first marked in the recovery journal,
+        so a crash before the commit does not leave it behind.
         """
-        if replaces:
-            return self.storage.replace(temporary, target), target
+        marker = None
+        if self._local.open:
+            marker = self._journal.entry(self._local.token, "new", target)
+            self.storage.mark(temporary, marker)
         try:
             self.storage.publish(temporary, target)
         except DatasetExistsError as error:
+            if marker is not None:
+                self.storage.discard(marker)
             relative = target.relative_to(self.root).as_posix()
             raise DatasetExistsError(
                 f"cannot put {plan.spec.name!r} with data ID {_format_data_id(data_id)}: "
@@ -639,7 +795,7 @@ class Butler:
                 "(another dataset of a shared or HDU-addressed file, or a file no record "
                 f"knows of: see `butler verify {self.root}`); nothing was written"
             ) from error
-        return None, target
+        return _Change(target, marker, new=True)
 
     def _exists_error(self, plan: _Plan, data_ids: list[DataId], call: str) -> DatasetExistsError:
         """Why the registry refused a put: which data ID repeats or is already stored."""
@@ -676,22 +832,31 @@ class Butler:
         if actions.open:
             yield
             return
-        actions.open, actions.journal = True, []
+        actions.open, actions.journal, actions.token = True, [], self._journal.token()
         try:
             with self.registry.transaction():
                 yield
+                actions.open = False  # the token is recorded as for a write of its own
+                self._commit_token(actions.token, actions.journal)
         except BaseException:
             self._undo(reversed(actions.journal))
             raise
         else:
-            self._drop_kept(actions.journal)
+            self._step("committed")
+            self._drop_kept(actions.journal, actions.token)
         finally:
             actions.open, actions.journal = False, []
 
     def remove(
         self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object
     ) -> None:
-        """Forget a dataset and delete its file."""
+        """Forget a dataset and delete its file.
+
+        The file is moved into the recovery journal under the registry's lock, before
+        the commit, and deleted after it (see :mod:`butler.recovery`): a crash at any
+        point leaves the dataset stored or removed, never a record without its file
+        or a file that ``index`` would bring back.
+        """
         self._check_writeable(f"remove {dataset_type!r}")
         plan, found = self._locate(dataset_type, data_id, keys)
         if found.repository is not self:
@@ -700,16 +865,41 @@ class Butler:
                 f"is in parent repository {found.repository.root}, which this repository only "
                 "reads"
             )
-        self.registry.remove(plan.spec.name, self._restrict(plan, found.data_id))
-        if not found.path.startswith("/"):  # a file left where another tool put it stays
-            file = found.file
-            if self._local.open:  # set aside until the enclosing transaction() ends
-                aside = self.storage.temporary_for(file)
-                with contextlib.suppress(FileNotFoundError):
-                    self.storage.publish(file, aside)
-                    self._local.journal.append((aside, file))
-            else:
-                self.storage.discard(file)
+        record = self._restrict(plan, found.data_id)
+        if found.path.startswith("/"):  # a file left where another tool put it stays
+            self.registry.remove(plan.spec.name, record)
+            return
+        for attempt in (1, 2):
+            try:
+                self._remove_stored(plan, record, found)
+                return
+            except StorageFullError:
+                # A full disk: the registry may spend its reserve and delete in that space.
+                # Inside an open transaction() the whole transaction failed: no retry.
+                if attempt == 2 or self._local.open or not self.registry.make_room():
+                    raise
+
+    def _remove_stored(self, plan: _Plan, record: dict[str, Value], found: _Found) -> None:
+        """remove's one attempt: the row deleted and its file set aside in one commit."""
+        token = self._token()
+        changes: list[_Change] = []
+        try:
+            with self.registry.transaction():
+                # the row is locked (or, on SQLite, the registry) until the commit, so the
+                # file set aside is the one of the row removed, not a concurrent overwrite's
+                if not self.registry.remove(plan.spec.name, record):
+                    return  # another process removed it meanwhile: nothing is left to do
+                file = found.file
+                aside = self._journal.entry(token, "aside", file)
+                if self.storage.set_aside(file, aside):
+                    changes.append(_Change(file, aside, new=False))
+                self._step("set aside")
+                self._commit_token(token, changes)
+        except BaseException:
+            self._undo(changes)
+            raise
+        self._step_committed()
+        self._settle(changes, token)
 
     # ---- reading -------------------------------------------------------------------------------
 
@@ -989,6 +1179,14 @@ class Butler:
         self._check_writeable("ingest")
         return ingest(self, paths, transfer=transfer, rules=rules, show_progress=show_progress)
 
-    def verify(self, *, read: bool = False, show_progress: bool = False) -> VerifyReport:
-        """Check that every record has its file (and, with ``read``, that each file reads)."""
-        return maintenance.verify(self, read=read, show_progress=show_progress)
+    def verify(
+        self, *, read: bool = False, show_progress: bool = False, repair: bool = False
+    ) -> VerifyReport:
+        """Check that every record has its file (and, with ``read``, that each file reads).
+
+        ``repair`` first finishes interrupted operations (see :mod:`butler.recovery`)
+        and deletes the temporaries of writers that are gone.
+        """
+        if repair:
+            self._check_writeable("repair")
+        return maintenance.verify(self, read=read, show_progress=show_progress, repair=repair)

@@ -6,7 +6,7 @@
     butler uri ROOT DATASET_TYPE KEY=VALUE ...
     butler runs ROOT
     butler index ROOT [DATASET_TYPE ...]
-    butler verify ROOT [--read]
+    butler verify ROOT [--read] [--repair]
     butler ingest ROOT FILE ... [--transfer copy|move|link|symlink|none]
     butler import-gen2 GEN2_ROOT NEW_ROOT [--transfer copy|link|symlink|none] [--mapper NAME]
     butler certify ROOT CALIBRATION KEY=VALUE ... --from TIME [--to TIME] [--supersede]
@@ -128,8 +128,8 @@ def _index(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    with _open(args.root) as butler:
-        report = butler.verify(read=args.read, show_progress=True)
+    with _open(args.root, writeable=args.repair) as butler:
+        report = butler.verify(read=args.read, show_progress=True, repair=args.repair)
         echo(report)
     return 0 if report.clean else 1
 
@@ -241,6 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
     verify = command(commands, "verify", "check that every record has its file")
     add_root(verify)
     verify.add_argument("--read", action="store_true", help="also read every file (slow)")
+    verify.add_argument(
+        "--repair",
+        action="store_true",
+        help="finish interrupted operations and delete temporaries of writers that are gone",
+    )
     verify.set_defaults(run=_verify)
 
     ingest = command(

@@ -23,6 +23,7 @@ from ..errors import (
 from ..spec import InstrumentSpec, Value
 from ._calibrations import create_certification_table  # calibration certifications (issue 4)
 from ._engine import WRITE_OPTION, create_engine, describe_url, lock_ddl
+from ._operations import chunks, create_operations_table, operations_table
 from ._reserve import Reserve, disk_full
 from ._schema import SCHEMA_VERSION, DatasetTypeDef, build_table, static_metadata, utcnow
 from ._statements import DatasetTable, dialect_insert, format_data_id
@@ -65,6 +66,8 @@ class Registry:
         self._url = describe_url(url)
         self._dialect = engine.dialect
         self._metadata, self._meta, self._dataset_type = static_metadata()
+        self._operations = operations_table(sa.MetaData())
+        self._operations_ready = False
         self._tables: dict[str, DatasetTable] = {}
         self._local = _Local()
         self._lock = threading.Lock()
@@ -128,6 +131,7 @@ class Registry:
                     # Calibration certifications (issue 4): table calib_cert, see _calibrations.py.
                     # Registries made before it get the table on their first certify.
                     create_certification_table(conn)
+                    create_operations_table(conn)  # committed file operations (issue 12)
                     entries["schema_version"] = str(SCHEMA_VERSION)
                 for key, value in entries.items():
                     registry._set_metadata(conn, key, value)
@@ -170,9 +174,9 @@ class Registry:
         if self._reserve_missing and self._reserve is not None:
             self._reserve_missing = not self._reserve.ensure()
 
-    def _make_room(self) -> bool:
+    def make_room(self) -> bool:
         """On a full disk: free the SQLite reserve, or else checkpoint and truncate the WAL;
-        whether room was made for a write to try again."""
+        whether room was made for a write to try again (a remove, which frees space)."""
         if self._reserve is None:
             return False
         self._reserve_missing = True
@@ -390,8 +394,11 @@ class Registry:
         block decides. Reads inside the block see its uncommitted writes.
         """
         self.check_writable("begin a registry transaction")
+        outermost = self._local.txn is None
         with self._write():
             yield
+        if outermost:  # after a commit (a remove's may have freed space): the reserve again
+            self._ensure_reserve()
 
     def insert(
         self,
@@ -551,11 +558,54 @@ class Registry:
         except StorageFullError:
             # On a full disk, spend the reserve (_reserve.py) and delete again in its space.
             # Inside an open transaction() the whole transaction failed: nothing to retry.
-            if not own or not self._make_room():
+            if not own or not self.make_room():
                 raise
             with self._write() as conn:
                 deleted = conn.execute(delete)
         return bool(deleted.rowcount)
+
+    # ---- committed file operations (the Butler's recovery journal; see _operations.py) ---------
+
+    def prepare_operations(self) -> None:
+        """Create the committed-operations table if this (older) registry lacks it."""
+        if self._operations_ready:
+            return
+        with self._reader() as conn:
+            present = sa.inspect(conn).has_table(self._operations.name)
+        if not present:  # checked again next time, in case this transaction rolls back
+            with self._write() as conn:
+                lock_ddl(conn)
+                create_operations_table(conn)
+        self._operations_ready = present
+
+    def record_operation(self, token: str) -> None:
+        """Record ``token`` as committed by the thread's open write transaction.
+
+        Call it inside :meth:`transaction`: the token commits with the rows, or not at all.
+        """
+        self.prepare_operations()
+        with self._write() as conn:
+            conn.execute(sa.insert(self._operations).values(token=token))
+
+    def committed_operations(self, tokens: Iterable[str] | None) -> set[str]:
+        """Those of ``tokens`` (None: of all) that :meth:`record_operation` committed."""
+        self.prepare_operations()
+        token = self._operations.c.token
+        found: set[str] = set()
+        with self._reader() as conn:
+            if tokens is None:
+                return set(conn.scalars(sa.select(token)))
+            for chunk in chunks(tokens):
+                found.update(conn.scalars(sa.select(token).where(token.in_(chunk))))
+        return found
+
+    def forget_operations(self, tokens: Iterable[str]) -> None:
+        """Delete settled tokens (joins an open transaction)."""
+        self.prepare_operations()
+        token = self._operations.c.token
+        with self._write() as conn:
+            for chunk in chunks(tokens):
+                conn.execute(sa.delete(self._operations).where(token.in_(chunk)))
 
     def _exists(self, table: DatasetTable, data_id: Mapping[str, Value]) -> DatasetExistsError:
         path = self.find(table.name, data_id)

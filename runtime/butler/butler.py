@@ -48,6 +48,7 @@ from .ingest import IngestReport, InstrumentRules, Transfer
 from .loading import load_mapper
 from .maintenance import IndexReport, VerifyReport
 from .mapper import Mapper
+from .objects import check_object
 from .overrides import SessionConfig
 from .provenance import Provenance
 from .registry import Registry
@@ -477,6 +478,7 @@ class Butler:
         """
         self._check_writeable(f"put {dataset_type!r}")
         plan = self._plan(dataset_type)
+        check_object(plan.spec.name, plan.format.python_type, obj)
         complete = self._complete_for_write(plan, self._normalize(data_id, keys))
         self._ensure_registered(plan)
         self._store([(obj, complete)], plan, overwrite, self.provenance.run_for(run))
@@ -493,9 +495,10 @@ class Butler:
         """Store many objects of one dataset type in one commit: all of them, or none."""
         self._check_writeable(f"put {dataset_type!r}")
         plan = self._plan(dataset_type)
-        prepared = [
-            (obj, self._complete_for_write(plan, self._normalize(did, {}))) for obj, did in items
-        ]
+        prepared = []
+        for obj, did in items:
+            check_object(plan.spec.name, plan.format.python_type, obj)
+            prepared.append((obj, self._complete_for_write(plan, self._normalize(did, {}))))
         self._ensure_registered(plan)
         self._store(prepared, plan, overwrite, self.provenance.run_for(run))
         return [did for _, did in prepared]
@@ -686,6 +689,8 @@ class Butler:
                 f"is in parent repository {found.repository.root}, which this repository only "
                 "reads"
             )
+        if not found.path.startswith("/"):  # never delete through a link out of the root
+            self.storage.inside(found.path)
         self.registry.remove(plan.spec.name, self._restrict(plan, found.data_id))
         if not found.path.startswith("/"):  # a file left where another tool put it stays
             file = found.file

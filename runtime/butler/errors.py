@@ -22,6 +22,7 @@ __all__ = [
     "InvalidDataIdError",
     "MapperError",
     "MapperVersionError",
+    "ObjectTypeError",
     "OverrideError",
     "ReadOnlyError",
     "RegistryError",
@@ -91,6 +92,12 @@ class RegistryError(ButlerError):
 
 class FormatError(ButlerError):
     """A file that cannot be read or written in its declared format."""
+
+
+class ObjectTypeError(FormatError, TypeError):
+    """An object that its dataset type's format cannot hold (a ``str`` put as a ``dict``
+    dataset; an image metadata value that is not a scalar); refused before anything is
+    written."""
 
 
 class ChainError(RepositoryError):

@@ -143,14 +143,46 @@ class LocalStorage:
         return self.root / relative
 
     def checked(self, relative: str) -> Path:
-        """The file a new dataset is written to; refuses paths that leave the root."""
+        """The file a new dataset is written to; refuses paths that leave the root.
+
+        Besides the path's own text, the folder it goes in is checked: a folder
+        inside the repository that is a symbolic link to somewhere else would carry
+        the write out of it (RepositoryError).
+        """
         parts = [part for part in relative.split("/") if part and part != "."]
         if not parts or relative.startswith("/") or ".." in parts or "\0" in relative:
             raise InvalidDataIdError(
                 f"path {relative!r} would leave the repository {self.root}; "
                 "check the data ID values that fill its template"
             )
-        return self.root / relative
+        return self.inside(relative)
+
+    def inside(self, relative: str) -> Path:
+        """The file at ``relative``, once its folder is known to be inside the root.
+
+        The nearest existing folder on the way is resolved (following symbolic
+        links) and must lie under the root's real path; the file itself may be a
+        link (an ingest with ``transfer="symlink"`` makes one), so removing it
+        removes the link only. RepositoryError if the folder leads outside.
+        """
+        target = self.root / relative
+        folder = target.parent
+        while not folder.exists() and folder != self.root and folder.parent != folder:
+            folder = folder.parent  # a folder a write will create: check the one it goes in
+        real_root = self._real_root
+        real = folder.resolve()
+        if real != real_root and not real.is_relative_to(real_root):
+            raise RepositoryError(
+                f"{relative!r} is in folder {folder}, which is a symbolic link (or inside one) "
+                f"to {real}, outside the repository {self.root}; Butler writes and deletes "
+                "files only inside the repository: replace the link with a real folder, or "
+                "ingest the files with transfer='symlink'"
+            )
+        return target
+
+    @functools.cached_property
+    def _real_root(self) -> Path:
+        return self.root.resolve()
 
     def uri(self, relative: str) -> str:
         return self.absolute(relative).absolute().as_uri()

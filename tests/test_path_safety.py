@@ -16,6 +16,7 @@ from pathlib import Path
 import butlerc
 import numpy as np
 import pytest
+from _repos import RegistryFactory, registries  # noqa: F401  (fixture)
 from butler import Mapper, load_mapper
 from butler.butler import Butler
 from butler.errors import FormatError, InvalidDataIdError, ObjectTypeError, RepositoryError
@@ -27,13 +28,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 FIXTURES = Path(__file__).parent / "fixtures"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def backend(request: pytest.FixtureRequest) -> str | None:
-    if request.param == "sqlite":
-        return None
-    return str(request.getfixturevalue("postgres_url"))
 
 
 @pytest.fixture(scope="module")
@@ -48,15 +42,19 @@ def minicam_module(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture
-def mini(tmp_path: Path, backend: str | None, minicam_module: dict[str, Path]) -> Iterator[Butler]:
+def mini(
+    tmp_path: Path,
+    registries: RegistryFactory,  # noqa: F811
+    minicam_module: dict[str, Path],
+) -> Iterator[Butler]:
     root = tmp_path / "repo"
-    with Butler.create(root, mapper=minicam_module["fits"], registry=backend) as butler:
+    with Butler.create(root, mapper=minicam_module["fits"], registry=registries()) as butler:
         yield butler
 
 
 @pytest.fixture
-def toy(tmp_path: Path, backend: str | None) -> Iterator[Butler]:
-    with Butler.create(tmp_path / "toy", mapper="toycam", registry=backend) as butler:
+def toy(tmp_path: Path, registries: RegistryFactory) -> Iterator[Butler]:  # noqa: F811
+    with Butler.create(tmp_path / "toy", mapper="toycam", registry=registries()) as butler:
         yield butler
 
 

@@ -116,14 +116,28 @@ def toycam() -> Mapper:
     return load_mapper("toycam")
 
 
+@pytest.fixture(scope="module")
+def hsc() -> Mapper:
+    return load_mapper("hsc")
+
+
+def test_free_text_that_splits_two_ways_belongs_to_one_data_id(hsc: Mapper) -> None:
+    # '{description}-{style}': a/b-c and a-b/c both rendered plot-HSC-G-a-b-c.png
+    path = hsc.path("plotSky", filter="HSC-G", description="a-b", style="c")
+    assert hsc.parse("plotSky", path) == {"filter": "HSC-G", "description": "a-b", "style": "c"}
+    with pytest.raises(InvalidDataIdError, match="reads back as description='a-b', style='c'"):
+        hsc.path("plotSky", filter="HSC-G", description="a", style="b-c")
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_every_accepted_data_id_renders_a_canonical_path_that_parses_back(
-    hsc_fixture: Mapper, toycam: Mapper, data: st.DataObject
+    hsc_fixture: Mapper, toycam: Mapper, hsc: Mapper, data: st.DataObject
 ) -> None:
     mapper, dataset_type = data.draw(
         st.sampled_from(
             [(hsc_fixture, name) for name in ("qa", "raw", "calexp", "deepCoadd")]
+            + [(hsc, name) for name in ("plotSky", "plotCoadd")]
             + [(toycam, name) for name in ("focusSweep", "calexp", "bias", "coadd")]
         )
     )

@@ -406,14 +406,15 @@ class Butler:
     ) -> tuple[_Plan, DataId, _Found | None]:
         """The one way a data ID is resolved, for get, exists, uri and explain alike.
 
-        Normalize; for a calibration named by an observation (or with ``as_of``), the
-        certified calibration valid for it (see calibrations.py); otherwise the one
+        Normalize; for a calibration named by an observation (or with ``as_of``; see
+        :meth:`_by_observation`), the certified calibration valid for it (see
+        calibrations.py); otherwise the one
         stored dataset matching the (possibly partial) data ID, here and then in the
         parents. Returns the plan of the repository that holds it (its format wins),
         the normalized data ID as given, and the find (None: not stored).
         """
         plan = self._plan(dataset_type)
-        if plan.spec.calibration is not None:  # found by observation time: calibrations.py
+        if self._by_observation(plan, data_id, keys):  # by observation time: calibrations.py
             from .calibrations import for_butler
 
             located = for_butler(self).locate(plan, data_id, keys)
@@ -425,6 +426,28 @@ class Butler:
         if found is not None and found.repository is not self:
             plan = found.repository._plan(dataset_type)
         return plan, normalized, found
+
+    def _by_observation(
+        self, plan: _Plan, data_id: Mapping[str, object] | None, keys: Mapping[str, object]
+    ) -> bool:
+        """Whether a calibration is asked for by an observation (or ``as_of``).
+
+        A data ID with a key of the observation that is not the calibration's own
+        (``visit``, the time it is valid by) names an observation; one with only the
+        calibration's own keys (``ccd=5``) is completed from the stored calibrations,
+        like any dataset's.
+        """
+        calibration = plan.spec.calibration
+        if calibration is None:
+            return False
+        given = {**(data_id or {}), **keys}
+        if "as_of" in given:
+            return True
+        observed = {calibration.valid_by}
+        if calibration.observation in self.mapper.dataset_types:
+            observed.update(self.mapper.keys(calibration.observation))
+        normalized = self._normalize(given, {})
+        return any(key in observed and key not in plan.keys for key in normalized)
 
     def _locate(
         self, dataset_type: str, data_id: Mapping[str, object] | None, keys: Mapping[str, object]
@@ -839,7 +862,8 @@ class Butler:
             return f"{text}{notes}"
         completed = {k: v for k, v in found.data_id.items() if k in plan.keys and k not in shown}
         text = self.mapper.explain(dataset_type, {**shown, **completed})
-        how = "calibration valid for the observation" if plan.spec.calibration else "registry"
+        observed = self._by_observation(plan, given, {})
+        how = "calibration valid for the observation" if observed else "registry"
         note = f"completed from the {how}: {_format_data_id(completed)}\n" if completed else ""
         return f"{text}{notes}\n{note}{self.chain.answered(self, found.repository, found.path)}"
 

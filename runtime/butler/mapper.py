@@ -229,10 +229,27 @@ class Mapper:
         if plan.lossy:
             self._check_round_trip(plan, data_id)
         if plan.free:
-            problem = layout_problem(rendered)
+            problem = layout_problem(rendered) or self._reads_back_as(plan, data_id, rendered)
             if problem is not None:
                 raise self._bad_path(plan, data_id, rendered, problem)
         return rendered
+
+    def _reads_back_as(self, plan: _Plan, data_id: DataId, rendered: str) -> str | None:
+        """Why ``rendered`` is not read back as ``data_id``, or None.
+
+        Free text can split more than one way: with ``{description}-{style}``, both
+        ``a-b``/``c`` and ``a``/``b-c`` render ``a-b-c``. Only the data ID the path
+        reads back as may have that file.
+        """
+        try:
+            back = self.parse(plan.spec.name, rendered)
+        except InvalidDataIdError:
+            return "it does not read back as a data ID of its template"
+        differ = {key: value for key, value in back.items() if data_id.get(key) != value}
+        if not differ:
+            return None
+        shown = ", ".join(f"{key}={value!r}" for key, value in differ.items())
+        return f"it reads back as {shown}, the data ID that file belongs to"
 
     @staticmethod
     def _check_round_trip(plan: _Plan, data_id: DataId) -> None:

@@ -22,6 +22,7 @@ from butler.butler import Butler
 from butler.errors import FormatError, InvalidDataIdError, ObjectTypeError, RepositoryError
 from butler.image import Image
 from butler.mapper import layout_problem
+from butler.storage import LocalStorage
 from butler.testing import data_ids
 from butlerc.codegen import generate
 from hypothesis import HealthCheck, given, settings
@@ -251,6 +252,12 @@ def test_layout_problem_checks_file_names_and_whole_paths() -> None:
     assert "longer than" in str(layout_problem("a/" + "b" * 230 + ".fits"))  # no room for temp
     assert "longer than" in str(layout_problem("/".join(["d" * 200] * 20)))
     assert "empty" in str(layout_problem("a//b"))
+
+
+def test_a_path_too_long_below_its_root_is_refused_before_any_system_call() -> None:
+    storage = LocalStorage(Path("/nonexistent", *["d" * 250] * 17))
+    with pytest.raises(InvalidDataIdError, match="too long"):
+        storage.checked("notes/x/note-000001.yaml")
 
 
 def test_nested_image_metadata_is_a_format_error_before_writing(mini: Butler) -> None:

@@ -26,6 +26,10 @@ from .errors import DatasetExistsError, InvalidDataIdError, RepositoryError
 __all__ = ["TEMP_SUFFIX", "LocalStorage"]
 
 TEMP_SUFFIX = ".butler-tmp"
+#: Longest path the system takes (Linux PATH_MAX), and the most bytes a temporary's
+#: name adds to its target's (``.NAME.PID-RANDOM.butler-tmp``).
+PATH_MAX = 4096
+TEMP_EXTRA = 40
 
 #: Most fsyncs :meth:`LocalStorage.sync` runs at once. The file system commits
 #: concurrent fsyncs in one journal commit, so N files cost far less than N fsyncs.
@@ -153,6 +157,13 @@ class LocalStorage:
         if not parts or relative.startswith("/") or ".." in parts or "\0" in relative:
             raise InvalidDataIdError(
                 f"path {relative!r} would leave the repository {self.root}; "
+                "check the data ID values that fill its template"
+            )
+        target = self.root / relative
+        if len(os.fsencode(target)) + TEMP_EXTRA >= PATH_MAX:
+            raise InvalidDataIdError(
+                f"path {relative!r} is too long: below {self.root} it (and the hidden temporary "
+                f"a write goes through) would pass the system's limit of {PATH_MAX} bytes; "
                 "check the data ID values that fill its template"
             )
         return self.inside(relative)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import difflib
 import re
+import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -68,6 +69,9 @@ class _Plan:
     # whether a free-text key (a str key with no fixed choices, or one declared allow "/")
     # fills a field: then the rendered path is checked to be canonical and short enough
     free: bool = False
+    # whether free text can split more than one way (two free fields in one component,
+    # or a path fragment beside another): then the path must read back as the data ID
+    splits: bool = False
     # fields whose text may not read back as the value (a float "{focus:.2f}", a datetime
     # "{t:%Y%m%d}"): (key, format spec, text -> value); a put of such a value is refused
     lossy: tuple[tuple[str, str, Callable[[str], Value]], ...] = ()
@@ -83,10 +87,7 @@ def _plan(spec: DatasetTypeSpec, normalizer: Normalizer) -> _Plan:
         for name in normalizer.order
         if name in converters and name in spec.pattern.groupindex
     )
-    free = any(
-        keys[name].type == "str" and (keys[name].choices is None or "/" in keys[name].allow)
-        for name in converters
-    )
+    free_keys = {name for name in converters if _free(keys[name])}
     lossy = tuple(
         (field.key, field.spec, field_parser(keys[field.key], field.spec))
         for field in spec.fields
@@ -97,7 +98,56 @@ def _plan(spec: DatasetTypeSpec, normalizer: Normalizer) -> _Plan:
     pattern = spec.pattern
     if not pattern.flags & re.DOTALL:
         pattern = re.compile(pattern.pattern, pattern.flags | re.DOTALL)
-    return _Plan(spec, spec.render, pattern, tuple(converters), groups, free, lossy)
+    return _Plan(
+        spec,
+        spec.render,
+        pattern,
+        tuple(converters),
+        groups,
+        free=bool(free_keys),
+        splits=_splits(spec, keys),
+        lossy=lossy,
+    )
+
+
+def _free(key: KeySpec) -> bool:
+    """Whether a key's values are text the policy does not fix (no choices, no table)."""
+    if key.type != "str":
+        return False
+    return "/" in key.allow or (key.choices is None and key.derive is None)
+
+
+def _components(template: str) -> list[set[str]]:
+    """The keys of the fields in each "/"-separated component of ``template``."""
+    components: list[set[str]] = [set()]
+    for literal, name, _, _ in string.Formatter().parse(template):
+        for _ in range(literal.count("/")):
+            components.append(set())
+        if name:
+            components[-1].add(name)
+    return components
+
+
+def _splits(spec: DatasetTypeSpec, keys: Mapping[str, KeySpec]) -> bool:
+    """Whether two data IDs of ``spec`` can render one path (free text splitting two ways)."""
+    components = _components(spec.template)
+    free_keys = [name for name in set().union(*components) if _free(keys[name])]
+    if len(free_keys) > 1 and any("/" in keys[name].allow for name in free_keys):
+        return True  # a path fragment's "/" can move text between it and another field
+    for component in components:
+        free = [name for name in component if _free(keys[name])]
+        signed = [name for name in component if _signed(keys[name])]
+        if len(free) > 1 or (free and signed):
+            return True
+    return False
+
+
+def _signed(key: KeySpec) -> bool:
+    """Whether a number key may be negative (its '-' then reads as a separator's)."""
+    if key.type not in ("int", "float"):
+        return False
+    low = key.minimum
+    return not isinstance(low, int | float) or low < 0
 
 
 #: Key types whose value a format spec can change: ``{x:.2f}`` rounds, ``{t:%Y}`` drops parts.
@@ -229,7 +279,9 @@ class Mapper:
         if plan.lossy:
             self._check_round_trip(plan, data_id)
         if plan.free:
-            problem = layout_problem(rendered) or self._reads_back_as(plan, data_id, rendered)
+            problem = layout_problem(rendered)
+            if problem is None and plan.splits:
+                problem = self._reads_back_as(plan, data_id, rendered)
             if problem is not None:
                 raise self._bad_path(plan, data_id, rendered, problem)
         return rendered

@@ -16,6 +16,7 @@ import errno
 import functools
 import os
 import secrets
+import stat
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -171,24 +172,30 @@ class LocalStorage:
     def inside(self, relative: str) -> Path:
         """The file at ``relative``, once its folder is known to be inside the root.
 
-        The nearest existing folder on the way is resolved (following symbolic
-        links) and must lie under the root's real path; the file itself may be a
-        link (an ingest with ``transfer="symlink"`` makes one), so removing it
-        removes the link only. RepositoryError if the folder leads outside.
+        Each folder on the way below the root is looked at without following links
+        (one ``lstat`` each; a missing one ends the walk, as a write creates real
+        folders there); a folder that is a symbolic link must resolve to a place
+        under the root's real path. The file itself may be a link (an ingest with
+        ``transfer="symlink"`` makes one), so removing it removes the link only.
+        RepositoryError if a folder leads outside.
         """
         target = self.root / relative
-        folder = target.parent
-        while not folder.exists() and folder != self.root and folder.parent != folder:
-            folder = folder.parent  # a folder a write will create: check the one it goes in
-        real_root = self._real_root
-        real = folder.resolve()
-        if real != real_root and not real.is_relative_to(real_root):
-            raise RepositoryError(
-                f"{relative!r} is in folder {folder}, which is a symbolic link (or inside one) "
-                f"to {real}, outside the repository {self.root}; Butler writes and deletes "
-                "files only inside the repository: replace the link with a real folder, or "
-                "ingest the files with transfer='symlink'"
-            )
+        folder = str(self.root)
+        for name in relative.split("/")[:-1]:
+            folder = f"{folder}/{name}"
+            try:
+                mode = os.lstat(folder).st_mode
+            except (FileNotFoundError, NotADirectoryError):
+                break
+            if stat.S_ISLNK(mode):
+                real = Path(os.path.realpath(folder))
+                if real != self._real_root and not real.is_relative_to(self._real_root):
+                    raise RepositoryError(
+                        f"{relative!r} is in folder {folder}, a symbolic link to {real}, "
+                        f"outside the repository {self.root}; Butler writes and deletes files "
+                        "only inside the repository: replace the link with a real folder, or "
+                        "ingest the files with transfer='symlink'"
+                    )
         return target
 
     @functools.cached_property

@@ -118,8 +118,13 @@ def toycam() -> Mapper:
 
 
 @pytest.fixture(scope="module")
-def hsc() -> Mapper:
-    return load_mapper("hsc")
+def hsc(tmp_path_factory: pytest.TempPathFactory) -> Mapper:
+    """The bundled HSC policy, compiled here (not by name: another test caches a fake 'hsc')."""
+    policy = Path(__file__).parents[1] / "policies" / "hsc.butler"
+    result = butlerc.compile_policy(policy)
+    path = tmp_path_factory.mktemp("hsc_bundled") / "hsc.py"
+    path.write_text(result.modules["hsc"], encoding="utf-8")
+    return load_mapper(path)
 
 
 def test_free_text_that_splits_two_ways_belongs_to_one_data_id(hsc: Mapper) -> None:

@@ -284,3 +284,16 @@ def test_toycam_ingests_from_the_command_line_with_its_policy_rules(
     out = capsys.readouterr().out
     assert "visit: 17" in out and "TC-R" in out and "2024-03-01" in out
     assert (tmp_path / "toy" / "raw/2024-03-01/TC-R/toy-000017.fits").is_file()
+
+
+def test_the_compiler_and_the_runtime_know_the_same_sources_and_steps() -> None:
+    from astro_metadata_translator.properties import PROPERTIES
+    from butler.ingest import CONVERTERS
+    from butlerc.ingest_rules import PROPERTIES as CHECKED
+    from butlerc.ingest_rules import STEPS
+
+    assert set(CHECKED) <= set(PROPERTIES)
+    for name, kind in CHECKED.items():
+        python_type = PROPERTIES[name].str_type.rpartition(".")[2]
+        assert kind == {"Time": "time", "Quantity": "quantity"}.get(python_type, python_type)
+    assert set(STEPS) - {"table"} == set(CONVERTERS)

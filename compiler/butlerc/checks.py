@@ -33,7 +33,7 @@ from .values import KEY_TYPES, SCALES, Value, ValueProblem, coerce_literal, coer
 __all__ = ["BUILTIN_FORMATTERS", "Checked", "check", "key_shape"]
 
 BUILTIN_FORMATTERS = ("fits", "hdf5", "yaml", "json", "ecsv", "text", "pickle", "parquet")
-DERIVE_FUNCTIONS = ("date",)
+DERIVE_FUNCTIONS = ("date", "same")
 RESOLVE_RULES = ("latest",)
 ORDERED_TYPES = ("int", "float", "date", "datetime")
 
@@ -328,6 +328,15 @@ class _Checker:
                     key.type.span,
                 )
             return
+        if function == "same":
+            if source_ok and source_type != target_type:
+                self.error(
+                    "BC014",
+                    f"key '{key.name.value}' = same({derive.source.value}) must have the type of "
+                    f"'{derive.source.value}' ({source_type}), not {target_type}",
+                    key.type.span,
+                )
+            return
         table = self.instrument.tables.get(function)
         if table is None:
             self.error(
@@ -335,7 +344,8 @@ class _Checker:
                 f"no table or function named '{function}'",
                 derive.function.span,
                 did_you_mean(function, [*DERIVE_FUNCTIONS, *self.instrument.tables])
-                or "functions are date(); tables are declared with 'table NAME(a: T, b: T)'",
+                or "functions are date() and same(); tables are declared with "
+                "'table NAME(a: T, b: T)'",
             )
             return
         definition = table.definition

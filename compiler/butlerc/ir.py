@@ -71,9 +71,9 @@ def _key(key: KeyDef, instrument: ResolvedInstrument) -> dict[str, Any]:
     if key.derive is not None:
         function = key.derive.function.value
         derive = {
-            "function": "date" if function == "date" else "table",
+            "function": function if function in ("date", "same") else "table",
             "source": key.derive.source.value,
-            "table": None if function == "date" else function,
+            "table": None if function in ("date", "same") else function,
         }
     return {
         "name": key.name.value,

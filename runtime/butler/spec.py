@@ -48,8 +48,10 @@ class Derivation:
     """How a derived key is computed from another key.
 
     ``function`` is ``"date"`` (the calendar date of a date or datetime key, in
-    that key's time scale) or ``"table"`` (``table`` maps the source key's value
-    to this key's value; the runtime inverts a one-to-one table).
+    that key's time scale), ``"same"`` (another name for the same value, filled
+    both ways: PhoSim's ``expId`` is its ``visit``) or ``"table"`` (``table``
+    maps the source key's value to this key's value; the runtime inverts a
+    one-to-one table).
     """
 
     function: str

@@ -33,7 +33,7 @@ import os
 import re
 import shutil
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -221,20 +221,84 @@ class Observation:
     header: Mapping[str, Any]
 
 
-def _headers(source: Path, per_hdu: bool) -> list[tuple[int, dict[str, Any]]]:
+_DELETED = object()
+
+
+class _Cards(MutableMapping[str, Any]):
+    """A FITS header's cards, each turned into a Python value only when it is read.
+
+    Translators read a few dozen of a raw header's hundreds of cards; converting
+    every card up front (``dict(header)``) was most of the time ingest took.
+    """
+
+    __slots__ = ("_header", "_keys", "_values")
+
+    def __init__(self, header: Any) -> None:  # an astropy.io.fits.Header
+        self._header = header
+        self._keys = list(dict.fromkeys(header.keys()))
+        self._values: dict[str, Any] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            value = self._values[key]
+        except KeyError:
+            value = self._values[key] = self._header[key]
+        if value is _DELETED:
+            raise KeyError(key)
+        return value
+
+    def __setitem__(self, key: str, value: Any) -> None:  # translators fix headers up
+        if key not in self:
+            self._keys.append(key)
+        self._values[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        if key not in self:
+            raise KeyError(key)
+        self._keys.remove(key)
+        self._values[key] = _DELETED
+
+    def __contains__(self, key: object) -> bool:
+        if key in self._values:
+            return self._values[key] is not _DELETED
+        return key in self._header
+
+    def __copy__(self) -> _Cards:
+        copied = _Cards.__new__(_Cards)
+        copied._header, copied._keys, copied._values = self._header, [*self._keys], {**self._values}
+        return copied
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
+def _headers(source: Path, per_hdu: bool) -> list[tuple[int, MutableMapping[str, Any]]]:
     from astropy.io import fits
 
     try:
+        if not per_hdu:  # the primary header alone, without building the HDU list
+            with open(source, "rb") as file:
+                return [(0, _Cards(fits.Header.fromfile(file)))]
         with fits.open(source, memmap=False) as hdus:
-            primary = dict(hdus[0].header)
-            extensions = [(i, dict(h.header)) for i, h in enumerate(hdus) if i > 0]
-    except (OSError, ValueError) as error:
+            primary = _Cards(hdus[0].header)
+            extensions = [(i, _Cards(h.header)) for i, h in enumerate(hdus) if i > 0]
+    except (OSError, ValueError, EOFError) as error:
         raise IngestError(f"cannot read a FITS header from {source}: {error}") from None
     if not per_hdu or not extensions:
         return [(0, primary)]
-    from astro_metadata_translator import merge_headers
+    return [(i, _merged(primary, extension)) for i, extension in extensions]
 
-    return [(i, dict(merge_headers([primary, ext], mode="overwrite"))) for i, ext in extensions]
+
+def _merged(
+    primary: MutableMapping[str, Any], extension: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """An extension's cards over the primary's (as ``merge_headers(mode="overwrite")``)."""
+    from collections import ChainMap
+
+    return ChainMap(extension, primary)
 
 
 def read_observations(source: Path, rules: InstrumentRules) -> list[Observation]:

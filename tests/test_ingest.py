@@ -284,6 +284,10 @@ def test_toycam_ingests_from_the_command_line_with_its_policy_rules(
     out = capsys.readouterr().out
     assert "visit: 17" in out and "TC-R" in out and "2024-03-01" in out
     assert (tmp_path / "toy" / "raw/2024-03-01/TC-R/toy-000017.fits").is_file()
+    assert main(["ingest", root, "--dataset-type", "calexp", str(source)]) == 2
+    error = capsys.readouterr().err
+    assert "'calexp' of instrument 'ToyCam' has no ingest rules" in error
+    assert "(ingestible here: raw)" in error
 
 
 def test_the_compiler_and_the_runtime_know_the_same_sources_and_steps() -> None:

@@ -1,7 +1,7 @@
 """Raw ingest speed: Butler's ``ingest`` against the floor of opening, reading and copying.
 
     .venv/bin/python benchmarks/ingest.py                 # 500 HSC raws, one core
-    .venv/bin/python benchmarks/ingest.py --files 2000
+    .venv/bin/python benchmarks/ingest.py --files 2000 --jobs 2
 
 The raws are header-only FITS files made from the real HSC header in
 ``runtime/butler/data/headers`` with EXP-ID and DET-ID varied, so each file is
@@ -60,10 +60,10 @@ def floor(files: list[Path], target: Path, *, durable: bool = False) -> float:
     return time.perf_counter() - start
 
 
-def ours(files: list[Path], root: Path) -> float:
+def ours(files: list[Path], root: Path, jobs: int = 1) -> float:
     with Butler.create(root, mapper="hsc") as butler:
         start = time.perf_counter()
-        report = butler.ingest(files, show_progress=False)
+        report = butler.ingest(files, show_progress=False, jobs=jobs)
         elapsed = time.perf_counter() - start
     assert report.ok and len(report.ingested) == len(files), str(report)
     return elapsed
@@ -72,6 +72,7 @@ def ours(files: list[Path], root: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=500)
+    parser.add_argument("--jobs", type=int, default=1, help="also time ingest --jobs N")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
@@ -79,11 +80,14 @@ def main() -> None:
         floor_s = floor(files, work / "floor")
         durable_s = floor(files, work / "durable", durable=True)
         ours_s = ours(files, work / "repo")
+        jobs_s = ours(files, work / "repo-jobs", args.jobs) if args.jobs > 1 else None
     n = len(files)
     print(f"{n} HSC raws, one process")
     print(f"  floor (open + read header + copy): {n / floor_s:8.0f} files/s")
     print(f"  floor + fsync of each copy:        {n / durable_s:8.0f} files/s")
     print(f"  butler ingest:                     {n / ours_s:8.0f} files/s")
+    if jobs_s is not None:
+        print(f"  butler ingest --jobs {args.jobs}:            {n / jobs_s:8.0f} files/s")
     print(
         f"  ratio: {ours_s / floor_s:.2f}x the floor's time, {ours_s / durable_s:.2f}x with fsync"
     )

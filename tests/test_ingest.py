@@ -301,3 +301,21 @@ def test_the_compiler_and_the_runtime_know_the_same_sources_and_steps() -> None:
         python_type = PROPERTIES[name].str_type.rpartition(".")[2]
         assert kind == {"Time": "time", "Quantity": "quantity"}.get(python_type, python_type)
     assert set(STEPS) - {"table"} == set(CONVERTERS)
+
+
+def test_jobs_read_headers_in_processes_with_the_same_outcome(
+    tmp_path: Path, raws: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    files = [str(raws[HSC_I]), str(HEADERS / "small.fits"), str(raws[HSC_R])]
+    root = str(tmp_path / "repo")
+    assert main(["create", root, "--mapper", "hsc"]) == 0
+    assert main(["ingest", root, "--jobs", "2", *files]) == 1
+    out = capsys.readouterr().out
+    assert "ingested 2 file(s) as 2 'raw' dataset(s); 0 skipped (already ingested); 1 failed" in out
+    assert f"failed {HEADERS / 'small.fits'}: no metadata translator" in out
+    with Butler(root) as butler:
+        assert sorted(found["visit"] for found in butler.query("raw")) == [40900, 904024]
+        rerun = butler.ingest(files, jobs=2, show_progress=False)
+    assert [source for source, _ in rerun.skipped] == [files[0], files[2]]
+    assert main(["ingest", root, "--jobs", "0", files[0]]) == 2
+    assert "jobs must be 1 or more, not 0" in capsys.readouterr().err

@@ -8,6 +8,7 @@
     butler index ROOT [DATASET_TYPE ...]
     butler verify ROOT [--read] [--repair]
     butler ingest ROOT FILE ... [--transfer copy|move|link|symlink|none] [--dataset-type NAME]
+                                  [--jobs N]
     butler import-gen2 GEN2_ROOT NEW_ROOT [--transfer copy|link|symlink|none] [--mapper NAME]
     butler certify ROOT CALIBRATION KEY=VALUE ... --from TIME [--to TIME] [--supersede]
     butler decertify ROOT CALIBRATION KEY=VALUE ... [--from TIME] [--to TIME]
@@ -143,7 +144,7 @@ def _ingest(args: argparse.Namespace) -> int:
 
     with _open(args.root, writeable=True) as butler:
         rules = rules_for(butler.mapper, args.dataset_type)
-        report = butler.ingest(args.files, transfer=args.transfer, rules=rules)
+        report = butler.ingest(args.files, transfer=args.transfer, rules=rules, jobs=args.jobs)
         echo(report)
     return 0 if report.ok else 1
 
@@ -271,6 +272,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="the dataset type to ingest as; its policy's `ingest` clause reads each file's "
         "data ID (default: raw)",
+    )
+    ingest.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="processes that read and convert headers (default: 1); files are placed and "
+        "recorded in order by one",
     )
     ingest.set_defaults(run=_ingest)
 

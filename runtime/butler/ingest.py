@@ -454,43 +454,57 @@ def ingest(
     transfer: Transfer = "copy",
     rules: InstrumentRules | None = None,
     show_progress: bool = True,
+    jobs: int = 1,
 ) -> IngestReport:
     """Ingest raw files into ``butler``'s repository; a report (use :meth:`Butler.ingest`).
 
     Each file is ingested on its own: one that cannot be (no translator, another
     instrument, a bad value, a clash) is listed in the report's ``failed`` with the
     reason, and the rest go on. A file whose data IDs are already recorded is
-    ``skipped``, never recorded twice.
+    ``skipped``, never recorded twice, so a rerun after an interruption goes on where
+    it stopped. With ``jobs`` > 1, headers are read and converted by that many
+    processes; files are placed and recorded by this one, in order.
     """
     if transfer not in TRANSFERS:
         raise IngestError(
             f"unknown transfer {transfer!r}; use one of {', '.join(repr(t) for t in TRANSFERS)}"
         )
+    if jobs < 1:
+        raise IngestError(f"jobs must be 1 or more, not {jobs}")
     rules = rules or rules_for(butler.mapper)
     name = rules.dataset_type
     spec = butler.mapper.dataset_type(name)
     butler.registry.register_dataset_type(name, butler.mapper.keys(name))
-    instrument_keys = {key.name for key in butler.mapper.spec.keys}
-    tables = {t.name: dict(t.rows) for t in butler.mapper.spec.tables}
+    reader = _Reader(
+        rules,
+        {t.name: dict(t.rows) for t in butler.mapper.spec.tables},
+        frozenset(key.name for key in butler.mapper.spec.keys),
+    )
     sources = [Path(p) for p in paths]
     batch = _Batch()
-    items = progress(sources, f"ingest {name}", len(sources)) if show_progress else sources
-    for source in items:
-        try:
-            observations = read_observations(source, rules)
-            data_ids = [
-                _data_id(butler, rules, spec.keys, _Context(source, tables, instrument_keys), o)
-                for o in observations
-            ]
-            outcome = _place(butler, name, source, data_ids, transfer)
-        except (ButlerError, OSError) as error:
-            message = str(error) if isinstance(error, ButlerError) else _os_message(error)
-            batch.failed.append((str(source), message.removeprefix(f"{source}: ")))
-            continue
-        if isinstance(outcome, str):
-            batch.skipped.append((str(source), outcome))
-        else:
-            batch.ingested.append(outcome)
+    with contextlib.ExitStack() as stack:
+        readings: Iterable[list[dict[str, Any]] | str] = map(reader, sources)
+        if jobs > 1 and len(sources) > 1:
+            from concurrent.futures import ProcessPoolExecutor
+
+            pool = stack.enter_context(ProcessPoolExecutor(min(jobs, len(sources))))
+            readings = pool.map(reader, sources, chunksize=8)
+        pairs = zip(sources, readings, strict=True)
+        items = progress(pairs, f"ingest {name}", len(sources)) if show_progress else pairs
+        for source, reading in items:
+            try:
+                if isinstance(reading, str):
+                    raise IngestError(reading)
+                data_ids = [_normalized(butler, rules, spec.keys, v) for v in reading]
+                outcome = _place(butler, name, source, data_ids, transfer)
+            except (ButlerError, OSError) as error:
+                message = str(error) if isinstance(error, ButlerError) else _os_message(error)
+                batch.failed.append((str(source), message.removeprefix(f"{source}: ")))
+                continue
+            if isinstance(outcome, str):
+                batch.skipped.append((str(source), outcome))
+            else:
+                batch.ingested.append(outcome)
     return IngestReport(name, tuple(batch.ingested), tuple(batch.skipped), tuple(batch.failed))
 
 
@@ -500,28 +514,38 @@ def _os_message(error: OSError) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class _Context:
-    """What the rules read besides a header: the file, the policy's tables, its keys."""
+class _Reader:
+    """A file -> the key values its rules give, one dict per data ID (or why not, as text).
 
-    source: Path
+    Plain data, so that worker processes can run it (``jobs``).
+    """
+
+    rules: InstrumentRules
     tables: Mapping[str, Mapping[Any, Value]]
-    keys: set[str]
+    keys: frozenset[str]
+
+    def __call__(self, source: Path) -> list[dict[str, Any]] | str:
+        try:
+            return [self.values(source, o) for o in read_observations(source, self.rules)]
+        except ButlerError as error:
+            return str(error)
+        except OSError as error:
+            return _os_message(error)
+
+    def values(self, source: Path, observation: Observation) -> dict[str, Any]:
+        rules = self.rules
+        if observation.info is not None and observation.info.instrument not in rules.translated:
+            raise IngestError(
+                f"its header is from instrument {observation.info.instrument!r} (the "
+                f"{observation.translator} translator), but this repository holds "
+                f"{rules.instrument} data"
+            )
+        return _key_values(rules, observation, source, self.tables, set(self.keys))
 
 
-def _data_id(
-    butler: Butler,
-    rules: InstrumentRules,
-    dataset_keys: Sequence[str],
-    context: _Context,
-    observation: Observation,
+def _normalized(
+    butler: Butler, rules: InstrumentRules, dataset_keys: Sequence[str], values: dict[str, Any]
 ) -> DataId:
-    if observation.info is not None and observation.info.instrument not in rules.translated:
-        raise IngestError(
-            f"its header is from instrument {observation.info.instrument!r} (the "
-            f"{observation.translator} translator), but this repository holds "
-            f"{butler.mapper.name} data"
-        )
-    values = _key_values(rules, observation, context.source, context.tables, context.keys)
     try:
         data_id = butler.mapper.normalize(values)
     except InvalidDataIdError as error:

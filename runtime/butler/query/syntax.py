@@ -33,6 +33,7 @@ __all__ = [
     "Or",
     "Span",
     "parse",
+    "parse_values",
 ]
 
 
@@ -301,3 +302,12 @@ def _syntax_error(text: str, error: UnexpectedInput) -> InvalidQueryError:
     expected = f"; expected {', '.join(words)}" if words else ""
     end = position + (len(found) - 2 if found.startswith("'") else 1)
     return query_error(f"unexpected {found}{expected}", text, position, max(end, position + 1))
+
+
+def parse_values(text: str) -> list[int | float | str | bool | datetime.date | datetime.datetime]:
+    """The literals of ``text``, comma-separated (``42``, ``'r', 'i'``, ``2024-01-31``): what
+    a ``--bind`` value holds. InvalidQueryError unless it is only literals."""
+    expression = parse(f"_ IN ({text})")
+    if not isinstance(expression, In) or any(isinstance(v, Bind) for v in expression.values):
+        raise InvalidQueryError(f"{text!r} is not a comma-separated list of literals")
+    return [value.value for value in expression.values if isinstance(value, Literal)]

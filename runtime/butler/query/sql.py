@@ -18,17 +18,25 @@ __all__ = ["to_sql"]
 Column = sa.ColumnElement[Any]
 
 
+def _bound(column: Column, value: object) -> sa.BindParameter[Any]:
+    """``value`` as a parameter of ``column``'s type (also True/False, which SQLAlchemy
+    would otherwise only compare with IS)."""
+    return sa.bindparam(None, value, type_=column.type)
+
+
 def to_sql(predicate: p.Predicate, columns: Mapping[str, Column]) -> sa.ColumnElement[bool]:
     """The WHERE expression of ``predicate`` over ``columns`` (key → column)."""
     if isinstance(predicate, p.Compare):
+        column = columns[predicate.key]
         compared: sa.ColumnElement[bool] = p.OPERATORS[predicate.op](
-            columns[predicate.key], predicate.value
+            column, _bound(column, predicate.value)
         )
         return compared
     if isinstance(predicate, p.In):
+        column = columns[predicate.key]
         if len(predicate.values) == 1:
-            return columns[predicate.key] == predicate.values[0]
-        return columns[predicate.key].in_(predicate.values)
+            return column == _bound(column, predicate.values[0])
+        return column.in_(predicate.values)
     if isinstance(predicate, p.AllOf):
         return sa.and_(sa.true(), *(to_sql(term, columns) for term in predicate.terms))
     if isinstance(predicate, p.AnyOf):

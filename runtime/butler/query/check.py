@@ -41,6 +41,8 @@ _HOW_TO_WRITE = {
     "datetime": "write a datetime without quotes, e.g. 2024-01-31T12:00:00",
 }
 _EQUALITY = frozenset({"=", "!="})
+#: How deeply AND/OR/NOT may nest (deeper would exhaust the SQL compiler's recursion).
+MAX_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -252,6 +254,20 @@ class _Checker:
             ) from None
 
 
+def _depth(expression: s.Expression) -> int:
+    """How deeply AND, OR and NOT nest in ``expression`` (counted without recursion)."""
+    deepest = 0
+    stack: list[tuple[s.Expression, int]] = [(expression, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(node, s.And | s.Or):
+            stack.extend((term, depth + 1) for term in node.terms)
+        elif isinstance(node, s.Not):
+            stack.append((node.term, depth + 1))
+    return deepest
+
+
 def _is_collection(value: object) -> bool:
     return isinstance(value, list | tuple | set | frozenset | range)
 
@@ -266,11 +282,15 @@ def check(
 
     InvalidQueryError listing every problem, each under its place in the text.
     """
+    if _depth(expression) > MAX_DEPTH:
+        raise InvalidQueryError(
+            f"the expression nests AND/OR/NOT more than {MAX_DEPTH} deep; simplify it", text
+        )
     checker = _Checker(text, info, bind or {})
     try:
         result = checker.expression(expression)
     except RecursionError:
-        raise InvalidQueryError("the expression is nested too deeply", text) from None
+        raise InvalidQueryError("the expression nests too deeply; simplify it", text) from None
     problems = checker.problems
     if not problems:
         return result

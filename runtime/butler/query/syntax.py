@@ -282,25 +282,28 @@ def parse(text: str) -> Expression:
             raise cause from None
         raise query_error(f"cannot read the expression ({error})", text) from None
     except RecursionError:
-        raise query_error("the expression is nested too deeply", text) from None
+        raise query_error("the expression nests too deeply; simplify it", text) from None
     return result
 
 
 def _syntax_error(text: str, error: UnexpectedInput) -> InvalidQueryError:
     position = len(text) if isinstance(error, UnexpectedEOF) else (error.pos_in_stream or 0)
     found = "end of expression"
+    end = position + 1
     if isinstance(error, UnexpectedCharacters):
         found = repr(text[position])
         expected_names: set[str] = set(error.allowed or ())
     else:
         token = getattr(error, "token", None)
-        found = "end of expression" if token is None or token.type == "$END" else repr(str(token))
-        if token is not None and token.type != "$END" and token.start_pos is not None:
-            position = token.start_pos
+        if token is None or token.type == "$END":
+            position = len(text)
+        else:
+            found = repr(str(token))
+            position = token.start_pos if token.start_pos is not None else position
+            end = token.end_pos if token.end_pos is not None else position + 1
         expected_names = set(getattr(error, "expected", None) or ())
     words = sorted({_TERMINALS.get(name, name) for name in expected_names})
     expected = f"; expected {', '.join(words)}" if words else ""
-    end = position + (len(found) - 2 if found.startswith("'") else 1)
     return query_error(f"unexpected {found}{expected}", text, position, max(end, position + 1))
 
 

@@ -154,7 +154,7 @@ def _remove_batches(butler: Any, name: str, selected: list[Any]) -> tuple[int, l
             with butler.transaction():
                 for data_id in batch:
                     butler.remove(name, data_id)
-        except ButlerError as error:
+        except (ButlerError, OSError) as error:
             first = _shown_id(batch[0], butler.mapper.keys(name))
             failures.append(
                 f"a batch of {len(batch)} dataset(s) from {first} was not removed "

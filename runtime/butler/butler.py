@@ -114,9 +114,10 @@ def _plain_query(
     data_id: Mapping[str, object] | None, keys: Mapping[str, object], *options: object
 ) -> bool:
     """Whether a query is a plain partial data ID (the fast path): no option, no list."""
-    return not any(option is not None and option != () for option in options) and (
-        not has_collections(data_id, keys)
-    )
+    for option in options:
+        if option is not None and option != ():
+            return False
+    return not has_collections(data_id, keys)
 
 
 def _format_data_id(data_id: Mapping[str, Any]) -> str:

@@ -16,6 +16,11 @@ def is_collection(value: object) -> bool:
 
 def has_collections(data_id: Mapping[str, object] | None, keys: Mapping[str, object]) -> bool:
     """Whether a query's keys hold any collection: then it is not a plain partial data ID."""
-    return any(map(is_collection, keys.values())) or (
-        data_id is not None and any(map(is_collection, data_id.values()))
-    )
+    for value in keys.values():  # a loop: this is on the hot path of every plain query
+        if isinstance(value, _COLLECTIONS):
+            return True
+    if data_id:
+        for value in data_id.values():
+            if isinstance(value, _COLLECTIONS):
+                return True
+    return False

@@ -317,3 +317,48 @@ print("butler.query.syntax" in sys.modules, "butler.query.check" in sys.modules)
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False False"
+
+
+def test_keys_looked_up_from_raw_are_queried_without_raw(tmp_path: Path) -> None:
+    """``quicklook`` takes ``filter`` from ``raw`` at put time; a query reads it from its own
+    records, so it still answers once the raw is gone."""
+    import datetime
+
+    with Butler.create(tmp_path / "repo", mapper="toycam") as butler:
+        keys = butler.mapper.keys("raw")
+        butler.registry.register_dataset_type("raw", keys)
+        for visit, band in ((1, "r"), (2, "i")):
+            raw = butler.mapper.normalize(
+                visit=visit, detector=1, filter=band, obsTime=datetime.datetime(2024, 1, visit)
+            )
+            butler.registry.insert("raw", {k: raw[k] for k in keys}, f"raw{visit}.fits")
+        for visit in (1, 2):
+            butler.put({}, "quicklook", visit=visit, binned=False)  # filter from raw
+            butler.registry.remove(
+                "raw",
+                {k: v for k, v in next(butler.query("raw", visit=visit)).items() if k in keys},
+            )
+        assert ids(butler.query("quicklook", where="filter = 'r'"), "visit", "band") == [(1, "r")]
+        assert ids(butler.query("quicklook", where="band = 'i'"), "visit", "filter") == [
+            (2, "TC-I")
+        ]
+
+
+def test_a_large_result_streams_and_an_abandoned_iterator_frees_its_connection(
+    tmp_path: Path,
+    registries: RegistryFactory,  # noqa: F811
+) -> None:
+    with Butler.create(tmp_path / "repo", mapper="toycam", registry=registries()) as butler:
+        keys = butler.mapper.keys("src")
+        butler.registry.register_dataset_type("src", keys)
+        rows = [
+            ({"visit": v, "detector": d}, f"s/{v}/{d}") for v in range(1, 401) for d in range(1, 10)
+        ]
+        butler.registry.insert_many("src", rows)
+        for _ in range(20):  # more than the connection pool holds, if any were kept
+            results = butler.query("src", where="visit > 100")
+            assert next(results)["visit"] == 101
+            del results
+        found = butler.query("src", where="detector != 5", order_by="-visit")
+        assert sum(1 for _ in found) == 400 * 8
+        assert butler.count("src", where="visit > 100") == 300 * 9

@@ -236,14 +236,15 @@ def _chain_rows(butler: Butler, request: Request) -> Iterator[dict[str, Value]]:
     ]
     present: dict[str, set[tuple[Value, ...]]] = {}
 
-    def stored(other: str, shared: Sequence[str]) -> set[tuple[Value, ...]]:
+    def has(row: Mapping[str, Value], other: str, shared: Sequence[str]) -> bool:
+        """Whether the chain holds an ``other`` dataset with ``row``'s shared keys."""
         if other not in present:
             present[other] = {
-                tuple(row[k] for k in shared)
+                tuple(found[k] for k in shared)
                 for member in _members(butler, other)
-                for row in member.registry.select(other)
+                for found in member.registry.select(other)
             }
-        return present[other]
+        return tuple(row[k] for k in shared) in present[other]
 
     previous: tuple[Any, ...] | None = None
     for row in heapq.merge(*streams, key=sort_key):
@@ -251,9 +252,9 @@ def _chain_rows(butler: Butler, request: Request) -> Iterator[dict[str, Value]]:
         if identity == previous:  # the same data ID in another repository of the chain
             continue
         previous = identity
-        if all(
-            tuple(row[k] for k in shared) in stored(o, shared) for o, shared in wanted
-        ) and not any(tuple(row[k] for k in shared) in stored(o, shared) for o, shared in unwanted):
+        if all(has(row, other, shared) for other, shared in wanted) and not any(
+            has(row, other, shared) for other, shared in unwanted
+        ):
             yield row
 
 

@@ -737,7 +737,9 @@ class Registry:
         where = condition(table, selection or Selection(), self._table_or_none)
         columns: list[sa.ColumnElement[Any]] = [table.column(key) for key in table.keys]
         columns = columns or [sa.literal(1)]
-        statement = sa.select(*columns).where(where).order_by(*ordering(table, order_by))
+        statement = (
+            sa.select(*columns).where(where).order_by(*ordering(table, order_by, self._dialect))
+        )
         if limit is not None:
             statement = statement.limit(limit)
         keys = table.keys

@@ -75,8 +75,13 @@ def condition(
     return sa.and_(*terms)
 
 
-def ordering(table: DatasetTable, order_by: Sequence[str]) -> list[Any]:
-    """ORDER BY terms: ``order_by`` (``-key`` descending), then the other keys ascending."""
+def ordering(table: DatasetTable, order_by: Sequence[str], dialect: sa.Dialect) -> list[Any]:
+    """ORDER BY terms: ``order_by`` (``-key`` descending), then the other keys ascending.
+
+    Text sorts by code point on every database (PostgreSQL: ``COLLATE "C"``, as SQLite's
+    default), so an order is the same on both, and the same as Python's (a chain merges
+    its repositories' ordered streams in Python).
+    """
     terms: list[Any] = []
     used: set[str] = set()
     for item in order_by:
@@ -89,7 +94,13 @@ def ordering(table: DatasetTable, order_by: Sequence[str]) -> list[Any]:
         if key in used:
             continue
         used.add(key)
-        column = table.column(key)
+        column = _sortable(table.column(key), dialect)
         terms.append(column.desc() if item.startswith("-") else column.asc())
-    terms += [table.column(key).asc() for key in table.keys if key not in used]
+    terms += [_sortable(table.column(key), dialect).asc() for key in table.keys if key not in used]
     return terms
+
+
+def _sortable(column: sa.Column[Any], dialect: sa.Dialect) -> sa.ColumnElement[Any]:
+    if dialect.name == "postgresql" and isinstance(column.type, sa.Text):
+        return column.collate("C")
+    return column

@@ -32,8 +32,10 @@ from .errors import DatasetNotFoundError as DatasetNotFoundError
 from .errors import DatasetTypeDefinitionError as DatasetTypeDefinitionError
 from .errors import FormatError as FormatError
 from .errors import InvalidDataIdError as InvalidDataIdError
+from .errors import InvalidQueryError as InvalidQueryError
 from .errors import MapperError as MapperError
 from .errors import MapperVersionError as MapperVersionError
+from .errors import ObjectTypeError as ObjectTypeError
 from .errors import OverrideError as OverrideError
 from .errors import ReadOnlyError as ReadOnlyError
 from .errors import RegistryError as RegistryError

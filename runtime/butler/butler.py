@@ -19,10 +19,11 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from . import maintenance
 from .chain import Chain, ParentLike, prepare_parents
+from .checksums import FileChecksum, file_checksum
 from .config import (
     CONFIG_NAME,
     DURABILITY,
@@ -36,11 +37,13 @@ from .dataset_types import runtime_definition
 from .errors import (
     AmbiguousDataIdError,
     ButlerError,
+    DatasetCorruptError,
     DatasetExistsError,
     DatasetNotFoundError,
     FormatError,
     InvalidDataIdError,
     ReadOnlyError,
+    RegistryError,
     RepositoryError,
 )
 from .formatters import BBox, Formatter, FormatterRegistry, TableInfo
@@ -89,6 +92,7 @@ class _Found:
     data_id: DataId
     path: str
     repository: Butler
+    size: int | None = None  # as recorded when the file was written, if it was
 
     @property
     def file(self) -> Path:
@@ -135,6 +139,9 @@ class Butler:
         self.writeable = writeable and not self.config.read_only
         self.mapper: Mapper = load_mapper(self._mapper_spec(mapper or self.config.mapper))
         self.registry = Registry.open(self._registry_url(self.config.registry))
+        if self.writeable:  # registries made before checksums: add their columns (issue 12)
+            with contextlib.suppress(RegistryError):  # a database this user cannot alter
+                self.registry.upgrade_checksums()
         self.formatters = FormatterRegistry.default()
         self.storage = LocalStorage(self.root)
         try:
@@ -388,17 +395,18 @@ class Butler:
         if len(restricted) == len(plan.keys):
             if not self._is_registered(name):
                 return None
-            path = self.registry.find(name, restricted)
-            return None if path is None else _Found(data_id, path, self)
+            stored = self.registry.stored(name, restricted)
+            return None if stored is None else _Found(data_id, stored.path, self, stored.size)
         rows = self._candidates(name, restricted)
         if len(rows) > 1:
             raise self._ambiguous(f"get {name!r}", name, restricted, rows)
         if not rows:
             return None
-        path = self.registry.find(name, rows[0])
-        if path is None:
+        stored = self.registry.stored(name, rows[0])
+        if stored is None:
             return None
-        return _Found(self.mapper.normalize(data_id, **rows[0]), path, self)
+        complete = self.mapper.normalize(data_id, **rows[0])
+        return _Found(complete, stored.path, self, stored.size)
 
     def _locate(
         self, dataset_type: str, data_id: Mapping[str, object] | None, keys: Mapping[str, object]
@@ -449,15 +457,25 @@ class Butler:
 
     def _write_file(
         self, plan: _Plan, obj: object, data_id: DataId, target: Path, *, sync: bool = True
-    ) -> Path:
-        """Write ``obj`` into a fsynced temporary beside ``target``; the temporary."""
+    ) -> tuple[Path, FileChecksum]:
+        """Write ``obj`` into a fsynced temporary beside ``target``; the temporary, and its
+        size and checksum, hashed as it was written (by one read after it, for a formatter
+        plug-in that writes by path only)."""
         hdu = self._hdu(plan, data_id)
         write_hdu = hdu if isinstance(hdu, int) else None
+        formatter, compress = plan.formatter, plan.compress
+        if formatter.writes_streams:
+
+            def stream_writer(stream: BinaryIO) -> None:
+                formatter.write_stream(obj, stream, hdu=write_hdu, compress=compress)
+
+            return self.storage.write_stream(target, stream_writer, sync=sync)
 
         def writer(path: Path) -> None:
-            plan.formatter.write(obj, path, hdu=write_hdu, compress=plan.compress)
+            formatter.write(obj, path, hdu=write_hdu, compress=compress)
 
-        return self.storage.write(target, writer, sync=sync)
+        temporary = self.storage.write(target, writer, sync=sync)
+        return temporary, file_checksum(temporary)
 
     def put(
         self,
@@ -515,12 +533,12 @@ class Butler:
                 for obj, data_id in items:
                     relative, target, record, existing = self._destination(plan, data_id, overwrite)
                     # fsync a bulk write's files all at once, before any is published
-                    temporary = self._write_file(plan, obj, data_id, target, sync=False)
+                    temporary, file = self._write_file(plan, obj, data_id, target, sync=False)
                     written.append((temporary, target, existing is not None))
                     if existing is not None:
-                        self.registry.replace(name, record, relative, run)
+                        self.registry.replace(name, record, relative, run, **file.columns())
                     else:
-                        rows.append((record, relative))
+                        rows.append((record, relative, file.size, file.value))
                 if self._sync_each_put:
                     self.storage.sync([temporary for temporary, _, _ in written])
                 if rows:
@@ -545,7 +563,7 @@ class Butler:
         """One put: the file written, then recorded; published just before the commit."""
         name = plan.spec.name
         relative, target, record, existing = self._destination(plan, data_id, overwrite)
-        temporary = self._write_file(plan, obj, data_id, target, sync=self._sync_each_put)
+        temporary, file = self._write_file(plan, obj, data_id, target, sync=self._sync_each_put)
         publishing = False
         published: list[tuple[Path | None, Path]] = []  # as in _store
 
@@ -556,9 +574,13 @@ class Butler:
 
         try:
             if existing is not None:
-                self.registry.replace(name, record, relative, run, before_commit=publish)
+                self.registry.replace(
+                    name, record, relative, run, before_commit=publish, **file.columns()
+                )
             else:  # the registry refuses a data ID already taken, even by a concurrent put
-                self.registry.insert(name, record, relative, run, before_commit=publish)
+                self.registry.insert(
+                    name, record, relative, run, before_commit=publish, **file.columns()
+                )
         except BaseException as error:
             self.storage.discard(temporary)
             self._undo(published)
@@ -703,6 +725,8 @@ class Butler:
         file, data_id = found.file, found.data_id
         hdu = self._hdu(plan, data_id)
         try:
+            if found.size is not None:
+                self._check_size(plan, found)
             if method == "read":
                 return plan.formatter.read(file, python_type=plan.format.python_type, hdu=hdu)
             return getattr(plan.formatter, method)(file, *args, hdu=hdu)
@@ -717,6 +741,20 @@ class Butler:
             if isinstance(error, ButlerError):
                 raise
             raise FormatError(f"cannot read {plan.spec.name!r} from {file}: {error}") from error
+
+    @staticmethod
+    def _check_size(plan: _Plan, found: _Found) -> None:
+        """DatasetCorruptError if the file's size is not the size recorded when it was written
+        (one ``stat``; checksums are checked by ``verify --read``, which reads every byte)."""
+        size = os.stat(found.file).st_size
+        if size != found.size:
+            root = found.repository.root
+            raise DatasetCorruptError(
+                f"dataset {plan.spec.name!r} with data ID {_format_data_id(found.data_id)}: its "
+                f"file '{found.file}' has {size} bytes, but {found.size} were written; it was "
+                f"truncated or changed since. Run `butler verify {root} --read`, then restore "
+                "the file from a copy, or remove the dataset and put it again"
+            )
 
     def get(
         self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object

@@ -182,6 +182,8 @@ class HashingFile(io.RawIOBase):
     def write(self, data: ReadableBuffer) -> int:
         view = memoryview(data).cast("B")
         length, offset = len(view), self._position
+        if not length:  # not even past the end: the file does not grow
+            return 0
         self._order += 1
         if self._appending and offset == self._end == self._hashed:
             self._crc = self._hash_while_writing(view, offset, self._crc)

@@ -171,11 +171,10 @@ def verify(butler: Butler, *, read: bool = False, show_progress: bool = False) -
             except (ButlerError, OSError, ValueError) as error:
                 unreadable.append((name, path, str(error)))
                 continue
-            if problem is None:  # the format's own checksums (FITS), once the file reads
-                try:
-                    plan.formatter.verify(file)
-                except ButlerError as error:
-                    corrupt.append((name, _data_id_text(data_id), path, str(error)))
+            try:  # the format's own checksums (FITS), once the file reads
+                plan.formatter.verify(file)
+            except ButlerError as error:
+                corrupt.append((name, _data_id_text(data_id), path, str(error)))
     untracked: list[str] = []
     temporaries: list[str] = []
     for relative in butler.storage.walk(butler._own_files()):

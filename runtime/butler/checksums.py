@@ -25,6 +25,7 @@ from __future__ import annotations
 import io
 import itertools
 import os
+import shutil
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -35,7 +36,15 @@ from typing import TYPE_CHECKING, BinaryIO, TypedDict
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer, WriteableBuffer
 
-__all__ = ["ALGORITHM", "FileChecksum", "HashingFile", "crc32_combine", "file_checksum"]
+__all__ = [
+    "ALGORITHM",
+    "FileChecksum",
+    "HashingFile",
+    "copier",
+    "crc32_combine",
+    "file_checksum",
+    "write_hashed",
+]
 
 #: The prefix of every checksum value this version writes.
 ALGORITHM = "crc32"
@@ -293,6 +302,16 @@ class HashingFile(io.RawIOBase):
         for offset in range(0, self._end, _CHUNK):
             crc = zlib.crc32(os.pread(self._fd, min(_CHUNK, self._end - offset), offset), crc)
         return FileChecksum.of_crc(self._end, crc)
+
+
+def copier(source: Path) -> Callable[[BinaryIO], None]:
+    """A writer (for ``LocalStorage.write_stream``) that copies ``source`` into its file."""
+
+    def copy(stream: BinaryIO) -> None:
+        with source.open("rb") as original:
+            shutil.copyfileobj(original, stream, PARALLEL_BYTES)  # each piece hashed in parallel
+
+    return copy
 
 
 def write_hashed(path: Path, writer: Callable[[BinaryIO], None]) -> FileChecksum:

@@ -38,9 +38,9 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from .checksums import FileChecksum, file_checksum
+from .checksums import FileChecksum, copier, file_checksum
 from .dataid import DataId
 from .errors import ButlerError, InvalidDataIdError
 from .progress import progress
@@ -488,7 +488,7 @@ def _place(
         )
     file: FileChecksum
     if transfer == "copy":
-        temporary, file = storage.write_stream(target, stream_copier(source))
+        temporary, file = storage.write_stream(target, copier(source))
     else:
         temporary = storage.write(target, file_writer(source, transfer))
         file = file_checksum(temporary)
@@ -516,19 +516,6 @@ def _inside(root: Path, source: Path) -> str:
             f"{root} (the registry records only paths inside it); use transfer='symlink', "
             "'link', 'copy' or 'move'"
         ) from None
-
-
-def stream_copier(source: Path) -> Callable[[BinaryIO], None]:
-    """A writer for :meth:`LocalStorage.write_stream` that copies ``source`` into its file."""
-
-    def copy(stream: BinaryIO) -> None:
-        with source.open("rb") as original:
-            shutil.copyfileobj(original, stream, _COPY_CHUNK)
-
-    return copy
-
-
-_COPY_CHUNK = 4 << 20  # large enough that the copy's second thread hashes as it writes
 
 
 def file_writer(source: Path, transfer: Transfer) -> Callable[[Path], None]:

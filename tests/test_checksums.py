@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import os
 import socket
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,13 +18,14 @@ import pytest
 import sqlalchemy as sa
 from astropy.io import fits
 from butler.butler import Butler
-from butler.checksums import FileChecksum, HashingFile, crc32_combine, file_checksum
+from butler.checksums import FileChecksum, HashingFile, checksum_of, crc_combine, file_checksum
 from butler.cli import main
 from butler.errors import DatasetCorruptError, FormatError
 from butler.formatters import _fits_checksum
 from butler.formatters.fits import FitsFormatter
 from butler.image import Image
 from butler.registry import StoredFile
+from crc32c import crc32c
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -89,7 +89,7 @@ def test_a_flipped_pixel_byte_is_reported_by_verify_read(repo: Butler) -> None:
         "{visit: 1, detector: 1}",
         path.relative_to(repo.root).as_posix(),
     )
-    assert problems[0].startswith("checksum mismatch: crc32:")
+    assert problems[0].startswith("checksum mismatch: crc32c:")
     if path.suffix == ".fits":  # and the file's own cards say so too
         assert "fails its own CHECKSUM/DATASUM cards" in problems[1]
     assert "corrupt image {visit: 1, detector: 1}" in str(report)
@@ -298,13 +298,13 @@ def test_hashing_file_knows_the_checksum_of_what_it_wrote(
         if cut is not None:
             file.truncate(cut)
     data = path.read_bytes()
-    assert file.checksum == FileChecksum(len(data), f"crc32:{zlib.crc32(data):08x}")
+    assert file.checksum == FileChecksum(len(data), checksum_of(data))
 
 
 @given(st.binary(max_size=300), st.binary(max_size=3000))
-def test_crc32_combine_joins_two_pieces(first: bytes, second: bytes) -> None:
-    combined = crc32_combine(zlib.crc32(first), zlib.crc32(second), len(second))
-    assert combined == zlib.crc32(first + second)
+def test_crc_combine_joins_two_pieces(first: bytes, second: bytes) -> None:
+    combined = crc_combine(crc32c(first), crc32c(second), len(second))
+    assert combined == crc32c(first + second)
 
 
 def test_built_in_formats_never_read_their_file_back(tmp_path: Path) -> None:

@@ -39,10 +39,10 @@ Checksums
     Every HDU written carries the standard ``CHECKSUM`` and ``DATASUM`` cards. For the
     common case, one uncompressed image of signed integer or floating-point pixels, this
     module writes the file itself (astropy's header, the pixels in big-endian order, the
-    padding) and computes the sums from the array in one pass (``_fits_checksum``), in a
-    second thread while the pixels are converted; otherwise astropy's ``checksum=True``
-    does it. Reads do not check them (on a 4k x 4k image that would cost 3-4 times the
-    read); :meth:`FitsFormatter.verify` does, for ``butler verify --read``.
+    padding) and computes the sums from the array in one pass (``_fits_checksum``);
+    otherwise astropy's ``checksum=True`` does it. Reads do not check them (on a 4k x 4k
+    image that would cost 3-4 times the read); :meth:`FitsFormatter.verify` does, for
+    ``butler verify --read``.
 """
 
 from __future__ import annotations
@@ -52,7 +52,6 @@ import io
 import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -103,8 +102,8 @@ _STRUCTURAL_INDEXED = re.compile(
 _FATAL = ("truncated", "corrupt", "multiple of 2880")
 _CHECKSUM_FAILED = ("Checksum verification failed", "Datasum verification failed")
 _BLOCK = 2880
-#: Arrays from this size on have their data sum computed in a second thread.
-_PARALLEL_BYTES = 4 << 20
+#: Pixels are converted to big-endian order and written in pieces of this size.
+_PIECE_BYTES = 1 << 20
 
 _HDU = Any  # astropy's HDU classes are not typed
 
@@ -248,25 +247,28 @@ def _one_image(h: _HDU) -> bool:
 
 
 def _write_image(h: _HDU, stream: BinaryIO) -> None:
-    """Write a primary image HDU with its ``CHECKSUM`` and ``DATASUM`` (module docs)."""
+    """Write a primary image HDU with its ``CHECKSUM`` and ``DATASUM`` (module docs).
+
+    The pixels go out in pieces, each converted to big-endian order in one small buffer
+    that stays in the processor's cache while the stream hashes and writes it; the
+    caller's array is only read.
+    """
     array = h.data
-    big_endian = array.dtype.newbyteorder(">")
-    if array.nbytes >= _PARALLEL_BYTES:
-        with ThreadPoolExecutor(1) as pool:  # numpy releases the GIL in both
-            summed = pool.submit(_fits_checksum.datasum, array)
-            pixels = np.asarray(array, dtype=big_endian, order="C")
-            data_sum = summed.result()
-    else:
-        pixels = np.asarray(array, dtype=big_endian, order="C")
-        data_sum = _fits_checksum.datasum(array)
+    data_sum = _fits_checksum.datasum(array)
     header = h.header.copy()
     header["DATASUM"] = (str(data_sum), "data unit checksum")
     header.set("CHECKSUM", "0" * 16, "HDU checksum", before="DATASUM")
     total = _fits_checksum.header_sum(header.tostring().encode("ascii"), data_sum)
     header["CHECKSUM"] = _fits_checksum.encode_checksum(total)
     _write_all(stream, header.tostring().encode("ascii"))
-    _write_all(stream, pixels.reshape(-1).view(np.uint8).data)
-    _write_all(stream, bytes(-pixels.nbytes % _BLOCK))
+    pixels = array.reshape(-1)  # a view when C-contiguous, else one copy in C order
+    step = max(1, _PIECE_BYTES // array.dtype.itemsize)
+    buffer = np.empty(min(step, pixels.size), dtype=array.dtype.newbyteorder(">"))
+    for start in range(0, pixels.size, step):
+        piece = buffer[: min(step, pixels.size - start)]
+        piece[...] = pixels[start : start + step]
+        _write_all(stream, piece.view(np.uint8).data)
+    _write_all(stream, bytes(-array.nbytes % _BLOCK))
 
 
 def _write_all(stream: BinaryIO, data: bytes | memoryview) -> None:

@@ -1,7 +1,7 @@
 """The size and checksum columns of dataset tables, added to registries made without them.
 
 Every dataset table has ``file_size`` (BIGINT) and ``file_checksum`` (TEXT, e.g.
-``"crc32:0a1b2c3d"``), both nullable: a row written before they existed, or by a path
+``"crc32c:0a1b2c3d"``), both nullable: a row written before they existed, or by a path
 that could not know them, has NULL there, which ``verify`` reports as "no checksum
 recorded". Registries created before these columns (issue 12) are upgraded when a
 writeable Butler opens them: :func:`tables_without_checksums` finds the tables that lack

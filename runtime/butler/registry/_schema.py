@@ -11,7 +11,7 @@ Schema version 1:
     ``id`` (autoincrement primary key), one typed column per data ID key,
     ``path`` (relative POSIX path), ``run`` (nullable), ``created`` (UTC, naive),
     ``file_size`` and ``file_checksum`` (nullable: the file's size in bytes and checksum,
-    ``"crc32:..."``, recorded when it was written; NULL in rows written before they were
+    ``"crc32c:..."``, recorded when it was written; NULL in rows written before they were
     kept, see ``_checksum_columns.py``); ``UNIQUE`` over the keys (that index also serves
     queries on the first key) plus one index per other key.
 

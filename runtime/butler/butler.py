@@ -725,8 +725,8 @@ class Butler:
         file, data_id = found.file, found.data_id
         hdu = self._hdu(plan, data_id)
         try:
-            if found.size is not None:
-                self._check_size(plan, found)
+            if found.size is not None and os.stat(file).st_size != found.size:
+                raise self._wrong_size(plan, found, file)
             if method == "read":
                 return plan.formatter.read(file, python_type=plan.format.python_type, hdu=hdu)
             return getattr(plan.formatter, method)(file, *args, hdu=hdu)
@@ -743,18 +743,15 @@ class Butler:
             raise FormatError(f"cannot read {plan.spec.name!r} from {file}: {error}") from error
 
     @staticmethod
-    def _check_size(plan: _Plan, found: _Found) -> None:
-        """DatasetCorruptError if the file's size is not the size recorded when it was written
-        (one ``stat``; checksums are checked by ``verify --read``, which reads every byte)."""
-        size = os.stat(found.file).st_size
-        if size != found.size:
-            root = found.repository.root
-            raise DatasetCorruptError(
-                f"dataset {plan.spec.name!r} with data ID {_format_data_id(found.data_id)}: its "
-                f"file '{found.file}' has {size} bytes, but {found.size} were written; it was "
-                f"truncated or changed since. Run `butler verify {root} --read`, then restore "
-                "the file from a copy, or remove the dataset and put it again"
-            )
+    def _wrong_size(plan: _Plan, found: _Found, file: Path) -> DatasetCorruptError:
+        """A file whose size is not the one recorded when it was written (get checks it with
+        one ``stat``; checksums are checked by ``verify --read``, which reads every byte)."""
+        return DatasetCorruptError(
+            f"dataset {plan.spec.name!r} with data ID {_format_data_id(found.data_id)}: its "
+            f"file '{file}' has {file.stat().st_size} bytes, but {found.size} were written; it "
+            f"was truncated or changed since. Run `butler verify {found.repository.root} "
+            "--read`, then restore the file from a copy, or remove the dataset and put it again"
+        )
 
     def get(
         self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object

@@ -7,7 +7,7 @@ import difflib
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateIndex, CreateTable
@@ -26,8 +26,7 @@ _T = TypeVar("_T")
 _FETCH = 1000
 
 
-@dataclass(frozen=True, slots=True)
-class StoredFile:
+class StoredFile(NamedTuple):  # not a dataclass: made on every get, and this is cheaper
     """Where a dataset's file is, and its size and checksum as recorded when it was written
     (None when they were not recorded: see ``_checksum_columns.py``)."""
 
@@ -624,7 +623,7 @@ class Registry:
     def stored(self, dataset_type: str, data_id: Mapping[str, Value]) -> StoredFile | None:
         """:meth:`find`, with the file's recorded size and checksum."""
         row = self._find_row(dataset_type, data_id, stored=True)
-        return None if row is None else StoredFile(row[0], row[1], row[2])
+        return None if row is None else StoredFile._make(row)
 
     def _find_row(self, dataset_type: str, data_id: Mapping[str, Value], *, stored: bool) -> Any:
         table = self._tables.get(dataset_type)

@@ -45,11 +45,11 @@ with Butler.create(root, mapper=mapper) as butler:
     print(json.dumps({"butler": str(package.__file__)}), flush=True)
     for line in sys.stdin:
         dataset_type, visit = line.split()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         butler.put(image, dataset_type, visit=int(visit), detector=1)
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
         butler.remove(dataset_type, visit=int(visit), detector=1)
-        print(json.dumps({"ms": elapsed * 1000}), flush=True)
+        print(json.dumps({"ms": elapsed * 1000, "cpu": cpu * 1000}), flush=True)
 """
 
 
@@ -74,11 +74,13 @@ class Worker:
         )
         self.module = self._answer()["butler"]
 
-    def put(self, dataset_type: str, visit: int) -> float:
+    def put(self, dataset_type: str, visit: int) -> tuple[float, float]:
+        """One put: its wall-clock and CPU time (all the worker's threads), in ms."""
         assert self.process.stdin is not None
         self.process.stdin.write(f"{dataset_type} {visit}\n")
         self.process.stdin.flush()
-        return float(self._answer()["ms"])
+        answer = self._answer()
+        return float(answer["ms"]), float(answer["cpu"])  # type: ignore[arg-type]
 
     def _answer(self) -> dict[str, object]:
         assert self.process.stdout is not None
@@ -109,7 +111,7 @@ def main() -> None:
         work = Path(tmp)
         mapper = compile_mapper(work)
         workers = [Worker(c, work / f"repo{i}", mapper, args.side) for i, c in enumerate(checkouts)]
-        times: dict[tuple[int, str], list[float]] = {
+        times: dict[tuple[int, str], list[tuple[float, float]]] = {
             (i, f): [] for i in range(len(workers)) for f in FORMATS
         }
         try:
@@ -126,16 +128,24 @@ def main() -> None:
             for worker in workers:
                 worker.close()
     print(f"## put of a {args.side} x {args.side} float32 Image, ms (median of {args.runs})\n")
-    header = "| format | " + " | ".join(w.module for w in workers) + " |"
+    for i, worker in enumerate(workers):
+        print(f"- {'AB'[i]}: {worker.module}")
+    header = "| format | " + " | ".join(
+        f"{'AB'[i]} wall | {'AB'[i]} CPU" for i in range(len(workers))
+    )
     if len(workers) == 2:
-        header += " ratio (median of runs) |"
-    print(header)
-    print("|---" * (header.count("|") - 1) + "|")
+        header += " | A/B wall (median of runs) | A/B CPU (median of runs)"
+    print(f"\n{header} |")
+    print("|---" * header.count("|") + "|")
     for fmt in FORMATS:
-        cells = [f"{statistics.median(times[i, fmt]):.1f}" for i in range(len(workers))]
+        cells = []
+        for i in range(len(workers)):
+            runs = times[i, fmt]
+            cells += [f"{statistics.median(r[k] for r in runs):.1f}" for k in (0, 1)]
         if len(workers) == 2:
-            ratios = [a / b for a, b in zip(times[0, fmt], times[1, fmt], strict=True)]
-            cells.append(f"{statistics.median(ratios):.3f}x")
+            for k in (0, 1):
+                pairs = zip(times[0, fmt], times[1, fmt], strict=True)
+                cells.append(f"{statistics.median(a[k] / b[k] for a, b in pairs):.3f}x")
         print(f"| {fmt} | " + " | ".join(cells) + " |")
 
 

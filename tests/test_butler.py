@@ -273,12 +273,12 @@ def test_publishing_a_new_file_never_replaces_one(
 
 def test_replacing_a_file_keeps_it_until_the_caller_settles(tmp_path: Path) -> None:
     storage = LocalStorage(tmp_path)
-    temporary, target = tmp_path / ".new.tmp", tmp_path / "new"
+    temporary, target, kept = tmp_path / ".new.tmp", tmp_path / "new", tmp_path / "kept"
     temporary.write_text("first")
-    assert storage.replace(temporary, target) is None  # nothing was there to keep
+    assert not storage.replace(temporary, target, kept)  # nothing was there to keep
     temporary.write_text("second")
-    kept = storage.replace(temporary, target)
-    assert kept is not None and kept.read_text() == "first" and target.read_text() == "second"
+    assert storage.replace(temporary, target, kept)
+    assert kept.read_text() == "first" and target.read_text() == "second"
     storage.restore(kept, target)  # the commit failed: the first file is back
     assert target.read_text() == "first"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["new"]

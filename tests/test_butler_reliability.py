@@ -1,23 +1,31 @@
 """Real processes writing one repository at once, and a writer killed mid-loop.
 
 Workers are separate Python processes (``subprocess``) running the small scripts
-below against the repository's root, exactly as pipelines would.
+below against the repository's root, exactly as pipelines would. The racing pairs
+at the end are forked processes released together by a barrier, round after round.
+Crashes at every step boundary of a write are in ``test_butler_crashes.py``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+import traceback
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from butler.butler import Butler
+from butler.errors import ButlerError, DatasetExistsError, DatasetNotFoundError
 from butler.formatters import Image
 from butler.storage import TEMP_SUFFIX
 
@@ -181,3 +189,95 @@ def test_a_writer_killed_mid_put_leaves_no_partial_file(
         if report.untracked:
             assert butler.index(["coadd"]).registered == {"coadd": len(report.untracked)}
             assert butler.verify(read=True).untracked == ()
+
+
+# ---- two processes racing on one data ID --------------------------------------------------------
+
+ROUNDS = 40
+
+
+def _racer(root: Path, barrier: Any, action: Callable[[Butler, int], None], errors: Path) -> int:
+    """Fork a process that runs ``action`` once per round, each released with the other's."""
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 0
+        try:
+            with Butler(root) as butler:
+                for visit in range(1, ROUNDS + 1):
+                    barrier.wait(timeout=120)
+                    try:
+                        action(butler, visit)
+                    except ButlerError as error:
+                        with errors.open("a") as out:
+                            out.write(f"{visit}: {type(error).__name__}: {error}\n")
+        except BaseException:
+            traceback.print_exc()
+            code = 99
+        os._exit(code)
+    return pid
+
+
+def _race(root: Path, *actions: Callable[[Butler, int], None]) -> list[str]:
+    """Run the actions in racing processes; each one's errors (ButlerError messages)."""
+    barrier = multiprocessing.get_context("fork").Barrier(len(actions))
+    files = [root.parent / f"errors-{i}.txt" for i in range(len(actions))]
+    pids = [
+        _racer(root, barrier, action, file) for action, file in zip(actions, files, strict=True)
+    ]
+    for pid in pids:
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, "a racer failed (see its stderr)"
+    return [file.read_text() if file.exists() else "" for file in files]
+
+
+def _remove(butler: Butler, visit: int) -> None:
+    with contextlib.suppress(DatasetNotFoundError):
+        butler.remove("focusSweep", visit=visit, focus=0.5)
+
+
+def _overwrite(butler: Butler, visit: int) -> None:
+    butler.put({"overwrite": visit}, "focusSweep", visit=visit, focus=0.5, overwrite=True)
+
+
+def _insert(butler: Butler, visit: int) -> None:
+    with contextlib.suppress(DatasetExistsError):
+        butler.put({"insert": visit}, "focusSweep", visit=visit, focus=0.5)
+
+
+def _check_consistent(root: Path) -> dict[int, object]:
+    """Every record has its file and every file its record; each visit's content or None."""
+    with Butler(root) as butler:
+        report = butler.verify(read=True)
+        assert report.clean, str(report)
+        assert report.untracked == report.temporaries == report.pending == (), str(report)
+        contents: dict[int, object] = {}
+        for visit in range(1, ROUNDS + 1):
+            found = butler.exists("focusSweep", visit=visit, focus=0.5)
+            contents[visit] = butler.get("focusSweep", visit=visit, focus=0.5) if found else None
+        return contents
+
+
+def test_a_remove_racing_an_overwrite_never_loses_the_new_file(
+    tmp_path: Path, backend: str | None
+) -> None:
+    root = tmp_path / "repo"
+    with Butler.create(root, mapper="toycam", registry=backend) as butler:
+        butler.put_many(
+            "focusSweep", [({"old": v}, {"visit": v, "focus": 0.5}) for v in range(1, ROUNDS + 1)]
+        )
+    removing, overwriting = _race(root, _remove, _overwrite)
+    assert removing == overwriting == ""
+    for visit, content in _check_consistent(root).items():
+        assert content in (None, {"overwrite": visit}), (visit, content)
+
+
+def test_an_overwrite_racing_an_insert_succeeds(tmp_path: Path, backend: str | None) -> None:
+    root = tmp_path / "repo"
+    Butler.create(root, mapper="toycam", registry=backend).close()
+    with Butler(root) as butler:
+        butler.put({"setup": True}, "focusSweep", visit=999_999, focus=0.5)  # registers the type
+    inserting, overwriting = _race(root, _insert, _overwrite)
+    assert inserting == ""
+    assert overwriting == ""  # never "pass overwrite=True" to a put that did
+    for visit, content in _check_consistent(root).items():
+        assert content in ({"insert": visit}, {"overwrite": visit}), (visit, content)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from butler.butler import Butler
-from butler.calibrations import timeline
+from butler.calibrations import timeline, timeline_figure
 from butler.cli import main
 from butler.curated import ingest_curated, parse_start, scan
 from butler.gen2calib import analyze, convert_end, convert_start, import_registry, read_registry
@@ -149,10 +149,9 @@ def test_ci_hsc_registry_imports_and_answers_lookups(tmp_path: Path, backend: st
         defects = butler.find_calibration("defects", taiObs="2014-04-03", ccd=96)
         assert defects.data_id["calibDate"] == "2014-04-03T00:00:00"
         assert import_registry(butler, CI_HSC).imported == 936  # again: nothing new
-        # the timeline lists detectors in their own order: ccd=2 before ccd=10 before ccd=100
+        # the timeline lists detectors in their own order: ccd 2 before 10 before 100
         table = timeline(butler.calibration_history("bias")).splitlines()
-        rows = [line.split()[0] for line in table[1:]]
-        numbers = [int(row.removeprefix("ccd=")) for row in rows]
+        numbers = [int(line.removeprefix("{ccd: ").split("}")[0]) for line in table[1:]]
         assert numbers == sorted(numbers) and 100 in numbers
 
 
@@ -203,13 +202,69 @@ def test_cli_certify_calibs_decertify(
     assert main(["calibs", root, "flat"]) == 1
 
 
-def test_cli_calibs_plot(toy: Butler, curated: Path, tmp_path: Path) -> None:
+@pytest.fixture
+def certified(toy: Butler, curated: Path) -> Butler:
+    """ToyCam biases: detector 1 with a closed certification and two current, detector 2 one."""
     pytest.importorskip(
         "matplotlib",
-        reason="matplotlib is not installed (the 'plot' extra: pip install matplotlib)",
+        reason="matplotlib is not installed (the 'plot' extra: pip install -e '.[plot]')",
     )
     ingest_curated(toy, curated)
     toy.decertify("bias", {"calibDate": "2024-02-01", "detector": 1})
+    return toy
+
+
+def test_timeline_figure_draws_each_certification(certified: Butler) -> None:
+    import matplotlib.dates as mdates
+
+    history = certified.calibration_history("bias")
+    figure = timeline_figure(history, "bias certifications")
+    (axes,) = figure.axes
+    assert axes.get_title(loc="left") == "bias certifications"
+    assert axes.get_xlabel() == "valid time"
+    # one row per match value, labelled as data IDs are shown, the first at the top
+    assert [t.get_text() for t in axes.get_yticklabels()] == ["{detector: 1}", "{detector: 2}"]
+    assert axes.yaxis_inverted()
+    legend = axes.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "current",
+        "closed (superseded or decertified)",
+        "open-ended",
+    ]
+    # a bar per certification, spanning its valid range: current ones on their row,
+    # closed ones thinner below it; open-ended ones reach the right edge
+    right = axes.get_xlim()[1]
+
+    def bar(row: int, start: float, end: float, current: bool) -> tuple[float, ...]:
+        return (round(row if current else row + 0.32, 3), round(start, 6), round(end, 6))
+
+    expected = sorted(
+        bar(
+            r.match["detector"] - 1,
+            mdates.date2num(r.valid_from),
+            right if r.valid_to is None else mdates.date2num(r.valid_to),
+            r.current,
+        )
+        for r in history
+    )
+    drawn = sorted(
+        bar(int(p.get_y() + 0.5), p.get_x(), p.get_x() + p.get_width(), p.get_height() > 0.3)
+        for p in axes.patches
+    )
+    assert drawn == expected
+    assert sum(not r.current for r in history) == 1
+    arrows = [line for line in axes.get_lines() if line.get_marker() == ">"]
+    assert len(arrows) == sum(r.current and r.valid_to is None for r in history) == 2
+    # current bars name their calibration (calibDate) where the text fits
+    assert {t.get_text() for t in axes.texts} == {"2024-01-01", "2024-03-01"}
+
+
+def test_cli_calibs_plot(certified: Butler, tmp_path: Path) -> None:
     png = tmp_path / "timeline.png"
-    assert main(["calibs", str(toy.root), "bias", "--plot", str(png)]) == 0
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["calibs", str(certified.root), "bias", "--plot", str(png)]) == 0
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    # the size of the figure of this history: one row per detector
+    figure = timeline_figure(certified.calibration_history("bias"), "bias certifications")
+    size = [round(inches * 100) for inches in figure.get_size_inches()]
+    assert [int.from_bytes(data[16:20]), int.from_bytes(data[20:24])] == size

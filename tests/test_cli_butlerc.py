@@ -109,6 +109,53 @@ def test_emit_ir_writes_schema_valid_json(policy: Path, tmp_path: Path) -> None:
     assert ir["instrument"]["name"] == "Cam"
 
 
+def test_check_counts_warnings_in_words(tmp_path: Path) -> None:
+    one = tmp_path / "one.butler"
+    one.write_text(GOOD.replace('"raw/{filter}', '"raw/{filter}/x/{visit:07d}'), encoding="utf-8")
+    done = run("check", one.name, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout
+    assert done.stdout.splitlines()[-2:] == ["1 warning", "one.butler: ok (1 warning, 0 allowed)"]
+
+
+def test_check_quiet_prints_only_diagnostics(policy: Path, tmp_path: Path) -> None:
+    done = run("check", "-q", policy.name, cwd=tmp_path)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+
+
+def test_warn_and_allow_select_codes(tmp_path: Path) -> None:
+    shared = tmp_path / "shared.butler"
+    shared.write_text(
+        GOOD.replace(
+            "keys visit, filter\n", "keys visit, filter\n        shares path with copy\n"
+        ).replace(
+            "    dataset raw {",
+            '    dataset copy { template "raw/{filter}/{visit:06d}.fits"'
+            " format fits keys visit, filter }\n    dataset raw {",
+        ),
+        encoding="utf-8",
+    )
+    quiet = run("check", shared.name, cwd=tmp_path)
+    assert quiet.returncode == 0 and "BC103" not in quiet.stdout, quiet.stdout
+    assert "ok (0 warnings, 1 allowed)" in quiet.stdout
+    warned = run("check", "--warn", "BC103", shared.name, cwd=tmp_path)
+    assert "warning[BC103]" in warned.stdout and "ok (1 warning, 0 allowed)" in warned.stdout
+    listed = run("check", "--show-allowed", shared.name, cwd=tmp_path)
+    assert "allowed: " in listed.stdout and "--warn BC103 reports it" in listed.stdout
+    allowed = run("check", "--warn", "BC103", "--allow", "BC103", shared.name, cwd=tmp_path)
+    assert allowed.returncode == 2 and "both" in allowed.stderr
+    for wrong in ("BC006", "BC1O3"):
+        done = run("check", "--allow", wrong, shared.name, cwd=tmp_path)
+        assert done.returncode == 2 and wrong in done.stderr, done.stderr
+
+
+def test_show_allowed_names_the_policy_allowance(tmp_path: Path) -> None:
+    policies = Path(__file__).parent.parent / "policies"
+    done = run("check", "--show-allowed", str(policies / "hsc.butler"), cwd=tmp_path)
+    assert done.returncode == 0
+    plot = [line for line in done.stdout.splitlines() if "'plotSky'" in line]
+    assert len(plot) == 1 and "[allowed at " in plot[0] and "Gen2 layout" in plot[0], plot
+
+
 def test_bundled_policies_check_without_errors(tmp_path: Path) -> None:
     policies = Path(__file__).parent.parent / "policies"
     for policy in sorted(policies.glob("*.butler")):
@@ -119,3 +166,7 @@ def test_bundled_policies_check_without_errors(tmp_path: Path) -> None:
     assert names, "no bundled policies"
     done = run("check", *names, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
+    assert "warning[" not in done.stdout
+    assert run("check", "--quiet", *names, cwd=tmp_path).stdout == ""
+    formatted = run("fmt", "--check", *names, cwd=tmp_path)
+    assert formatted.returncode == 0, formatted.stdout

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
 import pickle
 from collections.abc import Mapping
 
 import pytest
 from butler import DataId
+from butler.dataid import format_data_id
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,8 +29,22 @@ def test_is_not_a_dict() -> None:
 
 
 def test_repr_lists_keys_in_order() -> None:
-    assert repr(DataId(visit=903334, ccd=16)) == "DataId(visit=903334, ccd=16)"
-    assert repr(DataId({"filter": "HSC-G"})) == "DataId(filter='HSC-G')"
+    assert repr(DataId(visit=903334, ccd=16)) == "{visit: 903334, ccd: 16}"
+    assert repr(DataId({"filter": "HSC-G"})) == "{filter: 'HSC-G'}"
+
+
+def test_repr_shows_dates_and_times_in_iso_form() -> None:
+    data_id = DataId(
+        dayObs=datetime.date(2026, 3, 1),
+        obsTime=datetime.datetime(2026, 3, 1, 4, 5, 6),
+        taiObs=datetime.datetime(2026, 3, 1, 4, 5, 6, 500),
+        dateObs="2026-03-01",
+    )
+    assert repr(data_id) == (
+        "{dayObs: 2026-03-01, obsTime: 2026-03-01T04:05:06, "
+        "taiObs: 2026-03-01T04:05:06.000500, dateObs: '2026-03-01'}"
+    )
+    assert format_data_id(data_id.to_dict()) == repr(data_id)
 
 
 def test_cannot_be_changed() -> None:

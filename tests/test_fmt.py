@@ -47,13 +47,20 @@ def fmt(text: str) -> str:
 
 
 def shape(node: Tree[Token] | Token) -> Shape:
-    """A tree without positions, with reorderable clauses sorted."""
+    """A tree without positions, with reorderable clauses sorted, a doc's strings joined."""
     if isinstance(node, Token):
         return (node.type, str(node))
+    if node.data == "doc" and all(_tree(c).data == "string" for c in node.children):
+        return ("doc", "".join(str(_tree(c).children[0])[1:-1] for c in node.children))
     children = [shape(c) for c in node.children]
     if node.data in _REORDERED:
         children.sort(key=repr)
     return (str(node.data), *children)
+
+
+def _tree(node: Tree[Token] | Token) -> Tree[Token]:
+    assert isinstance(node, Tree)
+    return node
 
 
 def tree_shape(text: str) -> Shape:
@@ -121,6 +128,33 @@ def test_laws_on_policies(path: Path) -> None:
     if parse(text, str(path))[0] is None:
         pytest.skip(f"{path.name} does not parse (yet)")
     check_laws(text)
+
+
+@pytest.mark.parametrize("path", sorted(ROOT.glob("policies/*.butler")), ids=lambda p: p.name)
+def test_bundled_policy_is_formatted(path: Path) -> None:
+    """`butlerc fmt --check policies/*.butler` passes: the shipped policies are canonical."""
+    text = path.read_text(encoding="utf-8")
+    assert fmt(text) == text, f"run `butlerc fmt {path.relative_to(ROOT)}`"
+
+
+def test_long_docs_keys_and_lists_wrap_at_the_line_length() -> None:
+    words = " ".join(f"word{i}" for i in range(60))
+    values = " ".join(f'"V{i:03d}"' for i in range(30))
+    out = fmt(f'instrument X {{ doc "{words}" key k: str one of {values} doc "{words}" }}\n')
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= fmt_module.LINE_LENGTH
+    assert len(lines) > 8
+    tree, _ = parse(out, "x.butler")
+    assert tree is not None
+    model_docs = [d for d in tree.find_data("doc")]
+    joined = {"".join(str(_tree(c).children[0])[1:-1] for c in d.children) for d in model_docs}
+    assert joined == {words}
+
+
+def test_long_template_stays_whole() -> None:
+    template = "/".join(["{visit:07d}"] * 12)
+    out = fmt(f'instrument X {{ dataset d {{ template "{template}" }} }}')
+    assert f'        template "{template}"' in out.splitlines()
 
 
 def test_every_rule_of_the_grammar_has_a_layout() -> None:
@@ -214,7 +248,9 @@ _REGEX_TERMINALS: dict[str, st.SearchStrategy[str]] = {
     "NAME": st.sampled_from(_NAMES),
     "INT": st.sampled_from(["0", "7", "9_999_999", "+3", "-12", "007"]),
     "FLOAT": st.sampled_from(["1.5", "-0.25", "1_0.0_1", "2.0e3", "+1.0E-7"]),
-    "STRING": st.sampled_from(['""', '"a"', '"{visit:07d}.fits"', '"q\\"#x"', '"\\\\"']),
+    "STRING": st.sampled_from(
+        ['""', '"a"', '"{visit:07d}.fits"', '"q\\"#x"', '"\\\\"', f'" {"a long  doc " * 12}"']
+    ),
     "RAW_STRING": st.sampled_from(['r""', 'r"\\d+"', 'r"#not a comment"']),
     "WS": st.sampled_from([" ", "\n", "\n\n\n", " \t ", "\n    "]),
     "COMMENT": st.sampled_from(["#", "# c", "#  two  # hashes ", "# {"]).map(lambda c: c + "\n"),

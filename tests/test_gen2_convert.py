@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -46,8 +50,9 @@ def test_real_gen2_policies_convert_and_parse(mapper: str, tmp_path: Path) -> No
     result = check_policy(out)
     assert not [d for d in result.diagnostics if d.code == "BC001"], result.report()
     # whatever still fails to check is reported by the converter itself
-    reported = {n.message.split()[6] for n in conversion.notes if "does not check" in n.message}
-    assert {d.code for d in result.errors} <= reported
+    reported = {re.findall(r"error\[(BC\d+)\]", e.message)[0] for e in conversion.errors}
+    assert {d.code for d in result.errors} == reported
+    assert conversion.ok == result.ok
 
 
 def test_gen2_merge_rules_are_applied() -> None:
@@ -88,3 +93,57 @@ def test_unreadable_input_is_a_clean_error(
     bad.write_text("- just a list\n", encoding="utf-8")
     assert main(["import-gen2", str(bad)]) == 1
     assert "not a Gen2 policy" in capsys.readouterr().err
+
+
+def _readme_import_command() -> list[str]:
+    """The `butlerc import-gen2` example of README.md, as a user would paste it."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    joined = readme.replace("\\\n", " ")
+    (line,) = [ln for ln in joined.splitlines() if ln.startswith("butlerc import-gen2")]
+    return re.sub(r"\s+#.*", "", line).split()
+
+
+def test_readme_example_works_as_written(tmp_path: Path) -> None:
+    work = tmp_path / "gen2_policy"
+    shutil.copytree(GEN2, work)
+    command = _readme_import_command()
+    butlerc = str(Path(sys.executable).with_name("butlerc"))
+    done = subprocess.run(
+        [butlerc, *command[1:]], cwd=work, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    output = work / command[command.index("-o") + 1]
+    text = output.read_text(encoding="utf-8")
+    assert "dataset raw {" in text and "dataset calexp {" in text
+    left_out = [line for line in done.stderr.splitlines() if line.endswith("left out")]
+    assert not [line for line in left_out if ": raw:" in line or ": calexp:" in line], left_out
+    assert check_policy(output).ok
+
+
+def test_missing_bases_are_named_in_the_note() -> None:
+    conversion = convert(GEN2 / "HscMapper.yaml", [GEN2 / "obs_base-datasets.yaml"])
+    (raw,) = [n for n in conversion.notes if n.entry == "raw"]
+    assert raw.file == "HscMapper.yaml"
+    assert "obs_base-exposures.yaml" in raw.message and "--base" in raw.message
+
+
+@pytest.mark.parametrize("mapper", sorted(MAPPERS))
+def test_every_note_names_its_file(mapper: str) -> None:
+    conversion = convert(GEN2 / mapper, MAPPERS[mapper])
+    assert all(note.file for note in (*conversion.notes, *conversion.errors)), conversion.notes
+
+
+def test_output_that_does_not_check_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mapper = tmp_path / "CamMapper.yaml"
+    mapper.write_text(
+        "datasets:\n  thing:\n    template: x/%(a)s%(b)s.fits\n    storage: FitsStorage\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "cam.butler"
+    assert main(["import-gen2", str(mapper), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"{out}:" in err and "error[BC005]" in err
+    assert "does not check (1 error above)" in err
+    assert out.is_file()  # written anyway, for a hand edit

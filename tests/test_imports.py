@@ -72,6 +72,35 @@ def test_opening_a_repository_imports_no_format_library(mapper_path: Path, tmp_p
     assert imported(code, FORMAT_LIBRARIES) == []
 
 
+def test_import_butler_loads_neither_the_butler_nor_its_libraries() -> None:
+    code = """
+        import butler
+        assert butler.DataId(visit=1)["visit"] == 1 and butler.errors.ButlerError
+    """
+    assert imported(code, ("butler.butler", "butler.registry", "sqlalchemy", *HEAVY)) == []
+
+
+def test_public_names_import_from_the_package_on_first_use() -> None:
+    code = """
+        import sys
+        from butler import Butler
+        import butler.butler
+        assert Butler is butler.butler.Butler
+        assert "astropy" not in sys.modules
+    """
+    assert imported(code, ("sqlalchemy",)) == ["sqlalchemy"]
+
+
+def test_every_public_name_resolves() -> None:
+    import butler
+
+    for name in butler.__all__:
+        assert getattr(butler, name) is not None, name
+    assert set(butler.__all__) <= set(dir(butler))
+    with pytest.raises(AttributeError, match="no attribute 'Buttler'"):
+        _ = butler.Buttler  # type: ignore[attr-defined]
+
+
 def test_boxes_need_no_numpy() -> None:
     code = """
         from butler.formatters import BBox
@@ -86,3 +115,17 @@ def test_the_fits_formatter_imports_its_libraries_when_used() -> None:
         FormatterRegistry.default().get("fits")
     """
     assert imported(code, ("numpy", "astropy")) == ["numpy", "astropy"]
+
+
+def test_every_error_class_is_public() -> None:
+    """Each error a user can meet is importable from ``butler`` by its own name."""
+    import butler
+    from butler import errors
+
+    defined = {
+        name
+        for name, value in vars(errors).items()
+        if isinstance(value, type) and issubclass(value, errors.ButlerError)
+    }
+    assert defined <= set(errors.__all__)
+    assert all(getattr(butler, name) is getattr(errors, name) for name in defined)

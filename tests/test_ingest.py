@@ -208,7 +208,7 @@ def test_cli_ingest(
     assert status == 1
     assert "1 skipped (already ingested); 1 failed" in out
     assert main(["query", root, "raw", "filter=HSC-R"]) == 0
-    assert "visit=40900" in capsys.readouterr().out
+    assert "visit: 40900" in capsys.readouterr().out
 
 
 def test_partial_header_translates_what_it_has(tmp_path: Path) -> None:

@@ -493,6 +493,7 @@ def test_tables_are_typed_and_indexed(registry: Registry) -> None:
         "meta",
         "dataset_type",
         "calib_cert",
+        "butler_op",  # committed file operations (butler.recovery)
         "ds_calexp",
         "ds_raw",
     }

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import traceback
 from typing import Any
 
 import pytest
+from _processes import run_together
 from butler.registry import Registry
 
 KEYS = {"visit": "int", "ccd": "int"}
@@ -36,24 +36,7 @@ def _worker(url: str, worker: int, barrier: Any, errors: Any) -> None:
 @pytest.mark.parametrize("workers", [2, 4])
 def test_concurrent_creators_and_writers(registry_url: str, workers: int) -> None:
     Registry.create(registry_url, "HSC").close()
-    context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(workers)
-    errors = context.Queue()
-    processes = [
-        context.Process(target=_worker, args=(registry_url, worker, barrier, errors))
-        for worker in range(workers)
-    ]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join(timeout=120)
-    reports = []
-    while not errors.empty():
-        reports.append(errors.get())
-    errors.close()
-    errors.join_thread()
-    assert reports == []
-    assert [process.exitcode for process in processes] == [0] * workers
+    run_together(_worker, [(registry_url, worker) for worker in range(workers)])
     with Registry.open(registry_url) as registry:
         assert registry.count("calexp") == workers * ROWS_PER_WORKER
         assert registry.query_values("calexp", "visit") == list(range(workers))

@@ -16,5 +16,16 @@ from .diagnostics import Span as Span
 from .driver import CompileResult as CompileResult
 from .driver import check_policy as check_policy
 from .driver import compile_policy as compile_policy
+from .levels import Allowed as Allowed
+from .levels import Selection as Selection
 
-__all__ = ["CompileResult", "Diagnostic", "Span", "__version__", "check_policy", "compile_policy"]
+__all__ = [
+    "Allowed",
+    "CompileResult",
+    "Diagnostic",
+    "Selection",
+    "Span",
+    "__version__",
+    "check_policy",
+    "compile_policy",
+]

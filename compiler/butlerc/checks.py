@@ -8,11 +8,13 @@ the analysed templates that the IR stage reuses.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from .codes import CODES
 from .diagnostics import Diagnostic, Note, Span, did_you_mean
-from .model import DatasetDef, KeyDef, Literal, Name
+from .levels import Allowed
+from .model import Allowance, DatasetDef, FormatDef, KeyDef, Literal, Name
 from .resolve import ResolvedInstrument
 from .templates import (
     Field,
@@ -43,6 +45,12 @@ class Checked:
     templates: dict[str, Template] = field(default_factory=dict)
     left_out: set[str] = field(default_factory=set)
     """Partial dataset types inherited without a template: not part of the instrument."""
+    allowed: list[Allowed] = field(default_factory=list)
+    """Warnings that an ``allow CODE "reason"`` clause of the policy silenced."""
+    allowances: dict[Span, Allowance] = field(default_factory=dict)
+    """Every valid ``allow CODE`` clause on a definition of the instrument."""
+    used: set[Span] = field(default_factory=set)
+    """The allowances (by span) that silenced a warning here."""
 
     @property
     def ok(self) -> bool:
@@ -95,9 +103,55 @@ class _Checker:
         self.result.diagnostics.append(Diagnostic(code, "error", message, span, hint, notes))
 
     def warning(
-        self, code: str, message: str, span: Span | None, hint: str | None = None, *notes: Note
+        self,
+        code: str,
+        message: str,
+        span: Span | None,
+        hint: str | None = None,
+        *notes: Note,
+        about: Sequence[KeyDef | FormatDef | DatasetDef] = (),
     ) -> None:
-        self.result.diagnostics.append(Diagnostic(code, "warning", message, span, hint, notes))
+        """Report a warning, unless an ``allow`` clause of a definition it is about expects it."""
+        diagnostic = Diagnostic(code, "warning", message, span, hint, notes)
+        for definition in about:
+            for allowance in definition.allowances:
+                if allowance.code.value == code:
+                    self.result.used.add(allowance.span)
+                    reason = str(allowance.reason.value)
+                    self.result.allowed.append(Allowed(diagnostic, reason, allowance.span))
+                    return
+        self.result.diagnostics.append(diagnostic)
+
+    # ---- allowances
+    def check_allowances(self) -> None:
+        definitions: list[KeyDef | FormatDef | DatasetDef] = [
+            *self.instrument.keys.values(),
+            *self.instrument.formats.values(),
+            *self.instrument.datasets.values(),
+        ]
+        for definition in definitions:
+            for allowance in definition.allowances:
+                code = allowance.code.value
+                entry = CODES.get(code)
+                if entry is None:
+                    warnings = [c for c, e in CODES.items() if e.severity != "error"]
+                    hint = did_you_mean(code, warnings)
+                    self.error(
+                        "BC021",
+                        f"'allow {code}': no such diagnostic code",
+                        allowance.code.span,
+                        hint or "'butlerc explain CODE' describes a code",
+                    )
+                elif entry.severity == "error":
+                    self.error(
+                        "BC021",
+                        f"'allow {code}': {code} ({entry.title}) is an error; only warnings "
+                        "can be allowed",
+                        allowance.code.span,
+                        "fix what the error says instead",
+                    )
+                else:
+                    self.result.allowances[allowance.span] = allowance
 
     def unknown_key(self, name: Name, where: str) -> bool:
         """Report ``name`` if it is not a declared key; True if it is declared."""
@@ -412,6 +466,7 @@ class _Checker:
                     "it must come from a plug-in",
                     fmt.formatter.span,
                     did_you_mean(fmt.formatter.value, BUILTIN_FORMATTERS),
+                    about=(fmt,),
                 )
             for literal in (*(fmt.extensions or ()), *(fmt.compressed or ())):
                 if not str(literal.value).startswith("."):
@@ -432,6 +487,7 @@ class _Checker:
                     dataset.name.span,
                     f"write 'override {dataset.kind} {name} {{ template \"...\" keys ... }}' "
                     f"in '{self.instrument.name}' to give it a path",
+                    about=(dataset,),
                 )
                 self.result.left_out.add(name)
                 continue
@@ -587,6 +643,7 @@ class _Checker:
                 literal.span,
                 "constrain the keys whose values may hold the separator ('matches', 'one of', "
                 "a range), so every path reads back as one data ID",
+                about=(dataset,),
             )
         self.result.templates[dataset.name.value] = template
 
@@ -665,6 +722,7 @@ class _Checker:
                     f"dataset types '{first}' and '{second}' share paths (declared), "
                     f"e.g. '{witness}'",
                     later.template.span,
+                    about=(later, earlier),
                 )
                 continue
             self.error(
@@ -703,6 +761,7 @@ class _Checker:
                     span,
                     "use one width for the key everywhere unless the real layout differs",
                     Note(f"template of '{first_name}'", first_span),
+                    about=(self.instrument.keys[key], self.instrument.datasets[name]),
                 )
 
 
@@ -710,6 +769,7 @@ def check(instrument: ResolvedInstrument) -> Checked:
     """Run every check on a resolved instrument."""
     checker = _Checker(instrument)
     checker.check_keys()
+    checker.check_allowances()
     checker.check_normalizations()
     checker.check_tables()
     checker.check_formats()

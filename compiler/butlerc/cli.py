@@ -1,15 +1,17 @@
 """``butlerc``: the policy compiler's command line.
 
     butlerc compile POLICY... -o OUTDIR      write OUTDIR/<instrument>.py (only what changed)
-    butlerc check POLICY...                  report diagnostics; write nothing
+    butlerc check [-q] [--warn CODE] [--allow CODE] [--show-allowed] POLICY...
+                                             report diagnostics; write nothing
     butlerc fmt [--check] POLICY...          canonical formatting
     butlerc explain CODE                     the long explanation of a diagnostic code
     butlerc parse POLICY                     print the parse tree (the first stage)
     butlerc import-gen2 MAPPER.yaml [--base B.yaml ...] [-o OUT.butler]
                                              convert a Gen2 mapper policy (notes on stderr)
 
-Exit status: 0 success, 1 diagnostics (errors, or files ``fmt --check`` would change),
-2 usage errors. ``--format json`` prints diagnostics as JSON lines for tools.
+Exit status: 0 success, 1 diagnostics (errors, files ``fmt --check`` would change, or an
+``import-gen2`` output that does not check), 2 usage errors. ``--format json`` prints
+diagnostics as JSON lines for tools.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from .codes import CODES, explain
 from .diagnostics import to_json
 from .driver import CompileResult, check_policy, compile_policy
 from .ir import dumps
+from .levels import Selection, SelectionError
 from .resolve import sha256_text
 
 __all__ = ["main"]
@@ -41,6 +44,20 @@ def _emit_diagnostics(result: CompileResult, form: str, stream: TextIO) -> None:
             stream.write(json.dumps(to_json(diagnostic), sort_keys=True) + "\n")
     elif result.diagnostics:
         stream.write(result.report() + "\n")
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 warning``, ``2 warnings``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _selection(args: argparse.Namespace) -> Selection | None:
+    """The ``--warn``/``--allow`` codes, or ``None`` after printing what is wrong."""
+    try:
+        return Selection.parse(args.warn, args.allow)
+    except SelectionError as error:
+        print(f"butlerc {args.command}: {error}", file=sys.stderr)
+        return None
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -81,6 +98,9 @@ def _up_to_date(entry: dict[str, object] | None, outdir: Path, emit: str) -> boo
 
 
 def _compile(args: argparse.Namespace) -> int:
+    selection = _selection(args)
+    if selection is None:
+        return 2
     outdir: Path = args.output
     manifest = _read_manifest(outdir)
     status = 0
@@ -90,7 +110,9 @@ def _compile(args: argparse.Namespace) -> int:
             if args.verbose:
                 print(f"{policy}: up to date", file=sys.stderr)
             continue
-        result = compile_policy(policy, emit="ir" if args.emit == "ir" else "module")
+        result = compile_policy(
+            policy, emit="ir" if args.emit == "ir" else "module", selection=selection
+        )
         _emit_diagnostics(result, args.format, sys.stderr)
         if not result.ok:
             status = 1
@@ -121,15 +143,35 @@ def _compile(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    selection = _selection(args)
+    if selection is None:
+        return 2
     status = 0
     for policy in args.policies:
-        result = check_policy(policy)
+        result = check_policy(policy, selection=selection)
         _emit_diagnostics(result, args.format, sys.stdout)
+        if args.show_allowed:
+            _show_allowed(result, args.format)
         if not result.ok:
             status = 1
-        elif args.format == "text":
-            print(f"{policy}: ok ({len(result.warnings)} warnings)")
+        elif args.format == "text" and not args.quiet:
+            found = plural(len(result.warnings), "warning")
+            print(f"{policy}: ok ({found}, {len(result.allowed)} allowed)")
     return status
+
+
+def _show_allowed(result: CompileResult, form: str) -> None:
+    """One line per warning not reported, with what allowed it."""
+    for allowed in result.allowed:
+        if form == "json":
+            entry = to_json(allowed.diagnostic)
+            entry["allowed"] = {
+                "reason": allowed.reason,
+                "by": None if allowed.by is None else str(allowed.by),
+            }
+            print(json.dumps(entry, sort_keys=True))
+        else:
+            print(f"allowed: {allowed}")
 
 
 def _fmt(args: argparse.Namespace) -> int:
@@ -196,17 +238,28 @@ def _import_gen2(args: argparse.Namespace) -> int:
     from .gen2 import convert
 
     try:
-        conversion = convert(args.mapper, args.base, name=args.name)
+        conversion = convert(args.mapper, args.base, name=args.name, output=args.output)
     except (OSError, UnicodeDecodeError, ValueError) as error:
         print(f"butlerc import-gen2: {error}", file=sys.stderr)
         return 1
     for note in conversion.notes:
         print(f"warning: {note}", file=sys.stderr)
+    for problem in conversion.errors:
+        print(f"{problem.file}: {problem.message}", file=sys.stderr)
     if args.output is None:
         sys.stdout.write(conversion.text)
     else:
         _write_atomic(args.output, conversion.text)
         print(f"{args.mapper}: wrote {args.output}", file=sys.stderr)
+    if not conversion.ok:
+        where = args.output if args.output is not None else "the output"
+        print(
+            f"butlerc import-gen2: {where} does not check "
+            f"({plural(len(conversion.errors), 'error')} above): edit it by hand, or pass the "
+            "--base files the mapper was stacked over",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -242,8 +295,46 @@ def _parser() -> argparse.ArgumentParser:
     diagnostics_format(compile_)
     compile_.set_defaults(run=_compile)
 
-    check = commands.add_parser("check", help="report diagnostics without writing anything")
-    check.add_argument("policies", nargs="+", metavar="POLICY")
+    def warning_selection(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--warn",
+            action="append",
+            default=[],
+            metavar="CODE",
+            help="report warning CODE even where it is allowed by default (e.g. BC103; a "
+            "policy's 'allow CODE' clause still wins); repeat or separate with commas",
+        )
+        sub.add_argument(
+            "--allow",
+            action="append",
+            default=[],
+            metavar="CODE",
+            help="do not report warning CODE (errors cannot be allowed); repeat or separate "
+            "with commas",
+        )
+
+    warning_selection(compile_)
+
+    check = commands.add_parser(
+        "check",
+        help="report diagnostics without writing anything",
+        description="Report the diagnostics of each policy; write nothing. Warnings that a "
+        "policy allows ('allow CODE \"reason\"'), or that are allowed by default, are "
+        "counted and listed with --show-allowed.",
+    )
+    check.add_argument("policies", nargs="+", metavar="POLICY", help="policy files (.butler)")
+    check.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="print diagnostics only, no line for a policy that checks clean",
+    )
+    warning_selection(check)
+    check.add_argument(
+        "--show-allowed",
+        action="store_true",
+        help="also list every warning not reported, with the allowance or option that allowed it",
+    )
     diagnostics_format(check)
     check.set_defaults(run=_check)
 
@@ -264,7 +355,14 @@ def _parser() -> argparse.ArgumentParser:
     parse_.set_defaults(run=_parse)
 
     gen2 = commands.add_parser(
-        "import-gen2", help="convert a Gen2 mapper policy (YAML) into the policy language"
+        "import-gen2",
+        help="convert a Gen2 mapper policy (YAML) into the policy language",
+        description="Convert a Gen2 mapper policy, stacked over the obs_base policies it "
+        "extends, into one instrument block. Notes on what could not be said go to stderr; "
+        "exit status 1 if the converted policy does not check. Example: butlerc import-gen2 "
+        "HscMapper.yaml --base obs_base-exposures.yaml --base obs_base-datasets.yaml --base "
+        "obs_base-ExposureMappingDefaults.yaml --base obs_base-ImageMappingDefaults.yaml "
+        "--base obs_base-CalibrationMappingDefaults.yaml -o hsc.butler",
     )
     gen2.add_argument("mapper", metavar="MAPPER.yaml")
     gen2.add_argument(
@@ -282,7 +380,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    status: int = args.run(args)
+    try:
+        status: int = args.run(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`butlerc check ... | head`): stop quietly, as Unix tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     return status
 
 

@@ -25,6 +25,8 @@ class Code:
     explanation: str
     example: str
     fix: str
+    allowed_by_default: bool = False
+    """A warning shown only when asked for (``butlerc check --warn CODE``)."""
 
 
 _ENTRIES = (
@@ -227,6 +229,16 @@ _ENTRIES = (
         "Add the key to the dataset type's `keys` clause.",
     ),
     Code(
+        "BC021",
+        "error",
+        "invalid allowance",
+        'An `allow CODE "reason"` clause names a code that does not exist, or an error. Only '
+        "warnings can be allowed: an error means Butler cannot use the policy as written.",
+        'dataset plotSky { ... allow BC150 "Gen2 layout" }   # no such code',
+        "Name the warning that is expected here (`butlerc explain CODE` describes it), or "
+        "fix the error instead of allowing it.",
+    ),
+    Code(
         "BC101",
         "warning",
         "inconsistent widths for one key",
@@ -250,10 +262,14 @@ _ENTRIES = (
         "BC103",
         "warning",
         "shared path declared",
-        "Dataset types declared with `shares path with` really do render the same paths. This "
-        "is reported so that the sharing stays visible; it is not an error.",
+        "Dataset types declared with `shares path with` really do render the same paths. The "
+        "declaration is what makes the sharing legal (without it the sharing is error BC006), "
+        "so this is not reported unless asked for: `butlerc check --warn BC103` lists every "
+        "shared path with an example.",
         "dataset a_metadata { ... shares path with b_metadata }",
-        "Nothing, if the sharing is intended.",
+        "Nothing: the declaration already says the sharing is intended. Remove "
+        "`shares path with` (and make the templates differ) if it is not.",
+        allowed_by_default=True,
     ),
     Code(
         "BC104",
@@ -265,8 +281,10 @@ _ENTRIES = (
         "names each one so that the omission is visible.",
         "shared obs_base { dataset quickLookExp { format fits } }\n"
         "instrument HSC { use obs_base }   # HSC gives quickLookExp no template",
-        "Nothing, if the instrument has no such data. Otherwise complete it with "
-        '`override dataset NAME { template "..." keys ... }`.',
+        "Nothing, if the instrument has no such data (hence it is reported only when asked "
+        "for: `butlerc check --warn BC104` lists what an instrument leaves out). Otherwise "
+        'complete it with `override dataset NAME { template "..." keys ... }`.',
+        allowed_by_default=True,
     ),
     Code(
         "BC105",
@@ -281,11 +299,30 @@ _ENTRIES = (
         "key description: str\nkey style: str\n"
         'dataset plot { template "plot-{description}-{style}.png" ... }',
         "Constrain the keys so their values cannot hold the separator: "
-        '`matches r"[^-]+"`, `one of ...`, or a non-negative range.',
+        '`matches r"[^-]+"`, `one of ...`, or a non-negative range. If the layout must stay '
+        "(a Gen2 repository already has such paths), say so on the dataset type: "
+        '`allow BC105 "why"`.',
+    ),
+    Code(
+        "BC106",
+        "warning",
+        "allowance suppresses nothing",
+        'An `allow CODE "reason"` clause expects a warning on its definition, but no '
+        "instrument checked here reports that warning there. The allowance is stale (the "
+        "layout was fixed) or on the wrong definition, and would hide a future warning.",
+        'key visit: int allow BC101 "Gen2 widths differ"   # but every width is the same',
+        "Remove the allowance, or move it to the definition the warning is about "
+        "(`butlerc check --show-allowed` lists what each allowance suppresses).",
     ),
 )
 
 CODES: dict[str, Code] = {entry.code: entry for entry in _ENTRIES}
+
+
+def _severity(entry: Code) -> str:
+    if entry.allowed_by_default:
+        return f"{entry.severity}, allowed by default (`butlerc check --warn {entry.code}`)"
+    return entry.severity
 
 
 def explain(code: str) -> str:
@@ -293,7 +330,7 @@ def explain(code: str) -> str:
     entry = CODES[code.upper()]
     example = "\n".join("    " + line for line in entry.example.splitlines())
     return (
-        f"{entry.code} ({entry.severity}): {entry.title}\n\n{entry.explanation}\n\n"
+        f"{entry.code} ({_severity(entry)}): {entry.title}\n\n{entry.explanation}\n\n"
         f"Example:\n\n{example}\n\nHow to fix it: {entry.fix}\n"
     )
 
@@ -303,7 +340,7 @@ def page(code: str) -> str:
     entry = CODES[code]
     return (
         f"# {entry.code}: {entry.title}\n\n"
-        f"Severity: {entry.severity}\n\n"
+        f"Severity: {_severity(entry)}\n\n"
         f"{entry.explanation}\n\n"
         f"## Example\n\n```\n{entry.example}\n```\n\n"
         f"## How to fix it\n\n{entry.fix}\n\n"
@@ -313,10 +350,18 @@ def page(code: str) -> str:
 
 def index_page() -> str:
     """``docs/errors/README.md``: every code with its title."""
-    rows = "\n".join(f"| [{c.code}]({c.code}.md) | {c.severity} | {c.title} |" for c in _ENTRIES)
+    rows = "\n".join(
+        f"| [{c.code}]({c.code}.md) | {c.severity}{' (allowed by default)' * c.allowed_by_default}"
+        f" | {c.title} |"
+        for c in _ENTRIES
+    )
     return (
         "# butlerc diagnostics\n\n"
         "Every diagnostic has a stable code. `butlerc explain CODE` prints its page.\n"
+        "`butlerc check --warn CODE` reports a warning that is allowed by default, "
+        "`--allow CODE` silences one;\n"
+        '`allow CODE "reason"` in a policy silences one on a single definition '
+        "(docs/language.md).\n"
         "These pages are generated from `compiler/butlerc/codes.py` by `make docs`.\n\n"
         f"| code | severity | what |\n|---|---|---|\n{rows}\n"
     )

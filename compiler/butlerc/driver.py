@@ -6,14 +6,16 @@ them in order and stops where the user asked (``emit``).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .checks import check
+from .checks import Checked, check
 from .diagnostics import Diagnostic, render_all, sort_key
 from .ir import build_ir, validate
+from .levels import Allowed, Selection
 from .resolve import Input, load, resolve
 
 __all__ = ["CompileResult", "check_policy", "compile_policy", "module_name"]
@@ -36,6 +38,8 @@ class CompileResult:
     inputs: tuple[Input, ...] = ()
     irs: Mapping[str, dict[str, Any]] = field(default_factory=dict)
     modules: Mapping[str, str] = field(default_factory=dict)
+    allowed: tuple[Allowed, ...] = ()
+    """Warnings not reported: allowed by the policy, by default or by the command line."""
 
     @property
     def ok(self) -> bool:
@@ -60,18 +64,47 @@ def module_name(instrument: str) -> str:
     return instrument.lower()
 
 
-def _run(path: Path, text: str | None, emit: Emit | None) -> CompileResult:
+def _unused_allowances(results: list[Checked]) -> list[Diagnostic]:
+    """BC106 for each ``allow`` clause that silenced nothing in any instrument checked."""
+    used = set().union(*(r.used for r in results))
+    allowances = {span: a for r in results for span, a in r.allowances.items()}
+    return [
+        Diagnostic(
+            "BC106",
+            "warning",
+            f"'allow {allowance.code.value}' suppresses nothing: no instrument checked here "
+            f"reports {allowance.code.value} on this definition",
+            span,
+            "remove the allowance, or move it to the definition the warning is about "
+            "('butlerc check --show-allowed' lists what allowances suppress)",
+        )
+        for span, allowance in allowances.items()
+        if span not in used
+    ]
+
+
+def _run(
+    path: Path, text: str | None, emit: Emit | None, selection: Selection | None
+) -> CompileResult:
     loaded = load(path, text)
     instruments, diagnostics = resolve(loaded)
     found = [*loaded.diagnostics, *diagnostics]
     checked = []
+    allowed: list[Allowed] = []
     for instrument in instruments:
         result = check(instrument)
         found.extend(result.diagnostics)
+        allowed.extend(result.allowed)
         checked.append((instrument, result))
-    ordered = tuple(sorted(found, key=sort_key))
+    found.extend(_unused_allowances([result for _, result in checked]))
+    # Instruments that use one shared block find its problems once each: report them once.
+    unique = sorted(dict.fromkeys(found), key=sort_key)
+    ordered, silenced = (selection or Selection()).apply(unique)
+    allowed = sorted(dict.fromkeys([*allowed, *silenced]), key=lambda a: sort_key(a.diagnostic))
     main = loaded.inputs[0].file if loaded.inputs else str(path)
-    base = CompileResult(main, ordered, loaded.sources, tuple(loaded.inputs))
+    base = CompileResult(
+        main, ordered, loaded.sources, tuple(loaded.inputs), allowed=tuple(allowed)
+    )
     if emit is None or not base.ok:
         return base
     irs = {}
@@ -84,16 +117,26 @@ def _run(path: Path, text: str | None, emit: Emit | None) -> CompileResult:
         from .codegen import generate
 
         modules = {name: generate(ir) for name, ir in irs.items()}
-    return CompileResult(main, ordered, loaded.sources, tuple(loaded.inputs), irs, modules)
+    return dataclasses.replace(base, irs=irs, modules=modules)
 
 
-def check_policy(path: str | Path, text: str | None = None) -> CompileResult:
-    """Parse and check a policy file (or ``text`` under that name); generate nothing."""
-    return _run(Path(path), text, None)
+def check_policy(
+    path: str | Path, text: str | None = None, *, selection: Selection | None = None
+) -> CompileResult:
+    """Parse and check a policy file (or ``text`` under that name); generate nothing.
+
+    ``selection`` turns warnings on or off by code (``--warn``/``--allow``); by default
+    every warning is reported except the few that are allowed by default (BC103, BC104).
+    """
+    return _run(Path(path), text, None, selection)
 
 
 def compile_policy(
-    path: str | Path, text: str | None = None, *, emit: Emit = "module"
+    path: str | Path,
+    text: str | None = None,
+    *,
+    emit: Emit = "module",
+    selection: Selection | None = None,
 ) -> CompileResult:
     """Check a policy file and, when it has no errors, build its IR and mapper modules."""
-    return _run(Path(path), text, emit)
+    return _run(Path(path), text, emit, selection)

@@ -7,9 +7,15 @@ to the same tree, clause order aside. The layout:
 - 4 spaces of indentation per block level; one statement, clause or table row
   per line; ``{`` ends the line that opens a block, ``}`` stands on its own line
   (an empty block without comments is written ``{}``).
-- One-line statements are printed on one line with single spaces between their
-  parts: ``key visit: int in 0..9_999_999 alias visitId``, except that a key's
-  ``doc`` goes on the next line, indented one level further;
+- Lines are at most 100 characters where the language allows a break. A one-line
+  statement is printed with single spaces between its parts:
+  ``key visit: int in 0..9_999_999 alias visitId``; a key's ``doc`` goes on the
+  next line, indented one level further. A key that does not fit breaks between
+  its clauses (and between the values of ``one of``), continuation lines indented
+  one level further; so does a table whose ``doc`` does not fit. A ``doc`` that
+  does not fit is split at spaces into adjacent strings, one per line
+  (``doc "a long "`` / ``"text"``: the strings join), re-wrapped from scratch
+  each time. A single token longer than the line (a long template) stays whole;
   ``keys a, b, c`` (``keys ()``), ``"g" -> "HSC-G"``, ``table t(a: int, b: str) from "t.csv"``.
   A table with rows is a block; its ``doc`` follows the ``}``.
 - Clause order is canonical (the sort is stable, so repeated clauses keep their
@@ -41,6 +47,7 @@ to the same tree, clause order aside. The layout:
 from __future__ import annotations
 
 import functools
+import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -54,12 +61,16 @@ from .parse import parse
 __all__ = ["format_policy"]
 
 _INDENT = "    "
+LINE_LENGTH = 100
 
-_KEY_ORDER = ("range", "choices", "pattern", "allow", "alias", "derive", "doc")
-_FORMAT_ORDER = ("doc", "formatter", "extensions", "compressed", "python_type", "hdus", "unsafe")
+_KEY_ORDER = ("range", "choices", "pattern", "allow", "alias", "derive", "allowance", "doc")
+_FORMAT_ORDER = (
+    *("doc", "formatter", "extensions", "compressed", "python_type", "hdus", "unsafe"),
+    "allowance",
+)
 _DATASET_ORDER = (
     *("doc", "template", "uses_format", "keys", "lookup", "hdu"),
-    *("match", "valid", "resolve", "shares", "allow_unsafe"),
+    *("match", "valid", "resolve", "shares", "allow_unsafe", "allowance"),
 )
 _CLAUSE_ORDER = {"format": _FORMAT_ORDER, "dataset": _DATASET_ORDER, "calibration": _DATASET_ORDER}
 _BLOCKS = frozenset({"shared", "instrument", "format", "dataset", "calibration", "normalize"})
@@ -152,22 +163,90 @@ def _key(kids: Sequence[Node]) -> str:
 
 
 def _spans_lines(node: Tree[Token], lines: Sequence[str]) -> bool:
-    """Whether a member takes several lines, a documented key's ``doc`` line aside."""
-    return len(lines) > (2 if _key_and_doc(node) is not None else 1)
+    """Whether a member is a block written on several lines (blank lines go around it)."""
+    return _is_block(node) and len(lines) > 1
 
 
-def _key_and_doc(node: Tree[Token]) -> tuple[str, str] | None:
-    """A documented key (or ``override key``) split into its declaration and its ``doc``."""
+def _fill(first: str, atoms: Sequence[str], indent: str) -> list[str]:
+    """``first`` then ``atoms`` separated by spaces, broken before an atom that would not fit."""
+    lines = [first]
+    for atom in atoms:
+        if len(lines[-1]) + 1 + len(atom) <= LINE_LENGTH:
+            lines[-1] += " " + atom
+        else:
+            lines.append(indent + atom)
+    return lines
+
+
+def _doc_lines(node: Node, indent: str) -> list[str]:
+    """``doc "..."`` at ``indent``; a long one split at spaces into strings on their own lines."""
+    strings = [_text(c) for c in _tree(node).children]
+    line = f"{indent}doc {' '.join(strings)}"
+    if len(line) <= LINE_LENGTH and len(strings) == 1:
+        return [line]
+    if any(s.startswith("r") for s in strings):  # raw strings keep their own boundaries
+        return _fill(f"{indent}doc {strings[0]}", strings[1:], indent + _INDENT)
+    body = "".join(s[1:-1] for s in strings)
+    words = re.findall(r"\S+\s*|\s+", body)
+    pieces: list[str] = []
+    width = LINE_LENGTH - len(indent) - len("doc ") - 2
+    for word in words:
+        if pieces and len(pieces[-1]) + len(word) <= width:
+            pieces[-1] += word
+        else:
+            pieces.append(word)
+            width = LINE_LENGTH - len(indent) - len(_INDENT) - 2
+    pieces = pieces or [""]
+    return [f'{indent}doc "{pieces[0]}"', *(f'{indent}{_INDENT}"{p}"' for p in pieces[1:])]
+
+
+def _key_lines(node: Tree[Token], depth: int) -> list[str] | None:
+    """A key (or ``override key``): its declaration, broken to fit, and its ``doc`` below."""
     prefix = ""
     if node.data == "override":
         node, prefix = _tree(node.children[0]), "override "
     if node.data != "key":
         return None
-    docs = [c for c in node.children[2:] if _tree(c).data == "doc"]
-    if len(docs) != 1:
-        return None
-    rest = [c for c in node.children if c is not docs[0]]
-    return prefix + _key(rest), _text(docs[0])
+    name, type_, *clauses = node.children
+    indent = _INDENT * depth
+    atoms: list[str] = []
+    docs: list[Node] = []
+    for clause in _ordered(clauses, _KEY_ORDER):
+        kind = _tree(clause).data
+        if kind == "doc":
+            docs.append(clause)
+        elif kind == "choices":
+            values = [_text(v) for v in _tree(clause).children]
+            atoms.extend([f"one of {values[0]}", *values[1:]])
+        else:
+            atoms.append(_text(clause))
+    lines = _fill(f"{indent}{prefix}key {name}: {_text(type_)}", atoms, indent + _INDENT)
+    for doc in docs:
+        lines.extend(_doc_lines(doc, indent + _INDENT))
+    return lines
+
+
+_LISTS = {"use": "use", "keys": "keys", "match": "match", "shares": "shares path with"}
+
+
+def _statement_lines(node: Tree[Token], depth: int) -> list[str]:
+    """A one-line statement, broken where it does not fit."""
+    indent = _INDENT * depth
+    key = _key_lines(node, depth)
+    if key is not None:
+        return key
+    if node.data == "doc":
+        return _doc_lines(node, indent)
+    line = indent + _text(node)
+    if node.data in _LISTS and len(line) > LINE_LENGTH and node.children:
+        names = [_text(c) for c in node.children]
+        atoms = [f"{n}," for n in names[:-1]] + names[-1:]
+        return _fill(f"{indent}{_LISTS[node.data]} {atoms[0]}", atoms[1:], indent + _INDENT)
+    if node.data == "table" and len(line) > LINE_LENGTH and len(node.children) > 4:
+        name, first, second, source, doc = node.children
+        head = f"{indent}table {name}({_text(first)}, {_text(second)}) {_text(source)}"
+        return [head, *_doc_lines(doc, indent + _INDENT)]
+    return [line]
 
 
 def _table(kids: Sequence[Node]) -> str:
@@ -198,6 +277,7 @@ _INLINE: dict[str, Callable[[Sequence[Node]], str]] = {
     "alias": lambda k: f"alias {_names(k)}",
     "derive": lambda k: f"= {k[0]}({k[1]})",
     "allow": lambda k: f"allow {_words(k)}",
+    "allowance": lambda k: f"allow {_words(k)}",
     "mapping": lambda k: f"{_text(k[0])} -> {_text(k[1])}",
     "table": _table,
     "column": lambda k: f"{k[0]}: {_text(k[1])}",
@@ -361,14 +441,9 @@ class _Printer:
         if _is_block(node):
             return self.block(node, inner, trailing, depth)
         extra = sorted([*inner, *trailing], key=lambda c: c.pos)
-        documented = _key_and_doc(node)
-        if documented is not None:
-            declaration, doc = documented
-            return [
-                _trailing(_INDENT * depth + declaration, extra),
-                _trailing(_INDENT * (depth + 1) + doc, extra[1:]),
-            ], extra[2:]
-        return [_trailing(_INDENT * depth + _text(node), extra)], extra[1:]
+        lines = _statement_lines(node, depth)
+        # The comments written inside or after the statement trail its lines, one each.
+        return [_trailing(line, extra[i:]) for i, line in enumerate(lines)], extra[len(lines) :]
 
     def block(
         self,

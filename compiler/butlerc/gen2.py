@@ -15,9 +15,10 @@ obs_lsst camera over ``lsstCamMapper.yaml``); the per-category defaults
 
 Whatever the language cannot say is reported as a :class:`Note` (the YAML file, the entry
 and what was done about it); the CLI prints them on stderr. The output is then checked with
-the compiler: dataset types that really render the same paths get ``shares path with`` (so
-the compiler reports them as warning BC103, as Gen2 defects stay visible), and any error
-left is reported as a note too.
+the compiler: dataset types that really render the same paths get ``shares path with`` (a
+note says so; ``butlerc check --warn BC103`` lists them), and every error left is in
+:attr:`Conversion.errors`, with its place in the output: the CLI still writes the output
+(for a hand edit), prints them and exits 1.
 """
 
 from __future__ import annotations
@@ -95,10 +96,12 @@ _FIELD = re.compile(
 )
 _HDU = re.compile(r"\[(?:%\((?P<key>\w+)\)d|(?P<number>\d+))\]$")
 _TYPES = {"d": "int", "i": "int", "s": "str", "f": "float", "g": "float", "e": "float"}
-#: Keys whose values obs_base's conventions constrain (skymap patches, pipe_analysis folders).
+#: Keys whose values obs_base's conventions constrain (skymap patches, pipe_analysis folders,
+#: DCR sub-bands: one digit, so that ``{filter}{subfilter}`` splits back), by their type.
 KNOWN_KEYS = {
-    "patch": 'str matches r"\\d+,\\d+"  # skymap patch "x,y"',
-    "subdir": 'str matches r"(/[^/]+)*" allow "/"  # empty or "/name..."',
+    "patch": ("str", 'str matches r"\\d+,\\d+"  # skymap patch "x,y"'),
+    "subdir": ("str", 'str matches r"(/[^/]+)*" allow "/"  # empty or "/name..."'),
+    "subfilter": ("int", "int in 0..9  # one digit: {filter}{subfilter} splits back"),
 }
 _OBSERVATION_TABLES = ("raw", "raw_visit", "raw_skyTile", "raw_skytile")
 
@@ -251,10 +254,19 @@ class Dataset:
 
 @dataclass(frozen=True)
 class Conversion:
-    """The policy text and what could not be said."""
+    """The policy text, what could not be said, and the errors the text still has.
+
+    ``errors`` are the compiler's errors on ``text`` (file, line and message): when there
+    are any, the policy needs a hand edit before Butler can use it.
+    """
 
     text: str
     notes: tuple[Note, ...]
+    errors: tuple[Note, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
 
 
 def _as_list(value: Any) -> list[str]:
@@ -272,7 +284,12 @@ def _instrument_name(mapper: Path) -> str:
     return stem[0].upper() + stem[1:]
 
 
-def _dataset(entry: Entry, notes: list[Note]) -> Dataset | None:
+def _dataset(entry: Entry, notes: list[Note], defaults: bool) -> Dataset | None:
+    """The dataset type of a merged entry, or None (and a note) if it cannot be one.
+
+    ``defaults``: whether the ``*MappingDefaults.yaml`` files were given, which is where
+    Gen2 took most storages from.
+    """
     fields, name = entry.fields, entry.name
     for unknown in sorted(set(fields) - KNOWN_FIELDS):
         close = difflib.get_close_matches(unknown, sorted(KNOWN_FIELDS), n=1)
@@ -313,6 +330,17 @@ def _dataset(entry: Entry, notes: list[Note]) -> Dataset | None:
             )
         )
         return None
+    if not storage and not defaults:
+        notes.append(
+            Note(
+                entry.file(),
+                name,
+                "no storage: Gen2 took it from obs_base; pass obs_base-exposures.yaml, "
+                "obs_base-datasets.yaml and the obs_base-*MappingDefaults.yaml files with "
+                "--base; left out",
+            )
+        )
+        return None
     if storage not in FORMATS:
         notes.append(
             Note(entry.file("storage"), name, f"storage '{storage}' has no format; left out")
@@ -329,15 +357,21 @@ def convert(
     *,
     name: str | None = None,
     check: bool = True,
+    output: str | Path | None = None,
 ) -> Conversion:
-    """Convert ``mapper`` stacked over ``bases`` (Gen2 merge rules) into one instrument block."""
+    """Convert ``mapper`` stacked over ``bases`` (Gen2 merge rules) into one instrument block.
+
+    ``output`` is the file the text will be written to: the errors name it (default: the
+    mapper's name with ``.butler``).
+    """
     mapper = Path(mapper)
     files = [mapper, *map(Path, bases)]
     notes: list[Note] = []
     entries = merge(files, notes)
     datasets: dict[str, Dataset] = {}
+    defaults = any(path.name.endswith("MappingDefaults.yaml") for path in files)
     for entry in entries.values():
-        dataset = _dataset(entry, notes)
+        dataset = _dataset(entry, notes, defaults)
         if dataset is not None:
             datasets[entry.name] = dataset
     for entry in entries.values():  # composites (obs_lsst raw): the file of their components
@@ -376,9 +410,13 @@ def convert(
     _lookups(datasets, raw, notes)
     instrument = name or _instrument_name(mapper)
     text = _render(instrument, files, datasets, key_types, entries)
+    errors: list[Note] = []
     if check:
-        text = _declare_shared_paths(text, instrument, datasets, key_types, files, entries, notes)
-    return Conversion(text, tuple(notes))
+        virtual = str(output) if output is not None else files[0].with_suffix(".butler").name
+        text = _declare_shared_paths(
+            text, virtual, instrument, datasets, key_types, files, entries, notes, errors
+        )
+    return Conversion(text, tuple(notes), tuple(errors))
 
 
 def _key_types(datasets: Mapping[str, Dataset], notes: list[Note]) -> dict[str, str]:
@@ -398,7 +436,9 @@ def _key_types(datasets: Mapping[str, Dataset], notes: list[Note]) -> dict[str, 
     for key, found in seen.items():
         if len(found) > 1:
             where = ", ".join(f"{t} in {d}" for t, d in sorted(found.items()))
-            notes.append(Note("", key, f"key formatted as several types ({where}); declared str"))
+            first = datasets[next(iter(found.values()))].gen2.file()
+            message = f"key '{key}' formatted as several types ({where}); declared str"
+            notes.append(Note(first, key, message))
             types[key] = "str"
         else:
             types[key] = next(iter(found))
@@ -509,8 +549,9 @@ def _render(
     }
     for key in sorted(key_types, key=str.lower):
         line = f"    key {key}: {key_types[key]}"
-        if key in KNOWN_KEYS and key_types[key] == "str":
-            line = f"    key {key}: {KNOWN_KEYS[key]}"
+        known = KNOWN_KEYS.get(key)
+        if known is not None and key_types[key] == known[0]:
+            line = f"    key {key}: {known[1]}"
         elif key in sole and key_types[key] == "str":
             line += ' allow "/"  # the whole path'
         lines.append(line)
@@ -546,17 +587,18 @@ def _render(
 
 def _declare_shared_paths(
     text: str,
+    virtual: str,
     instrument: str,
     datasets: Mapping[str, Dataset],
     key_types: Mapping[str, str],
     files: Sequence[Path],
     entries: Mapping[str, Entry],
     notes: list[Note],
+    errors: list[Note],
 ) -> str:
     """Check the output; declare real path collisions; report every error that is left."""
     from .driver import check_policy
 
-    virtual = files[0].with_suffix(".butler").name
     result = check_policy(virtual, text)
     pattern = re.compile(r"'(\w+)'")
     changed = False
@@ -582,11 +624,9 @@ def _declare_shared_paths(
         text = _render(instrument, files, datasets, key_types, entries)
         result = check_policy(virtual, text)
     for diagnostic in result.errors:
-        notes.append(
-            Note(
-                "",
-                "",
-                f"the converted policy does not check: {diagnostic.code} {diagnostic.message}",
-            )
+        where = str(diagnostic.span) if diagnostic.span is not None else virtual
+        message = f"error[{diagnostic.code}]: {diagnostic.message}"
+        errors.append(
+            Note(where, "", message + (f" ({diagnostic.hint})" if diagnostic.hint else ""))
         )
     return text

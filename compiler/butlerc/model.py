@@ -17,6 +17,7 @@ from lark import Token, Tree
 from .diagnostics import Diagnostic, Note, Span
 
 __all__ = [
+    "Allowance",
     "Block",
     "Column",
     "DatasetDef",
@@ -58,6 +59,15 @@ class Literal:
 
 
 @dataclass(frozen=True)
+class Allowance:
+    """``allow CODE "reason"``: a warning expected on this definition, and why."""
+
+    code: Name
+    reason: Literal
+    span: Span
+
+
+@dataclass(frozen=True)
 class TypeRef:
     """A key type: ``int``, ``datetime tai``."""
 
@@ -90,6 +100,7 @@ class KeyDef:
     allow: tuple[Literal, ...] = ()
     doc: str | None = None
     override: bool = False
+    allowances: tuple[Allowance, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -149,6 +160,7 @@ class FormatDef:
     unsafe: bool | None = None
     doc: str | None = None
     override: bool = False
+    allowances: tuple[Allowance, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -188,6 +200,7 @@ class DatasetDef:
     valid: Valid | None = None
     resolve: Name | None = None
     override: bool = False
+    allowances: tuple[Allowance, ...] = ()
 
 
 Member = KeyDef | NormalizeDef | TableDef | FormatDef | DatasetDef
@@ -307,10 +320,16 @@ class _Builder:
         return TypeRef(names[0], names[1] if len(names) > 1 else None, self.span(node))
 
     def doc(self, node: Tree[Token]) -> str:
-        return str(self.string(node.children[0]).value)
+        """A doc's text: its strings joined (``fmt`` splits long docs into several)."""
+        return "".join(str(self.string(c).value) for c in node.children)
 
     def names(self, node: Tree[Token]) -> tuple[Name, ...]:
         return tuple(self.name(c) for c in node.children if isinstance(c, Token))
+
+    def allowance(self, node: Tree[Token]) -> Allowance:
+        return Allowance(
+            self.name(node.children[0]), self.string(node.children[1]), self.span(node)
+        )
 
     # -- clause bookkeeping
     def once(self, seen: dict[str, Span], clause: str, node: Tree[Token], owner: str) -> bool:
@@ -340,10 +359,13 @@ class _Builder:
         owner = f"key '{name.value}'"
         aliases: list[Name] = []
         allow: list[Literal] = []
+        allowances: list[Allowance] = []
         for clause in node.children[2:]:
             assert isinstance(clause, Tree)
             kind = clause.data
-            if kind == "alias":
+            if kind == "allowance":
+                allowances.append(self.allowance(clause))
+            elif kind == "alias":
                 aliases.extend(self.names(clause))
             elif kind == "allow":
                 allow.append(self.string(clause.children[0]))
@@ -371,6 +393,7 @@ class _Builder:
             aliases=tuple(aliases),
             allow=tuple(allow),
             override=override,
+            allowances=tuple(allowances),
             **fields,  # type: ignore[arg-type]
         )
 
@@ -419,9 +442,13 @@ class _Builder:
         fields: dict[str, object] = {}
         seen: dict[str, Span] = {}
         owner = f"format '{name.value}'"
+        allowances: list[Allowance] = []
         for clause in node.children[1:]:
             assert isinstance(clause, Tree)
             kind = str(clause.data)
+            if kind == "allowance":
+                allowances.append(self.allowance(clause))
+                continue
             if not self.once(seen, kind, clause, owner):
                 continue
             if kind == "formatter":
@@ -434,10 +461,18 @@ class _Builder:
                 fields[kind] = True
             elif kind == "doc":
                 fields["doc"] = self.doc(clause)
-        return FormatDef(name, self.span(node), override=override, **fields)  # type: ignore[arg-type]
+        return FormatDef(
+            name,
+            self.span(node),
+            override=override,
+            allowances=tuple(allowances),
+            **fields,  # type: ignore[arg-type]
+        )
 
     def dataset(self, node: Tree[Token], override: bool = False) -> DatasetDef:
-        kind = "calibration" if node.data == "calibration" else "dataset"
+        kind: TypingLiteral["dataset", "calibration"] = (
+            "calibration" if node.data == "calibration" else "dataset"
+        )
         name = self.name(node.children[0])
         fields: dict[str, object] = {}
         seen: dict[str, Span] = {}
@@ -465,9 +500,13 @@ class _Builder:
             ),
             "resolve": lambda c: ("resolve", self.name(c.children[0])),
         }
+        allowances: list[Allowance] = []
         for clause in node.children[1:]:
             assert isinstance(clause, Tree)
             clause_name = str(clause.data)
+            if clause_name == "allowance":
+                allowances.append(self.allowance(clause))
+                continue
             word = {"uses_format": "format", "allow_unsafe": "allow unsafe"}.get(
                 clause_name, clause_name
             )
@@ -475,7 +514,14 @@ class _Builder:
                 continue
             key, value = handlers[clause_name](clause)
             fields[key] = value
-        return DatasetDef(kind, name, self.span(node), override=override, **fields)  # type: ignore[arg-type]
+        return DatasetDef(
+            kind,
+            name,
+            self.span(node),
+            override=override,
+            allowances=tuple(allowances),
+            **fields,  # type: ignore[arg-type]
+        )
 
     def hdu(self, node: Tree[Token]) -> Literal | Name:
         token = node.children[0]

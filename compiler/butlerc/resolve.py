@@ -205,6 +205,9 @@ def _merge(base: Member, over: Member) -> Member:
         for f in dataclasses.fields(over)
         if f.name not in ("name", "span", "override") and getattr(over, f.name) is not None
     }
+    if isinstance(base, FormatDef | DatasetDef) and isinstance(over, FormatDef | DatasetDef):
+        # Allowances add up: an override keeps what the shared definition expects, plus its own.
+        updates["allowances"] = (*base.allowances, *over.allowances)
     return dataclasses.replace(base, name=over.name, span=over.span, **updates)  # type: ignore[arg-type]
 
 

@@ -16,6 +16,7 @@ import shlex
 from collections.abc import Callable
 from typing import Any
 
+from ._cli_common import add_data_id, add_dataset_type, add_root, command, echo
 from .overrides import ENVIRONMENT_VARIABLE, Override, parse_items
 
 __all__ = ["add_commands", "session_config"]
@@ -46,21 +47,11 @@ def _with_session(run: Callable[[argparse.Namespace], int]) -> Callable[[argpars
     return wrapped
 
 
-def _data_id(pairs: list[str]) -> dict[str, object]:
-    result: dict[str, object] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise argparse.ArgumentTypeError(f"data ID items are KEY=VALUE, got {pair!r}")
-        result[key] = value
-    return result
-
-
 def _explain(args: argparse.Namespace) -> int:
     from .butler import Butler
 
     with Butler(args.root, writeable=False, config=session_config()) as butler:
-        print(butler.explain(args.dataset_type, _data_id(args.data_id)))
+        echo(butler.explain(args.dataset_type, args.data_id))
     return 0
 
 
@@ -75,14 +66,14 @@ def _register(args: argparse.Namespace) -> int:
             butler.register_dataset_type(
                 args.name, template=args.template, format=args.format, keys=args.keys, doc=args.doc
             )
-        print(f"registered in {butler.root}; dataset types: {len(butler.dataset_types)}")
+        echo(f"registered in {butler.root}; dataset types: {len(butler.dataset_types)}")
     return 0
 
 
 def _select(args: argparse.Namespace) -> int:
     from .provenance import select_repository
 
-    print(select_repository(args.roots, args.version))
+    echo(select_repository(args.roots, args.version))
     return 0
 
 
@@ -105,30 +96,40 @@ def add_commands(parser: argparse.ArgumentParser, commands: Any) -> None:
         help="a repository read after this one (repeatable; searched in order)",
     )
 
-    explain = commands.add_parser(
-        "explain", help="how a data ID is normalized, its path, overrides, and who has it"
+    explain = command(
+        commands, "explain", "how a data ID is normalized, its path, overrides, and who has it"
     )
-    explain.add_argument("root", metavar="ROOT")
-    explain.add_argument("dataset_type", metavar="DATASET_TYPE")
-    explain.add_argument("data_id", nargs="*", metavar="KEY=VALUE")
+    add_root(explain)
+    add_dataset_type(explain)
+    add_data_id(explain, "the data ID to explain (partial is fine)")
     explain.set_defaults(run=_explain)
 
-    register = commands.add_parser(
-        "register-dataset-type", help="define an output dataset type in a repository"
+    register = command(
+        commands, "register-dataset-type", "define an output dataset type in a repository"
     )
-    register.add_argument("root", metavar="ROOT")
-    register.add_argument("name", metavar="NAME", nargs="?")
-    register.add_argument("--template", metavar="TEMPLATE")
-    register.add_argument("--format", metavar="FORMAT")
-    register.add_argument("--keys", default="", metavar="KEY,KEY")
-    register.add_argument("--doc", default="", metavar="TEXT")
-    register.add_argument("--text", metavar="FILE", help="definitions in the policy language")
+    add_root(register)
+    register.add_argument(
+        "name", metavar="NAME", nargs="?", help="the new dataset type's name (not with --text)"
+    )
+    register.add_argument(
+        "--template",
+        metavar="TEMPLATE",
+        help="its path template, e.g. 'myCat/{tract}/{patch}.fits'",
+    )
+    register.add_argument("--format", metavar="FORMAT", help="a format of the policy, e.g. fits")
+    register.add_argument(
+        "--keys", default="", metavar="KEY,KEY", help="the keys of its data IDs, comma-separated"
+    )
+    register.add_argument("--doc", default="", metavar="TEXT", help="what the dataset type holds")
+    register.add_argument(
+        "--text", metavar="FILE", help="definitions in the policy language, instead of the above"
+    )
     register.set_defaults(run=_register)
 
-    select = commands.add_parser(
-        "select", help="print the repository created by the software version asked for"
+    select = command(
+        commands, "select", "print the repository created by the software version asked for"
     )
-    select.add_argument("roots", nargs="+", metavar="ROOT")
+    select.add_argument("roots", nargs="+", metavar="ROOT", help="the candidate repositories")
     select.add_argument(
         "--version", required=True, metavar="REQUIREMENT", help="e.g. 'butler>=0.2,<0.4'"
     )

@@ -16,12 +16,12 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from . import maintenance
+from . import creation, maintenance
 from .chain import Chain, ParentLike, prepare_parents
 from .checksums import FileChecksum, file_checksum
 from .config import (
@@ -45,6 +45,7 @@ from .errors import (
     ReadOnlyError,
     RegistryError,
     RepositoryError,
+    StorageFullError,
 )
 from .formatters import BBox, Formatter, FormatterRegistry, TableInfo
 from .ingest import IngestReport, InstrumentRules, Transfer
@@ -53,9 +54,10 @@ from .maintenance import IndexReport, VerifyReport
 from .mapper import Mapper
 from .overrides import SessionConfig
 from .provenance import Provenance
+from .recovery import PENDING, Journal, recover
 from .registry import Registry
 from .spec import DatasetTypeSpec, FormatSpec, Value
-from .storage import LocalStorage
+from .storage import LocalStorage, out_of_space
 
 if TYPE_CHECKING:  # calibrations (issue 4): the logic is in calibrations.py
     from .calibrations import CalibrationRef, Certification
@@ -99,17 +101,34 @@ class _Found:
         return self.repository.storage.absolute(self.path)
 
 
+@dataclass(frozen=True)
+class _Change:
+    """One file change awaiting its commit (see :mod:`butler.recovery`).
+
+    ``target`` is the dataset's file. ``new``: it holds a file this call published
+    (undone by deleting it). ``journal``: the entry in the recovery journal, if any:
+    the replaced file kept, the removed file set aside (put back by an undo), or a
+    marker of a new file; deleted once the commit succeeded.
+    """
+
+    target: Path
+    journal: Path | None
+    new: bool
+
+
 class _FileActions(threading.local):
     """Per thread: file changes of an open :meth:`Butler.transaction`, settled when it ends."""
 
     def __init__(self) -> None:
         self.open = False
-        # In the order they happened: (None, path) for a new file published by a put,
-        # deleted if the transaction rolls back; (aside, path) for the file of a removed
-        # or overwritten dataset, kept aside, deleted once the transaction commits, else
-        # moved back over path. A rollback undoes them last first, so "put X, remove X"
-        # leaves nothing behind and overwriting X twice leaves X's file from before.
-        self.journal: list[tuple[Path | None, Path]] = []
+        # In the order they happened. A rollback undoes them last first, so "put X,
+        # remove X" leaves nothing behind and overwriting X twice leaves X's file from before.
+        self.journal: list[_Change] = []
+        self.token = ""  # the transaction's token in the recovery journal
+
+
+def _no_step(step: str) -> None:
+    """The default step hook: nothing (see ``steps`` in :class:`Butler`)."""
 
 
 def _format_data_id(data_id: Mapping[str, Any]) -> str:
@@ -127,24 +146,39 @@ class Butler:
         mapper: str | None = None,
         parents: bool = True,
         config: SessionConfig | None = None,
+        steps: Callable[[str], object] | None = None,
     ) -> None:
         """Open a repository and its chain of parents (see :mod:`butler.chain`).
 
         ``mapper`` replaces the configured mapper; ``parents=False`` opens the
         repository alone; ``config`` holds session overrides (``KEY=VALUE`` items or a
         mapping; default ``$BUTLER_CONFIG``; see :mod:`butler.overrides`).
+
+        A writeable repository first finishes the operations of Butlers that died
+        mid-call (see :mod:`butler.recovery`). ``steps`` is for fault-injection tests:
+        it is called with the name of each step boundary a write passes
+        (``written``, ``published``, ``set aside``, ``committed``, ``settled``; see
+        :class:`butler.testing.CrashAt`).
         """
         self.root = Path(root).absolute()
         self.config: RepositoryConfig = read_config(self.root)
         self.writeable = writeable and not self.config.read_only
         self.mapper: Mapper = load_mapper(self._mapper_spec(mapper or self.config.mapper))
-        self.registry = Registry.open(self._registry_url(self.config.registry))
+        self.registry = creation.open_registry(
+            self.root, self._registry_url(self.config.registry), read_only=not self.writeable
+        )
         if self.writeable:  # registries made before checksums: add their columns (issue 12)
             with contextlib.suppress(RegistryError):  # a database this user cannot alter
                 self.registry.upgrade_checksums()
         self.formatters = FormatterRegistry.default()
         self.storage = LocalStorage(self.root)
+        self._journal = Journal(self.root)
+        self._step: Callable[[str], object] = steps or _no_step
+        self._settled: list[str] = []  # committed tokens whose files are settled
+        self._settled_lock = threading.Lock()
         try:
+            if self.writeable:
+                self._recover()
             self.chain = Chain.open(self, parents=parents, config=config)
         except BaseException:
             self.registry.close()
@@ -190,7 +224,9 @@ class Butler:
         root_path = Path(root).absolute()
         if (root_path / CONFIG_NAME).exists():
             raise RepositoryError(
-                f"{root_path} is already a Butler repository; open it with Butler(root)"
+                f"{root_path} is already a Butler repository: use it as it is (Butler(root) in "
+                f"Python, `butler COMMAND {root_path}` on the command line), or create the new "
+                "one in another folder"
             )
         loaded = load_mapper(mapper)  # fail before writing anything
         chained = prepare_parents(root_path, loaded, parents, overrides or {})
@@ -204,13 +240,23 @@ class Butler:
             overrides=dict(overrides or {}),
             durability=durability,
         )
-        root_path.mkdir(parents=True, exist_ok=True)
         url = cls._resolve_registry_url(root_path, config.registry)
-        Registry.create(
-            url, loaded.spec, metadata={f"created_by.{k}": v for k, v in config.created_by.items()}
-        ).close()
-        write_config(root_path, config)
-        return cls(root_path)
+        with creation.undone_on_failure(root_path):  # a failed create leaves nothing behind
+            creation.refuse_existing_registry(root_path, url)
+            created_by = {f"created_by.{k}": v for k, v in config.created_by.items()}
+            Registry.create(url, loaded.spec, metadata=created_by).close()
+            write_config(root_path, config)
+            return cls(root_path)
+
+    def _recover(self) -> None:
+        """Finish the operations of Butlers that died mid-call (see butler.recovery)."""
+        try:
+            recover(self.root, self.registry)
+        except OSError as error:
+            raise RepositoryError(
+                f"cannot finish the interrupted operations in {self.root / PENDING}: {error}; "
+                "fix that and open the repository again (writeable=False opens it for reading)"
+            ) from error
 
     def _mapper_spec(self, spec: str) -> str:
         if spec.endswith(".py") and not Path(spec).is_absolute():
@@ -231,7 +277,9 @@ class Butler:
         """Sync the files of unsynced puts (see :meth:`sync`); release the connections."""
         try:
             self.sync()
+            self._forget_settled()
         finally:
+            self._journal.close()
             self.chain.close()
             self.registry.close()
 
@@ -464,18 +512,27 @@ class Butler:
         hdu = self._hdu(plan, data_id)
         write_hdu = hdu if isinstance(hdu, int) else None
         formatter, compress = plan.formatter, plan.compress
-        if formatter.writes_streams:
+        try:
+            if formatter.writes_streams:
 
-            def stream_writer(stream: BinaryIO) -> None:
-                formatter.write_stream(obj, stream, hdu=write_hdu, compress=compress)
+                def stream_writer(stream: BinaryIO) -> None:
+                    formatter.write_stream(obj, stream, hdu=write_hdu, compress=compress)
 
-            return self.storage.write_stream(target, stream_writer, sync=sync)
+                return self.storage.write_stream(target, stream_writer, sync=sync)
 
-        def writer(path: Path) -> None:
-            formatter.write(obj, path, hdu=write_hdu, compress=compress)
+            def writer(path: Path) -> None:
+                formatter.write(obj, path, hdu=write_hdu, compress=compress)
 
-        temporary = self.storage.write(target, writer, sync=sync)
-        return temporary, file_checksum(temporary)
+            temporary = self.storage.write(target, writer, sync=sync)
+            return temporary, file_checksum(temporary)
+        except (ButlerError, OSError) as error:
+            if not out_of_space(error):
+                raise
+            raise StorageFullError(
+                f"cannot put {plan.spec.name!r} {_format_data_id(data_id)} in repository "
+                f"{self.root}: the disk holding {target.parent} is full; nothing was stored or "
+                "changed. Free space (removing datasets works on a full disk) and put again"
+            ) from error
 
     def put(
         self,
@@ -526,10 +583,11 @@ class Butler:
             return
         name = plan.spec.name
         written: list[tuple[Path, Path, bool]] = []  # (temporary, target, replaces a dataset)
-        published: list[tuple[Path | None, Path]] = []  # (the replaced file, kept; target)
+        changes: list[_Change] = []
+        token = self._token()
         try:
             with self.registry.transaction():
-                rows = []
+                rows, fresh = [], []
                 for obj, data_id in items:
                     relative, target, record, existing = self._destination(plan, data_id, overwrite)
                     # fsync a bulk write's files all at once, before any is published
@@ -539,77 +597,190 @@ class Butler:
                         self.registry.replace(name, record, relative, run, **file.columns())
                     else:
                         rows.append((record, relative, file.size, file.value))
+                        fresh.append(len(written) - 1)
                 if self._sync_each_put:
                     self.storage.sync([temporary for temporary, _, _ in written])
+                self._step("written")
                 if rows:
                     try:
                         self.registry.insert_many(name, rows, run)
                     except DatasetExistsError as error:
-                        raise self._exists_error(plan, [d for _, d in items], "put_many") from error
+                        data_ids = [d for _, d in items]
+                        if not overwrite or len(set(data_ids)) < len(data_ids):
+                            raise self._exists_error(plan, data_ids, "put_many") from error
+                        # a concurrent put stored some of them since: overwrite those too
+                        for (record, relative, size, checksum), index in zip(
+                            rows, fresh, strict=True
+                        ):
+                            self.registry.replace(
+                                name, record, relative, run, size=size, checksum=checksum
+                            )
+                            written[index] = (*written[index][:2], True)
                 for (temporary, target, replaces), (_, data_id) in zip(written, items, strict=True):
-                    published.append(self._publish(plan, data_id, temporary, target, replaces))
+                    if replaces:
+                        changes.append(self._publish_over(temporary, target, token))
+                    else:
+                        changes.append(self._publish_new(plan, data_id, temporary, target))
+                self._step("published")
+                self._commit_token(token, changes)
         except BaseException:
             for temporary, _, _ in written:
                 self.storage.discard(temporary)
-            self._undo(reversed(published))
+            self._undo(reversed(changes))
             raise
         if not self._sync_each_put:
             self._defer_sync(target for _, target, _ in written)
-        self._settle(published)
+        self._settle(changes, token)
 
     def _store_one(
         self, obj: object, data_id: DataId, plan: _Plan, overwrite: bool, run: str | None
     ) -> None:
         """One put: the file written, then recorded; published just before the commit."""
-        name = plan.spec.name
         relative, target, record, existing = self._destination(plan, data_id, overwrite)
-        temporary, file = self._write_file(plan, obj, data_id, target, sync=self._sync_each_put)
+        temporary, sums = self._write_file(plan, obj, data_id, target, sync=self._sync_each_put)
+        self._step("written")
+        changes: list[_Change] = []
+        token = ""  # a new dataset's put journals nothing
+        try:
+            if existing is None:
+                row = (record, relative, run)
+                files = (temporary, target)
+                inserted = self._insert_one(plan, data_id, row, files, overwrite, sums)
+                if inserted is None:  # a concurrent put stored it since: overwrite it
+                    existing = relative
+                else:
+                    changes.append(inserted)
+            if existing is not None:
+                token = self._token()
+                self._replace_one(plan, (record, relative, run), (temporary, sums), token, changes)
+        except BaseException:
+            self.storage.discard(temporary)
+            self._undo(reversed(changes))
+            raise
+        if not self._sync_each_put:
+            self._defer_sync([target])
+        self._settle(changes, token)
+
+    def _insert_one(
+        self,
+        plan: _Plan,
+        data_id: DataId,
+        row: tuple[dict[str, Value], str, str | None],
+        files: tuple[Path, Path],
+        overwrite: bool,
+        sums: FileChecksum,
+    ) -> _Change | None:
+        """Record a new dataset; its file is published just before the commit.
+
+        None if the data ID was taken (by a concurrent put, when this put may
+        ``overwrite``: the caller replaces it then); DatasetExistsError if it may not.
+        """
+        record, relative, run = row
+        temporary, target = files
+        published: list[_Change] = []
         publishing = False
-        published: list[tuple[Path | None, Path]] = []  # as in _store
 
         def publish() -> None:
             nonlocal publishing
             publishing = True
-            published.append(self._publish(plan, data_id, temporary, target, existing is not None))
+            published.append(self._publish_new(plan, data_id, temporary, target))
+            self._step("published")
 
         try:
-            if existing is not None:
-                self.registry.replace(
-                    name, record, relative, run, before_commit=publish, **file.columns()
-                )
-            else:  # the registry refuses a data ID already taken, even by a concurrent put
-                self.registry.insert(
-                    name, record, relative, run, before_commit=publish, **file.columns()
-                )
+            self.registry.insert(
+                plan.spec.name, record, relative, run, before_commit=publish, **sums.columns()
+            )
         except BaseException as error:
-            self.storage.discard(temporary)
             self._undo(published)
             if isinstance(error, DatasetExistsError) and not publishing:
+                if overwrite:
+                    return None
                 raise self._exists_error(plan, [data_id], "put") from error
             raise
-        if not self._sync_each_put:
-            self._defer_sync([target])
-        self._settle(published)
+        self._step_committed()
+        return published[0]
 
-    def _undo(self, published: Iterable[tuple[Path | None, Path]]) -> None:
-        """After a failed commit: delete the files a put published, put back those it replaced."""
-        for kept, target in published:
-            if kept is None:
-                self.storage.discard(target)
-            else:
-                self.storage.restore(kept, target)
+    def _replace_one(
+        self,
+        plan: _Plan,
+        row: tuple[dict[str, Value], str, str | None],
+        written: tuple[Path, FileChecksum],
+        token: str,
+        changes: list[_Change],
+    ) -> None:
+        """Record a dataset over its old record; the old file is kept until the commit.
 
-    def _settle(self, published: list[tuple[Path | None, Path]]) -> None:
-        """After a commit: delete the replaced files, or leave them to the open transaction()."""
+        ``written`` is the new file's temporary, and its size and checksum."""
+        record, relative, run = row
+        temporary, sums = written
+        target = self.storage.checked(relative)
+
+        def publish() -> None:
+            changes.append(self._publish_over(temporary, target, token))
+            self._step("published")
+
+        with self.registry.transaction():
+            self.registry.replace(
+                plan.spec.name, record, relative, run, before_commit=publish, **sums.columns()
+            )
+            self._commit_token(token, changes)
+        self._step_committed()
+
+    def _token(self) -> str:
+        """The recovery journal's token for a write: the open transaction's, or a new one."""
+        return self._local.token if self._local.open else self._journal.token()
+
+    def _commit_token(self, token: str, changes: list[_Change]) -> None:
+        """Inside the registry transaction of a write outside :meth:`transaction`: record
+        its token if it set a file aside, so recovery knows it committed (butler.recovery)."""
+        if self._local.open or not any(change.journal for change in changes):
+            return
+        self.registry.record_operation(token)
+        with self._settled_lock:
+            settled, self._settled = self._settled, []
+        if settled:  # tokens whose files are gone: forgotten in the same commit
+            self.registry.forget_operations(settled)
+
+    def _forget_settled(self) -> None:
+        """Delete the settled tokens' rows (at close; left rows are harmless, and swept
+        by ``verify --repair``)."""
+        with self._settled_lock:
+            settled, self._settled = self._settled, []
+        if settled and self.writeable:
+            with contextlib.suppress(ButlerError):
+                self.registry.forget_operations(settled)
+
+    def _step_committed(self) -> None:
+        if not self._local.open:
+            self._step("committed")
+
+    def _undo(self, changes: Iterable[_Change]) -> None:
+        """After a failed commit: delete the files a put published, put back those set aside."""
+        for change in changes:
+            if change.new:
+                self.storage.discard(change.target)
+                if change.journal is not None:
+                    self.storage.discard(change.journal)
+            elif change.journal is not None:
+                self.storage.restore(change.journal, change.target)
+
+    def _settle(self, changes: list[_Change], token: str) -> None:
+        """After a commit: delete the set-aside files, or leave them to the open transaction()."""
         if self._local.open:  # it may still roll back
-            self._local.journal.extend(published)
+            self._local.journal.extend(changes)
         else:
-            self._drop_kept(published)
+            self._drop_kept(changes, token)
 
-    def _drop_kept(self, published: Iterable[tuple[Path | None, Path]]) -> None:
-        for kept, _ in published:
-            if kept is not None:
-                self.storage.discard(kept)
+    def _drop_kept(self, changes: Iterable[_Change], token: str) -> None:
+        journaled = False
+        for change in changes:
+            if change.journal is not None:
+                self.storage.discard(change.journal)
+                journaled = True
+        if journaled:
+            with self._settled_lock:
+                self._settled.append(token)
+        self._step("settled")
 
     def _destination(
         self, plan: _Plan, data_id: DataId, overwrite: bool
@@ -627,19 +798,27 @@ class Butler:
         existing = self.registry.find(name, record) if overwrite else None
         return relative, self.storage.checked(relative), record, existing
 
-    def _publish(
-        self, plan: _Plan, data_id: DataId, temporary: Path, target: Path, replaces: bool
-    ) -> tuple[Path | None, Path]:
-        """Rename a put's file into place; the journal entry (the replaced file, kept; target).
+    def _publish_over(self, temporary: Path, target: Path, token: str) -> _Change:
+        """Rename an overwrite's file into place, keeping the replaced one in the journal."""
+        keep_as = self._journal.entry(token, "kept", target)
+        kept = self.storage.replace(temporary, target, keep_as)
+        return _Change(target, keep_as if kept else None, new=not kept)
 
-        A new dataset's file never goes over a file already there; one that ``replaces``
-        a dataset keeps that dataset's file until the commit settles (see _FileActions).
+    def _publish_new(self, plan: _Plan, data_id: DataId, temporary: Path, target: Path) -> _Change:
+        """Rename a new dataset's file into place; it never goes over a file already there.
+
+        Inside :meth:`transaction` the file is first marked in the recovery journal,
+        so a crash before the commit does not leave it behind.
         """
-        if replaces:
-            return self.storage.replace(temporary, target), target
+        marker = None
+        if self._local.open:
+            marker = self._journal.entry(self._local.token, "new", target)
+            self.storage.mark(temporary, marker)
         try:
             self.storage.publish(temporary, target)
         except DatasetExistsError as error:
+            if marker is not None:
+                self.storage.discard(marker)
             relative = target.relative_to(self.root).as_posix()
             raise DatasetExistsError(
                 f"cannot put {plan.spec.name!r} with data ID {_format_data_id(data_id)}: "
@@ -647,7 +826,7 @@ class Butler:
                 "(another dataset of a shared or HDU-addressed file, or a file no record "
                 f"knows of: see `butler verify {self.root}`); nothing was written"
             ) from error
-        return None, target
+        return _Change(target, marker, new=True)
 
     def _exists_error(self, plan: _Plan, data_ids: list[DataId], call: str) -> DatasetExistsError:
         """Why the registry refused a put: which data ID repeats or is already stored."""
@@ -684,22 +863,31 @@ class Butler:
         if actions.open:
             yield
             return
-        actions.open, actions.journal = True, []
+        actions.open, actions.journal, actions.token = True, [], self._journal.token()
         try:
             with self.registry.transaction():
                 yield
+                actions.open = False  # the token is recorded as for a write of its own
+                self._commit_token(actions.token, actions.journal)
         except BaseException:
             self._undo(reversed(actions.journal))
             raise
         else:
-            self._drop_kept(actions.journal)
+            self._step("committed")
+            self._drop_kept(actions.journal, actions.token)
         finally:
             actions.open, actions.journal = False, []
 
     def remove(
         self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object
     ) -> None:
-        """Forget a dataset and delete its file."""
+        """Forget a dataset and delete its file.
+
+        The file is moved into the recovery journal under the registry's lock, before
+        the commit, and deleted after it (see :mod:`butler.recovery`): a crash at any
+        point leaves the dataset stored or removed, never a record without its file
+        or a file that ``index`` would bring back.
+        """
         self._check_writeable(f"remove {dataset_type!r}")
         plan, found = self._locate(dataset_type, data_id, keys)
         if found.repository is not self:
@@ -708,16 +896,41 @@ class Butler:
                 f"is in parent repository {found.repository.root}, which this repository only "
                 "reads"
             )
-        self.registry.remove(plan.spec.name, self._restrict(plan, found.data_id))
-        if not found.path.startswith("/"):  # a file left where another tool put it stays
-            file = found.file
-            if self._local.open:  # set aside until the enclosing transaction() ends
-                aside = self.storage.temporary_for(file)
-                with contextlib.suppress(FileNotFoundError):
-                    self.storage.publish(file, aside)
-                    self._local.journal.append((aside, file))
-            else:
-                self.storage.discard(file)
+        record = self._restrict(plan, found.data_id)
+        if found.path.startswith("/"):  # a file left where another tool put it stays
+            self.registry.remove(plan.spec.name, record)
+            return
+        for attempt in (1, 2):
+            try:
+                self._remove_stored(plan, record, found)
+                return
+            except StorageFullError:
+                # A full disk: the registry may spend its reserve and delete in that space.
+                # Inside an open transaction() the whole transaction failed: no retry.
+                if attempt == 2 or self._local.open or not self.registry.make_room():
+                    raise
+
+    def _remove_stored(self, plan: _Plan, record: dict[str, Value], found: _Found) -> None:
+        """remove's one attempt: the row deleted and its file set aside in one commit."""
+        token = self._token()
+        changes: list[_Change] = []
+        try:
+            with self.registry.transaction():
+                # the row is locked (or, on SQLite, the registry) until the commit, so the
+                # file set aside is the one of the row removed, not a concurrent overwrite's
+                if not self.registry.remove(plan.spec.name, record):
+                    return  # another process removed it meanwhile: nothing is left to do
+                file = found.file
+                aside = self._journal.entry(token, "aside", file)
+                if self.storage.set_aside(file, aside):
+                    changes.append(_Change(file, aside, new=False))
+                self._step("set aside")
+                self._commit_token(token, changes)
+        except BaseException:
+            self._undo(changes)
+            raise
+        self._step_committed()
+        self._settle(changes, token)
 
     # ---- reading -------------------------------------------------------------------------------
 
@@ -738,9 +951,15 @@ class Butler:
                     f"recorded at {found.path!r}, but the file is missing; "
                     f"run `butler verify {found.repository.root}`"
                 ) from None
-            if isinstance(error, ButlerError):
+            if isinstance(error, DatasetCorruptError):  # already names dataset and file
                 raise
-            raise FormatError(f"cannot read {plan.spec.name!r} from {file}: {error}") from error
+            if isinstance(error, ButlerError) and not isinstance(error, FormatError):
+                raise
+            raise FormatError(
+                f"dataset {plan.spec.name!r} with data ID {_format_data_id(data_id)} is "
+                f"unreadable: {error}. `butler verify {found.repository.root} --read` lists every "
+                "file of the repository that does not read"
+            ) from error
 
     @staticmethod
     def _wrong_size(plan: _Plan, found: _Found, file: Path) -> DatasetCorruptError:
@@ -976,7 +1195,7 @@ class Butler:
         names = {CONFIG_NAME}
         if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
             base = url[len("sqlite:///") :]
-            names |= {base, base + "-wal", base + "-shm", base + "-journal"}
+            names |= {base, base + "-wal", base + "-shm", base + "-journal", base + "-reserve"}
         return frozenset(names)
 
     def index(
@@ -1006,6 +1225,14 @@ class Butler:
         self._check_writeable("ingest")
         return ingest(self, paths, transfer=transfer, rules=rules, show_progress=show_progress)
 
-    def verify(self, *, read: bool = False, show_progress: bool = False) -> VerifyReport:
-        """Check that every record has its file (and, with ``read``, that each file reads)."""
-        return maintenance.verify(self, read=read, show_progress=show_progress)
+    def verify(
+        self, *, read: bool = False, show_progress: bool = False, repair: bool = False
+    ) -> VerifyReport:
+        """Check that every record has its file (and, with ``read``, that each file reads).
+
+        ``repair`` first finishes interrupted operations (see :mod:`butler.recovery`)
+        and deletes the temporaries of writers that are gone.
+        """
+        if repair:
+            self._check_writeable("repair")
+        return maintenance.verify(self, read=read, show_progress=show_progress, repair=repair)

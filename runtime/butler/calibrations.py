@@ -31,9 +31,9 @@ import operator
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from .dataid import DataId
+from .dataid import DataId, format_data_id
 from .errors import (
     AmbiguousCalibrationError,
     AmbiguousDataIdError,
@@ -47,7 +47,6 @@ from .registry._calibrations import (
     Certification,
     CertificationStore,
     encode_match,
-    format_values,
 )
 from .spec import CalibrationSpec, DatasetTypeSpec, Value
 
@@ -60,7 +59,10 @@ __all__ = [
     "Calibrations",
     "Certification",
     "for_butler",
+    "plot_timeline",
     "recorded_time",
+    "timeline",
+    "timeline_figure",
     "valid_time",
 ]
 
@@ -112,7 +114,7 @@ def _fmt(moment: datetime.datetime | None) -> str:
     return moment.isoformat(timespec="microseconds" if moment.microsecond else "seconds")
 
 
-_format_data_id = format_values
+_format_data_id = format_data_id
 
 
 # ---- results -------------------------------------------------------------------------------
@@ -906,11 +908,11 @@ def timeline(history: Sequence[Certification], *, include_closed: bool = True) -
         state = "current" if row.current else f"{row.closed_by} {_fmt(row.recorded_to)}"
         table.append(
             (
-                " ".join(f"{k}={v}" for k, v in row.match.items()),
+                format_data_id(row.match),
                 f"#{row.id}",
                 _fmt(row.valid_from),
                 _fmt(row.valid_to),
-                " ".join(f"{k}={v}" for k, v in row.data_id.items()),
+                format_data_id(row.data_id),
                 _fmt(row.recorded_from),
                 state,
             )
@@ -923,72 +925,119 @@ def timeline(history: Sequence[Certification], *, include_closed: bool = True) -
 
 
 def plot_timeline(history: Sequence[Certification], path: str, title: str = "") -> None:
-    """Draw certifications as bars: one row per match value; closed ones hatched and grey.
+    """Draw certifications as bars (see :func:`timeline_figure`) into an image file.
 
-    Needs matplotlib (``pip install 'butler[plot]'``).
+    Needs matplotlib, the ``plot`` extra (``pip install -e '.[plot]'`` in a checkout).
+    """
+    timeline_figure(history, title).savefig(path, dpi=100)
+
+
+def timeline_figure(history: Sequence[Certification], title: str = "") -> Any:
+    """A matplotlib ``Figure`` of certifications: one row per match value, a bar each.
+
+    Rows are in the order of :func:`timeline` (first at the top), labelled with
+    the match values. Current certifications are blue bars, each labelled with
+    what tells it apart (its other keys, usually ``calibDate``) where that fits;
+    closed ones (superseded or decertified) are thin grey hatched bars below
+    them; an open-ended one runs to the right edge and ends in an arrow. Uses
+    no pyplot state: safe in a notebook or a server.
     """
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.dates as mdates
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
     except ImportError:
         raise ButlerError(
-            "plotting calibrations needs matplotlib: pip install 'butler[plot]'"
+            "plotting calibrations needs matplotlib, the 'plot' extra: in a checkout, "
+            "`pip install -e '.[plot]'` (or `.venv/bin/pip install matplotlib`); where butler "
+            "was installed as a package, `pip install 'butler[plot]'`"
         ) from None
+    import matplotlib.dates as mdates
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
     def _num(moment: datetime.datetime) -> float:
         return float(mdates.date2num(moment))
 
     # one row per match value, in the values' own order (ccd 2 before ccd 10)
     firsts = {encode_match(r.match): tuple(r.match.values()) for r in history}
-    labels = sorted(firsts, key=firsts.__getitem__)
-    names = {
-        key: " ".join(f"{k}={v}" for k, v in r.match.items())
-        for r in history
-        for key in [encode_match(r.match)]
-    }
+    rows = sorted(firsts, key=firsts.__getitem__)
+    names = {encode_match(r.match): format_data_id(r.match) for r in history}
     starts = [r.valid_from for r in history]
     ends = [r.valid_to for r in history if r.valid_to is not None]
     low = min(starts, default=datetime.datetime(2000, 1, 1))
     high = max([*ends, *starts], default=low)
-    pad = max((high - low) * 0.1, datetime.timedelta(days=1))
-    right = high + pad
-    figure, axes = plt.subplots(figsize=(10, 1 + 0.4 * max(len(labels), 1)))
-    for row in history:
-        y = labels.index(encode_match(row.match))
-        end = row.valid_to or right
-        offset = 0.0 if row.current else -0.2
-        axes.barh(
-            y + offset,
-            _num(end) - _num(row.valid_from),
-            left=_num(row.valid_from),
-            height=0.35 if row.current else 0.2,
-            color="tab:blue" if row.current else "lightgrey",
-            edgecolor="black" if row.current else "grey",
-            hatch=None if row.current else "//",
-            linewidth=0.5,
-        )
-    axes.set_yticks(range(len(labels)), [names[key] for key in labels])
-    axes.xaxis_date()
-    axes.set_xlim(_num(low - pad), _num(right))
-    axes.set_xlabel("valid time (bars reaching the right edge are open-ended)")
-    from matplotlib.patches import Patch
-
+    # room on the right for the open-ended bars that start last (the ones in use now)
+    pad = max((high - low) * 0.05, datetime.timedelta(days=1))
+    left, right = _num(low - pad), _num(high + 4 * pad)
+    figure = Figure(figsize=(10, 1.4 + 0.35 * max(len(rows), 1)))
+    axes = figure.add_subplot()
+    labels: list[tuple[float, float, int, str]] = []  # (x, width, row, text) of current bars
+    for record in history:
+        y = rows.index(encode_match(record.match))
+        start = _num(record.valid_from)
+        end = right if record.valid_to is None else _num(record.valid_to)
+        if record.current:
+            axes.barh(
+                y,
+                end - start,
+                left=start,
+                height=0.5,
+                color="tab:blue",
+                edgecolor="white",
+                linewidth=1.0,
+            )
+            labels.append((start, end - start, y, _bar_text(record)))
+            if record.valid_to is None:
+                axes.plot(right, y, marker=">", color="tab:blue", markersize=7, clip_on=False)
+        else:
+            axes.barh(
+                y + 0.32,
+                end - start,
+                left=start,
+                height=0.14,
+                color="lightgrey",
+                edgecolor="grey",
+                hatch="////",
+                linewidth=0.5,
+            )
+    axes.set_yticks(range(len(rows)), [names[key] for key in rows])
+    axes.set_ylim(len(rows) - 0.4, -0.6)  # first row at the top, as in the text timeline
+    axes.set_xlim(left, right)
+    locator = mdates.AutoDateLocator()
+    axes.xaxis.set_major_locator(locator)
+    dates = mdates.ConciseDateFormatter(locator)
+    dates.offset_formats[2] = "%Y"  # ticks name months and days: the year is enough
+    axes.xaxis.set_major_formatter(dates)
+    axes.grid(axis="x", color="0.9")
+    axes.set_axisbelow(True)
+    axes.set_xlabel("valid time")
     axes.legend(
         handles=[
-            Patch(facecolor="tab:blue", edgecolor="black", label="current"),
-            Patch(facecolor="lightgrey", edgecolor="grey", hatch="//", label="closed"),
+            Patch(facecolor="tab:blue", edgecolor="white", label="current"),
+            Patch(
+                facecolor="lightgrey",
+                edgecolor="grey",
+                hatch="////",
+                label="closed (superseded or decertified)",
+            ),
+            Line2D([], [], color="tab:blue", marker=">", linestyle="", label="open-ended"),
         ],
         loc="lower right",
         bbox_to_anchor=(1.0, 1.0),  # above the axes, beside the title: never over a bar
-        ncol=2,
+        ncol=3,
         frameon=False,
         fontsize="small",
     )
     axes.set_title(title or "certifications", loc="left")
-    figure.autofmt_xdate()
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    # label the bars wide enough for their text (about 6 pixels a character at this size)
+    pixels = figure.get_figwidth() * figure.dpi * axes.get_position().width / (right - left)
+    for start, width, y, text in labels:
+        if width * pixels > 6 * len(text) + 8:
+            axes.text(start + 4 / pixels, y, text, va="center_baseline", fontsize=8, color="white")
+    return figure
+
+
+def _bar_text(record: Certification) -> str:
+    """What tells a certification apart from others of its row: its non-match keys."""
+    rest = [v for k, v in record.data_id.items() if k not in record.match]
+    return ", ".join(v.isoformat() if isinstance(v, datetime.date) else str(v) for v in rest)

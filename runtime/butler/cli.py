@@ -4,8 +4,9 @@
     butler dataset-types ROOT
     butler query ROOT DATASET_TYPE [KEY=VALUE ...] [--count] [--values KEY]
     butler uri ROOT DATASET_TYPE KEY=VALUE ...
+    butler runs ROOT
     butler index ROOT [DATASET_TYPE ...]
-    butler verify ROOT [--read]
+    butler verify ROOT [--read] [--repair]
     butler ingest ROOT FILE ... [--transfer copy|move|link|symlink|none]
     butler import-gen2 GEN2_ROOT NEW_ROOT [--transfer copy|link|symlink|none] [--mapper NAME]
     butler certify ROOT CALIBRATION KEY=VALUE ... --from TIME [--to TIME] [--supersede]
@@ -15,32 +16,40 @@
 
 Exit status: 0 success; 1 when the operation found nothing or a problem
 (no such dataset, a repository that does not verify); 2 for usage errors and
-invalid input (bad data IDs, unknown dataset types, broken repositories).
+invalid input (bad data IDs, unknown dataset types, broken repositories); 141
+(128 + SIGPIPE, as other Unix tools) when the reader of the output went away,
+e.g. ``butler dataset-types ROOT | head``: the command stops without a traceback.
+
+Everything printed goes through :func:`butler._cli_common.echo`: control characters
+in data ID values and paths are escaped, never sent to the terminal.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from collections.abc import Sequence
 
 from ._cli_chain import add_commands as add_chain_commands
 from ._cli_chain import session_config
+from ._cli_common import (
+    add_data_id,
+    add_dataset_type,
+    add_root,
+    command,
+    echo,
+    shown,
+)
 from .config import DURABILITY
+from .dataid import format_data_id
 from .errors import ButlerError, DatasetNotFoundError
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
-
-def _data_id(pairs: Sequence[str]) -> dict[str, object]:
-    """``visit=903334 ccd=16`` as a dict; values stay text and the mapper converts them."""
-    result: dict[str, object] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise argparse.ArgumentTypeError(f"data ID items are KEY=VALUE, got {pair!r}")
-        result[key] = value
-    return result
+#: The exit status of a command whose output pipe was closed (128 + SIGPIPE).
+BROKEN_PIPE = 128 + signal.SIGPIPE
 
 
 def _open(root: str, writeable: bool = False):  # type: ignore[no-untyped-def]
@@ -59,13 +68,13 @@ def _create(args: argparse.Namespace) -> int:
         parents=args.parents or (),
         durability=args.durability,
     ) as butler:
-        print(
+        echo(
             f"created {butler.root} for instrument {butler.mapper.name} "
             f"({len(butler.dataset_types)} dataset types)"
         )
-        print(f"registry: {butler.registry.url}")
+        echo(f"registry: {butler.registry.url}")
         for parent in butler.chain.parents:
-            print(f"parent: {parent.root}")
+            echo(f"parent: {parent.root}")
     return 0
 
 
@@ -76,50 +85,52 @@ def _dataset_types(args: argparse.Namespace) -> int:
             spec = butler.mapper.dataset_type(name)
             count = butler.count(name) if args.counts else None
             extra = f"  [{count}]" if count is not None else ""
-            print(f"{name:<{width}}  {spec.format:<8} {spec.template}{extra}")
+            echo(f"{name:<{width}}  {spec.format:<8} {spec.template}{extra}")
     return 0
 
 
 def _query(args: argparse.Namespace) -> int:
     with _open(args.root) as butler:
-        data_id = _data_id(args.data_id)
         if args.count:
-            print(butler.count(args.dataset_type, data_id))
+            echo(butler.count(args.dataset_type, args.data_id))
             return 0
         if args.values:
-            for value in butler.query_values(args.dataset_type, args.values, data_id):
-                print(value)
+            for value in butler.query_values(args.dataset_type, args.values, args.data_id):
+                echo(shown(value))
             return 0
         found = 0
-        for result in butler.query(args.dataset_type, data_id):
+        keys = butler.mapper.keys(args.dataset_type)
+        for result in butler.query(args.dataset_type, args.data_id):
             found += 1
-            print(
-                " ".join(
-                    f"{k}={v}"
-                    for k, v in result.items()
-                    if k in butler.mapper.keys(args.dataset_type)
-                )
-            )
+            echo(format_data_id({k: v for k, v in result.items() if k in keys}))
         return 0 if found else 1
 
 
 def _uri(args: argparse.Namespace) -> int:
     with _open(args.root) as butler:
-        print(butler.uri(args.dataset_type, _data_id(args.data_id)))
+        echo(butler.uri(args.dataset_type, args.data_id))
+    return 0
+
+
+def _runs(args: argparse.Namespace) -> int:
+    from ._cli_runs import runs_table
+
+    with _open(args.root) as butler:
+        echo(runs_table(butler))
     return 0
 
 
 def _index(args: argparse.Namespace) -> int:
     with _open(args.root, writeable=True) as butler:
         report = butler.index(args.dataset_types or None, show_progress=True)
-        print(report)
+        echo(report)
     return 0
 
 
 def _verify(args: argparse.Namespace) -> int:
-    with _open(args.root) as butler:
-        report = butler.verify(read=args.read, show_progress=True)
-        print(report)
+    with _open(args.root, writeable=args.repair) as butler:
+        report = butler.verify(read=args.read, show_progress=True, repair=args.repair)
+        echo(report)
     return 0 if report.clean else 1
 
 
@@ -130,7 +141,7 @@ def _transfer(text: str) -> str | None:
 def _ingest(args: argparse.Namespace) -> int:
     with _open(args.root, writeable=True) as butler:
         report = butler.ingest(args.files, transfer=args.transfer)
-        print(report)
+        echo(report)
     return 0 if report.ok else 1
 
 
@@ -145,19 +156,32 @@ def _import_gen2(args: argparse.Namespace) -> int:
         calib_root=args.calib,
         registry=args.registry,
     )
-    print(report)
+    echo(report)
     return 0 if report.ok else 1
 
 
-def _parser() -> argparse.ArgumentParser:
+def _version() -> str:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("butler")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``butler`` command line: every subcommand and option, each with its help."""
     parser = argparse.ArgumentParser(
         prog="butler",
         description="Create, query and check Butler repositories.",
     )
+    parser.add_argument(
+        "--version", action="version", version=f"butler {_version()}", help="print the version"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    create = commands.add_parser("create", help="create a repository")
-    create.add_argument("root", metavar="ROOT", help="the repository folder (created if needed)")
+    create = command(commands, "create", "create a repository")
+    add_root(create, "the repository folder (created if needed)")
     create.add_argument(
         "--mapper",
         required=True,
@@ -179,40 +203,56 @@ def _parser() -> argparse.ArgumentParser:
     )
     create.set_defaults(run=_create)
 
-    types = commands.add_parser("dataset-types", help="list the dataset types and their templates")
-    types.add_argument("root", metavar="ROOT")
+    types = command(commands, "dataset-types", "list the dataset types and their templates")
+    add_root(types)
     types.add_argument("--counts", action="store_true", help="also count stored datasets of each")
     types.set_defaults(run=_dataset_types)
 
-    query = commands.add_parser("query", help="list stored data IDs matching a partial data ID")
-    query.add_argument("root", metavar="ROOT")
-    query.add_argument("dataset_type", metavar="DATASET_TYPE")
-    query.add_argument("data_id", nargs="*", metavar="KEY=VALUE")
+    query = command(commands, "query", "list stored data IDs matching a partial data ID")
+    add_root(query)
+    add_dataset_type(query)
+    add_data_id(query, "the keys to match (none: every stored dataset)")
     query.add_argument("--count", action="store_true", help="print only how many match")
     query.add_argument("--values", metavar="KEY", help="print the distinct values of KEY")
     query.set_defaults(run=_query)
 
-    uri = commands.add_parser("uri", help="print where a dataset is (or would be) stored")
-    uri.add_argument("root", metavar="ROOT")
-    uri.add_argument("dataset_type", metavar="DATASET_TYPE")
-    uri.add_argument("data_id", nargs="+", metavar="KEY=VALUE")
+    uri = command(commands, "uri", "print where a dataset is (or would be) stored")
+    add_root(uri)
+    add_dataset_type(uri)
+    add_data_id(uri, "the dataset's data ID (partial if one stored dataset matches)", required=True)
     uri.set_defaults(run=_uri)
 
-    index = commands.add_parser("index", help="register files already in the repository folder")
-    index.add_argument("root", metavar="ROOT")
-    index.add_argument("dataset_types", nargs="*", metavar="DATASET_TYPE")
+    runs = command(
+        commands, "runs", "list the runs that wrote a repository: versions and dataset counts"
+    )
+    add_root(runs)
+    runs.set_defaults(run=_runs)
+
+    index = command(commands, "index", "register files already in the repository folder")
+    add_root(index)
+    index.add_argument(
+        "dataset_types",
+        nargs="*",
+        metavar="DATASET_TYPE",
+        help="only files of these dataset types (default: all)",
+    )
     index.set_defaults(run=_index)
 
-    verify = commands.add_parser("verify", help="check that every record has its file")
-    verify.add_argument("root", metavar="ROOT")
+    verify = command(commands, "verify", "check that every record has its file")
+    add_root(verify)
     verify.add_argument("--read", action="store_true", help="also read every file (slow)")
+    verify.add_argument(
+        "--repair",
+        action="store_true",
+        help="finish interrupted operations and delete temporaries of writers that are gone",
+    )
     verify.set_defaults(run=_verify)
 
-    ingest = commands.add_parser(
-        "ingest", help="ingest raw files: translate their headers, place and record them"
+    ingest = command(
+        commands, "ingest", "ingest raw files: translate their headers, place and record them"
     )
-    ingest.add_argument("root", metavar="ROOT")
-    ingest.add_argument("files", nargs="+", metavar="FILE")
+    add_root(ingest)
+    ingest.add_argument("files", nargs="+", metavar="FILE", help="raw files to ingest")
     ingest.add_argument(
         "--transfer",
         type=_transfer,
@@ -224,10 +264,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     ingest.set_defaults(run=_ingest)
 
-    gen2 = commands.add_parser(
-        "import-gen2", help="record a Gen2 repository's raw and calibration registries"
+    gen2 = command(
+        commands, "import-gen2", "record a Gen2 repository's raw and calibration registries"
     )
-    gen2.add_argument("gen2_root", metavar="GEN2_ROOT")
+    gen2.add_argument("gen2_root", metavar="GEN2_ROOT", help="the Gen2 repository (with _mapper)")
     gen2.add_argument(
         "new_root", metavar="NEW_ROOT", help="the repository (created if needed; may be GEN2_ROOT)"
     )
@@ -260,23 +300,21 @@ def _certify(args: argparse.Namespace) -> int:
     with _open(args.root, writeable=True) as butler:
         certification = butler.certify(
             args.dataset_type,
-            _data_id(args.data_id),
+            args.data_id,
             args.valid_from,
             args.valid_to,
             supersede=args.supersede,
             source=args.source,
         )
-        print(f"certified {certification.describe()}")
+        echo(f"certified {certification.describe()}")
     return 0
 
 
 def _decertify(args: argparse.Namespace) -> int:
     with _open(args.root, writeable=True) as butler:
-        closed = butler.decertify(
-            args.dataset_type, _data_id(args.data_id), args.valid_from, args.valid_to
-        )
+        closed = butler.decertify(args.dataset_type, args.data_id, args.valid_from, args.valid_to)
         for certification in closed:
-            print(f"closed {certification.describe()}")
+            echo(f"closed {certification.describe()}")
     return 0
 
 
@@ -286,14 +324,14 @@ def _calibs(args: argparse.Namespace) -> int:
     with _open(args.root) as butler:
         history = butler.calibration_history(
             args.dataset_type,
-            _data_id(args.data_id) or None,
+            args.data_id or None,
             as_of=args.as_of,
             include_closed=not args.current,
         )
-        print(timeline(history))
+        echo(timeline(history))
         if args.plot:
             plot_timeline(history, args.plot, title=f"{args.dataset_type} certifications")
-            print(f"wrote {args.plot}")
+            echo(f"wrote {args.plot}")
     return 0 if history else 1
 
 
@@ -302,17 +340,15 @@ def _ingest_curated(args: argparse.Namespace) -> int:
 
     with _open(args.root, writeable=True) as butler:
         report = ingest_curated(butler, args.directory, dataset_types=args.dataset_types or None)
-        print(report)
+        echo(report)
     return 0
 
 
 def _calibration_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    certify = commands.add_parser(
-        "certify", help="certify a stored calibration for a valid-time range"
-    )
-    certify.add_argument("root", metavar="ROOT")
-    certify.add_argument("dataset_type", metavar="DATASET_TYPE")
-    certify.add_argument("data_id", nargs="+", metavar="KEY=VALUE", help="the calibration's keys")
+    certify = command(commands, "certify", "certify a stored calibration for a valid-time range")
+    add_root(certify)
+    add_dataset_type(certify)
+    add_data_id(certify, "the calibration's keys", required=True)
     certify.add_argument(
         "--from",
         dest="valid_from",
@@ -331,32 +367,37 @@ def _calibration_commands(commands: argparse._SubParsersAction) -> None:  # type
     certify.add_argument("--source", metavar="TEXT", help="who or what certifies it")
     certify.set_defaults(run=_certify)
 
-    decertify = commands.add_parser(
-        "decertify", help="close a calibration's certifications (history is kept)"
+    decertify = command(
+        commands, "decertify", "close a calibration's certifications (history is kept)"
     )
-    decertify.add_argument("root", metavar="ROOT")
-    decertify.add_argument("dataset_type", metavar="DATASET_TYPE")
-    decertify.add_argument("data_id", nargs="+", metavar="KEY=VALUE")
+    add_root(decertify)
+    add_dataset_type(decertify)
+    add_data_id(decertify, "the calibration's keys", required=True)
     decertify.add_argument("--from", dest="valid_from", metavar="TIME", help="only from TIME")
     decertify.add_argument("--to", dest="valid_to", metavar="TIME", help="only until TIME")
     decertify.set_defaults(run=_decertify)
 
-    calibs = commands.add_parser(
-        "calibs", help="the certification timeline of a calibration type, per match key"
+    calibs = command(
+        commands, "calibs", "the certification timeline of a calibration type, per match key"
     )
-    calibs.add_argument("root", metavar="ROOT")
-    calibs.add_argument("dataset_type", metavar="DATASET_TYPE")
-    calibs.add_argument("data_id", nargs="*", metavar="KEY=VALUE", help="match keys to show")
+    add_root(calibs)
+    add_dataset_type(calibs)
+    add_data_id(calibs, "match keys to show (none: all)")
     calibs.add_argument("--as-of", metavar="TIME", help="as the registry stood then (UTC)")
     calibs.add_argument("--current", action="store_true", help="hide closed certifications")
-    calibs.add_argument("--plot", metavar="PNG", help="also draw the timeline (needs matplotlib)")
+    calibs.add_argument(
+        "--plot",
+        metavar="PNG",
+        help="also draw the timeline (needs matplotlib: `pip install -e '.[plot]'` in a checkout)",
+    )
     calibs.set_defaults(run=_calibs)
 
-    curated = commands.add_parser(
+    curated = command(
+        commands,
         "ingest-curated",
-        help="ingest and certify curated calibrations laid out like obs_*_data",
+        "ingest and certify curated calibrations laid out like obs_*_data",
     )
-    curated.add_argument("root", metavar="ROOT")
+    add_root(curated)
     curated.add_argument(
         "directory", metavar="DIR", help="<calib type>/<detector>[/<filter>]/<valid start>.<ext>"
     )
@@ -371,19 +412,36 @@ def _calibration_commands(commands: argparse._SubParsersAction) -> None:  # type
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+    """Run one ``butler`` command; its exit status (see the module docstring)."""
+    try:
+        status = _run(build_parser().parse_args(argv))
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+    except BrokenPipeError:
+        _discard_output()
+        return BROKEN_PIPE
+    return status
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         status: int = args.run(args)
-    except argparse.ArgumentTypeError as error:
-        parser.error(str(error))
     except DatasetNotFoundError as error:
-        print(f"butler {args.command}: {error}", file=sys.stderr)
+        echo(f"butler {args.command}: {error}", file=sys.stderr)
         return 1
     except ButlerError as error:
-        print(f"butler {args.command}: {error}", file=sys.stderr)
+        echo(f"butler {args.command}: {error}", file=sys.stderr)
         return 2
     return status
+
+
+def _discard_output() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass  # not a real file (a test's capture): nothing will be flushed to a pipe
 
 
 if __name__ == "__main__":

@@ -7,12 +7,31 @@ tell the two apart by type: ``DataId`` is a ``Mapping``, not a ``dict``.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .spec import Value
 
-__all__ = ["DataId"]
+__all__ = ["DataId", "format_data_id"]
+
+
+def format_data_id(values: Mapping[str, object]) -> str:
+    """``{visit: 903334, ccd: 16, filter: 'HSC-R', dateObs: 2013-11-02}``.
+
+    The one way a data ID is shown, by ``repr(DataId)``, the ``butler`` command
+    line, messages and the demo: keys bare, in order; values as Python literals,
+    except dates and times, which are shown in ISO form.
+    """
+    return "{" + ", ".join(f"{k}: {_value_text(v)}" for k, v in values.items()) + "}"
+
+
+def _value_text(value: object) -> str:
+    if isinstance(value, datetime.datetime):
+        return value.isoformat(timespec="microseconds" if value.microsecond else "seconds")
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    return repr(value)
 
 
 class DataId(Mapping[str, Value]):
@@ -21,7 +40,8 @@ class DataId(Mapping[str, Value]):
     ``DataId(visit=903334, ccd=16)`` builds one from values as given, without
     checking them; use ``mapper.normalize(...)`` to get one that a mapper has
     normalized and validated (and will render without checking again).
-    Equal to any mapping with the same items; hashable; ``repr`` in key order.
+    Equal to any mapping with the same items; hashable; shown by
+    :func:`format_data_id`, in key order.
     """
 
     __slots__ = ("_hash", "_items", "_origin")
@@ -78,8 +98,7 @@ class DataId(Mapping[str, Value]):
         return self._hash
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{key}={value!r}" for key, value in self._items.items())
-        return f"DataId({fields})"
+        return format_data_id(self._items)
 
     def __reduce__(self) -> tuple[type[DataId], tuple[dict[str, Value]]]:
         return (DataId, (self._items,))

@@ -26,7 +26,9 @@ __all__ = [
     "OverrideError",
     "ReadOnlyError",
     "RegistryError",
+    "RegistryNotFoundError",
     "RepositoryError",
+    "StorageFullError",
     "UnknownDatasetTypeError",
 ]
 
@@ -90,6 +92,10 @@ class RegistryError(ButlerError):
     """The registry database refused or failed an operation."""
 
 
+class RegistryNotFoundError(RegistryError):
+    """A database that holds no Butler registry (none was created there, or it was lost)."""
+
+
 class FormatError(ButlerError):
     """A file that cannot be read or written in its declared format."""
 
@@ -97,6 +103,13 @@ class FormatError(ButlerError):
 class DatasetCorruptError(FormatError):
     """A stored dataset's file is not what was written: its size (checked on get) or its
     checksum (checked by ``butler verify --read``) differs from the recorded one."""
+
+
+class StorageFullError(ButlerError):
+    """The disk that holds the repository's files or its registry is full; nothing was changed.
+
+    Removing datasets still works on a full disk, and frees space.
+    """
 
 
 class ChainError(RepositoryError):

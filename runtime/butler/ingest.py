@@ -213,8 +213,12 @@ def rules_for(instrument: str) -> InstrumentRules:
         if name.lower() == instrument.lower():
             return rules
     raise IngestError(
-        f"no ingest rules for instrument {instrument!r} (rules exist for "
-        f"{', '.join(RULES)}); pass rules=InstrumentRules(...) to ingest"
+        f"no ingest rules for instrument {instrument!r} (rules exist for {', '.join(RULES)}): "
+        "the data IDs of its raw files cannot be read from their headers. Record them with "
+        "their data IDs instead: from Python, Butler.put, or Butler.ingest(files, "
+        "rules=InstrumentRules(...)) with rules of your own; on the command line, `butler "
+        "index ROOT` registers files placed at their templated paths (`butler uri ROOT raw "
+        "KEY=VALUE ...` prints one) when the path holds every key of the data ID"
     )
 
 

@@ -3,16 +3,18 @@
 A spec is tried as (1) the path of a generated ``.py`` file, (2) the name of an
 importable module, (3) the name of an instrument whose policy ships with
 ``butlerc`` (``butlerc.policies``), compiled on first use and cached under
-``$BUTLER_CACHE_DIR`` (default ``~/.cache/butler/mappers``) by compiler version
+``$BUTLER_CACHE_DIR`` (default ``~/.cache/butler/mappers``) by compiler version, compiler source
 and the hash of the bundled policy files.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import importlib
 import importlib.util
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -24,6 +26,9 @@ from .mapper import Mapper
 from .spec import InstrumentSpec
 
 __all__ = ["cache_dir", "load_mapper"]
+
+#: ``instrument NAME "title" {`` at the start of a line of a policy.
+_INSTRUMENT = re.compile(r"^[ \t]*instrument[ \t]+([A-Za-z_][A-Za-z0-9_]*)", re.MULTILINE)
 
 
 def load_mapper(spec: str | os.PathLike[str]) -> Mapper:
@@ -102,37 +107,49 @@ def cache_dir() -> Path:
 
 
 def _bundled(name: str, tried: list[str]) -> Path | None:
-    """The cached generated module of bundled instrument ``name``, compiling it if needed."""
+    """The cached generated module of bundled instrument ``name``, compiling it if needed.
+
+    The instruments are found by reading the policies' ``instrument NAME`` lines, so an
+    unknown name fails at once and only the policy that declares ``name`` is compiled.
+    """
     try:
         from importlib.resources import files
 
         folder: Any = files("butlerc.policies")
         policies = sorted(
             (entry for entry in folder.iterdir() if entry.name.endswith(".butler")),
-            key=lambda entry: (entry.name.lower() != f"{name.lower()}.butler", entry.name),
+            key=lambda entry: entry.name,
         )
+        declared = {
+            instrument: policy
+            for policy in policies
+            for instrument in _INSTRUMENT.findall(policy.read_text(encoding="utf-8"))
+        }
     except (ImportError, OSError) as error:
         tried.append(f"bundled instrument {name!r} (no bundled policies: {error})")
         return None
     module_name = name.lower()
+    by_module = {instrument.lower(): instrument for instrument in declared}
+    if module_name not in by_module:
+        close = difflib.get_close_matches(module_name, by_module, n=1, cutoff=0.5)
+        hint = f"; did you mean {by_module[close[0]]!r}?" if close else ""
+        known = ", ".join(sorted(declared, key=str.lower)) or "none"
+        tried.append(f"bundled instrument {name!r} (the bundled instruments are {known}){hint}")
+        return None
     key = _cache_key(folder)
     target = cache_dir() / key / f"{module_name}.py"
     if target.is_file():
         return target
-    for policy in policies:
-        modules, problems = _compile(policy)
-        if module_name in modules:
-            for module, source in modules.items():
-                _write_atomically(cache_dir() / key / f"{module}.py", source)
-            return target
-        if problems and policy.name.lower() == f"{module_name}.butler":
-            raise MapperError(
-                f"cannot load mapper {name!r}: bundled policy {policy.name} does not compile:\n"
-                f"{problems}"
-            )
-    names = ", ".join(p.name for p in policies) or "none"
-    tried.append(f"bundled instrument {name!r} (no instrument of that name in {names})")
-    return None
+    policy = declared[by_module[module_name]]
+    modules, problems = _compile(policy)
+    if module_name not in modules:
+        raise MapperError(
+            f"cannot load mapper {name!r}: bundled policy {policy.name} does not compile:\n"
+            f"{problems}"
+        )
+    for module, source in modules.items():
+        _write_atomically(cache_dir() / key / f"{module}.py", source)
+    return target
 
 
 def _compile(policy: Any) -> tuple[dict[str, str], str]:
@@ -153,12 +170,35 @@ def _as_file(resource: Any) -> Any:
 
 
 def _cache_key(folder: Any) -> str:
-    """Compiler version + sha256 over every bundled policy input (names and bytes)."""
+    """Compiler version + sha256 over every bundled policy input and the compiler's own source.
+
+    The compiler's source is part of the key: a checkout whose compiler changed while the
+    package version did not must never load a module another compiler generated.
+    """
     digest = hashlib.sha256()
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if entry.is_file() and not entry.name.endswith((".py", ".pyc")):
             digest.update(entry.name.encode() + b"\0" + entry.read_bytes() + b"\0")
+    digest.update(_compiler_digest())
     return f"{_compiler_version()}-{digest.hexdigest()[:32]}"
+
+
+def _compiler_digest() -> bytes:
+    """sha256 over the compiler package's source, grammar and templates (about a millisecond)."""
+    from importlib.resources import files
+
+    digest = hashlib.sha256()
+    for package in ("butlerc", "butlerc.dsl", "butlerc.jinja"):
+        try:
+            folder: Any = files(package)
+            entries = sorted(folder.iterdir(), key=lambda e: e.name)
+        except (ImportError, OSError):
+            continue
+        for entry in entries:
+            if entry.is_file() and entry.name.endswith((".py", ".lark", ".json", ".jinja")):
+                digest.update(f"{package}/{entry.name}".encode() + b"\0")
+                digest.update(entry.read_bytes() + b"\0")
+    return digest.digest()
 
 
 def _compiler_version() -> str:

@@ -1,11 +1,14 @@
 """Keeping a repository honest: register files already on disk, check records against files.
 
 ``Butler.index`` and ``Butler.verify`` call these; they read the Butler's mapper,
-registry and storage and never write a file.
+registry and storage and never write a file, except ``verify(repair=True)``, which
+finishes interrupted operations (see :mod:`butler.recovery`) and deletes the
+temporaries of writers that are gone.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +17,7 @@ from typing import TYPE_CHECKING
 from .checksums import file_checksum
 from .errors import ButlerError, InvalidDataIdError
 from .progress import progress
+from .recovery import pending_entries, recover
 from .storage import TEMP_SUFFIX
 
 if TYPE_CHECKING:
@@ -59,6 +63,10 @@ class VerifyReport:
     unreadable: tuple[tuple[str, str, str], ...] = ()
     untracked: tuple[str, ...] = ()
     temporaries: tuple[str, ...] = ()
+    #: Files set aside by an operation in progress or interrupted: (what, dataset path).
+    pending: tuple[tuple[str, str], ...] = ()
+    #: With ``repair``: interrupted operations' files finished, and temporaries deleted.
+    repaired: int = 0
     corrupt: tuple[tuple[str, str, str, str], ...] = ()
     unchecked: int = 0
 
@@ -88,10 +96,20 @@ class VerifyReport:
             lines += [f"    {p}" for p in self.untracked[:20]]
         if self.temporaries:
             lines.append(
-                f"  {len(self.temporaries)} temporary file(s) of interrupted writes "
-                "(invisible to readers; safe to delete):"
+                f"  {len(self.temporaries)} temporary file(s) of writes in progress or "
+                "interrupted (invisible to readers; `butler verify --repair` deletes those "
+                "of writers that are gone):"
             )
             lines += [f"    {p}" for p in self.temporaries[:20]]
+        if self.pending:
+            lines.append(
+                f"  {len(self.pending)} file(s) of an operation in progress or interrupted "
+                "(interrupted ones will be recovered when the repository is next opened for "
+                "writing, or by `butler verify --repair`; never delete them by hand):"
+            )
+            lines += [f"    {what} {path}" for what, path in self.pending[:20]]
+        if self.repaired:
+            lines.append(f"  repaired: {self.repaired} file(s) of interrupted operations")
         return "\n".join(lines)
 
 
@@ -137,9 +155,16 @@ def index(
     return IndexReport(registered, known, tuple(unmatched))
 
 
-def verify(butler: Butler, *, read: bool = False, show_progress: bool = False) -> VerifyReport:
+def verify(
+    butler: Butler, *, read: bool = False, show_progress: bool = False, repair: bool = False
+) -> VerifyReport:
     """Check that every record has its file (and, with ``read``, that each file reads and
-    matches the size and checksum recorded when it was written)."""
+    matches the size and checksum recorded when it was written).
+
+    ``repair`` first finishes the operations of Butlers that died mid-call, and
+    deletes the temporaries of writers no longer running (on this host).
+    """
+    repaired = recover(butler.root, butler.registry, sweep=True) if repair else 0
     recorded: set[str] = set()
     missing: list[tuple[str, str]] = []
     unreadable: list[tuple[str, str, str]] = []
@@ -179,15 +204,22 @@ def verify(butler: Butler, *, read: bool = False, show_progress: bool = False) -
     temporaries: list[str] = []
     for relative in butler.storage.walk(butler._own_files()):
         if relative.endswith(TEMP_SUFFIX):
-            temporaries.append(relative)
+            if repair and not _writer_alive(relative):
+                (butler.root / relative).unlink(missing_ok=True)
+                repaired += 1
+            else:
+                temporaries.append(relative)
         elif relative not in recorded:
             untracked.append(relative)
+    pending = tuple((entry.kind, entry.target) for entry in pending_entries(butler.root))
     return VerifyReport(
         count,
         tuple(missing),
         tuple(unreadable),
         tuple(untracked),
         tuple(temporaries),
+        pending,
+        repaired,
         tuple(corrupt),
         unchecked,
     )
@@ -210,3 +242,18 @@ def _differs(file: Path, size: int | None, checksum: str | None) -> str | None:
 
 def _data_id_text(data_id: Mapping[str, object]) -> str:
     return "{" + ", ".join(f"{key}: {value!r}" for key, value in data_id.items()) + "}"
+
+
+def _writer_alive(temporary: str) -> bool:
+    """Whether the process that named a temporary (``.NAME.PID-HEX.butler-tmp``) still runs."""
+    stem = temporary.rsplit("/", 1)[-1][: -len(TEMP_SUFFIX)]
+    pid = stem.rsplit(".", 1)[-1].split("-", 1)[0]
+    if not pid.isdigit():
+        return True  # not ours to judge
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from .dataid import DataId
+from .dataid import DataId, format_data_id
 from .errors import InvalidDataIdError, MapperVersionError, UnknownDatasetTypeError
 from .normalize import Normalizer
 from .spec import ABI_VERSION, DatasetTypeSpec, InstrumentSpec, KeySpec, Value
@@ -132,9 +132,10 @@ class Mapper:
             pass
         close = difflib.get_close_matches(str(name), self.dataset_types, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
+        count = len(self.dataset_types)
         raise UnknownDatasetTypeError(
-            f"unknown dataset type {name!r} for instrument {self.name}{hint} "
-            f"(dataset types: {', '.join(self.dataset_types)})"
+            f"unknown dataset type {name!r} for instrument {self.name}{hint} ({self.name} "
+            f"defines {count}: `butler dataset-types ROOT` or `Butler.dataset_types` lists them)"
         )
 
     def dataset_type(self, name: str) -> DatasetTypeSpec:
@@ -219,7 +220,10 @@ class Mapper:
         given = dict(data_id)
         items = self._normalizer.normalize(given, steps)
         normalized = DataId._trusted(items, self._normalizer)
-        lines = [f"dataset type {plan.spec.name!r} of instrument {self.name}", f"given: {given!r}"]
+        lines = [
+            f"dataset type {plan.spec.name!r} of instrument {self.name}",
+            f"given: {format_data_id(given)}",
+        ]
         lines += [f"  {step}" for step in steps] or ["  (already normalized)"]
         lines.append(f"normalized: {normalized!r}")
         lines.append(f"template: {plan.spec.template}")

@@ -180,6 +180,8 @@ def _path_problem(value: str, allow_separator: bool) -> str | None:
     """
     if "\x00" in value:
         return "must not contain a NUL character"
+    if not value.isascii() and (problem := _not_text(value)) is not None:
+        return problem
     if allow_separator:
         if "\\" in value:
             return "must not contain a backslash"
@@ -191,6 +193,23 @@ def _path_problem(value: str, allow_separator: bool) -> str | None:
         return "must not contain a path separator ('/' or '\\'); declare the key with allow \"/\""
     if ".." in value.replace("\\", "/").split("/"):
         return "must not contain '..' as a path component"
+    return None
+
+
+def _not_text(value: str) -> str | None:
+    """Why ``value`` is not text a file name or a database can hold (a lone surrogate), or None.
+
+    Python strings may hold surrogate code points (``"\\udc80"``, from
+    ``surrogateescape`` or a bad decode) that no UTF-8 encoder accepts: refused here,
+    before any I/O, rather than by the database driver or the file system.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        return (
+            f"contains a lone surrogate {value[error.start]!r} at index {error.start}; "
+            "data ID values must be valid Unicode text (encodable as UTF-8)"
+        )
     return None
 
 
@@ -225,10 +244,14 @@ def _validator(spec: KeySpec) -> Callable[[Value], None]:
 
 def _path_check(allow_separator: bool) -> Callable[[str], str | None]:
     if allow_separator:
-        return lambda v: _path_problem(v, True) if "\\" in v or "\x00" in v or ".." in v else None
+        return lambda v: (
+            _path_problem(v, True)
+            if "\\" in v or "\x00" in v or ".." in v or not v.isascii()
+            else None
+        )
     return lambda v: (
         _path_problem(v, False)
-        if not v or v == ".." or "/" in v or "\\" in v or "\x00" in v
+        if not v or v == ".." or "/" in v or "\\" in v or "\x00" in v or not v.isascii()
         else None
     )
 

@@ -6,7 +6,9 @@ others), and only then renamed to the final name, so a reader (or a process
 that dies mid-write) never sees half a file. The rename of a new dataset's file
 refuses to replace a file already there, in the same system call, so no check
 and no concurrent writer can race it. Temporary names start with ``.`` and end
-with ``.butler-tmp``, so ``verify`` can find any left behind.
+with ``.butler-tmp``, so ``verify`` can find any left behind. The folder
+``.butler`` at the root is the Butler's own (its recovery journal, see
+:mod:`butler.recovery`) and holds no datasets.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ from typing import BinaryIO
 from .checksums import FileChecksum, write_hashed
 from .errors import DatasetExistsError, InvalidDataIdError, RepositoryError
 
-__all__ = ["TEMP_SUFFIX", "LocalStorage"]
+__all__ = ["BUTLER_FOLDER", "TEMP_SUFFIX", "LocalStorage", "out_of_space"]
 
 TEMP_SUFFIX = ".butler-tmp"
+#: The Butler's own folder below the root; never part of a dataset's path.
+BUTLER_FOLDER = ".butler"
 
 #: Most fsyncs :meth:`LocalStorage.sync` runs at once. The file system commits
 #: concurrent fsyncs in one journal commit, so N files cost far less than N fsyncs.
@@ -36,6 +40,18 @@ SYNC_THREADS = 16
 #: at once (Linux ``syncfs``): one call, about 10 µs per file against 90 µs for
 #: concurrent fsyncs, at the price of also flushing other writers' dirty data.
 SYNCFS_FILES = 64
+
+
+def out_of_space(error: BaseException) -> bool:
+    """Whether ``error`` or an error it wraps (a formatter's FormatError) says the disk is full."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _fsync(path: Path) -> None:
@@ -173,7 +189,8 @@ class LocalStorage:
             try:
                 writer(temporary)
             except Exception:  # most often a missing folder; only then is it worth a look
-                if not self._make_folder(target.parent):
+                # (made here, or by a concurrent writer since: then no temporary was made)
+                if not self._make_folder(target.parent) and temporary.exists():
                     raise
                 writer(temporary)
             if sync:
@@ -243,43 +260,74 @@ class LocalStorage:
                 f"nothing was replaced (`butler verify {self.root}` lists such files)"
             ) from None
 
-    def replace(self, temporary: Path, target: Path) -> Path | None:
-        """Rename a written temporary over ``target``; the replaced file, kept, or None.
+    def replace(self, temporary: Path, target: Path, keep_as: Path) -> bool:
+        """Rename a written temporary over ``target``, keeping the replaced file as ``keep_as``.
 
-        The replaced file stays under a hidden temporary name (a hard link made
-        before the rename, so ``target`` is never missing) until the caller
-        either deletes it with :meth:`discard` once its commit succeeded, or
-        puts it back with :meth:`restore` if the commit failed.
+        ``keep_as`` is a second name for the replaced file (a hard link made
+        before the rename, so ``target`` is never missing), in the same file
+        system; the caller deletes it with :meth:`discard` once its commit
+        succeeded, or puts it back with :meth:`restore`. Whether there was a file
+        to keep.
         """
-        kept = self._keep(target)
+        kept = self._keep(target, keep_as)
         try:
             os.replace(temporary, target)
         except BaseException:
-            if kept is not None:
-                self.restore(kept, target)
+            if kept:
+                self.restore(keep_as, target)
             raise
         return kept
 
-    def _keep(self, target: Path) -> Path | None:
-        """A second, hidden name for the file at ``target``; None if there is no file."""
-        kept = self.temporary_for(target)
+    def _keep(self, target: Path, keep_as: Path) -> bool:
+        """Give the file at ``target`` the second name ``keep_as``; False if there is no file."""
         try:
-            os.link(target, kept)
+            os.link(target, keep_as)
         except FileNotFoundError:  # the dataset's file was missing: nothing to keep
-            return None
+            return False
         except OSError as error:
+            if error.errno == errno.EXDEV:
+                raise self._elsewhere(target) from error
             if error.errno not in (errno.EPERM, errno.EOPNOTSUPP):
                 raise
-            try:  # a file system without hard links: move the file aside instead
-                os.rename(target, kept)
-            except FileNotFoundError:
-                return None
-        return kept
+            # a file system without hard links: move the file aside instead
+            return self.set_aside(target, keep_as)
+        return True
+
+    def set_aside(self, target: Path, aside: Path) -> bool:
+        """Move a removed dataset's file to ``aside``; False if there was no file."""
+        try:
+            os.rename(target, aside)
+        except FileNotFoundError:
+            return False
+        except OSError as error:
+            if error.errno == errno.EXDEV:
+                raise self._elsewhere(target) from error
+            raise
+        return True
+
+    def _elsewhere(self, target: Path) -> RepositoryError:
+        return RepositoryError(
+            f"{target.parent} is on another file system than the repository {self.root}; "
+            f"Butler keeps the files it replaces or removes in {self.root / BUTLER_FOLDER} "
+            "until the registry commits, which needs one file system; nothing was changed"
+        )
+
+    def mark(self, temporary: Path, marker: Path) -> None:
+        """Give a written temporary a second name, so a journal can tell its file later."""
+        try:
+            os.link(temporary, marker)
+        except OSError as error:
+            if error.errno == errno.EXDEV:
+                raise self._elsewhere(temporary) from error
+            if error.errno not in (errno.EPERM, errno.EOPNOTSUPP):
+                raise
+            marker.touch()  # no hard links: the marker then only names the path
 
     @staticmethod
     def restore(kept: Path, target: Path) -> None:
         """Put a file kept by :meth:`replace` (or set aside) back at ``target``."""
         os.replace(kept, target)
+        kept.unlink(missing_ok=True)  # still there if both were names of one file
 
     @staticmethod
     def discard(path: Path) -> None:
@@ -288,8 +336,10 @@ class LocalStorage:
     def walk(self, skip: frozenset[str] = frozenset()) -> Iterator[str]:
         """Every file below the root as a relative POSIX path, in sorted order."""
         for folder, subfolders, files in os.walk(self.root):
-            subfolders.sort()
             relative_folder = Path(folder).relative_to(self.root)
+            if relative_folder == Path("."):
+                subfolders[:] = [name for name in subfolders if name != BUTLER_FOLDER]
+            subfolders.sort()
             for name in sorted(files):
                 relative = (relative_folder / name).as_posix()
                 if relative not in skip:

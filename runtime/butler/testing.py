@@ -16,6 +16,7 @@ This module imports ``hypothesis``; the rest of ``butler`` never does.
 from __future__ import annotations
 
 import datetime
+import os
 import string
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -27,7 +28,7 @@ from .errors import InvalidDataIdError
 from .mapper import Mapper, field_parser
 from .spec import DatasetTypeSpec, KeySpec, Value
 
-__all__ = ["check_round_trip", "data_ids"]
+__all__ = ["CrashAt", "check_round_trip", "data_ids"]
 
 #: Dates and datetimes without declared bounds are drawn from these years.
 _EARLIEST = datetime.datetime(1900, 1, 1)
@@ -164,3 +165,24 @@ def _accepts(mapper: Mapper, name: str, value: Value) -> bool:
     except InvalidDataIdError:
         return False
     return True
+
+
+class CrashAt:
+    """A ``steps`` hook for :class:`butler.Butler` that kills its process at one step boundary.
+
+    ``Butler(root, steps=CrashAt(3))`` ends the process with ``os._exit`` (no cleanup,
+    no ``finally``, as a SIGKILL would) when a write reaches its third step boundary
+    (``written``, ``published``, ``set aside``, ``committed``, ``settled``): run it in
+    a child process, then reopen the repository and check what recovery left.
+    ``CrashAt(0)`` never crashes and only records the steps in ``seen``.
+    """
+
+    def __init__(self, step: int, exit_code: int = 77) -> None:
+        self.step = step
+        self.exit_code = exit_code
+        self.seen: list[str] = []
+
+    def __call__(self, name: str) -> None:
+        self.seen.append(name)
+        if len(self.seen) == self.step:
+            os._exit(self.exit_code)

@@ -370,6 +370,15 @@ def _metadata(header: fits.Header) -> dict[str, MetadataValue]:
 # -- opening and selecting HDUs --------------------------------------------------------
 
 
+def _for_butler_users(exc: Exception) -> Exception:
+    """astropy's error without its advice to pass ``ignore_missing_simple``, which a Butler
+    user cannot: the file does not start as a FITS file must."""
+    text = str(exc)
+    if "ignore_missing_simple" not in text:
+        return exc
+    return OSError("not a FITS file: it does not begin with a SIMPLE card (damaged or replaced)")
+
+
 @contextmanager
 def _opened(path: Path, *, memmap: bool, checksum: bool = False) -> Iterator[fits.HDUList]:
     """``fits.open`` that closes the file always and turns corruption into FormatError."""
@@ -381,7 +390,7 @@ def _opened(path: Path, *, memmap: bool, checksum: bool = False) -> Iterator[fit
             raise
         except Exception as exc:
             fatal = _fatal(caught)
-            raise failed("FITS", "read", path, fatal or exc) from exc
+            raise failed("FITS", "read", path, fatal or _for_butler_users(exc)) from exc
     fatal = _fatal(caught)
     if fatal is not None:
         raise failed("FITS", "read", path, fatal)

@@ -23,9 +23,16 @@ or otherwise rewritten. A row is *current* while ``recorded_to`` is NULL, and
 *visible as of T* when ``recorded_from <= T < recorded_to``. Valid ranges are
 half-open, ``[valid_from, valid_to)``.
 
-Certifying takes the write lock (SQLite's ``BEGIN IMMEDIATE``; on PostgreSQL a
-transaction-scoped advisory lock per dataset type and match key), so the overlap
-check and the insert cannot interleave with another writer's.
+Every change reads the rows it changes under the lock it writes under. On SQLite
+that is the database's write lock (``BEGIN IMMEDIATE``), taken before the first
+read. On PostgreSQL it is a transaction-scoped advisory lock per dataset type and
+match value, taken before the rows of that match value are read: certify knows its
+match value and locks it first; decertify reads the dataset's current rows, locks
+their match values (sorted) and reads them again, until no unlocked match value
+turns up. A read after the lock, under READ COMMITTED, sees every change committed
+by the lock's previous holder, so two decertifies (or a decertify and a supersede)
+never both close, or both cut pieces from, the same current row. As a last guard,
+closing a row that is no longer current raises ConflictError and changes nothing.
 """
 
 from __future__ import annotations
@@ -40,7 +47,12 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from ..errors import AmbiguousCalibrationError, DatasetNotFoundError, RegistryError
+from ..errors import (
+    AmbiguousCalibrationError,
+    ConflictError,
+    DatasetNotFoundError,
+    RegistryError,
+)
 from ..spec import Value
 from ._engine import lock_ddl
 from ._schema import utcnow
@@ -488,6 +500,7 @@ class CertificationStore:
                 f"[{_fmt(valid_from)}, {_fmt(valid_to)}) is empty; valid_to must be later "
                 "than valid_from"
             )
+        self._registry.check_writable(f"certify {dataset_type!r} {format_values(data_id)}")
         self.ensure_table()
         plan = self._plan(dataset_type)
         match_text = encode_match(match)
@@ -569,6 +582,7 @@ class CertificationStore:
         Rows are closed, never deleted: the part of a range outside
         ``[valid_from, valid_to)`` is recorded anew. The closed rows, as they are now.
         """
+        self._registry.check_writable(f"decertify {dataset_type!r} {format_values(data_id)}")
         self.ensure_table()
         plan = self._plan(dataset_type)
         c = self._table.c
@@ -580,13 +594,21 @@ class CertificationStore:
                     f"no such dataset is stored in {self._registry.url}"
                 )
             low = valid_from or datetime.datetime.min
-            rows = [
-                row
-                for row in self._select(plan, c.dataset_id == dataset_id, c.recorded_to.is_(None))
-                if overlaps(row.valid_from, row.valid_to, low, valid_to)
-            ]
-            for match_text in sorted({encode_match(row.match) for row in rows}):
-                self._lock(conn, dataset_type, match_text)
+            locked: set[str] = set()
+            while True:  # read, lock what was read, read again under the locks (module doc)
+                rows = [
+                    row
+                    for row in self._select(
+                        plan, c.dataset_id == dataset_id, c.recorded_to.is_(None)
+                    )
+                    if overlaps(row.valid_from, row.valid_to, low, valid_to)
+                ]
+                unlocked = {encode_match(row.match) for row in rows} - locked
+                if not unlocked or not self._postgres:
+                    break
+                for match_text in sorted(unlocked):
+                    self._lock(conn, dataset_type, match_text)
+                locked |= unlocked
             now = self._now(rows)
             self._cut(conn, rows, low, valid_to, now, "decertified")
             ids = [row.id for row in rows]
@@ -651,11 +673,16 @@ class CertificationStore:
         """Close ``rows``; record again the parts of their ranges outside ``[low, high)``."""
         c = self._table.c
         for row in rows:
-            conn.execute(
+            closed = conn.execute(
                 sa.update(self._table)
                 .where(c.id == row.id, c.recorded_to.is_(None))
                 .values(recorded_to=now, closed_by=reason)
             )
+            if closed.rowcount != 1:  # the lock should make this impossible (module doc)
+                raise ConflictError(
+                    f"certification {row.describe()} was closed by another writer while it "
+                    f"was being {reason.split(' ')[0]}; nothing was changed: try again"
+                )
             match_text = encode_match(row.match)
             pieces: list[tuple[datetime.datetime, datetime.datetime | None]] = []
             if row.valid_from < low:

@@ -6,10 +6,16 @@ transactions take the write lock at once (``BEGIN IMMEDIATE``), so two
 processes never deadlock upgrading a read lock, and DDL is transactional.
 Outside a transaction a connection is in autocommit mode, which the fast read
 path relies on: every ``SELECT`` sees the latest committed data.
+
+A read-only engine (``create_engine(url, read_only=True)``) cannot write even if
+asked to: SQLite opens the file with ``mode=ro``, and every PostgreSQL session
+starts with ``default_transaction_read_only = on``.
 """
 
 from __future__ import annotations
 
+import os
+import urllib.parse
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,8 +40,11 @@ def describe_url(url: str | sa.URL) -> str:
         return "<invalid URL>"
 
 
-def create_engine(url: str) -> sa.Engine:
-    """An engine for ``url`` configured for the registry; RegistryError if the URL is unusable."""
+def create_engine(url: str, *, read_only: bool = False) -> sa.Engine:
+    """An engine for ``url`` configured for the registry; RegistryError if the URL is unusable.
+
+    ``read_only``: the database refuses every write made through the engine.
+    """
     try:
         parsed = sa.make_url(url)
     except sa.exc.ArgumentError as err:
@@ -48,20 +57,26 @@ def create_engine(url: str) -> sa.Engine:
                 f"registry URL {describe_url(parsed)!r} names an in-memory SQLite database; "
                 "the registry needs a file, e.g. 'sqlite:////path/to/registry.sqlite3'"
             )
+        if read_only:  # an SQLite URI filename: file:PATH?mode=ro
+            uri = "file:" + urllib.parse.quote(os.path.abspath(database), safe="/")
+            parsed = parsed.set(database=uri).update_query_dict({"mode": "ro", "uri": "true"})
         engine = sa.create_engine(parsed)
-        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "connect", _sqlite_read_only if read_only else _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     if backend == "postgresql":
         if parsed.get_driver_name() != "psycopg":
             parsed = parsed.set(drivername="postgresql+psycopg")
         try:
-            return sa.create_engine(parsed)
+            engine = sa.create_engine(parsed)
         except ImportError as err:
             raise RegistryError(
                 f"registry URL {describe_url(parsed)!r} needs the PostgreSQL driver psycopg: "
                 "pip install 'butler[postgres]'"
             ) from err
+        if read_only:
+            event.listen(engine, "connect", _postgres_read_only)
+        return engine
     raise RegistryError(
         f"registry URL {describe_url(parsed)!r}: unsupported database {backend!r}; "
         "use 'sqlite:///FILE' or 'postgresql+psycopg://USER@HOST/DB'"
@@ -69,16 +84,34 @@ def create_engine(url: str) -> sa.Engine:
 
 
 def _sqlite_connect(dbapi_connection: Any, connection_record: Any) -> None:
+    _sqlite_setup(dbapi_connection, "PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL")
+
+
+def _sqlite_read_only(dbapi_connection: Any, connection_record: Any) -> None:
+    # Setting the journal mode is a write: the file is already in WAL mode, as a writer left it.
+    _sqlite_setup(dbapi_connection, "PRAGMA query_only = ON")
+
+
+def _sqlite_setup(dbapi_connection: Any, *pragmas: str) -> None:
     # Autocommit at the driver level; SQLAlchemy's "begin" event emits BEGIN itself.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
-        cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA synchronous = NORMAL")
-        cursor.execute("PRAGMA foreign_keys = ON")
+        for pragma in (*pragmas, "PRAGMA foreign_keys = ON"):
+            cursor.execute(pragma)
     finally:
         cursor.close()
+
+
+def _postgres_read_only(dbapi_connection: Any, connection_record: Any) -> None:
+    # Every later transaction of the session is READ ONLY: PostgreSQL refuses any write.
+    autocommit = dbapi_connection.autocommit
+    dbapi_connection.autocommit = True
+    try:
+        dbapi_connection.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+    finally:
+        dbapi_connection.autocommit = autocommit
 
 
 def _sqlite_begin(connection: sa.Connection) -> None:

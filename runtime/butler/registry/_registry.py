@@ -12,11 +12,21 @@ from typing import Any, NamedTuple, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from ..errors import DatasetExistsError, RegistryError, UnknownDatasetTypeError
+from ..errors import (
+    ButlerError,
+    DatasetExistsError,
+    ReadOnlyError,
+    RegistryError,
+    RegistryNotFoundError,
+    StorageFullError,
+    UnknownDatasetTypeError,
+)
 from ..spec import InstrumentSpec, Value
 from ._calibrations import create_certification_table  # calibration certifications (issue 4)
 from ._checksum_columns import add_checksum_columns, tables_without_checksums  # issue 12
 from ._engine import WRITE_OPTION, create_engine, describe_url, lock_ddl
+from ._operations import chunks, create_operations_table, operations_table
+from ._reserve import Reserve, disk_full
 from ._schema import SCHEMA_VERSION, DatasetTypeDef, build_table, static_metadata, utcnow
 from ._statements import DatasetTable, dialect_insert, format_data_id
 
@@ -66,12 +76,18 @@ class Registry:
     process that forks or spawns opens its own.
     """
 
-    def __init__(self, engine: sa.Engine, url: str) -> None:
+    def __init__(self, engine: sa.Engine, url: str, *, read_only: bool = False) -> None:
         """Use :meth:`create` or :meth:`open`."""
         self._engine = engine
+        self._read_only = read_only
+        # SQLite: space set aside so that a remove can commit on a full disk (_reserve.py)
+        self._reserve = None if read_only else Reserve.beside(engine.url)
+        self._reserve_missing = self._reserve is not None  # checked at open
         self._url = describe_url(url)
         self._dialect = engine.dialect
         self._metadata, self._meta, self._dataset_type = static_metadata()
+        self._operations = operations_table(sa.MetaData())
+        self._operations_ready = False
         self._tables: dict[str, DatasetTable] = {}
         self._local = _Local()
         self._lock = threading.Lock()
@@ -137,6 +153,7 @@ class Registry:
                     # Calibration certifications (issue 4): table calib_cert, see _calibrations.py.
                     # Registries made before it get the table on their first certify.
                     create_certification_table(conn)
+                    create_operations_table(conn)  # committed file operations (issue 12)
                     entries["schema_version"] = str(SCHEMA_VERSION)
                 for key, value in entries.items():
                     registry._set_metadata(conn, key, value)
@@ -146,23 +163,30 @@ class Registry:
                         registry.register_dataset_type(
                             spec.name, {key: types[key] for key in spec.keys}
                         )
+            registry._ensure_reserve()
         except BaseException:
             registry.close()
             raise
         return registry
 
     @classmethod
-    def open(cls, url: str) -> Registry:
-        """Open the registry at ``url``; RegistryError if there is none or it is too new."""
-        registry = cls(create_engine(url), url)
+    def open(cls, url: str, *, read_only: bool = False) -> Registry:
+        """Open the registry at ``url``; RegistryError if there is none or it is too new.
+
+        A ``read_only`` registry refuses every write with ReadOnlyError naming it,
+        and its connections are read-only too (SQLite ``mode=ro``; PostgreSQL
+        ``READ ONLY`` transactions), so no write can slip through.
+        """
+        registry = cls(create_engine(url, read_only=read_only), url, read_only=read_only)
         try:
             with registry._reader() as conn:
                 if not sa.inspect(conn).has_table("meta"):
-                    raise RegistryError(
+                    raise RegistryNotFoundError(
                         f"no registry at {registry._url}; create one with Registry.create"
                     )
                 registry._check_version(conn)
                 registry._without_checksums = tables_without_checksums(conn)
+            registry._ensure_reserve()
         except BaseException:
             registry.close()
             raise
@@ -176,12 +200,33 @@ class Registry:
         """
         if not self._without_checksums:
             return 0
+        self.check_writable("add the checksum columns")
         with self._write() as conn:
             lock_ddl(conn)
             added = add_checksum_columns(conn)
         self._without_checksums = frozenset()
         self._tables.clear()  # built without the columns
         return added
+
+    def _ensure_reserve(self) -> None:
+        """Allocate the SQLite reserve if it was missing (at open, after a remove spent it)."""
+        if self._reserve_missing and self._reserve is not None:
+            self._reserve_missing = not self._reserve.ensure()
+
+    def make_room(self) -> bool:
+        """On a full disk: free the SQLite reserve, or else checkpoint and truncate the WAL;
+        whether room was made for a write to try again (a remove, which frees space)."""
+        if self._reserve is None:
+            return False
+        self._reserve_missing = True
+        if self._reserve.release():
+            return True
+        try:  # no reserve (a repository made before it): the WAL's pages may fit in the file
+            with self._engine.connect() as conn:
+                row = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").first()
+        except sa.exc.DBAPIError:
+            return False
+        return row is not None and row[0] == 0  # not blocked by a reader
 
     def close(self) -> None:
         """Close every connection; the registry cannot be used afterwards."""
@@ -201,6 +246,19 @@ class Registry:
 
     def __repr__(self) -> str:
         return f"Registry({self._url!r})"
+
+    @property
+    def read_only(self) -> bool:
+        """Whether the registry was opened read-only (every write raises ReadOnlyError)."""
+        return self._read_only
+
+    def check_writable(self, action: str) -> None:
+        """ReadOnlyError naming ``action`` if the registry was opened read-only."""
+        if self._read_only:
+            raise ReadOnlyError(
+                f"cannot {action}: the registry at {self._url} was opened read-only; "
+                "open the repository (or Registry.open) writeable to change it"
+            )
 
     @property
     def url(self) -> str:
@@ -233,6 +291,7 @@ class Registry:
             raise RegistryError("the registry's schema_version cannot be set by hand")
         if not isinstance(key, str) or not isinstance(value, str):
             raise RegistryError(f"metadata keys and values are strings, not {key!r}: {value!r}")
+        self.check_writable(f"set registry metadata {key!r}")
         with self._write() as conn:
             self._set_metadata(conn, key, value)
 
@@ -270,6 +329,7 @@ class Registry:
         Idempotent; safe against other processes registering the same name at
         once. A different definition for a registered name is a RegistryError.
         """
+        self.check_writable(f"register dataset type {name!r}")
         definition = DatasetTypeDef.define(name, keys)
         cached = self._tables.get(name)
         if cached is not None:
@@ -374,8 +434,12 @@ class Registry:
         A nested call joins the outer transaction (no savepoint): the outermost
         block decides. Reads inside the block see its uncommitted writes.
         """
+        self.check_writable("begin a registry transaction")
+        outermost = self._local.txn is None
         with self._write():
             yield
+        if outermost:  # after a commit (a remove's may have freed space): the reserve again
+            self._ensure_reserve()
 
     def insert(
         self,
@@ -395,6 +459,7 @@ class Registry:
         :meth:`transaction` it runs at once, and the transaction commits later.
         ``size`` and ``checksum`` describe the file (see :mod:`butler.checksums`).
         """
+        self.check_writable(f"insert {dataset_type!r} {format_data_id(data_id)}")
         stored = (path, size, checksum)
         row = self._write_one(dataset_type, data_id, stored, run, before_commit, upsert=False)
         if row is None:
@@ -416,6 +481,7 @@ class Registry:
 
         The other arguments are as for :meth:`insert`.
         """
+        self.check_writable(f"replace {dataset_type!r} {format_data_id(data_id)}")
         stored = (path, size, checksum)
         row = self._write_one(dataset_type, data_id, stored, run, before_commit, upsert=True)
         assert row is not None, "an upsert returns the row's id"
@@ -446,6 +512,7 @@ class Registry:
         own = local.txn is None  # else it joins the open transaction, which commits later
         if own:
             self._check_open()
+            self._ensure_reserve()
             cursor = local.writer_cursor or self._writer_cursor()
         else:
             cursor = local.txn_cursor or self._find_cursor()
@@ -476,7 +543,13 @@ class Registry:
 
     def _write_error(
         self, table: DatasetTable, data_id: Mapping[str, Value], err: Exception
-    ) -> RegistryError:
+    ) -> ButlerError:
+        if disk_full(err):
+            return StorageFullError(
+                f"cannot record {table.name!r} {format_data_id(data_id)} in the registry at "
+                f"{self._url}: the disk holding the registry is full ({err}); nothing was "
+                f"changed. {_FREE_SPACE}"
+            )
         return RegistryError(
             f"recording {table.name!r} {format_data_id(data_id)} in the registry at {self._url} "
             f"failed: {err}"
@@ -496,6 +569,7 @@ class Registry:
         Each row is ``(data ID, path)`` or ``(data ID, path, size, checksum)``. Inside
         :meth:`transaction` a failure rolls back only these rows.
         """
+        self.check_writable(f"insert {dataset_type!r} datasets")
         table = self._table(dataset_type)
         run = _check_run(run)
         created = utcnow()
@@ -513,6 +587,8 @@ class Registry:
         if not params:
             return 0
         joined = self._local.txn is not None
+        if not joined:
+            self._ensure_reserve()
         try:
             with self._write() as conn:
                 if joined:
@@ -526,11 +602,67 @@ class Registry:
 
     def remove(self, dataset_type: str, data_id: Mapping[str, Value]) -> bool:
         """Forget one dataset's record; whether there was one."""
+        self.check_writable(f"remove {dataset_type!r} {format_data_id(data_id)}")
         table = self._table(dataset_type)
         checked = table.check_complete(data_id)
-        with self._write() as conn:
-            deleted = conn.execute(sa.delete(table.table).where(table.match(checked)))
+        delete = sa.delete(table.table).where(table.match(checked))
+        own = self._local.txn is None
+        if own:
+            self._ensure_reserve()
+        try:
+            with self._write() as conn:
+                deleted = conn.execute(delete)
+        except StorageFullError:
+            # On a full disk, spend the reserve (_reserve.py) and delete again in its space.
+            # Inside an open transaction() the whole transaction failed: nothing to retry.
+            if not own or not self.make_room():
+                raise
+            with self._write() as conn:
+                deleted = conn.execute(delete)
         return bool(deleted.rowcount)
+
+    # ---- committed file operations (the Butler's recovery journal; see _operations.py) ---------
+
+    def prepare_operations(self) -> None:
+        """Create the committed-operations table if this (older) registry lacks it."""
+        if self._operations_ready:
+            return
+        with self._reader() as conn:
+            present = sa.inspect(conn).has_table(self._operations.name)
+        if not present:  # checked again next time, in case this transaction rolls back
+            with self._write() as conn:
+                lock_ddl(conn)
+                create_operations_table(conn)
+        self._operations_ready = present
+
+    def record_operation(self, token: str) -> None:
+        """Record ``token`` as committed by the thread's open write transaction.
+
+        Call it inside :meth:`transaction`: the token commits with the rows, or not at all.
+        """
+        self.prepare_operations()
+        with self._write() as conn:
+            conn.execute(sa.insert(self._operations).values(token=token))
+
+    def committed_operations(self, tokens: Iterable[str] | None) -> set[str]:
+        """Those of ``tokens`` (None: of all) that :meth:`record_operation` committed."""
+        self.prepare_operations()
+        token = self._operations.c.token
+        found: set[str] = set()
+        with self._reader() as conn:
+            if tokens is None:
+                return set(conn.scalars(sa.select(token)))
+            for chunk in chunks(tokens):
+                found.update(conn.scalars(sa.select(token).where(token.in_(chunk))))
+        return found
+
+    def forget_operations(self, tokens: Iterable[str]) -> None:
+        """Delete settled tokens (joins an open transaction)."""
+        self.prepare_operations()
+        token = self._operations.c.token
+        with self._write() as conn:
+            for chunk in chunks(tokens):
+                conn.execute(sa.delete(self._operations).where(token.in_(chunk)))
 
     def _exists(self, table: DatasetTable, data_id: Mapping[str, Value]) -> DatasetExistsError:
         path = self.find(table.name, data_id)
@@ -568,6 +700,7 @@ class Registry:
             yield local.txn
             return
         self._check_open()
+        self.check_writable("write to the registry")
         try:
             conn = self._engine.connect()
         except sa.exc.DBAPIError as err:
@@ -596,6 +729,11 @@ class Registry:
         except sa.exc.IntegrityError:
             raise
         except sa.exc.DBAPIError as err:
+            if disk_full(err.orig):
+                raise StorageFullError(
+                    f"registry write to {self._url} failed: the disk holding the registry is "
+                    f"full ({err.orig}); nothing was changed. {_FREE_SPACE}"
+                ) from err
             raise RegistryError(f"registry write to {self._url} failed: {err.orig}") from err
         finally:
             conn.close()
@@ -722,6 +860,19 @@ class Registry:
             for row in self._rows(sql, [], tuple, stream=True):
                 file = StoredFile(row[-3], row[-2], row[-1])
                 yield StoredDataset(name, table.data_id(row), file)
+
+    def run_counts(self) -> dict[str | None, int]:
+        """How many datasets each run wrote, over every dataset type (None: no run recorded)."""
+        counts: dict[str | None, int] = {}
+        for name in self.dataset_types():
+            column = self._table(name).table.c
+            with self._reader() as conn:
+                rows = conn.execute(
+                    sa.select(column.run, sa.func.count()).group_by(column.run)
+                ).all()
+            for run, count in rows:
+                counts[run] = counts.get(run, 0) + int(count)
+        return counts
 
     def all_paths(self, dataset_type: str) -> Iterator[str]:
         """The path of every dataset of one type, ordered by data ID."""
@@ -853,6 +1004,8 @@ class Registry:
 
 
 ButlerErrorLike = DatasetExistsError | RegistryError
+
+_FREE_SPACE = "Free space (removing datasets works on a full disk) and try again."
 
 
 def _stream(cursor: Any, connection: Any, convert: Callable[[Any], _T]) -> Iterator[_T]:

@@ -63,6 +63,17 @@ def _coerce(type_name: str, value: object) -> Value | None:
     return None
 
 
+def _is_text(value: str) -> bool:
+    """Whether ``value`` can be encoded as UTF-8 (holds no lone surrogate)."""
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class DatasetTable:
     """One dataset type's table on one database: its statements and value conversions."""
 
@@ -161,6 +172,11 @@ class DatasetTable:
                     f"key {key!r} of dataset type {self.name!r} must be {what}, "
                     f"not {value!r} ({type(value).__name__})"
                 )
+            if isinstance(coerced, str) and not _is_text(coerced):
+                raise RegistryError(
+                    f"key {key!r} of dataset type {self.name!r}: {value!r} holds a lone "
+                    "surrogate, which no database can store; values must be valid Unicode text"
+                )
             checked[key] = coerced
         return checked
 
@@ -207,11 +223,17 @@ class DatasetTable:
         )
 
     def _check_path(self, path: object, data_id: Mapping[str, Value]) -> str:
-        if not isinstance(path, str) or not path or "\\" in path or ".." in path.split("/"):
+        if (
+            not isinstance(path, str)
+            or not path
+            or "\\" in path
+            or ".." in path.split("/")
+            or not _is_text(path)
+        ):
             raise RegistryError(
                 f"dataset {self.name!r} {format_data_id(data_id)}: path {path!r} must be a "
-                "non-empty POSIX path without '..' segments (relative to the repository root, "
-                "or absolute for files left where another tool put them)"
+                "non-empty POSIX path without '..' segments, of valid Unicode text (relative "
+                "to the repository root, or absolute for files left where another tool put them)"
             )
         return path
 

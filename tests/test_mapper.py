@@ -229,7 +229,9 @@ def test_bundled_instrument_is_compiled_once_and_cached(
 
 
 def test_a_fragment_that_would_make_the_path_absolute_is_refused(mapper: Mapper) -> None:
-    # subdir may hold "/", but at the start of the qa template "/" would render "//qa-..."
+    # subdir may hold "/", but at the start of the qa template "" would render "/qa-..."
     with pytest.raises(InvalidDataIdError, match="would leave the repository"):
+        mapper.path("qa", visit=0, subdir="", flagged=False)
+    with pytest.raises(InvalidDataIdError, match="subdir='/'"):  # and "/" would render "//qa-..."
         mapper.path("qa", visit=0, subdir="/", flagged=False)
     assert mapper.path("qa", visit=0, subdir="a/b", flagged=False) == "a/b/qa-0000000-False.yaml"

@@ -35,6 +35,7 @@ from .errors import FormatError as FormatError
 from .errors import InvalidDataIdError as InvalidDataIdError
 from .errors import MapperError as MapperError
 from .errors import MapperVersionError as MapperVersionError
+from .errors import ObjectTypeError as ObjectTypeError
 from .errors import OverrideError as OverrideError
 from .errors import ReadOnlyError as ReadOnlyError
 from .errors import RegistryError as RegistryError

@@ -51,7 +51,8 @@ def _explain(args: argparse.Namespace) -> int:
     from .butler import Butler
 
     with Butler(args.root, writeable=False, config=session_config()) as butler:
-        echo(butler.explain(args.dataset_type, args.data_id))
+        # strict: a data ID that cannot be resolved is an error (exit 1 or 2), not a text
+        echo(butler.explain(args.dataset_type, args.data_id, strict=True))
     return 0
 
 

@@ -52,6 +52,7 @@ from .ingest import IngestReport, InstrumentRules, Transfer
 from .loading import load_mapper
 from .maintenance import IndexReport, VerifyReport
 from .mapper import Mapper
+from .objects import check_object
 from .overrides import SessionConfig
 from .provenance import Provenance
 from .recovery import PENDING, Journal, recover
@@ -456,20 +457,59 @@ class Butler:
         complete = self.mapper.normalize(data_id, **rows[0])
         return _Found(complete, stored.path, self, stored.size)
 
-    def _locate(
+    def _resolve(
         self, dataset_type: str, data_id: Mapping[str, object] | None, keys: Mapping[str, object]
-    ) -> tuple[_Plan, _Found]:
-        """The plan of the repository that holds the dataset (its format wins), and the find."""
+    ) -> tuple[_Plan, DataId, _Found | None]:
+        """The one way a data ID is resolved, for get, exists, uri and explain alike.
+
+        Normalize; for a calibration named by an observation (or with ``as_of``; see
+        :meth:`_by_observation`), the certified calibration valid for it (see
+        calibrations.py); otherwise the one
+        stored dataset matching the (possibly partial) data ID, here and then in the
+        parents. Returns the plan of the repository that holds it (its format wins),
+        the normalized data ID as given, and the find (None: not stored).
+        """
         plan = self._plan(dataset_type)
-        if plan.spec.calibration is not None:  # found by observation time: calibrations.py
+        if self._by_observation(plan, data_id, keys):  # by observation time: calibrations.py
             from .calibrations import for_butler
 
             located = for_butler(self).locate(plan, data_id, keys)
             if located is not None:
                 calibration_plan, complete, path = located
-                return calibration_plan, _Found(complete, path, self)
+                return calibration_plan, complete, _Found(complete, path, self)
         normalized = self._normalize(data_id, keys)
         found = self._find(plan, normalized)
+        if found is not None and found.repository is not self:
+            plan = found.repository._plan(dataset_type)
+        return plan, normalized, found
+
+    def _by_observation(
+        self, plan: _Plan, data_id: Mapping[str, object] | None, keys: Mapping[str, object]
+    ) -> bool:
+        """Whether a calibration is asked for by an observation (or ``as_of``).
+
+        A data ID with a key of the observation that is not the calibration's own
+        (``visit``, the time it is valid by) names an observation; one with only the
+        calibration's own keys (``ccd=5``) is completed from the stored calibrations,
+        like any dataset's.
+        """
+        calibration = plan.spec.calibration
+        if calibration is None:
+            return False
+        given = {**(data_id or {}), **keys}
+        if "as_of" in given:
+            return True
+        observed = {calibration.valid_by}
+        if calibration.observation in self.mapper.dataset_types:
+            observed.update(self.mapper.keys(calibration.observation))
+        normalized = self._normalize(given, {})
+        return any(key in observed and key not in plan.keys for key in normalized)
+
+    def _locate(
+        self, dataset_type: str, data_id: Mapping[str, object] | None, keys: Mapping[str, object]
+    ) -> tuple[_Plan, _Found]:
+        """:meth:`_resolve`, or DatasetNotFoundError naming where it looked."""
+        plan, normalized, found = self._resolve(dataset_type, data_id, keys)
         if found is None:
             searched = self.chain.searched(self)
             detail = (  # the compiler guarantees a template's fields are among the keys
@@ -481,8 +521,6 @@ class Butler:
                 f"no dataset {dataset_type!r} with data ID {_format_data_id(normalized)} in "
                 f"repository {self.root} ({detail}; searched {searched})"
             )
-        if found.repository is not self:
-            plan = found.repository._plan(dataset_type)
         return plan, found
 
     # ---- writing -------------------------------------------------------------------------------
@@ -552,6 +590,7 @@ class Butler:
         """
         self._check_writeable(f"put {dataset_type!r}")
         plan = self._plan(dataset_type)
+        check_object(plan.spec.name, plan.format.python_type, obj)
         complete = self._complete_for_write(plan, self._normalize(data_id, keys))
         self._ensure_registered(plan)
         self._store([(obj, complete)], plan, overwrite, self.provenance.run_for(run))
@@ -568,9 +607,10 @@ class Butler:
         """Store many objects of one dataset type in one commit: all of them, or none."""
         self._check_writeable(f"put {dataset_type!r}")
         plan = self._plan(dataset_type)
-        prepared = [
-            (obj, self._complete_for_write(plan, self._normalize(did, {}))) for obj, did in items
-        ]
+        prepared = []
+        for obj, did in items:
+            check_object(plan.spec.name, plan.format.python_type, obj)
+            prepared.append((obj, self._complete_for_write(plan, self._normalize(did, {}))))
         self._ensure_registered(plan)
         self._store(prepared, plan, overwrite, self.provenance.run_for(run))
         return [did for _, did in prepared]
@@ -896,6 +936,8 @@ class Butler:
                 f"is in parent repository {found.repository.root}, which this repository only "
                 "reads"
             )
+        if not found.path.startswith("/"):  # never delete through a link out of the root
+            self.storage.inside(found.path)
         record = self._restrict(plan, found.data_id)
         if found.path.startswith("/"):  # a file left where another tool put it stays
             self.registry.remove(plan.spec.name, record)
@@ -1013,47 +1055,70 @@ class Butler:
     def exists(
         self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object
     ) -> bool:
-        """Whether exactly one stored dataset matches; False when none does."""
-        plan = self._plan(dataset_type)
-        return self._find(plan, self._normalize(data_id, keys)) is not None
+        """Whether :meth:`get` would find a dataset; False when none matches.
+
+        Resolved as :meth:`get` resolves (a calibration by the observation's time);
+        an ambiguous data ID raises, as it does for get.
+        """
+        try:
+            return self._resolve(dataset_type, data_id, keys)[2] is not None
+        except DatasetNotFoundError:  # no calibration valid for the observation, or no observation
+            return False
 
     def exists_many(
         self, dataset_type: str, data_ids: Iterable[Mapping[str, object]]
     ) -> list[bool]:
         """:meth:`exists` for many data IDs, in order."""
-        plan = self._plan(dataset_type)
-        return [self._find(plan, self._normalize(d, {})) is not None for d in data_ids]
+        return [self.exists(dataset_type, data_id) for data_id in data_ids]
 
     def uri(
         self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object
     ) -> str:
-        """The URI of a dataset's file: where it is stored, or where a put would write it."""
-        plan = self._plan(dataset_type)
-        normalized = self._normalize(data_id, keys)
-        found = self._find(plan, normalized)
+        """The URI of the file :meth:`get` would read, or, if none is stored, where a put
+        would write it (``lookup ... from`` keys completed from the registry)."""
+        plan, normalized, found = self._resolve(dataset_type, data_id, keys)
         if found is not None:
             return found.repository.storage.uri(found.path)
         complete = self._complete_for_write(plan, normalized)
         return self.storage.uri(self.mapper.path(dataset_type, complete))
 
     def explain(
-        self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object
+        self,
+        dataset_type: str,
+        data_id: Mapping[str, object] | None = None,
+        *,
+        strict: bool = False,
+        **keys: object,
     ) -> str:
-        """How a data ID is normalized and rendered, and where the dataset was found."""
+        """How a data ID is resolved (as :meth:`get` resolves it), rendered, and found.
+
+        A data ID that cannot be resolved to a path (invalid, ambiguous, no
+        calibration valid) is explained in the text; with ``strict=True`` it raises
+        instead, with the error get would raise, as ``butler explain`` does to exit
+        non-zero.
+        """
         given = {**(data_id or {}), **keys}
-        plan = self._plan(dataset_type)
-        found = self._find(plan, self._normalize(given, {}))
-        if found is None:
-            try:
-                text = self.mapper.explain(dataset_type, given)
-            except InvalidDataIdError as error:
-                text = f"dataset type {dataset_type!r}: data ID {_format_data_id(given)}: {error}"
-            notes = self.chain.explain_notes(dataset_type)
-            return f"{text}{notes}\nnot stored in {self.chain.searched(self)}"
-        completed = {k: v for k, v in found.data_id.items() if k in plan.keys and k not in given}
-        text = self.mapper.explain(dataset_type, {**given, **completed})
-        note = f"completed from the registry: {_format_data_id(completed)}\n" if completed else ""
+        shown = {k: v for k, v in given.items() if k != "as_of"}
         notes = self.chain.explain_notes(dataset_type)
+        try:
+            plan, normalized, found = self._resolve(dataset_type, given, {})
+            if found is None:
+                complete = self._complete_for_write(plan, normalized)
+                filled = {k: v for k, v in complete.items() if k not in normalized}
+                text = self.mapper.explain(dataset_type, {**shown, **filled})
+                note = f"completed from {plan.spec.lookup_from!r}: {_format_data_id(filled)}\n"
+                where = f"not stored in {self.chain.searched(self)}"
+                return f"{text}{notes}\n{note if filled else ''}{where}"
+        except ButlerError as error:
+            if strict:
+                raise
+            text = f"dataset type {dataset_type!r}: data ID {_format_data_id(given)}: {error}"
+            return f"{text}{notes}"
+        completed = {k: v for k, v in found.data_id.items() if k in plan.keys and k not in shown}
+        text = self.mapper.explain(dataset_type, {**shown, **completed})
+        observed = self._by_observation(plan, given, {})
+        how = "calibration valid for the observation" if observed else "registry"
+        note = f"completed from the {how}: {_format_data_id(completed)}\n" if completed else ""
         return f"{text}{notes}\n{note}{self.chain.answered(self, found.repository, found.path)}"
 
     # ---- calibrations (thin hooks; the logic is in calibrations.py) ----------------------------

@@ -23,6 +23,7 @@ __all__ = [
     "InvalidDataIdError",
     "MapperError",
     "MapperVersionError",
+    "ObjectTypeError",
     "OverrideError",
     "ReadOnlyError",
     "RegistryError",
@@ -110,6 +111,12 @@ class StorageFullError(ButlerError):
 
     Removing datasets still works on a full disk, and frees space.
     """
+
+
+class ObjectTypeError(FormatError, TypeError):
+    """An object that its dataset type's format cannot hold (a ``str`` put as a ``dict``
+    dataset; an image metadata value that is not a scalar); refused before anything is
+    written."""
 
 
 class ChainError(RepositoryError):

@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeGuard
 
+from .errors import ObjectTypeError
+
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
@@ -37,7 +39,7 @@ def _scalar(key: str, value: object) -> MetadataValue:
         value = value.item()
     if isinstance(value, bool | int | float | str):
         return value
-    raise TypeError(
+    raise ObjectTypeError(
         f"Image metadata {key!r} is a {type(value).__name__}; "
         "metadata values must be bool, int, float or str"
     )
@@ -65,7 +67,7 @@ class Image:
         clean: dict[str, MetadataValue] = {}
         for key, value in self.metadata.items():
             if not isinstance(key, str):
-                raise TypeError(f"Image metadata keys must be str, not {type(key).__name__}")
+                raise ObjectTypeError(f"Image metadata keys must be str, not {type(key).__name__}")
             clean[key] = _scalar(key, value)
         object.__setattr__(self, "metadata", clean)
 

@@ -123,9 +123,13 @@ def index(
     known = 0
     unmatched: list[str] = []
     with butler.registry.transaction():
+        recorded = _recorded_paths(butler)
         files = butler.storage.walk(butler._own_files())
         for relative in progress(files, "index") if show_progress else files:
             if relative.endswith(TEMP_SUFFIX):
+                continue
+            if relative in recorded:  # already some dataset's file: never a second record
+                known += 1
                 continue
             matched = False
             for plan in plans:
@@ -149,10 +153,16 @@ def index(
                 butler.registry.insert(
                     plan.spec.name, record, relative, size=stored.size, checksum=stored.value
                 )
+                recorded.add(relative)
                 registered[plan.spec.name] = registered.get(plan.spec.name, 0) + 1
             if not matched:
                 unmatched.append(relative)
     return IndexReport(registered, known, tuple(unmatched))
+
+
+def _recorded_paths(butler: Butler) -> set[str]:
+    """Every path the registry records, relative to the root (absolute ones as they are)."""
+    return {path for _, _, path in butler.registry.datasets()}
 
 
 def verify(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import difflib
 import re
+import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -65,8 +66,15 @@ class _Plan:
     required: tuple[str, ...]
     # (key, text -> value, value check), in the instrument's key order
     groups: tuple[tuple[str, Callable[[str], Value], Callable[[Value], None]], ...]
-    # whether a key declared allow "/" fills a field: then the rendered path is checked
-    fragments: bool = False
+    # whether a free-text key (a str key with no fixed choices, or one declared allow "/")
+    # fills a field: then the rendered path is checked to be canonical and short enough
+    free: bool = False
+    # whether free text can split more than one way (two free fields in one component,
+    # or a path fragment beside another): then the path must read back as the data ID
+    splits: bool = False
+    # fields whose text may not read back as the value (a float "{focus:.2f}", a datetime
+    # "{t:%Y%m%d}"): (key, format spec, text -> value); a put of such a value is refused
+    lossy: tuple[tuple[str, str, Callable[[str], Value]], ...] = ()
 
 
 def _plan(spec: DatasetTypeSpec, normalizer: Normalizer) -> _Plan:
@@ -79,13 +87,104 @@ def _plan(spec: DatasetTypeSpec, normalizer: Normalizer) -> _Plan:
         for name in normalizer.order
         if name in converters and name in spec.pattern.groupindex
     )
-    fragments = any("/" in keys[name].allow for name in converters)
-    return _Plan(spec, spec.render, spec.pattern, tuple(converters), groups, fragments)
+    free_keys = {name for name in converters if _free(keys[name])}
+    lossy = tuple(
+        (field.key, field.spec, field_parser(keys[field.key], field.spec))
+        for field in spec.fields
+        if field.spec and keys[field.key].type in _LOSSY_TYPES
+    )
+    # "." in a generated pattern (a path-fragment field is ".+") must match any character a
+    # value may hold, a newline too, or that value's path would not parse back
+    pattern = spec.pattern
+    if not pattern.flags & re.DOTALL:
+        pattern = re.compile(pattern.pattern, pattern.flags | re.DOTALL)
+    return _Plan(
+        spec,
+        spec.render,
+        pattern,
+        tuple(converters),
+        groups,
+        free=bool(free_keys),
+        splits=_splits(spec, keys),
+        lossy=lossy,
+    )
 
 
-def _escapes(path: str) -> bool:
-    """Whether a rendered path would leave the repository root."""
-    return path.startswith("/") or ".." in path.split("/") or path == ""
+def _free(key: KeySpec) -> bool:
+    """Whether a key's values are text the policy does not fix (no choices, no table)."""
+    if key.type != "str":
+        return False
+    return "/" in key.allow or (key.choices is None and key.derive is None)
+
+
+def _components(template: str) -> list[set[str]]:
+    """The keys of the fields in each "/"-separated component of ``template``."""
+    components: list[set[str]] = [set()]
+    for literal, name, _, _ in string.Formatter().parse(template):
+        for _ in range(literal.count("/")):
+            components.append(set())
+        if name:
+            components[-1].add(name)
+    return components
+
+
+def _splits(spec: DatasetTypeSpec, keys: Mapping[str, KeySpec]) -> bool:
+    """Whether two data IDs of ``spec`` can render one path (free text splitting two ways)."""
+    components = _components(spec.template)
+    free_keys = [name for name in set().union(*components) if _free(keys[name])]
+    if len(free_keys) > 1 and any("/" in keys[name].allow for name in free_keys):
+        return True  # a path fragment's "/" can move text between it and another field
+    for component in components:
+        free = [name for name in component if _free(keys[name])]
+        signed = [name for name in component if _signed(keys[name])]
+        if len(free) > 1 or (free and signed):
+            return True
+    return False
+
+
+def _signed(key: KeySpec) -> bool:
+    """Whether a number key may be negative (its '-' then reads as a separator's)."""
+    if key.type not in ("int", "float"):
+        return False
+    low = key.minimum
+    return not isinstance(low, int | float) or low < 0
+
+
+#: Key types whose value a format spec can change: ``{x:.2f}`` rounds, ``{t:%Y}`` drops parts.
+_LOSSY_TYPES = frozenset({"float", "date", "datetime", "str"})
+#: Longest folder name, in bytes (Linux, macOS and most file systems: 255).
+NAME_MAX = 255
+#: Longest file name, in bytes: room is left for the hidden temporary name a write
+#: goes through (``.NAME.PID-RANDOM.butler-tmp``), which must fit in NAME_MAX too.
+FILE_NAME_MAX = NAME_MAX - 55
+#: Longest path relative to the repository root, in bytes (PATH_MAX is 4096 with the root).
+PATH_MAX = 3072
+
+
+def layout_problem(path: str) -> str | None:
+    """Why ``path`` is not a canonical path below a repository root, or None.
+
+    Canonical: relative, no empty, ``.`` or ``..`` components (so no two spellings
+    name one file), every name short enough for the file system.
+    """
+    if not path:
+        return "it is empty"
+    if path[0] == "/":
+        return "it starts with '/', so it would leave the repository"
+    if len(path.encode("utf-8", "surrogatepass")) > PATH_MAX:
+        return f"it is longer than {PATH_MAX} bytes"
+    parts = path.split("/")
+    last = len(parts) - 1
+    for index, part in enumerate(parts):
+        if part in ("", ".", ".."):
+            what = "an empty" if not part else f"a {part!r}"
+            why = "would leave the repository" if part == ".." else "would alias another path"
+            return f"it has {what} component, which {why}"
+        limit = FILE_NAME_MAX if index == last else NAME_MAX
+        if len(part) * 4 > limit and len(part.encode("utf-8", "surrogatepass")) > limit:
+            kind = "file name" if index == last else "folder name"
+            return f"its {kind} {part[:40]!r}... is longer than {limit} bytes"
+    return None
 
 
 def _checker(key: KeySpec, normalizer: Normalizer) -> Callable[[Value], None]:
@@ -178,13 +277,67 @@ class Mapper:
                 f"data ID {data_id!r} is missing {', '.join(missing)}, needed by dataset type "
                 f"{plan.spec.name!r} (template {plan.spec.template!r})"
             ) from None
-        if plan.fragments and _escapes(rendered):
-            raise InvalidDataIdError(
-                f"data ID {data_id!r} gives dataset type {plan.spec.name!r} the path "
-                f"{rendered!r}, which would leave the repository (template "
-                f"{plan.spec.template!r}); check the values of its path-fragment keys"
-            )
+        if plan.lossy:
+            self._check_round_trip(plan, data_id)
+        if plan.free:
+            problem = layout_problem(rendered)
+            if problem is None and plan.splits:
+                problem = self._reads_back_as(plan, data_id, rendered)
+            if problem is not None:
+                raise self._bad_path(plan, data_id, rendered, problem)
         return rendered
+
+    def _reads_back_as(self, plan: _Plan, data_id: DataId, rendered: str) -> str | None:
+        """Why ``rendered`` is not read back as ``data_id``, or None.
+
+        Free text can split more than one way: with ``{description}-{style}``, both
+        ``a-b``/``c`` and ``a``/``b-c`` render ``a-b-c``. Only the data ID the path
+        reads back as may have that file.
+        """
+        try:
+            back = self.parse(plan.spec.name, rendered)
+        except InvalidDataIdError:
+            return "it does not read back as a data ID of its template"
+        differ = {key: value for key, value in back.items() if data_id.get(key) != value}
+        if not differ:
+            return None
+        shown = ", ".join(f"{key}={value!r}" for key, value in differ.items())
+        return f"it reads back as {shown}, the data ID that file belongs to"
+
+    @staticmethod
+    def _check_round_trip(plan: _Plan, data_id: DataId) -> None:
+        """Refuse a value that the template writes as text reading back as another value."""
+        for key, spec, convert in plan.lossy:
+            value = data_id._items.get(key)
+            if value is None:
+                continue
+            text = format(value, spec)
+            try:
+                back = convert(text)
+            except ValueError:
+                back = None
+            if back != value:
+                raise InvalidDataIdError(
+                    f"{key}={value!r} cannot be stored as {plan.spec.name!r}: its template "
+                    f"{plan.spec.template!r} writes it as {text!r}, which reads back as "
+                    f"{key}={back!r}, so two data IDs would share one file; give "
+                    f"{key}={back!r}"
+                )
+
+    def _bad_path(
+        self, plan: _Plan, data_id: DataId, rendered: str, problem: str
+    ) -> InvalidDataIdError:
+        keys = self._normalizer.keys
+        culprits = [
+            f"{key}={value!r}"
+            for key, value in data_id.items()
+            if key in plan.required and keys[key].type == "str"
+        ]
+        return InvalidDataIdError(
+            f"data ID {data_id!r} gives dataset type {plan.spec.name!r} the path {rendered!r} "
+            f"(template {plan.spec.template!r}), which is refused: {problem}; check the "
+            f"value{'s' if len(culprits) > 1 else ''} of {', '.join(culprits)}"
+        )
 
     def parse(self, dataset_type: str, path: str) -> DataId:
         """The data ID that ``path`` is the path of, for ``dataset_type``."""

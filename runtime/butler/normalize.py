@@ -174,9 +174,9 @@ def _path_problem(value: str, allow_separator: bool) -> str | None:
 
     A key declared ``allow "/"`` holds a path fragment spliced into a template
     (obs_base's ``subdir``: empty, or ``/fakesPlots``), so it may be empty or start
-    with "/"; only '..' components, backslashes and NUL stay forbidden. Whether
-    the rendered path as a whole stays inside the repository is checked where a
-    file is written.
+    with "/"; '..' and '.' components, empty ones ('a//b', a trailing '/'),
+    backslashes and NUL stay forbidden, so that no two values name one file. Whether
+    the rendered path as a whole is canonical is checked when it is rendered.
     """
     if "\x00" in value:
         return "must not contain a NUL character"
@@ -191,8 +191,27 @@ def _path_problem(value: str, allow_separator: bool) -> str | None:
         return "must not start with a path separator"
     if not allow_separator and ("/" in value or "\\" in value):
         return "must not contain a path separator ('/' or '\\'); declare the key with allow \"/\""
-    if ".." in value.replace("\\", "/").split("/"):
+    parts = value.replace("\\", "/").split("/")
+    if ".." in parts:
         return "must not contain '..' as a path component"
+    if not value:  # an empty fragment
+        return None
+    return _component_problem(parts[1:] if value[0] == "/" else parts)
+
+
+#: Longest name one path component may have, in bytes (most file systems: 255).
+_NAME_MAX = 255
+
+
+def _component_problem(parts: Sequence[str]) -> str | None:
+    """Why path components from one value would alias another path or be too long."""
+    for part in parts:
+        if part == ".":
+            return "must not be '.' or contain '.' as a path component (it names another path)"
+        if not part:
+            return "must not contain an empty path component ('//' or a trailing '/')"
+        if len(part) * 4 > _NAME_MAX and len(part.encode("utf-8", "surrogatepass")) > _NAME_MAX:
+            return f"a path component longer than {_NAME_MAX} bytes is too long for a file name"
     return None
 
 
@@ -243,15 +262,28 @@ def _validator(spec: KeySpec) -> Callable[[Value], None]:
 
 
 def _path_check(allow_separator: bool) -> Callable[[str], str | None]:
+    # Cheap tests first: most values are short names with nothing to look at.
     if allow_separator:
         return lambda v: (
             _path_problem(v, True)
-            if "\\" in v or "\x00" in v or ".." in v or not v.isascii()
+            if "." in v
+            or "\\" in v
+            or "\x00" in v
+            or "//" in v
+            or v[-1:] == "/"
+            or len(v) > 63
+            or not v.isascii()
             else None
         )
     return lambda v: (
         _path_problem(v, False)
-        if not v or v == ".." or "/" in v or "\\" in v or "\x00" in v or not v.isascii()
+        if not v
+        or v in (".", "..")
+        or "/" in v
+        or "\\" in v
+        or "\x00" in v
+        or len(v) > 63
+        or not v.isascii()
         else None
     )
 

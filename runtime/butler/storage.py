@@ -18,6 +18,7 @@ import errno
 import functools
 import os
 import secrets
+import stat
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,6 +33,10 @@ __all__ = ["BUTLER_FOLDER", "TEMP_SUFFIX", "LocalStorage", "out_of_space"]
 TEMP_SUFFIX = ".butler-tmp"
 #: The Butler's own folder below the root; never part of a dataset's path.
 BUTLER_FOLDER = ".butler"
+#: Longest path the system takes (Linux PATH_MAX), and the most bytes a temporary's
+#: name adds to its target's (``.NAME.PID-RANDOM.butler-tmp``).
+PATH_MAX = 4096
+TEMP_EXTRA = 40
 
 #: Most fsyncs :meth:`LocalStorage.sync` runs at once. The file system commits
 #: concurrent fsyncs in one journal commit, so N files cost far less than N fsyncs.
@@ -161,14 +166,59 @@ class LocalStorage:
         return self.root / relative
 
     def checked(self, relative: str) -> Path:
-        """The file a new dataset is written to; refuses paths that leave the root."""
+        """The file a new dataset is written to; refuses paths that leave the root.
+
+        Besides the path's own text, the folder it goes in is checked: a folder
+        inside the repository that is a symbolic link to somewhere else would carry
+        the write out of it (RepositoryError).
+        """
         parts = [part for part in relative.split("/") if part and part != "."]
         if not parts or relative.startswith("/") or ".." in parts or "\0" in relative:
             raise InvalidDataIdError(
                 f"path {relative!r} would leave the repository {self.root}; "
                 "check the data ID values that fill its template"
             )
-        return self.root / relative
+        target = self.root / relative
+        if len(os.fsencode(target)) + TEMP_EXTRA >= PATH_MAX:
+            raise InvalidDataIdError(
+                f"path {relative!r} is too long: below {self.root} it (and the hidden temporary "
+                f"a write goes through) would pass the system's limit of {PATH_MAX} bytes; "
+                "check the data ID values that fill its template"
+            )
+        return self.inside(relative)
+
+    def inside(self, relative: str) -> Path:
+        """The file at ``relative``, once its folder is known to be inside the root.
+
+        Each folder on the way below the root is looked at without following links
+        (one ``lstat`` each; a missing one ends the walk, as a write creates real
+        folders there); a folder that is a symbolic link must resolve to a place
+        under the root's real path. The file itself may be a link (an ingest with
+        ``transfer="symlink"`` makes one), so removing it removes the link only.
+        RepositoryError if a folder leads outside.
+        """
+        target = self.root / relative
+        folder = str(self.root)
+        for name in relative.split("/")[:-1]:
+            folder = f"{folder}/{name}"
+            try:
+                mode = os.lstat(folder).st_mode
+            except (FileNotFoundError, NotADirectoryError):
+                break
+            if stat.S_ISLNK(mode):
+                real = Path(os.path.realpath(folder))
+                if real != self._real_root and not real.is_relative_to(self._real_root):
+                    raise RepositoryError(
+                        f"{relative!r} is in folder {folder}, a symbolic link to {real}, "
+                        f"outside the repository {self.root}; Butler writes and deletes files "
+                        "only inside the repository: replace the link with a real folder, or "
+                        "ingest the files with transfer='symlink'"
+                    )
+        return target
+
+    @functools.cached_property
+    def _real_root(self) -> Path:
+        return self.root.resolve()
 
     def uri(self, relative: str) -> str:
         return self.absolute(relative).absolute().as_uri()

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..errors import FormatError
+from ..objects import BUILTIN_TYPES
 from .base import Formatter
 
 if TYPE_CHECKING:  # numpy loads with the formatters that use it (fits, hdf5), not with yaml
@@ -169,19 +170,9 @@ def native(array: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     return array.astype(array.dtype.newbyteorder("="))
 
 
-_BUILTIN_TYPES: dict[str, type | tuple[type, ...]] = {
-    "dict": dict,
-    "list": list,
-    "str": str,
-    "int": int,
-    "float": (float, int),
-    "bool": bool,
-}
-
-
 def check_result(fmt: str, path: Path, obj: object, python_type: str | None) -> object:
     """``obj`` if it is a ``python_type`` (a builtin type name), else a FormatError."""
-    expected = _BUILTIN_TYPES.get(python_type or "")
+    expected = BUILTIN_TYPES.get(python_type or "")
     if expected is not None and not isinstance(obj, expected):
         raise FormatError(f"{fmt} file '{path}' holds a {type(obj).__name__}, not a {python_type}")
     return obj

@@ -149,7 +149,10 @@ def test_ingest_without_rules_says_what_a_command_line_user_can_do(
 def test_calibs_plot_says_how_to_install_the_plot_extra_in_a_checkout(
     toy: Butler, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as where the extra is not installed
+    # as where the extra is not installed: no matplotlib module, even one an earlier test loaded
+    for name in [name for name in sys.modules if name.split(".")[0] == "matplotlib"]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
     toy.put(Image(np.zeros((2, 2), np.float32), {}), "bias", calibDate="2026-03-01", detector=1)
     toy.certify("bias", {"calibDate": "2026-03-01", "detector": 1}, "2026-03-01")
     assert main(["calibs", str(toy.root), "bias", "--plot", str(tmp_path / "t.png")]) == 2

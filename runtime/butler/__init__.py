@@ -33,6 +33,7 @@ from .errors import DatasetNotFoundError as DatasetNotFoundError
 from .errors import DatasetTypeDefinitionError as DatasetTypeDefinitionError
 from .errors import FormatError as FormatError
 from .errors import InvalidDataIdError as InvalidDataIdError
+from .errors import InvalidQueryError as InvalidQueryError
 from .errors import MapperError as MapperError
 from .errors import MapperVersionError as MapperVersionError
 from .errors import ObjectTypeError as ObjectTypeError

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -55,6 +55,7 @@ from .mapper import Mapper
 from .objects import check_object
 from .overrides import SessionConfig
 from .provenance import Provenance
+from .query.keywords import has_collections, is_collection
 from .recovery import PENDING, Journal, recover
 from .registry import Registry
 from .spec import DatasetTypeSpec, FormatSpec, Value
@@ -130,6 +131,16 @@ class _FileActions(threading.local):
 
 def _no_step(step: str) -> None:
     """The default step hook: nothing (see ``steps`` in :class:`Butler`)."""
+
+
+def _plain_query(
+    data_id: Mapping[str, object] | None, keys: Mapping[str, object], *options: object
+) -> bool:
+    """Whether a query is a plain partial data ID (the fast path): no option, no list."""
+    for option in options:
+        if option is not None and option != ():
+            return False
+    return not has_collections(data_id, keys)
 
 
 def _format_data_id(data_id: Mapping[str, Any]) -> str:
@@ -1221,37 +1232,126 @@ class Butler:
         return self._restrict(plan, normalized)
 
     def query(
-        self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object
+        self,
+        dataset_type: str,
+        data_id: Mapping[str, object] | None = None,
+        *,
+        where: str | None = None,
+        bind: Mapping[str, object] | None = None,
+        with_datasets: Iterable[str] = (),
+        without_datasets: Iterable[str] = (),
+        order_by: str | Sequence[str] = (),
+        limit: int | None = None,
+        **keys: object,
     ) -> Iterator[DataId]:
-        """The data IDs of stored ``dataset_type`` datasets matching a partial data ID."""
+        """The data IDs of stored ``dataset_type`` datasets that match, streamed.
+
+        Keys match exactly, or any of a list (``visit=[42, 43]``) or a range
+        (``visit=range(100, 200)``). ``where`` is an expression over the dataset
+        type's keys (``"visit >= 903334 AND filter IN ('r', 'i')"``, ``:name`` for a
+        value of ``bind``); ``with_datasets``/``without_datasets`` keep only data IDs
+        whose shared keys have (have no) dataset of those types; ``order_by`` keys
+        (``-key`` descending) then the rest ascending; at most ``limit``. Checked
+        before any SQL runs: InvalidQueryError shows the expression with a caret.
+        See docs/runtime.md, "Queries".
+        """
         plan = self._plan(dataset_type)
-        partial = self._partial(plan, data_id, keys)
-        return self.chain.query(self, dataset_type, partial)
+        if _plain_query(
+            data_id, keys, where, bind, with_datasets, without_datasets, order_by, limit
+        ):
+            partial = self._partial(plan, data_id, keys)
+            return self.chain.query(self, dataset_type, partial)
+        from .query import run
+
+        request = self._query_request(
+            plan, data_id, keys, where, bind, with_datasets, without_datasets, order_by, limit
+        )
+        return run.data_ids(self, request)
+
+    def _query_request(
+        self,
+        plan: _Plan,
+        data_id: Mapping[str, object] | None,
+        keys: Mapping[str, object],
+        where: str | None,
+        bind: Mapping[str, object] | None,
+        with_datasets: Iterable[str],
+        without_datasets: Iterable[str],
+        order_by: str | Sequence[str] = (),
+        limit: int | None = None,
+    ) -> Any:
+        from .query import run
+
+        given = {**(data_id or {}), **keys}
+        collections = {k: v for k, v in given.items() if is_collection(v)}
+        scalars = {k: v for k, v in given.items() if k not in collections}
+        return run.build(
+            self,
+            plan.spec.name,
+            self._partial(plan, scalars, {}),
+            collections,
+            where=where,
+            bind=bind,
+            with_datasets=with_datasets,
+            without_datasets=without_datasets,
+            order_by=order_by,
+            limit=limit,
+        )
 
     def query_values(
         self,
         dataset_type: str,
         key: str,
         data_id: Mapping[str, object] | None = None,
+        *,
+        where: str | None = None,
+        bind: Mapping[str, object] | None = None,
+        with_datasets: Iterable[str] = (),
+        without_datasets: Iterable[str] = (),
         **keys: object,
     ) -> list[Value]:
-        """The distinct values of ``key`` among stored datasets matching a partial data ID."""
+        """The distinct values of ``key`` among the stored datasets that match, sorted.
+
+        Takes the same selection as :meth:`query`.
+        """
         plan = self._plan(dataset_type)
         if key not in plan.keys:
             raise InvalidDataIdError(
                 f"{key!r} is not a key of {dataset_type!r}; "
                 f"its keys are {', '.join(plan.spec.keys) or 'none'}"
             )
-        partial = self._partial(plan, data_id, keys)
-        return self.chain.query_values(self, dataset_type, key, partial)
+        if _plain_query(data_id, keys, where, bind, with_datasets, without_datasets):
+            partial = self._partial(plan, data_id, keys)
+            return self.chain.query_values(self, dataset_type, key, partial)
+        from .query import run
+
+        request = self._query_request(
+            plan, data_id, keys, where, bind, with_datasets, without_datasets
+        )
+        return run.values(self, request, key)
 
     def count(
-        self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object
+        self,
+        dataset_type: str,
+        data_id: Mapping[str, object] | None = None,
+        *,
+        where: str | None = None,
+        bind: Mapping[str, object] | None = None,
+        with_datasets: Iterable[str] = (),
+        without_datasets: Iterable[str] = (),
+        **keys: object,
     ) -> int:
-        """How many stored datasets match a partial data ID."""
+        """How many stored datasets match (as for :meth:`query`)."""
         plan = self._plan(dataset_type)
-        partial = self._partial(plan, data_id, keys)
-        return self.chain.count(self, dataset_type, partial)
+        if _plain_query(data_id, keys, where, bind, with_datasets, without_datasets):
+            partial = self._partial(plan, data_id, keys)
+            return self.chain.count(self, dataset_type, partial)
+        from .query import run
+
+        request = self._query_request(
+            plan, data_id, keys, where, bind, with_datasets, without_datasets
+        )
+        return run.count(self, request)
 
     # ---- maintenance ---------------------------------------------------------------------------
 

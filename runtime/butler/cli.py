@@ -2,7 +2,10 @@
 
     butler create ROOT --mapper INSTRUMENT [--registry URL] [--durability put|close]
     butler dataset-types ROOT
-    butler query ROOT DATASET_TYPE [KEY=VALUE ...] [--count] [--values KEY]
+    butler query ROOT DATASET_TYPE [KEY=VALUE ...] [--where EXPR] [--bind NAME=VALUE ...]
+                 [--with TYPE] [--without TYPE] [--order-by KEY] [--limit N]
+                 [--count | --values KEY]
+    butler remove ROOT DATASET_TYPE [KEY=VALUE ...] [--where EXPR] [--dry-run] [--yes]
     butler uri ROOT DATASET_TYPE KEY=VALUE ...
     butler runs ROOT
     butler index ROOT [DATASET_TYPE ...]
@@ -40,10 +43,9 @@ from ._cli_common import (
     add_root,
     command,
     echo,
-    shown,
 )
+from ._cli_query import add_commands as add_query_commands
 from .config import DURABILITY
-from .dataid import format_data_id
 from .errors import ButlerError, DatasetNotFoundError
 
 __all__ = ["build_parser", "main"]
@@ -87,23 +89,6 @@ def _dataset_types(args: argparse.Namespace) -> int:
             extra = f"  [{count}]" if count is not None else ""
             echo(f"{name:<{width}}  {spec.format:<8} {spec.template}{extra}")
     return 0
-
-
-def _query(args: argparse.Namespace) -> int:
-    with _open(args.root) as butler:
-        if args.count:
-            echo(butler.count(args.dataset_type, args.data_id))
-            return 0
-        if args.values:
-            for value in butler.query_values(args.dataset_type, args.values, args.data_id):
-                echo(shown(value))
-            return 0
-        found = 0
-        keys = butler.mapper.keys(args.dataset_type)
-        for result in butler.query(args.dataset_type, args.data_id):
-            found += 1
-            echo(format_data_id({k: v for k, v in result.items() if k in keys}))
-        return 0 if found else 1
 
 
 def _uri(args: argparse.Namespace) -> int:
@@ -208,13 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     types.add_argument("--counts", action="store_true", help="also count stored datasets of each")
     types.set_defaults(run=_dataset_types)
 
-    query = command(commands, "query", "list stored data IDs matching a partial data ID")
-    add_root(query)
-    add_dataset_type(query)
-    add_data_id(query, "the keys to match (none: every stored dataset)")
-    query.add_argument("--count", action="store_true", help="print only how many match")
-    query.add_argument("--values", metavar="KEY", help="print the distinct values of KEY")
-    query.set_defaults(run=_query)
+    add_query_commands(commands)  # query and remove, with --where (issue 18)
 
     uri = command(commands, "uri", "print where a dataset is (or would be) stored")
     add_root(uri)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
@@ -21,6 +21,7 @@ from ..errors import (
     StorageFullError,
     UnknownDatasetTypeError,
 )
+from ..query.predicate import Selection
 from ..spec import InstrumentSpec, Value
 from ._calibrations import create_certification_table  # calibration certifications (issue 4)
 from ._checksum_columns import add_checksum_columns, tables_without_checksums  # issue 12
@@ -28,6 +29,7 @@ from ._engine import WRITE_OPTION, create_engine, describe_url, lock_ddl
 from ._operations import chunks, create_operations_table, operations_table
 from ._reserve import Reserve, disk_full
 from ._schema import SCHEMA_VERSION, DatasetTypeDef, build_table, static_metadata, utcnow
+from ._select import condition, ordering
 from ._statements import DatasetTable, dialect_insert, format_data_id
 
 __all__ = ["Registry", "StoredDataset", "StoredFile"]
@@ -819,11 +821,7 @@ class Registry:
     ) -> list[Value]:
         """The distinct values of ``key`` among datasets matching ``partial``, sorted."""
         table = self._table(dataset_type)
-        if key not in table.keys:
-            raise RegistryError(
-                f"unknown key {key!r} for dataset type {table.name!r}; "
-                f"its keys are {', '.join(table.keys) or '(none)'}"
-            )
+        _check_key(table, key)
         where, params = table.where(table.check_partial(partial or {}))
         sql = table.select_values_sql(key, where)
         return list(self._rows(sql, params, lambda row: table.value(key, row[0])))
@@ -834,6 +832,79 @@ class Registry:
         where, params = table.where(table.check_partial(partial or {}))
         (row,) = self._rows(table.count_sql(where), params, tuple)
         return int(row[0])
+
+    # ---- queries with expressions (issue 18) ------------------------------------------------
+
+    def select(
+        self,
+        dataset_type: str,
+        selection: Selection | None = None,
+        *,
+        order_by: Sequence[str] = (),
+        limit: int | None = None,
+    ) -> Iterator[dict[str, Value]]:
+        """Complete data IDs of the datasets ``selection`` selects, streamed.
+
+        One parameterized statement; ``order_by`` keys first (``-key``: descending),
+        then the other keys ascending; at most ``limit``. The rows are read in chunks
+        (a server-side cursor on PostgreSQL) as the iterator is consumed.
+        """
+        table = self._table(dataset_type)
+        limit = _check_limit(limit)
+        where = condition(table, selection or Selection(), self._table_or_none)
+        columns: list[sa.ColumnElement[Any]] = [table.column(key) for key in table.keys]
+        columns = columns or [sa.literal(1)]
+        statement = (
+            sa.select(*columns).where(where).order_by(*ordering(table, order_by, self._dialect))
+        )
+        if limit is not None:
+            statement = statement.limit(limit)
+        keys = table.keys
+        return self._select_rows(statement, lambda row: dict(zip(keys, row, strict=False)))
+
+    def select_count(self, dataset_type: str, selection: Selection | None = None) -> int:
+        """How many datasets ``selection`` selects."""
+        table = self._table(dataset_type)
+        where = condition(table, selection or Selection(), self._table_or_none)
+        statement = sa.select(sa.func.count()).select_from(table.table).where(where)
+        return int(next(iter(self._select_rows(statement, lambda row: row[0]))))
+
+    def select_values(
+        self, dataset_type: str, key: str, selection: Selection | None = None
+    ) -> list[Value]:
+        """The distinct values of ``key`` among the datasets ``selection`` selects, sorted."""
+        table = self._table(dataset_type)
+        _check_key(table, key)
+        where = condition(table, selection or Selection(), self._table_or_none)
+        column = table.column(key)
+        statement = sa.select(column).distinct().where(where).order_by(column)
+        return list(self._select_rows(statement, lambda row: row[0]))
+
+    def _table_or_none(self, name: str) -> DatasetTable | None:
+        return self._table(name) if self.has_dataset_type(name) else None
+
+    def _select_rows(self, statement: sa.Select[Any], convert: Callable[[Any], _T]) -> Iterator[_T]:
+        """Run a Core SELECT: at once inside a transaction, else streamed from the pool."""
+        txn = self._local.txn
+        if txn is not None:
+            try:
+                rows = txn.execute(statement).all()
+            except sa.exc.DBAPIError as err:
+                raise RegistryError(f"registry query on {self._url} failed: {err.orig}") from err
+            return iter([convert(row) for row in rows])
+        self._check_open()
+        try:
+            conn = self._engine.connect()
+        except sa.exc.DBAPIError as err:
+            raise self._connection_error(err) from err
+        try:
+            result = conn.execution_options(yield_per=_FETCH).execute(statement)
+        except BaseException as err:
+            conn.close()
+            if isinstance(err, sa.exc.DBAPIError):
+                raise RegistryError(f"registry query on {self._url} failed: {err.orig}") from err
+            raise
+        return _stream_result(conn, result, convert)
 
     def record(
         self, dataset_type: str, data_id: Mapping[str, Value]
@@ -1017,6 +1088,26 @@ def _stream(cursor: Any, connection: Any, convert: Callable[[Any], _T]) -> Itera
         with contextlib.suppress(Exception):
             cursor.close()
         connection.close()  # back to the pool
+
+
+def _stream_result(
+    conn: sa.Connection, result: sa.CursorResult[Any], convert: Callable[[Any], _T]
+) -> Iterator[_T]:
+    try:
+        for row in result:
+            yield convert(row)
+    finally:
+        with contextlib.suppress(Exception):
+            result.close()
+        conn.close()  # back to the pool
+
+
+def _check_key(table: DatasetTable, key: str) -> None:
+    if key not in table.keys:
+        raise RegistryError(
+            f"unknown key {key!r} for dataset type {table.name!r}; "
+            f"its keys are {', '.join(table.keys) or '(none)'}"
+        )
 
 
 def _check_run(run: object) -> str | None:

@@ -222,6 +222,10 @@ class DatasetTable:
             sa.true(), *(columns[self._columns[key]] == value for key, value in checked.items())
         )
 
+    def column(self, key: str) -> sa.Column[Any]:
+        """The SQLAlchemy column of one key (for statements built with Core)."""
+        return self.table.c[self._columns[key]]
+
     def _check_path(self, path: object, data_id: Mapping[str, Value]) -> str:
         if (
             not isinstance(path, str)

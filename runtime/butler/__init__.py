@@ -27,6 +27,7 @@ from .errors import CalibrationNotFoundError as CalibrationNotFoundError
 from .errors import ChainError as ChainError
 from .errors import ConfigError as ConfigError
 from .errors import ConflictError as ConflictError
+from .errors import DatasetCorruptError as DatasetCorruptError
 from .errors import DatasetExistsError as DatasetExistsError
 from .errors import DatasetNotFoundError as DatasetNotFoundError
 from .errors import DatasetTypeDefinitionError as DatasetTypeDefinitionError

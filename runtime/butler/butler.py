@@ -19,10 +19,11 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from . import creation, maintenance
 from .chain import Chain, ParentLike, prepare_parents
+from .checksums import FileChecksum, file_checksum
 from .config import (
     CONFIG_NAME,
     DURABILITY,
@@ -36,11 +37,13 @@ from .dataset_types import runtime_definition
 from .errors import (
     AmbiguousDataIdError,
     ButlerError,
+    DatasetCorruptError,
     DatasetExistsError,
     DatasetNotFoundError,
     FormatError,
     InvalidDataIdError,
     ReadOnlyError,
+    RegistryError,
     RepositoryError,
     StorageFullError,
 )
@@ -93,6 +96,7 @@ class _Found:
     data_id: DataId
     path: str
     repository: Butler
+    size: int | None = None  # as recorded when the file was written, if it was
 
     @property
     def file(self) -> Path:
@@ -175,6 +179,9 @@ class Butler:
         self.registry = creation.open_registry(
             self.root, self._registry_url(self.config.registry), read_only=not self.writeable
         )
+        if self.writeable:  # registries made before checksums: add their columns (issue 12)
+            with contextlib.suppress(RegistryError):  # a database this user cannot alter
+                self.registry.upgrade_checksums()
         self.formatters = FormatterRegistry.default()
         self.storage = LocalStorage(self.root)
         self._journal = Journal(self.root)
@@ -448,17 +455,18 @@ class Butler:
         if len(restricted) == len(plan.keys):
             if not self._is_registered(name):
                 return None
-            path = self.registry.find(name, restricted)
-            return None if path is None else _Found(data_id, path, self)
+            stored = self.registry.stored(name, restricted)
+            return None if stored is None else _Found(data_id, stored.path, self, stored.size)
         rows = self._candidates(name, restricted)
         if len(rows) > 1:
             raise self._ambiguous(f"get {name!r}", name, restricted, rows)
         if not rows:
             return None
-        path = self.registry.find(name, rows[0])
-        if path is None:
+        stored = self.registry.stored(name, rows[0])
+        if stored is None:
             return None
-        return _Found(self.mapper.normalize(data_id, **rows[0]), path, self)
+        complete = self.mapper.normalize(data_id, **rows[0])
+        return _Found(complete, stored.path, self, stored.size)
 
     def _resolve(
         self, dataset_type: str, data_id: Mapping[str, object] | None, keys: Mapping[str, object]
@@ -546,16 +554,26 @@ class Butler:
 
     def _write_file(
         self, plan: _Plan, obj: object, data_id: DataId, target: Path, *, sync: bool = True
-    ) -> Path:
-        """Write ``obj`` into a fsynced temporary beside ``target``; the temporary."""
+    ) -> tuple[Path, FileChecksum]:
+        """Write ``obj`` into a fsynced temporary beside ``target``; the temporary, and its
+        size and checksum, hashed as it was written (by one read after it, for a formatter
+        plug-in that writes by path only)."""
         hdu = self._hdu(plan, data_id)
         write_hdu = hdu if isinstance(hdu, int) else None
-
-        def writer(path: Path) -> None:
-            plan.formatter.write(obj, path, hdu=write_hdu, compress=plan.compress)
-
+        formatter, compress = plan.formatter, plan.compress
         try:
-            return self.storage.write(target, writer, sync=sync)
+            if formatter.writes_streams:
+
+                def stream_writer(stream: BinaryIO) -> None:
+                    formatter.write_stream(obj, stream, hdu=write_hdu, compress=compress)
+
+                return self.storage.write_stream(target, stream_writer, sync=sync)
+
+            def writer(path: Path) -> None:
+                formatter.write(obj, path, hdu=write_hdu, compress=compress)
+
+            temporary = self.storage.write(target, writer, sync=sync)
+            return temporary, file_checksum(temporary)
         except (ButlerError, OSError) as error:
             if not out_of_space(error):
                 raise
@@ -624,12 +642,12 @@ class Butler:
                 for obj, data_id in items:
                     relative, target, record, existing = self._destination(plan, data_id, overwrite)
                     # fsync a bulk write's files all at once, before any is published
-                    temporary = self._write_file(plan, obj, data_id, target, sync=False)
+                    temporary, file = self._write_file(plan, obj, data_id, target, sync=False)
                     written.append((temporary, target, existing is not None))
                     if existing is not None:
-                        self.registry.replace(name, record, relative, run)
+                        self.registry.replace(name, record, relative, run, **file.columns())
                     else:
-                        rows.append((record, relative))
+                        rows.append((record, relative, file.size, file.value))
                         fresh.append(len(written) - 1)
                 if self._sync_each_put:
                     self.storage.sync([temporary for temporary, _, _ in written])
@@ -642,8 +660,12 @@ class Butler:
                         if not overwrite or len(set(data_ids)) < len(data_ids):
                             raise self._exists_error(plan, data_ids, "put_many") from error
                         # a concurrent put stored some of them since: overwrite those too
-                        for (record, relative), index in zip(rows, fresh, strict=True):
-                            self.registry.replace(name, record, relative, run)
+                        for (record, relative, size, checksum), index in zip(
+                            rows, fresh, strict=True
+                        ):
+                            self.registry.replace(
+                                name, record, relative, run, size=size, checksum=checksum
+                            )
                             written[index] = (*written[index][:2], True)
                 for (temporary, target, replaces), (_, data_id) in zip(written, items, strict=True):
                     if replaces:
@@ -666,21 +688,22 @@ class Butler:
     ) -> None:
         """One put: the file written, then recorded; published just before the commit."""
         relative, target, record, existing = self._destination(plan, data_id, overwrite)
-        temporary = self._write_file(plan, obj, data_id, target, sync=self._sync_each_put)
+        temporary, sums = self._write_file(plan, obj, data_id, target, sync=self._sync_each_put)
         self._step("written")
         changes: list[_Change] = []
         token = ""  # a new dataset's put journals nothing
         try:
             if existing is None:
                 row = (record, relative, run)
-                inserted = self._insert_one(plan, data_id, row, (temporary, target), overwrite)
+                files = (temporary, target)
+                inserted = self._insert_one(plan, data_id, row, files, overwrite, sums)
                 if inserted is None:  # a concurrent put stored it since: overwrite it
                     existing = relative
                 else:
                     changes.append(inserted)
             if existing is not None:
                 token = self._token()
-                self._replace_one(plan, (record, relative, run), temporary, token, changes)
+                self._replace_one(plan, (record, relative, run), (temporary, sums), token, changes)
         except BaseException:
             self.storage.discard(temporary)
             self._undo(reversed(changes))
@@ -696,6 +719,7 @@ class Butler:
         row: tuple[dict[str, Value], str, str | None],
         files: tuple[Path, Path],
         overwrite: bool,
+        sums: FileChecksum,
     ) -> _Change | None:
         """Record a new dataset; its file is published just before the commit.
 
@@ -714,7 +738,9 @@ class Butler:
             self._step("published")
 
         try:
-            self.registry.insert(plan.spec.name, record, relative, run, before_commit=publish)
+            self.registry.insert(
+                plan.spec.name, record, relative, run, before_commit=publish, **sums.columns()
+            )
         except BaseException as error:
             self._undo(published)
             if isinstance(error, DatasetExistsError) and not publishing:
@@ -729,12 +755,15 @@ class Butler:
         self,
         plan: _Plan,
         row: tuple[dict[str, Value], str, str | None],
-        temporary: Path,
+        written: tuple[Path, FileChecksum],
         token: str,
         changes: list[_Change],
     ) -> None:
-        """Record a dataset over its old record; the old file is kept until the commit."""
+        """Record a dataset over its old record; the old file is kept until the commit.
+
+        ``written`` is the new file's temporary, and its size and checksum."""
         record, relative, run = row
+        temporary, sums = written
         target = self.storage.checked(relative)
 
         def publish() -> None:
@@ -742,7 +771,9 @@ class Butler:
             self._step("published")
 
         with self.registry.transaction():
-            self.registry.replace(plan.spec.name, record, relative, run, before_commit=publish)
+            self.registry.replace(
+                plan.spec.name, record, relative, run, before_commit=publish, **sums.columns()
+            )
             self._commit_token(token, changes)
         self._step_committed()
 
@@ -960,6 +991,8 @@ class Butler:
         file, data_id = found.file, found.data_id
         hdu = self._hdu(plan, data_id)
         try:
+            if found.size is not None and os.stat(file).st_size != found.size:
+                raise self._wrong_size(plan, found, file)
             if method == "read":
                 return plan.formatter.read(file, python_type=plan.format.python_type, hdu=hdu)
             return getattr(plan.formatter, method)(file, *args, hdu=hdu)
@@ -971,6 +1004,8 @@ class Butler:
                     f"recorded at {found.path!r}, but the file is missing; "
                     f"run `butler verify {found.repository.root}`"
                 ) from None
+            if isinstance(error, DatasetCorruptError):  # already names dataset and file
+                raise
             if isinstance(error, ButlerError) and not isinstance(error, FormatError):
                 raise
             raise FormatError(
@@ -978,6 +1013,17 @@ class Butler:
                 f"unreadable: {error}. `butler verify {found.repository.root} --read` lists every "
                 "file of the repository that does not read"
             ) from error
+
+    @staticmethod
+    def _wrong_size(plan: _Plan, found: _Found, file: Path) -> DatasetCorruptError:
+        """A file whose size is not the one recorded when it was written (get checks it with
+        one ``stat``; checksums are checked by ``verify --read``, which reads every byte)."""
+        return DatasetCorruptError(
+            f"dataset {plan.spec.name!r} with data ID {_format_data_id(found.data_id)}: its "
+            f"file '{file}' has {file.stat().st_size} bytes, but {found.size} were written; it "
+            f"was truncated or changed since. Run `butler verify {found.repository.root} "
+            "--read`, then restore the file from a copy, or remove the dataset and put it again"
+        )
 
     def get(
         self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object

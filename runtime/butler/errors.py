@@ -15,6 +15,7 @@ __all__ = [
     "ChainError",
     "ConfigError",
     "ConflictError",
+    "DatasetCorruptError",
     "DatasetExistsError",
     "DatasetNotFoundError",
     "DatasetTypeDefinitionError",
@@ -120,6 +121,11 @@ class RegistryNotFoundError(RegistryError):
 
 class FormatError(ButlerError):
     """A file that cannot be read or written in its declared format."""
+
+
+class DatasetCorruptError(FormatError):
+    """A stored dataset's file is not what was written: its size (checked on get) or its
+    checksum (checked by ``butler verify --read``) differs from the recorded one."""
 
 
 class StorageFullError(ButlerError):

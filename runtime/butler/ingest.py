@@ -16,6 +16,11 @@ moved, linked or left in place and recorded in one unit of work. The raw record
 carries the observation's time key (``taiObs`` for HSC), which is what
 calibration lookups select validity ranges by.
 
+Each record carries the file's size and checksum (:mod:`butler.checksums`): hashed
+while copying for ``transfer="copy"``; for ``"move"``, ``"link"``, ``"symlink"`` and
+``None``, where no byte passes through Butler, by reading the file once at ingest
+(a symbolic link's target: ``verify --read`` then notices if it changes).
+
 Header translation is never written here: only the mapping of translated
 properties onto a policy's key names and value conventions (Gen2's, for the
 bundled policies). Everything runs offline: astropy is told not to download
@@ -38,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from .checksums import FileChecksum, copier, file_checksum
 from .dataid import DataId
 from .errors import ButlerError, InvalidDataIdError
 from .progress import progress
@@ -581,19 +587,25 @@ def _place(
     in_place = target.exists() and target.resolve() == source.resolve()
     if transfer is None or in_place:
         stored = relative if in_place else _inside(butler.root, source)
+        sums = file_checksum(source)
         with registry.transaction():
-            registry.insert_many(name, [(r, stored) for r in records])
+            registry.insert_many(name, [(r, stored, sums.size, sums.value) for r in records])
         return IngestedFile(str(source), stored, tuple(data_ids))
     if target.exists() or target.is_symlink():
         raise IngestError(
             f"a file with no record is already at {relative!r}; `butler verify` lists it and "
             "`butler index` registers it"
         )
-    temporary = storage.write(target, file_writer(source, transfer))
+    file: FileChecksum
+    if transfer == "copy":
+        temporary, file = storage.write_stream(target, copier(source))
+    else:
+        temporary = storage.write(target, file_writer(source, transfer))
+        file = file_checksum(temporary)
     published = False
     try:
         with registry.transaction():
-            registry.insert_many(name, [(r, relative) for r in records])
+            registry.insert_many(name, [(r, relative, file.size, file.value) for r in records])
             storage.publish(temporary, target)
             published = True
     except BaseException:

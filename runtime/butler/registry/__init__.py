@@ -9,6 +9,8 @@
 """
 
 from ._registry import Registry as Registry
+from ._registry import StoredDataset as StoredDataset
+from ._registry import StoredFile as StoredFile
 from ._schema import SCHEMA_VERSION as SCHEMA_VERSION
 
-__all__ = ["SCHEMA_VERSION", "Registry"]
+__all__ = ["SCHEMA_VERSION", "Registry", "StoredDataset", "StoredFile"]

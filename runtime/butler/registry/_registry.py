@@ -6,7 +6,8 @@ import contextlib
 import difflib
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, NamedTuple, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateIndex, CreateTable
@@ -23,6 +24,7 @@ from ..errors import (
 from ..query.predicate import Selection
 from ..spec import InstrumentSpec, Value
 from ._calibrations import create_certification_table  # calibration certifications (issue 4)
+from ._checksum_columns import add_checksum_columns, tables_without_checksums  # issue 12
 from ._engine import WRITE_OPTION, create_engine, describe_url, lock_ddl
 from ._operations import chunks, create_operations_table, operations_table
 from ._reserve import Reserve, disk_full
@@ -30,10 +32,28 @@ from ._schema import SCHEMA_VERSION, DatasetTypeDef, build_table, static_metadat
 from ._select import condition, ordering
 from ._statements import DatasetTable, dialect_insert, format_data_id
 
-__all__ = ["Registry"]
+__all__ = ["Registry", "StoredDataset", "StoredFile"]
 
 _T = TypeVar("_T")
 _FETCH = 1000
+
+
+class StoredFile(NamedTuple):  # not a dataclass: made on every get, and this is cheaper
+    """Where a dataset's file is, and its size and checksum as recorded when it was written
+    (None when they were not recorded: see ``_checksum_columns.py``)."""
+
+    path: str
+    size: int | None
+    checksum: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDataset:
+    """One record of :meth:`Registry.stored_datasets`."""
+
+    dataset_type: str
+    data_id: dict[str, Value]
+    file: StoredFile
 
 
 class _Local(threading.local):
@@ -78,6 +98,8 @@ class Registry:
         # SQLite reports a bad bound value without harm; PostgreSQL would abort the transaction.
         self._check_finds = self._dialect.name != "sqlite"
         self._db_error: type[Exception] = self._dialect.loaded_dbapi.Error
+        # Dataset tables made before the size and checksum columns (see upgrade_checksums).
+        self._without_checksums: frozenset[str] = frozenset()
 
     # ---- life cycle ----------------------------------------------------------------------------
 
@@ -165,11 +187,28 @@ class Registry:
                         f"no registry at {registry._url}; create one with Registry.create"
                     )
                 registry._check_version(conn)
+                registry._without_checksums = tables_without_checksums(conn)
             registry._ensure_reserve()
         except BaseException:
             registry.close()
             raise
         return registry
+
+    def upgrade_checksums(self) -> int:
+        """Add the size and checksum columns to dataset tables made without them (registries
+        written before they were recorded); how many columns were added.
+
+        Additive and idempotent; old rows keep NULL there ("no checksum recorded").
+        """
+        if not self._without_checksums:
+            return 0
+        self.check_writable("add the checksum columns")
+        with self._write() as conn:
+            lock_ddl(conn)
+            added = add_checksum_columns(conn)
+        self._without_checksums = frozenset()
+        self._tables.clear()  # built without the columns
+        return added
 
     def _ensure_reserve(self) -> None:
         """Allocate the SQLite reserve if it was missing (at open, after a remove spent it)."""
@@ -363,7 +402,9 @@ class Registry:
             definition = self._load(name)
             if definition is None:
                 raise self._unknown(name)
-            table = self._tables[name] = DatasetTable.build(definition, self._dialect)
+            checksums = definition.table_name not in self._without_checksums
+            table = DatasetTable.build(definition, self._dialect, checksums=checksums)
+            self._tables[name] = table
         return table
 
     def _load(self, name: str) -> DatasetTypeDef | None:
@@ -410,15 +451,19 @@ class Registry:
         run: str | None = None,
         *,
         before_commit: Callable[[], object] | None = None,
+        size: int | None = None,
+        checksum: str | None = None,
     ) -> int:
         """Record one dataset; its id. DatasetExistsError if the data ID is taken.
 
         ``before_commit`` runs once the row is written and before it is committed
         (a put publishes its file there); if it raises, nothing is recorded. Inside
         :meth:`transaction` it runs at once, and the transaction commits later.
+        ``size`` and ``checksum`` describe the file (see :mod:`butler.checksums`).
         """
         self.check_writable(f"insert {dataset_type!r} {format_data_id(data_id)}")
-        row = self._write_one(dataset_type, data_id, path, run, before_commit, upsert=False)
+        stored = (path, size, checksum)
+        row = self._write_one(dataset_type, data_id, stored, run, before_commit, upsert=False)
         if row is None:
             raise self._exists(self._table(dataset_type), data_id)
         return int(row[0])
@@ -431,13 +476,16 @@ class Registry:
         run: str | None = None,
         *,
         before_commit: Callable[[], object] | None = None,
+        size: int | None = None,
+        checksum: str | None = None,
     ) -> int:
         """Record one dataset, overwriting any record of the same data ID; its id.
 
-        ``before_commit`` is as for :meth:`insert`.
+        The other arguments are as for :meth:`insert`.
         """
         self.check_writable(f"replace {dataset_type!r} {format_data_id(data_id)}")
-        row = self._write_one(dataset_type, data_id, path, run, before_commit, upsert=True)
+        stored = (path, size, checksum)
+        row = self._write_one(dataset_type, data_id, stored, run, before_commit, upsert=True)
         assert row is not None, "an upsert returns the row's id"
         return int(row[0])
 
@@ -445,7 +493,7 @@ class Registry:
         self,
         dataset_type: str,
         data_id: Mapping[str, Value],
-        path: str,
+        stored: tuple[str, int | None, str | None],
         run: str | None,
         before_commit: Callable[[], object] | None,
         *,
@@ -460,7 +508,8 @@ class Registry:
         """
         table = self._table(dataset_type)
         sql = table.replace_sql if upsert else table.insert_sql
-        params = table.insert_params(data_id, path, _check_run(run), utcnow())
+        path, size, checksum = stored
+        params = table.insert_params(data_id, path, _check_run(run), utcnow(), size, checksum)
         local = self._local
         own = local.txn is None  # else it joins the open transaction, which commits later
         if own:
@@ -511,12 +560,16 @@ class Registry:
     def insert_many(
         self,
         dataset_type: str,
-        rows: Iterable[tuple[Mapping[str, Value], str]],
+        rows: Iterable[
+            tuple[Mapping[str, Value], str]
+            | tuple[Mapping[str, Value], str, int | None, str | None]
+        ],
         run: str | None = None,
     ) -> int:
         """Record many datasets in one transaction (all or none); how many.
 
-        Inside :meth:`transaction` a failure rolls back only these rows.
+        Each row is ``(data ID, path)`` or ``(data ID, path, size, checksum)``. Inside
+        :meth:`transaction` a failure rolls back only these rows.
         """
         self.check_writable(f"insert {dataset_type!r} datasets")
         table = self._table(dataset_type)
@@ -524,8 +577,12 @@ class Registry:
         created = utcnow()
         data_ids: list[Mapping[str, Value]] = []
         params: list[dict[str, Any]] = []
-        for data_id, path in rows:
-            values = table.row(data_id, path)
+        for row in rows:
+            if len(row) == 4:
+                data_id, path, size, checksum = row
+            else:
+                (data_id, path), size, checksum = row, None, None
+            values = table.row(data_id, path, size, checksum)
             values.update(run=run, created=created)
             params.append(values)
             data_ids.append(data_id)
@@ -700,6 +757,15 @@ class Registry:
 
     def find(self, dataset_type: str, data_id: Mapping[str, Value]) -> str | None:
         """The path of the dataset with this complete data ID, or None."""
+        row = self._find_row(dataset_type, data_id, stored=False)
+        return None if row is None else row[0]
+
+    def stored(self, dataset_type: str, data_id: Mapping[str, Value]) -> StoredFile | None:
+        """:meth:`find`, with the file's recorded size and checksum."""
+        row = self._find_row(dataset_type, data_id, stored=True)
+        return None if row is None else StoredFile._make(row)
+
+    def _find_row(self, dataset_type: str, data_id: Mapping[str, Value], *, stored: bool) -> Any:
         table = self._tables.get(dataset_type)
         if table is None:
             table = self._table(dataset_type)
@@ -709,11 +775,12 @@ class Registry:
         try:
             if self._check_finds:
                 data_id = table.check_complete(data_id)
-            cursor.execute(table.find_sql, table.find_params(data_id))
-            row = cursor.fetchone()
+            cursor.execute(
+                table.stored_sql if stored else table.find_sql, table.find_params(data_id)
+            )
+            return cursor.fetchone()
         except Exception as err:
             raise self._find_error(table, data_id, err) from None
-        return None if row is None else row[0]
 
     def query(
         self,
@@ -854,6 +921,16 @@ class Registry:
                 sa.select(columns.path, columns.run, columns.created).where(table.match(checked))
             ).first()
         return None if row is None else (str(row[0]), row[1], row[2])
+
+    def stored_datasets(self, dataset_type: str | None = None) -> Iterator[StoredDataset]:
+        """Every dataset with its file, size and checksum, by dataset type then data ID."""
+        names = [dataset_type] if dataset_type is not None else list(self.dataset_types())
+        for name in names:
+            table = self._table(name)
+            sql = table.select_keys_sql("", None, stored=True)
+            for row in self._rows(sql, [], tuple, stream=True):
+                file = StoredFile(row[-3], row[-2], row[-1])
+                yield StoredDataset(name, table.data_id(row), file)
 
     def run_counts(self) -> dict[str | None, int]:
         """How many datasets each run wrote, over every dataset type (None: no run recorded)."""

@@ -9,9 +9,11 @@ Schema version 1:
     column order, so a registry is readable without the mapper module.
 ``ds_<name>`` (one per dataset type)
     ``id`` (autoincrement primary key), one typed column per data ID key,
-    ``path`` (relative POSIX path), ``run`` (nullable), ``created`` (UTC, naive);
-    ``UNIQUE`` over the keys (that index also serves queries on the first key)
-    plus one index per other key.
+    ``path`` (relative POSIX path), ``run`` (nullable), ``created`` (UTC, naive),
+    ``file_size`` and ``file_checksum`` (nullable: the file's size in bytes and checksum,
+    ``"crc32c:..."``, recorded when it was written; NULL in rows written before they were
+    kept, see ``_checksum_columns.py``); ``UNIQUE`` over the keys (that index also serves
+    queries on the first key) plus one index per other key.
 
 A later schema version adds calibration certification as a separate table
 referencing ``(dataset_type, id)`` with ``valid_from/valid_to`` and
@@ -57,7 +59,9 @@ _SQL_TYPES: dict[str, type[sa.types.TypeEngine[Any]]] = {
 assert tuple(_SQL_TYPES) == KEY_TYPES
 
 #: Column names of every dataset table that are not data ID keys.
-RESERVED_COLUMNS = frozenset({"id", "path", "run", "created", "_singleton"})
+RESERVED_COLUMNS = frozenset(
+    {"id", "path", "run", "created", "_singleton", "file_size", "file_checksum"}
+)
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _MAX_NAME = 48  # leaves room for prefixes and a hash within PostgreSQL's 63 bytes
@@ -237,6 +241,8 @@ def build_table(definition: DatasetTypeDef, metadata: sa.MetaData) -> sa.Table:
         sa.Column("path", sa.Text, nullable=False),
         sa.Column("run", sa.Text, nullable=True),
         sa.Column("created", sa.DateTime, nullable=False),
+        sa.Column("file_size", sa.BigInteger, nullable=True),
+        sa.Column("file_checksum", sa.Text, nullable=True),
         sa.UniqueConstraint(*unique, name=_short(f"uq_{name}", name)),
         *indexes,
     )

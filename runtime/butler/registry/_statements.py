@@ -77,8 +77,17 @@ def _is_text(value: str) -> bool:
 class DatasetTable:
     """One dataset type's table on one database: its statements and value conversions."""
 
-    def __init__(self, definition: DatasetTypeDef, table: sa.Table, dialect: sa.Dialect) -> None:
+    def __init__(
+        self,
+        definition: DatasetTypeDef,
+        table: sa.Table,
+        dialect: sa.Dialect,
+        *,
+        checksums: bool = True,
+    ) -> None:
         self.definition = definition
+        # Whether the table has the size and checksum columns (see _checksum_columns.py).
+        self.checksums = checksums and not {"file_size", "file_checksum"} & set(definition.columns)
         self.name = definition.name
         self.keys = definition.keys
         self.table = table
@@ -100,14 +109,19 @@ class DatasetTable:
         self._from = preparer.quote_identifier(definition.table_name)
         self._order = ", ".join(self._quoted[key] for key in self.keys)
         self.find_sql = f"SELECT path FROM {self._from}{self._where(self.keys)}"
+        self._stored = "path, file_size, file_checksum" if self.checksums else "path, NULL, NULL"
+        self.stored_sql = f"SELECT {self._stored} FROM {self._from}{self._where(self.keys)}"
         self._where_cache: dict[tuple[str, ...], str] = {}
         self.insert_sql, self.replace_sql = self._insert_sql()
         created = table.c.created.type.dialect_impl(dialect)
         self._bind_created: _Processor = None if native else created.bind_processor(dialect)
 
     @classmethod
-    def build(cls, definition: DatasetTypeDef, dialect: sa.Dialect) -> DatasetTable:
-        return cls(definition, build_table(definition, sa.MetaData()), dialect)
+    def build(
+        cls, definition: DatasetTypeDef, dialect: sa.Dialect, *, checksums: bool = True
+    ) -> DatasetTable:
+        table = build_table(definition, sa.MetaData())
+        return cls(definition, table, dialect, checksums=checksums)
 
     # ---- values in -------------------------------------------------------------------------
 
@@ -166,23 +180,39 @@ class DatasetTable:
             checked[key] = coerced
         return checked
 
-    def row(self, data_id: Mapping[str, object], path: object) -> dict[str, Any]:
+    def row(
+        self,
+        data_id: Mapping[str, object],
+        path: object,
+        size: int | None = None,
+        checksum: str | None = None,
+    ) -> dict[str, Any]:
         """The column values of one insert (without ``run`` and ``created``)."""
         checked = self.check_complete(data_id)
         values: dict[str, Any] = {self._columns[key]: checked[key] for key in self.keys}
         if not self.keys:
             values["_singleton"] = 1
         values["path"] = self._check_path(path, checked)
+        if self.checksums:
+            values["file_size"], values["file_checksum"] = size, checksum
         return values
 
     def insert_params(
-        self, data_id: Mapping[str, object], path: object, run: str | None, created: Any
+        self,
+        data_id: Mapping[str, object],
+        path: object,
+        run: str | None,
+        created: Any,
+        size: int | None = None,
+        checksum: str | None = None,
     ) -> list[Any]:
         """Bound values of ``insert_sql`` and ``replace_sql``, checked like :meth:`row`."""
         checked = self.check_complete(data_id)
         params = self.find_params(checked) if self.keys else [1]
         created_value = created if self._bind_created is None else self._bind_created(created)
         params += [self._check_path(path, checked), run, created_value]
+        if self.checksums:
+            params += [size, checksum]
         return params
 
     def match(self, checked: Mapping[str, Value]) -> sa.ColumnElement[bool]:
@@ -224,12 +254,15 @@ class DatasetTable:
     def _insert_sql(self) -> tuple[str, str]:
         """``INSERT ... ON CONFLICT DO NOTHING RETURNING id``, and the upserting variant."""
         keys = [self._quoted[key] for key in self.keys] or ["_singleton"]
-        columns = [*keys, "path", "run", "created"]
+        stored = ["path", "run", "created"]
+        if self.checksums:
+            stored += ["file_size", "file_checksum"]
+        columns = [*keys, *stored]
         values = ", ".join([self._placeholder] * len(columns))
         insert = f"INSERT INTO {self._from} ({', '.join(columns)}) VALUES ({values})"
         conflict = f" ON CONFLICT ({', '.join(keys)})"
         ignore = f"{insert}{conflict} DO NOTHING RETURNING id"
-        update = ", ".join(f"{c} = excluded.{c}" for c in ("path", "run", "created"))
+        update = ", ".join(f"{c} = excluded.{c}" for c in stored)
         upsert = f"{insert}{conflict} DO UPDATE SET {update} RETURNING id"
         return ignore, upsert
 
@@ -250,10 +283,15 @@ class DatasetTable:
         proc = self._bind[key]
         return list(values) if proc is None else [proc(value) for value in values]
 
-    def select_keys_sql(self, where: str, limit: int | None, *, path: bool = False) -> str:
-        """Every key (and optionally ``path``) of matching rows, ordered by the keys."""
+    def select_keys_sql(
+        self, where: str, limit: int | None, *, path: bool = False, stored: bool = False
+    ) -> str:
+        """Every key (and optionally ``path``, or with ``stored`` the path, size and
+        checksum) of matching rows, ordered by the keys."""
         columns = [self._quoted[key] for key in self.keys]
-        if path:
+        if stored:
+            columns.append(self._stored)
+        elif path:
             columns.append("path")
         sql = f"SELECT {', '.join(columns) or '1'} FROM {self._from}{where}"
         if self.keys:

@@ -1377,18 +1377,21 @@ class Butler:
         transfer: Transfer = "copy",
         rules: InstrumentRules | None = None,
         show_progress: bool = True,
+        jobs: int = 1,
     ) -> IngestReport:
         """Ingest raw files: translate each header, place the file at its path, record it.
 
         ``transfer`` is ``"copy"``, ``"move"``, ``"link"``, ``"symlink"`` or ``None``
         (the file stays where it is). A file that cannot be ingested is listed in
         the report with the reason while the rest go on; one already ingested is
-        skipped. See :mod:`butler.ingest`.
+        skipped. ``jobs`` processes read the headers. See :mod:`butler.ingest`.
         """
         from .ingest import ingest
 
         self._check_writeable("ingest")
-        return ingest(self, paths, transfer=transfer, rules=rules, show_progress=show_progress)
+        return ingest(
+            self, paths, transfer=transfer, rules=rules, show_progress=show_progress, jobs=jobs
+        )
 
     def verify(
         self, *, read: bool = False, show_progress: bool = False, repair: bool = False

@@ -10,7 +10,8 @@
     butler runs ROOT
     butler index ROOT [DATASET_TYPE ...]
     butler verify ROOT [--read] [--repair]
-    butler ingest ROOT FILE ... [--transfer copy|move|link|symlink|none]
+    butler ingest ROOT FILE ... [--transfer copy|move|link|symlink|none] [--dataset-type NAME]
+                                  [--jobs N]
     butler import-gen2 GEN2_ROOT NEW_ROOT [--transfer copy|link|symlink|none] [--mapper NAME]
     butler certify ROOT CALIBRATION KEY=VALUE ... --from TIME [--to TIME] [--supersede]
     butler decertify ROOT CALIBRATION KEY=VALUE ... [--from TIME] [--to TIME]
@@ -124,8 +125,11 @@ def _transfer(text: str) -> str | None:
 
 
 def _ingest(args: argparse.Namespace) -> int:
+    from .ingest import rules_for
+
     with _open(args.root, writeable=True) as butler:
-        report = butler.ingest(args.files, transfer=args.transfer)
+        rules = rules_for(butler.mapper, args.dataset_type)
+        report = butler.ingest(args.files, transfer=args.transfer, rules=rules, jobs=args.jobs)
         echo(report)
     return 0 if report.ok else 1
 
@@ -240,6 +244,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="{copy,move,link,symlink,none}",
         help="how a file gets to its templated path (default: copy; none: it stays put, "
         "and must already be inside ROOT)",
+    )
+    ingest.add_argument(
+        "--dataset-type",
+        default="raw",
+        metavar="NAME",
+        help="the dataset type to ingest as; its policy's `ingest` clause reads each file's "
+        "data ID (default: raw)",
+    )
+    ingest.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="processes that read and convert headers (default: 1); files are placed and "
+        "recorded in order by one",
     )
     ingest.set_defaults(run=_ingest)
 

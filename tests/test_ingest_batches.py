@@ -13,6 +13,7 @@ from butler import ingest as ingest_module
 from butler.butler import Butler
 from butler.ingest import read_header_file, write_header_only_fits
 from butler.maintenance import verify
+from butler.storage import LocalStorage
 
 HEADER = Path(__file__).parent / "data" / "headers" / "fitsheader-hsc.yaml"
 
@@ -103,3 +104,28 @@ def test_jobs_give_the_same_result_as_one_process(tmp_path: Path) -> None:
             )
     assert outcomes[0] == outcomes[1]
     assert outcomes[0][1] == [str(bad)]
+
+
+def test_a_batch_clashing_with_a_concurrent_ingest_goes_file_by_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = hsc_raws(tmp_path / "incoming", 4)
+    root = tmp_path / "repo"
+    Butler.create(root, mapper="hsc").close()
+    sync = LocalStorage.sync
+
+    def another_ingest_first(written: list[Path], **options: bool) -> None:
+        """Just before the batch's commit, another Butler ingests one of its files."""
+        monkeypatch.setattr(LocalStorage, "sync", staticmethod(sync))
+        with Butler(root) as other:
+            assert other.ingest([files[1]], show_progress=False).ok
+        sync(written, **options)
+
+    monkeypatch.setattr(LocalStorage, "sync", staticmethod(another_ingest_first))
+    with Butler(root) as butler:
+        report = butler.ingest(files, show_progress=False)
+        assert report.ok, str(report)
+        assert [source for source, _ in report.skipped] == [str(files[1])]
+        assert len(report.ingested) == 3
+        assert sorted(d["ccd"] for d in butler.query("raw")) == [0, 1, 2, 3]
+        assert verify(butler).clean

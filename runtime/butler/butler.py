@@ -14,6 +14,7 @@ row's file is in place before the row is committed.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -71,13 +72,34 @@ SYNC_BATCH = 10_000
 
 @dataclass(frozen=True)
 class _Plan:
-    """Everything about one dataset type that get and put need, looked up once."""
+    """Everything about one dataset type that get and put need, looked up once.
+
+    The formatter is loaded only when a read or write first asks for it: queries,
+    counts, ``exists``, ``index`` and calibration lookups never need one, so a dataset
+    type whose formatter plug-in is not installed is still listed, queried and counted.
+    """
 
     spec: DatasetTypeSpec
     format: FormatSpec
-    formatter: Formatter
+    formatters: FormatterRegistry
     keys: frozenset[str]
     compress: str | None
+
+    @functools.cached_property
+    def formatter(self) -> Formatter:
+        """The format's formatter; FormatError naming the missing plug-in if none is installed."""
+        try:
+            return self.formatters.get(self.format.formatter)
+        except FormatError as error:
+            raise FormatError(
+                f"cannot read or write dataset type {self.spec.name!r} (format "
+                f"{self.format.name!r}): {error}"
+            ) from None
+
+    def check_put(self, obj: object) -> None:
+        """Refuse ``obj`` before anything is written: no formatter, or the wrong type."""
+        if self.formatter is not None:
+            check_object(self.spec.name, self.format.python_type, obj)
 
 
 @dataclass(frozen=True)
@@ -345,7 +367,7 @@ class Butler:
         spec = self.chain.dataset_type(self, dataset_type)
         fmt = self._formats[spec.format]
         compress = next((c for c in fmt.compressed if spec.template.endswith(c)), None)
-        plan = _Plan(spec, fmt, self.formatters.get(fmt.formatter), frozenset(spec.keys), compress)
+        plan = _Plan(spec, fmt, self.formatters, frozenset(spec.keys), compress)
         self._plans[dataset_type] = plan
         return plan
 
@@ -572,7 +594,7 @@ class Butler:
         """
         self._check_writeable(f"put {dataset_type!r}")
         plan = self._plan(dataset_type)
-        check_object(plan.spec.name, plan.format.python_type, obj)
+        plan.check_put(obj)
         complete = self._complete_for_write(plan, self._normalize(data_id, keys))
         self._ensure_registered(plan)
         self._store([(obj, complete)], plan, overwrite, self.provenance.run_for(run))
@@ -591,7 +613,7 @@ class Butler:
         plan = self._plan(dataset_type)
         prepared = []
         for obj, did in items:
-            check_object(plan.spec.name, plan.format.python_type, obj)
+            plan.check_put(obj)
             prepared.append((obj, self._complete_for_write(plan, self._normalize(did, {}))))
         self._ensure_registered(plan)
         self._store(prepared, plan, overwrite, self.provenance.run_for(run))

@@ -30,10 +30,12 @@ from .errors import ConflictError as ConflictError
 from .errors import DatasetExistsError as DatasetExistsError
 from .errors import DatasetNotFoundError as DatasetNotFoundError
 from .errors import DatasetTypeDefinitionError as DatasetTypeDefinitionError
+from .errors import ForeignRefError as ForeignRefError
 from .errors import FormatError as FormatError
 from .errors import InvalidDataIdError as InvalidDataIdError
 from .errors import MapperError as MapperError
 from .errors import MapperVersionError as MapperVersionError
+from .errors import ObjectTypeError as ObjectTypeError
 from .errors import OverrideError as OverrideError
 from .errors import ReadOnlyError as ReadOnlyError
 from .errors import RegistryError as RegistryError
@@ -43,6 +45,7 @@ from .errors import StorageFullError as StorageFullError
 from .errors import UnknownDatasetTypeError as UnknownDatasetTypeError
 from .loading import load_mapper as load_mapper
 from .mapper import Mapper as Mapper
+from .refs import DatasetRef as DatasetRef
 
 if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ imports them on first use
     from .butler import Butler as Butler
@@ -70,7 +73,9 @@ _LAZY = {
     "VerifyReport": ".maintenance",
 }
 
-__all__ = sorted([*_LAZY, *errors.__all__, "DataId", "Mapper", "errors", "load_mapper"])
+__all__ = sorted(
+    [*_LAZY, *errors.__all__, "DataId", "DatasetRef", "Mapper", "errors", "load_mapper"]
+)
 
 
 def __getattr__(name: str) -> Any:

@@ -18,7 +18,7 @@ import functools
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +39,7 @@ from .errors import (
     ButlerError,
     DatasetExistsError,
     DatasetNotFoundError,
+    ForeignRefError,
     FormatError,
     InvalidDataIdError,
     ReadOnlyError,
@@ -54,7 +55,8 @@ from .objects import check_object
 from .overrides import SessionConfig
 from .provenance import Provenance
 from .recovery import PENDING, Journal, recover
-from .registry import Registry
+from .refs import DatasetRef, parse_ref
+from .registry import Registry, new_dataset_id
 from .spec import DatasetTypeSpec, FormatSpec, Value
 from .storage import LocalStorage, out_of_space
 
@@ -187,6 +189,8 @@ class Butler:
             self.root, self._registry_url(self.config.registry), read_only=not self.writeable
         )
         self.formatters = FormatterRegistry.default()
+        #: The repository's UUID (None: a repository made before ids, opened read-only).
+        self.repository_id: str | None = self.registry.repository_id
         self.storage = LocalStorage(self.root)
         self._journal = Journal(self.root)
         self._step: Callable[[str], object] = steps or _no_step
@@ -260,7 +264,8 @@ class Butler:
         with creation.undone_on_failure(root_path):  # a failed create leaves nothing behind
             creation.refuse_existing_registry(root_path, url)
             created_by = {f"created_by.{k}": v for k, v in config.created_by.items()}
-            Registry.create(url, loaded.spec, metadata=created_by).close()
+            with Registry.create(url, loaded.spec, metadata=created_by) as made:
+                config = replace(config, repository_id=made.repository_id)
             write_config(root_path, config)
             return cls(root_path)
 
@@ -520,9 +525,15 @@ class Butler:
         return any(key in observed and key not in plan.keys for key in normalized)
 
     def _locate(
-        self, dataset_type: str, data_id: Mapping[str, object] | None, keys: Mapping[str, object]
+        self,
+        dataset_type: str | DatasetRef,
+        data_id: Mapping[str, object] | None,
+        keys: Mapping[str, object],
     ) -> tuple[_Plan, _Found]:
-        """:meth:`_resolve`, or DatasetNotFoundError naming where it looked."""
+        """:meth:`_resolve` (or :meth:`_locate_ref`), or DatasetNotFoundError naming where
+        it looked."""
+        if isinstance(dataset_type, DatasetRef):
+            return self._locate_ref(dataset_type, data_id, keys)
         plan, normalized, found = self._resolve(dataset_type, data_id, keys)
         if found is None:
             searched = self.chain.searched(self)
@@ -536,6 +547,78 @@ class Butler:
                 f"repository {self.root} ({detail}; searched {searched})"
             )
         return plan, found
+
+    # ---- dataset refs (see butler.refs) ------------------------------------------------------
+
+    def _holder(self, ref: DatasetRef) -> Butler:
+        """The repository of this chain that ``ref`` names; ForeignRefError if none."""
+        if not isinstance(ref, DatasetRef):
+            raise InvalidDataIdError(f"expected a DatasetRef, not {ref!r}")
+        for member in (self, *self.chain.parents):
+            if member.repository_id == ref.repository:
+                return member
+        raise ForeignRefError(
+            f"dataset ref {ref} ({ref.dataset_type!r} {_format_data_id(ref.data_id)}) is from "
+            f"repository {ref.repository}, which is not {self.chain.searched(self)}; open that "
+            "repository (or a chain that holds it) to use the ref, or ask by data ID"
+        )
+
+    def _locate_ref(
+        self, ref: DatasetRef, data_id: Mapping[str, object] | None, keys: Mapping[str, object]
+    ) -> tuple[_Plan, _Found]:
+        """The dataset ``ref`` names, in the repository holding it; DatasetNotFoundError if it
+        was removed or overwritten since (a stale ref), ForeignRefError if not in the chain."""
+        if data_id is not None or keys:
+            raise InvalidDataIdError(
+                f"a DatasetRef names its dataset alone; give no data ID with it (got "
+                f"{_format_data_id({**(data_id or {}), **keys})})"
+            )
+        holder = self._holder(ref)
+        row = holder.registry.find_id(ref.dataset_type, ref.id)
+        if row is None:
+            raise DatasetNotFoundError(
+                f"dataset ref {ref} ({ref.dataset_type!r} {_format_data_id(ref.data_id)}) is "
+                f"stale: repository {holder.root} holds no dataset with id {ref.id} (it was "
+                "removed, or overwritten, which records a new id); ask by data ID for what is "
+                "stored now"
+            )
+        _, path, _ = row
+        return holder._plan(ref.dataset_type), _Found(ref.data_id, path, holder)
+
+    def get_ref(self, text: str) -> DatasetRef:
+        """The ref of ``str(ref)`` (``butler:<repository-uuid>/<dataset-uuid>``), looked up in
+        this chain; ForeignRefError, or DatasetNotFoundError if no such dataset is stored."""
+        repository, dataset_id = parse_ref(text)
+        probe = DatasetRef("", DataId(), dataset_id, None, repository)
+        holder = self._holder(probe)
+        name = holder.registry.dataset_type_of(dataset_id)
+        row = None if name is None else holder.registry.find_id(name, dataset_id)
+        if name is None or row is None:
+            raise DatasetNotFoundError(
+                f"no dataset with id {dataset_id} in repository {holder.root} (ref {text}): it "
+                "was removed, or overwritten, which records a new id"
+            )
+        data_id, _, run = row
+        return DatasetRef(name, holder.mapper.normalize(data_id), dataset_id, run, repository)
+
+    def query_datasets(
+        self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object
+    ) -> Iterator[DatasetRef]:
+        """The refs of stored ``dataset_type`` datasets matching a partial data ID (as
+        :meth:`query`: this repository's first, then its parents')."""
+        for found in self.query(dataset_type, data_id, **keys):
+            plan = self._plan(dataset_type)
+            located = self._find(plan, found)
+            if located is None:  # removed meanwhile
+                continue
+            holder = located.repository
+            record = holder.registry.find_ref(dataset_type, self._restrict(plan, found))
+            if record is None:
+                continue  # removed meanwhile
+            _, dataset_id, run = record
+            if dataset_id is None or holder.repository_id is None:
+                continue  # a version 1 repository opened read-only: no ids
+            yield DatasetRef(dataset_type, found, dataset_id, run, holder.repository_id)
 
     # ---- writing -------------------------------------------------------------------------------
 
@@ -585,20 +668,23 @@ class Butler:
         overwrite: bool = False,
         run: str | None = None,
         **keys: object,
-    ) -> DataId:
-        """Store ``obj`` as ``dataset_type`` for a data ID; the complete, normalized data ID.
+    ) -> DatasetRef:
+        """Store ``obj`` as ``dataset_type`` for a data ID; its :class:`DatasetRef` (whose
+        ``data_id`` is the complete, normalized data ID).
 
         The file is written atomically and recorded in the registry in the same
-        unit of work. An existing dataset raises DatasetExistsError unless
-        ``overwrite=True``.
+        unit of work, with a new dataset id. An existing dataset raises
+        DatasetExistsError unless ``overwrite=True`` (the new dataset gets a new id).
         """
         self._check_writeable(f"put {dataset_type!r}")
         plan = self._plan(dataset_type)
         plan.check_put(obj)
         complete = self._complete_for_write(plan, self._normalize(data_id, keys))
         self._ensure_registered(plan)
-        self._store([(obj, complete)], plan, overwrite, self.provenance.run_for(run))
-        return complete
+        run_name = self.provenance.run_for(run)
+        dataset_id = new_dataset_id()
+        self._store([(obj, complete)], [dataset_id], plan, overwrite, run_name)
+        return DatasetRef(plan.spec.name, complete, dataset_id, run_name, self._own_id())
 
     def put_many(
         self,
@@ -607,8 +693,9 @@ class Butler:
         *,
         overwrite: bool = False,
         run: str | None = None,
-    ) -> list[DataId]:
-        """Store many objects of one dataset type in one commit: all of them, or none."""
+    ) -> list[DatasetRef]:
+        """Store many objects of one dataset type in one commit: all of them, or none; their
+        refs, in order."""
         self._check_writeable(f"put {dataset_type!r}")
         plan = self._plan(dataset_type)
         prepared = []
@@ -616,14 +703,30 @@ class Butler:
             plan.check_put(obj)
             prepared.append((obj, self._complete_for_write(plan, self._normalize(did, {}))))
         self._ensure_registered(plan)
-        self._store(prepared, plan, overwrite, self.provenance.run_for(run))
-        return [did for _, did in prepared]
+        run_name = self.provenance.run_for(run)
+        ids = [new_dataset_id() for _ in prepared]
+        self._store(prepared, ids, plan, overwrite, run_name)
+        repository = self._own_id()
+        return [
+            DatasetRef(plan.spec.name, did, dataset_id, run_name, repository)
+            for (_, did), dataset_id in zip(prepared, ids, strict=True)
+        ]
+
+    def _own_id(self) -> str:
+        """This repository's id (every writeable repository has one: see registry/_identity)."""
+        assert self.repository_id is not None, "a writeable registry has been given its ids"
+        return self.repository_id
 
     def _store(
-        self, items: list[tuple[object, DataId]], plan: _Plan, overwrite: bool, run: str | None
+        self,
+        items: list[tuple[object, DataId]],
+        ids: list[str],
+        plan: _Plan,
+        overwrite: bool,
+        run: str | None,
     ) -> None:
         if len(items) == 1:
-            self._store_one(*items[0], plan, overwrite, run)
+            self._store_one(*items[0], ids[0], plan, overwrite, run)
             return
         name = plan.spec.name
         written: list[tuple[Path, Path, bool]] = []  # (temporary, target, replaces a dataset)
@@ -631,30 +734,35 @@ class Butler:
         token = self._token()
         try:
             with self.registry.transaction():
-                rows, fresh = [], []
-                for obj, data_id in items:
+                rows, fresh, fresh_ids = [], [], []
+                for (obj, data_id), dataset_id in zip(items, ids, strict=True):
                     relative, target, record, existing = self._destination(plan, data_id, overwrite)
                     # fsync a bulk write's files all at once, before any is published
                     temporary = self._write_file(plan, obj, data_id, target, sync=False)
                     written.append((temporary, target, existing is not None))
                     if existing is not None:
-                        self.registry.replace(name, record, relative, run)
+                        self.registry.replace(name, record, relative, run, dataset_id=dataset_id)
                     else:
                         rows.append((record, relative))
                         fresh.append(len(written) - 1)
+                        fresh_ids.append(dataset_id)
                 if self._sync_each_put:
                     self.storage.sync([temporary for temporary, _, _ in written])
                 self._step("written")
                 if rows:
                     try:
-                        self.registry.insert_many(name, rows, run)
+                        self.registry.insert_many(name, rows, run, dataset_ids=fresh_ids)
                     except DatasetExistsError as error:
                         data_ids = [d for _, d in items]
                         if not overwrite or len(set(data_ids)) < len(data_ids):
                             raise self._exists_error(plan, data_ids, "put_many") from error
                         # a concurrent put stored some of them since: overwrite those too
-                        for (record, relative), index in zip(rows, fresh, strict=True):
-                            self.registry.replace(name, record, relative, run)
+                        for (record, relative), index, dataset_id in zip(
+                            rows, fresh, fresh_ids, strict=True
+                        ):
+                            self.registry.replace(
+                                name, record, relative, run, dataset_id=dataset_id
+                            )
                             written[index] = (*written[index][:2], True)
                 for (temporary, target, replaces), (_, data_id) in zip(written, items, strict=True):
                     if replaces:
@@ -673,7 +781,13 @@ class Butler:
         self._settle(changes, token)
 
     def _store_one(
-        self, obj: object, data_id: DataId, plan: _Plan, overwrite: bool, run: str | None
+        self,
+        obj: object,
+        data_id: DataId,
+        dataset_id: str,
+        plan: _Plan,
+        overwrite: bool,
+        run: str | None,
     ) -> None:
         """One put: the file written, then recorded; published just before the commit."""
         relative, target, record, existing = self._destination(plan, data_id, overwrite)
@@ -683,7 +797,7 @@ class Butler:
         token = ""  # a new dataset's put journals nothing
         try:
             if existing is None:
-                row = (record, relative, run)
+                row = (record, relative, run, dataset_id)
                 inserted = self._insert_one(plan, data_id, row, (temporary, target), overwrite)
                 if inserted is None:  # a concurrent put stored it since: overwrite it
                     existing = relative
@@ -691,7 +805,8 @@ class Butler:
                     changes.append(inserted)
             if existing is not None:
                 token = self._token()
-                self._replace_one(plan, (record, relative, run), temporary, token, changes)
+                row = (record, relative, run, dataset_id)
+                self._replace_one(plan, row, temporary, token, changes)
         except BaseException:
             self.storage.discard(temporary)
             self._undo(reversed(changes))
@@ -704,7 +819,7 @@ class Butler:
         self,
         plan: _Plan,
         data_id: DataId,
-        row: tuple[dict[str, Value], str, str | None],
+        row: tuple[dict[str, Value], str, str | None, str],
         files: tuple[Path, Path],
         overwrite: bool,
     ) -> _Change | None:
@@ -713,7 +828,7 @@ class Butler:
         None if the data ID was taken (by a concurrent put, when this put may
         ``overwrite``: the caller replaces it then); DatasetExistsError if it may not.
         """
-        record, relative, run = row
+        record, relative, run, dataset_id = row
         temporary, target = files
         published: list[_Change] = []
         publishing = False
@@ -725,7 +840,9 @@ class Butler:
             self._step("published")
 
         try:
-            self.registry.insert(plan.spec.name, record, relative, run, before_commit=publish)
+            self.registry.insert(
+                plan.spec.name, record, relative, run, before_commit=publish, dataset_id=dataset_id
+            )
         except BaseException as error:
             self._undo(published)
             if isinstance(error, DatasetExistsError) and not publishing:
@@ -739,13 +856,13 @@ class Butler:
     def _replace_one(
         self,
         plan: _Plan,
-        row: tuple[dict[str, Value], str, str | None],
+        row: tuple[dict[str, Value], str, str | None, str],
         temporary: Path,
         token: str,
         changes: list[_Change],
     ) -> None:
         """Record a dataset over its old record; the old file is kept until the commit."""
-        record, relative, run = row
+        record, relative, run, dataset_id = row
         target = self.storage.checked(relative)
 
         def publish() -> None:
@@ -753,7 +870,9 @@ class Butler:
             self._step("published")
 
         with self.registry.transaction():
-            self.registry.replace(plan.spec.name, record, relative, run, before_commit=publish)
+            self.registry.replace(
+                plan.spec.name, record, relative, run, before_commit=publish, dataset_id=dataset_id
+            )
             self._commit_token(token, changes)
         self._step_committed()
 
@@ -910,7 +1029,10 @@ class Butler:
             actions.open, actions.journal = False, []
 
     def remove(
-        self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object
+        self,
+        dataset_type: str | DatasetRef,
+        data_id: Mapping[str, object] | None = None,
+        **keys: object,
     ) -> None:
         """Forget a dataset and delete its file.
 
@@ -921,9 +1043,10 @@ class Butler:
         """
         self._check_writeable(f"remove {dataset_type!r}")
         plan, found = self._locate(dataset_type, data_id, keys)
+        dataset_id = dataset_type.id if isinstance(dataset_type, DatasetRef) else None
         if found.repository is not self:
             raise ReadOnlyError(
-                f"cannot remove {dataset_type!r} {_format_data_id(found.data_id)}: the dataset "
+                f"cannot remove {plan.spec.name!r} {_format_data_id(found.data_id)}: the dataset "
                 f"is in parent repository {found.repository.root}, which this repository only "
                 "reads"
             )
@@ -931,11 +1054,11 @@ class Butler:
             self.storage.inside(found.path)
         record = self._restrict(plan, found.data_id)
         if found.path.startswith("/"):  # a file left where another tool put it stays
-            self.registry.remove(plan.spec.name, record)
+            self.registry.remove(plan.spec.name, record, dataset_id=dataset_id)
             return
         for attempt in (1, 2):
             try:
-                self._remove_stored(plan, record, found)
+                self._remove_stored(plan, record, found, dataset_id)
                 return
             except StorageFullError:
                 # A full disk: the registry may spend its reserve and delete in that space.
@@ -943,15 +1066,18 @@ class Butler:
                 if attempt == 2 or self._local.open or not self.registry.make_room():
                     raise
 
-    def _remove_stored(self, plan: _Plan, record: dict[str, Value], found: _Found) -> None:
-        """remove's one attempt: the row deleted and its file set aside in one commit."""
+    def _remove_stored(
+        self, plan: _Plan, record: dict[str, Value], found: _Found, dataset_id: str | None
+    ) -> None:
+        """remove's one attempt: the row deleted and its file set aside in one commit (with
+        ``dataset_id``, only if the row still has it: a ref never removes its successor)."""
         token = self._token()
         changes: list[_Change] = []
         try:
             with self.registry.transaction():
                 # the row is locked (or, on SQLite, the registry) until the commit, so the
                 # file set aside is the one of the row removed, not a concurrent overwrite's
-                if not self.registry.remove(plan.spec.name, record):
+                if not self.registry.remove(plan.spec.name, record, dataset_id=dataset_id):
                     return  # another process removed it meanwhile: nothing is left to do
                 file = found.file
                 aside = self._journal.entry(token, "aside", file)
@@ -991,14 +1117,21 @@ class Butler:
             ) from error
 
     def get(
-        self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object
+        self,
+        dataset_type: str | DatasetRef,
+        data_id: Mapping[str, object] | None = None,
+        **keys: object,
     ) -> Any:
-        """The stored object of ``dataset_type`` for a (possibly partial) data ID."""
+        """The stored object of ``dataset_type`` for a (possibly partial) data ID, or of the
+        dataset a :class:`DatasetRef` names (given alone, in place of the dataset type)."""
         plan, found = self._locate(dataset_type, data_id, keys)
         return self._read(plan, found, "read")
 
     def get_metadata(
-        self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object
+        self,
+        dataset_type: str | DatasetRef,
+        data_id: Mapping[str, object] | None = None,
+        **keys: object,
     ) -> dict[str, object]:
         """The header or attributes of a stored dataset, without reading its data."""
         plan, found = self._locate(dataset_type, data_id, keys)
@@ -1007,7 +1140,7 @@ class Butler:
 
     def get_section(
         self,
-        dataset_type: str,
+        dataset_type: str | DatasetRef,
         bbox: BBox,
         data_id: Mapping[str, object] | None = None,
         **keys: object,
@@ -1017,7 +1150,10 @@ class Butler:
         return self._read(plan, found, "read_section", bbox)
 
     def get_table_info(
-        self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object
+        self,
+        dataset_type: str | DatasetRef,
+        data_id: Mapping[str, object] | None = None,
+        **keys: object,
     ) -> TableInfo:
         """A stored table's length and column types, without reading its rows."""
         plan, found = self._locate(dataset_type, data_id, keys)
@@ -1029,13 +1165,25 @@ class Butler:
         return [self.get(dataset_type, data_id) for data_id in data_ids]
 
     def exists(
-        self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object
+        self,
+        dataset_type: str | DatasetRef,
+        data_id: Mapping[str, object] | None = None,
+        **keys: object,
     ) -> bool:
         """Whether :meth:`get` would find a dataset; False when none matches.
 
         Resolved as :meth:`get` resolves (a calibration by the observation's time);
-        an ambiguous data ID raises, as it does for get.
+        an ambiguous data ID raises, as it does for get. A stale ref is False; a foreign
+        one raises ForeignRefError.
         """
+        if isinstance(dataset_type, DatasetRef):
+            try:
+                self._locate_ref(dataset_type, data_id, keys)
+            except ForeignRefError:
+                raise
+            except DatasetNotFoundError:
+                return False
+            return True
         try:
             return self._resolve(dataset_type, data_id, keys)[2] is not None
         except DatasetNotFoundError:  # no calibration valid for the observation, or no observation
@@ -1048,10 +1196,16 @@ class Butler:
         return [self.exists(dataset_type, data_id) for data_id in data_ids]
 
     def uri(
-        self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object
+        self,
+        dataset_type: str | DatasetRef,
+        data_id: Mapping[str, object] | None = None,
+        **keys: object,
     ) -> str:
         """The URI of the file :meth:`get` would read, or, if none is stored, where a put
         would write it (``lookup ... from`` keys completed from the registry)."""
+        if isinstance(dataset_type, DatasetRef):
+            _, located = self._locate_ref(dataset_type, data_id, keys)
+            return located.repository.storage.uri(located.path)
         plan, normalized, found = self._resolve(dataset_type, data_id, keys)
         if found is not None:
             return found.repository.storage.uri(found.path)

@@ -8,7 +8,8 @@
 'calexp/903334/22.fits'
 """
 
+from ._identity import new_id as new_dataset_id
 from ._registry import Registry as Registry
 from ._schema import SCHEMA_VERSION as SCHEMA_VERSION
 
-__all__ = ["SCHEMA_VERSION", "Registry"]
+__all__ = ["SCHEMA_VERSION", "Registry", "new_dataset_id"]

@@ -23,6 +23,7 @@ from ..errors import (
 from ..spec import InstrumentSpec, Value
 from ._calibrations import create_certification_table  # calibration certifications (issue 4)
 from ._engine import WRITE_OPTION, create_engine, describe_url, lock_ddl
+from ._identity import REPOSITORY_ID, migrate_to_ids, new_id  # dataset ids (issue 13)
 from ._operations import chunks, create_operations_table, operations_table
 from ._reserve import Reserve, disk_full
 from ._schema import SCHEMA_VERSION, DatasetTypeDef, build_table, static_metadata, utcnow
@@ -76,6 +77,8 @@ class Registry:
         # SQLite reports a bad bound value without harm; PostgreSQL would abort the transaction.
         self._check_finds = self._dialect.name != "sqlite"
         self._db_error: type[Exception] = self._dialect.loaded_dbapi.Error
+        # False for a schema version 1 registry opened read-only: no dataset ids (_identity.py)
+        self._ids = True
 
     # ---- life cycle ----------------------------------------------------------------------------
 
@@ -133,6 +136,7 @@ class Registry:
                     create_certification_table(conn)
                     create_operations_table(conn)  # committed file operations (issue 12)
                     entries["schema_version"] = str(SCHEMA_VERSION)
+                    entries[REPOSITORY_ID] = new_id()
                 for key, value in entries.items():
                     registry._set_metadata(conn, key, value)
                 if instrument is not None and not isinstance(instrument, str):
@@ -162,12 +166,35 @@ class Registry:
                     raise RegistryNotFoundError(
                         f"no registry at {registry._url}; create one with Registry.create"
                     )
-                registry._check_version(conn)
+                version = registry._check_version(conn)
+            if version < 2:
+                registry._upgrade_to_ids()
             registry._ensure_reserve()
         except BaseException:
             registry.close()
             raise
         return registry
+
+    def _upgrade_to_ids(self) -> None:
+        """Migrate a version 1 registry in place (see _identity.py); read-only: no ids."""
+        if self._read_only:
+            self._ids = False
+            return
+        with self._write() as conn:
+            lock_ddl(conn)
+            if self._check_version(conn) < 2:  # not done meanwhile by a concurrent opener
+                migrate_to_ids(conn)
+                self._set_metadata(conn, "schema_version", str(SCHEMA_VERSION))
+                self._set_metadata(conn, REPOSITORY_ID, new_id())
+
+    @property
+    def repository_id(self) -> str | None:
+        """The repository's UUID (None: a version 1 registry opened read-only)."""
+        with self._reader() as conn:
+            value = conn.scalar(
+                sa.select(self._meta.c.value).where(self._meta.c.key == REPOSITORY_ID)
+            )
+        return None if value is None else str(value)
 
     def _ensure_reserve(self) -> None:
         """Allocate the SQLite reserve if it was missing (at open, after a remove spent it)."""
@@ -361,7 +388,8 @@ class Registry:
             definition = self._load(name)
             if definition is None:
                 raise self._unknown(name)
-            table = self._tables[name] = DatasetTable.build(definition, self._dialect)
+            table = DatasetTable.build(definition, self._dialect, ids=self._ids)
+            self._tables[name] = table
         return table
 
     def _load(self, name: str) -> DatasetTypeDef | None:
@@ -408,15 +436,19 @@ class Registry:
         run: str | None = None,
         *,
         before_commit: Callable[[], object] | None = None,
+        dataset_id: str | None = None,
     ) -> int:
-        """Record one dataset; its id. DatasetExistsError if the data ID is taken.
+        """Record one dataset; its row number. DatasetExistsError if the data ID is taken.
 
         ``before_commit`` runs once the row is written and before it is committed
         (a put publishes its file there); if it raises, nothing is recorded. Inside
         :meth:`transaction` it runs at once, and the transaction commits later.
+        ``dataset_id`` is the dataset's UUID (default: a new one).
         """
         self.check_writable(f"insert {dataset_type!r} {format_data_id(data_id)}")
-        row = self._write_one(dataset_type, data_id, path, run, before_commit, upsert=False)
+        row = self._write_one(
+            dataset_type, data_id, (path, dataset_id or new_id()), run, before_commit, upsert=False
+        )
         if row is None:
             raise self._exists(self._table(dataset_type), data_id)
         return int(row[0])
@@ -429,13 +461,17 @@ class Registry:
         run: str | None = None,
         *,
         before_commit: Callable[[], object] | None = None,
+        dataset_id: str | None = None,
     ) -> int:
-        """Record one dataset, overwriting any record of the same data ID; its id.
+        """Record one dataset, overwriting any record of the same data ID; its row number.
 
-        ``before_commit`` is as for :meth:`insert`.
+        The arguments are as for :meth:`insert`: an overwrite is a new dataset, with a
+        new ``dataset_id``.
         """
         self.check_writable(f"replace {dataset_type!r} {format_data_id(data_id)}")
-        row = self._write_one(dataset_type, data_id, path, run, before_commit, upsert=True)
+        row = self._write_one(
+            dataset_type, data_id, (path, dataset_id or new_id()), run, before_commit, upsert=True
+        )
         assert row is not None, "an upsert returns the row's id"
         return int(row[0])
 
@@ -443,7 +479,7 @@ class Registry:
         self,
         dataset_type: str,
         data_id: Mapping[str, Value],
-        path: str,
+        stored: tuple[str, str],
         run: str | None,
         before_commit: Callable[[], object] | None,
         *,
@@ -458,7 +494,8 @@ class Registry:
         """
         table = self._table(dataset_type)
         sql = table.replace_sql if upsert else table.insert_sql
-        params = table.insert_params(data_id, path, _check_run(run), utcnow())
+        path, dataset_id = stored
+        params = table.insert_params(data_id, path, _check_run(run), utcnow(), dataset_id)
         local = self._local
         own = local.txn is None  # else it joins the open transaction, which commits later
         if own:
@@ -511,10 +548,13 @@ class Registry:
         dataset_type: str,
         rows: Iterable[tuple[Mapping[str, Value], str]],
         run: str | None = None,
+        *,
+        dataset_ids: Iterable[str] | None = None,
     ) -> int:
         """Record many datasets in one transaction (all or none); how many.
 
-        Inside :meth:`transaction` a failure rolls back only these rows.
+        ``dataset_ids``: one per row (default: new ones). Inside :meth:`transaction` a
+        failure rolls back only these rows.
         """
         self.check_writable(f"insert {dataset_type!r} datasets")
         table = self._table(dataset_type)
@@ -522,8 +562,9 @@ class Registry:
         created = utcnow()
         data_ids: list[Mapping[str, Value]] = []
         params: list[dict[str, Any]] = []
+        ids = iter(dataset_ids) if dataset_ids is not None else None
         for data_id, path in rows:
-            values = table.row(data_id, path)
+            values = table.row(data_id, path, new_id() if ids is None else next(ids))
             values.update(run=run, created=created)
             params.append(values)
             data_ids.append(data_id)
@@ -543,12 +584,17 @@ class Registry:
             raise self._duplicate(table, data_ids) from err
         return len(params)
 
-    def remove(self, dataset_type: str, data_id: Mapping[str, Value]) -> bool:
-        """Forget one dataset's record; whether there was one."""
+    def remove(
+        self, dataset_type: str, data_id: Mapping[str, Value], *, dataset_id: str | None = None
+    ) -> bool:
+        """Forget one dataset's record; whether there was one (with ``dataset_id``: only if
+        the record still has that id)."""
         self.check_writable(f"remove {dataset_type!r} {format_data_id(data_id)}")
         table = self._table(dataset_type)
         checked = table.check_complete(data_id)
         delete = sa.delete(table.table).where(table.match(checked))
+        if dataset_id is not None:
+            delete = delete.where(table.table.c.dataset_id == dataset_id)
         own = self._local.txn is None
         if own:
             self._ensure_reserve()
@@ -712,6 +758,53 @@ class Registry:
         except Exception as err:
             raise self._find_error(table, data_id, err) from None
         return None if row is None else row[0]
+
+    def find_ref(
+        self, dataset_type: str, data_id: Mapping[str, Value]
+    ) -> tuple[str, str | None, str | None] | None:
+        """:meth:`find` with the dataset's id and run: ``(path, dataset_id, run)``, or None.
+
+        The id is None only in a version 1 registry opened read-only.
+        """
+        table = self._table(dataset_type)
+        checked = table.check_complete(data_id)
+        with self._reader() as conn:
+            row = self._dbapi_fetch(conn, table.find_ref_sql, table.find_params(checked))
+        return None if row is None else (str(row[0]), row[1], row[2])
+
+    def find_id(
+        self, dataset_type: str, dataset_id: str
+    ) -> tuple[dict[str, Value], str, str | None] | None:
+        """The dataset with this id: ``(data ID, path, run)``, or None (removed, overwritten,
+        never stored here, or a dataset type not registered here)."""
+        if not self._ids or not self.has_dataset_type(dataset_type):
+            return None
+        table = self._table(dataset_type)
+        with self._reader() as conn:
+            row = self._dbapi_fetch(conn, table.by_id_sql, [dataset_id])
+        if row is None:
+            return None
+        n = len(table.keys)
+        return table.data_id(row[:n]), str(row[n]), row[n + 1]
+
+    def dataset_type_of(self, dataset_id: str) -> str | None:
+        """The dataset type of the dataset with this id, or None if none has it."""
+        if not self._ids:
+            return None
+        for name in self.dataset_types():
+            if self.find_id(name, dataset_id) is not None:
+                return name
+        return None
+
+    def _dbapi_fetch(self, conn: sa.Connection, sql: str, params: list[Any]) -> Any:
+        cursor = self._dbapi(conn).cursor()
+        try:
+            cursor.execute(sql, params)
+            return cursor.fetchone()
+        except self._db_error as err:
+            raise RegistryError(f"registry query on {self._url} failed: {err}") from err
+        finally:
+            cursor.close()
 
     def query(
         self,

@@ -77,8 +77,12 @@ def _is_text(value: str) -> bool:
 class DatasetTable:
     """One dataset type's table on one database: its statements and value conversions."""
 
-    def __init__(self, definition: DatasetTypeDef, table: sa.Table, dialect: sa.Dialect) -> None:
+    def __init__(
+        self, definition: DatasetTypeDef, table: sa.Table, dialect: sa.Dialect, *, ids: bool = True
+    ) -> None:
+        """``ids=False``: a version 1 table opened read-only, without ``dataset_id``."""
         self.definition = definition
+        self.ids = ids
         self.name = definition.name
         self.keys = definition.keys
         self.table = table
@@ -100,14 +104,26 @@ class DatasetTable:
         self._from = preparer.quote_identifier(definition.table_name)
         self._order = ", ".join(self._quoted[key] for key in self.keys)
         self.find_sql = f"SELECT path FROM {self._from}{self._where(self.keys)}"
+        id_column = "dataset_id" if ids else "NULL"
+        self.find_ref_sql = (
+            f"SELECT path, {id_column}, run FROM {self._from}{self._where(self.keys)}"
+        )
+        by_id = f"{', '.join([*(self._quoted[k] for k in self.keys), 'path', 'run'])}"
+        self.by_id_sql = (
+            f"SELECT {by_id} FROM {self._from} WHERE dataset_id = {self._placeholder}"
+            if ids
+            else ""
+        )
         self._where_cache: dict[tuple[str, ...], str] = {}
         self.insert_sql, self.replace_sql = self._insert_sql()
         created = table.c.created.type.dialect_impl(dialect)
         self._bind_created: _Processor = None if native else created.bind_processor(dialect)
 
     @classmethod
-    def build(cls, definition: DatasetTypeDef, dialect: sa.Dialect) -> DatasetTable:
-        return cls(definition, build_table(definition, sa.MetaData()), dialect)
+    def build(
+        cls, definition: DatasetTypeDef, dialect: sa.Dialect, *, ids: bool = True
+    ) -> DatasetTable:
+        return cls(definition, build_table(definition, sa.MetaData()), dialect, ids=ids)
 
     # ---- values in -------------------------------------------------------------------------
 
@@ -166,23 +182,29 @@ class DatasetTable:
             checked[key] = coerced
         return checked
 
-    def row(self, data_id: Mapping[str, object], path: object) -> dict[str, Any]:
+    def row(self, data_id: Mapping[str, object], path: object, dataset_id: str) -> dict[str, Any]:
         """The column values of one insert (without ``run`` and ``created``)."""
         checked = self.check_complete(data_id)
         values: dict[str, Any] = {self._columns[key]: checked[key] for key in self.keys}
         if not self.keys:
             values["_singleton"] = 1
         values["path"] = self._check_path(path, checked)
+        values["dataset_id"] = dataset_id
         return values
 
     def insert_params(
-        self, data_id: Mapping[str, object], path: object, run: str | None, created: Any
+        self,
+        data_id: Mapping[str, object],
+        path: object,
+        run: str | None,
+        created: Any,
+        dataset_id: str,
     ) -> list[Any]:
         """Bound values of ``insert_sql`` and ``replace_sql``, checked like :meth:`row`."""
         checked = self.check_complete(data_id)
         params = self.find_params(checked) if self.keys else [1]
         created_value = created if self._bind_created is None else self._bind_created(created)
-        params += [self._check_path(path, checked), run, created_value]
+        params += [self._check_path(path, checked), run, created_value, dataset_id]
         return params
 
     def match(self, checked: Mapping[str, Value]) -> sa.ColumnElement[bool]:
@@ -220,12 +242,13 @@ class DatasetTable:
     def _insert_sql(self) -> tuple[str, str]:
         """``INSERT ... ON CONFLICT DO NOTHING RETURNING id``, and the upserting variant."""
         keys = [self._quoted[key] for key in self.keys] or ["_singleton"]
-        columns = [*keys, "path", "run", "created"]
+        columns = [*keys, "path", "run", "created", "dataset_id"]
         values = ", ".join([self._placeholder] * len(columns))
         insert = f"INSERT INTO {self._from} ({', '.join(columns)}) VALUES ({values})"
         conflict = f" ON CONFLICT ({', '.join(keys)})"
         ignore = f"{insert}{conflict} DO NOTHING RETURNING id"
-        update = ", ".join(f"{c} = excluded.{c}" for c in ("path", "run", "created"))
+        # an overwrite is a new dataset: it gets the new dataset_id
+        update = ", ".join(f"{c} = excluded.{c}" for c in ("path", "run", "created", "dataset_id"))
         upsert = f"{insert}{conflict} DO UPDATE SET {update} RETURNING id"
         return ignore, upsert
 

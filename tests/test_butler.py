@@ -79,7 +79,7 @@ def toy(tmp_path: Path, backend: str | None) -> Iterator[Butler]:
 
 def files(butler: Butler) -> list[str]:
     """Every file below the root except the repository's own (config, SQLite registry)."""
-    return list(butler.storage.walk(butler._own_files()))
+    return list(butler.storage.walk(butler.own_files()))
 
 
 def image(seed: int = 0, shape: tuple[int, int] = (12, 16)) -> Image:

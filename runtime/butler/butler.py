@@ -14,7 +14,6 @@ row's file is in place before the row is committed.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -46,18 +45,18 @@ from .errors import (
     RepositoryError,
     StorageFullError,
 )
-from .formatters import BBox, Formatter, FormatterRegistry, TableInfo
+from .formatters import BBox, FormatterRegistry, TableInfo
 from .ingest import IngestReport, InstrumentRules, Transfer
 from .loading import load_mapper
 from .maintenance import IndexReport, VerifyReport
 from .mapper import Mapper
-from .objects import check_object
 from .overrides import SessionConfig
 from .provenance import Provenance
 from .recovery import PENDING, Journal, recover
 from .refs import DatasetRef, parse_ref
 from .registry import Registry, new_dataset_id
-from .spec import DatasetTypeSpec, FormatSpec, Value
+from .resolved import Found, Plan
+from .spec import Value
 from .storage import LocalStorage, out_of_space
 
 if TYPE_CHECKING:  # calibrations (issue 4): the logic is in calibrations.py
@@ -70,56 +69,6 @@ DEFAULT_REGISTRY = "sqlite:///registry.sqlite3"
 CANDIDATE_LIMIT = 10
 #: With ``durability: close``, how many put files may wait for :meth:`Butler.sync`.
 SYNC_BATCH = 10_000
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """Everything about one dataset type that get and put need, looked up once.
-
-    The formatter is loaded only when a read or write first asks for it: queries,
-    counts, ``exists``, ``index`` and calibration lookups never need one, so a dataset
-    type whose formatter plug-in is not installed is still listed, queried and counted.
-    """
-
-    spec: DatasetTypeSpec
-    format: FormatSpec
-    formatters: FormatterRegistry
-    keys: frozenset[str]
-    compress: str | None
-
-    @functools.cached_property
-    def formatter(self) -> Formatter:
-        """The format's formatter; FormatError naming the missing plug-in if none is installed."""
-        try:
-            return self.formatters.get(self.format.formatter)
-        except FormatError as error:
-            raise FormatError(
-                f"cannot read or write dataset type {self.spec.name!r} (format "
-                f"{self.format.name!r}): {error}"
-            ) from None
-
-    def check_put(self, obj: object) -> None:
-        """Refuse ``obj`` before anything is written: no formatter, or the wrong type."""
-        if self.formatter is not None:
-            check_object(self.spec.name, self.format.python_type, obj)
-
-
-@dataclass(frozen=True)
-class _Found:
-    """A stored dataset as a lookup found it: its data ID, and where, in which repository.
-
-    ``path`` is as ``repository``'s registry records it: relative to that repository's
-    root, or absolute for a file left where another tool put it. ``repository`` is this
-    Butler or the parent of its chain that answered.
-    """
-
-    data_id: DataId
-    path: str
-    repository: Butler
-
-    @property
-    def file(self) -> Path:
-        return self.repository.storage.absolute(self.path)
 
 
 @dataclass(frozen=True)
@@ -181,7 +130,7 @@ class Butler:
         (``written``, ``published``, ``set aside``, ``committed``, ``settled``; see
         :class:`butler.testing.CrashAt`).
         """
-        self.root = Path(root).absolute()
+        self.root = creation.local_root(root)
         self.config: RepositoryConfig = read_config(self.root)
         self.writeable = writeable and not self.config.read_only
         self.mapper: Mapper = load_mapper(self._mapper_spec(mapper or self.config.mapper))
@@ -203,10 +152,9 @@ class Butler:
         except BaseException:
             self.registry.close()
             raise
-        self.mapper = self.chain.mapper
+        self.use_mapper(self.chain.mapper)
         self.provenance = Provenance(self)
-        self._formats = {f.name: f for f in self.mapper.spec.formats}
-        self._plans: dict[str, _Plan] = {}
+        self._plans: dict[str, Plan] = {}
         self._registered: set[str] = set()
         self._local = _FileActions()
         # Files of puts not yet fsynced (durability "close"), synced by sync() and close().
@@ -241,7 +189,9 @@ class Butler:
             raise RepositoryError(
                 f"durability must be one of {', '.join(map(repr, DURABILITY))}, not {durability!r}"
             )
-        root_path = Path(root).absolute()
+        root_path = creation.local_root(root)
+        if registry is not None:
+            creation.check_registry_url(registry)
         if (root_path / CONFIG_NAME).exists():
             raise RepositoryError(
                 f"{root_path} is already a Butler repository: use it as it is (Butler(root) in "
@@ -360,29 +310,42 @@ class Butler:
         the policy language. Checked by the compiler's rules; DatasetTypeDefinitionError
         with its diagnostics, ConflictError if ``name`` is registered differently.
         """
-        self._check_writeable(f"register dataset type {name or '(text)'}")
+        self.check_writeable(f"register dataset type {name or '(text)'}")
         text, file = runtime_definition(name, template, format, keys, doc, text)
-        self.mapper = self.chain.register(self, text, file)
-        self._formats = {f.name: f for f in self.mapper.spec.formats}
+        self.use_mapper(self.chain.register(self, text, file))
 
-    def _plan(self, dataset_type: str) -> _Plan:
+    # ---- the package interface ------------------------------------------------------------------
+    #
+    # Public inside the package, for the features built on the Butler (calibrations, chain,
+    # ingest, maintenance, provenance, curated calibrations; see docs/architecture.md):
+    # they call these, never the Butler's underscore names. Users need none of them.
+
+    def use_mapper(self, mapper: Mapper) -> None:
+        """Read and write with ``mapper`` from now on (runtime dataset types were added)."""
+        self.mapper = mapper
+        self._formats = {f.name: f for f in mapper.spec.formats}
+
+    def plan(self, dataset_type: str) -> Plan:
+        """The :class:`Plan` of a dataset type (cached); its formatter loads on first use."""
         plan = self._plans.get(dataset_type)
         if plan is not None:
             return plan
         spec = self.chain.dataset_type(self, dataset_type)
         fmt = self._formats[spec.format]
         compress = next((c for c in fmt.compressed if spec.template.endswith(c)), None)
-        plan = _Plan(spec, fmt, self.formatters, frozenset(spec.keys), compress)
+        plan = Plan(spec, fmt, self.formatters, frozenset(spec.keys), compress)
         self._plans[dataset_type] = plan
         return plan
 
-    def _ensure_registered(self, plan: _Plan) -> None:
+    def ensure_registered(self, plan: Plan) -> None:
+        """Create the dataset type's registry table if this Butler has not yet."""
         name = plan.spec.name
         if name not in self._registered:
             self.registry.register_dataset_type(name, self.mapper.keys(name))
             self._registered.add(name)
 
-    def _is_registered(self, name: str) -> bool:
+    def is_registered(self, name: str) -> bool:
+        """Whether the registry has a table for dataset type ``name``."""
         if name in self._registered:
             return True
         if self.registry.has_dataset_type(name):
@@ -392,18 +355,17 @@ class Butler:
 
     # ---- data IDs ------------------------------------------------------------------------------
 
-    def _normalize(
-        self, data_id: Mapping[str, object] | None, keys: Mapping[str, object]
-    ) -> DataId:
+    def normalize(self, data_id: Mapping[str, object] | None, keys: Mapping[str, object]) -> DataId:
+        """A data ID and extra keys, normalized by this repository's mapper."""
         return self.mapper.normalize(data_id, **keys)
 
-    def _restrict(self, plan: _Plan, data_id: Mapping[str, Value]) -> dict[str, Value]:
+    def restrict(self, plan: Plan, data_id: Mapping[str, Value]) -> dict[str, Value]:
+        """Only the items of ``data_id`` that are keys of the plan's dataset type."""
         return {k: v for k, v in data_id.items() if k in plan.keys}
 
-    def _candidates(
-        self, dataset_type: str, partial: Mapping[str, Value]
-    ) -> list[dict[str, Value]]:
-        if not self._is_registered(dataset_type):
+    def candidates(self, dataset_type: str, partial: Mapping[str, Value]) -> list[dict[str, Value]]:
+        """Up to CANDIDATE_LIMIT + 1 stored data IDs here that complete ``partial``."""
+        if not self.is_registered(dataset_type):
             return []
         return self.registry.complete(dataset_type, partial, CANDIDATE_LIMIT + 1)
 
@@ -421,7 +383,7 @@ class Butler:
             f"datasets; add keys to choose one:\n{shown}{more}"
         )
 
-    def _complete_for_write(self, plan: _Plan, data_id: DataId) -> DataId:
+    def _complete_for_write(self, plan: Plan, data_id: DataId) -> DataId:
         """The data ID with all the dataset type's keys; ``lookup`` keys come from the registry."""
         spec = plan.spec
         missing = [k for k in spec.keys if k not in data_id]
@@ -430,7 +392,7 @@ class Butler:
             source = spec.lookup_from
             source_keys = set(self.mapper.keys(source))
             partial = {k: v for k, v in data_id.items() if k in source_keys}
-            rows = self._candidates(source, partial) or self.chain.candidates(self, source, partial)
+            rows = self.candidates(source, partial) or self.chain.candidates(self, source, partial)
             if len(rows) > 1:
                 raise self._ambiguous(
                     f"cannot fill {', '.join(fillable)} for {spec.name!r}", source, partial, rows
@@ -450,23 +412,23 @@ class Butler:
             )
         return data_id
 
-    def _find(self, plan: _Plan, data_id: DataId) -> _Found | None:
+    def find_dataset(self, plan: Plan, data_id: DataId) -> Found | None:
         """:meth:`_find_here`, then the parents in order (find-first; see butler.chain)."""
         found = self._find_here(plan, data_id)
         if found is None and self.chain.parents:
             return self.chain.find(self, plan, data_id)
         return found
 
-    def _find_here(self, plan: _Plan, data_id: DataId) -> _Found | None:
+    def _find_here(self, plan: Plan, data_id: DataId) -> Found | None:
         """The complete data ID and stored path of the one dataset matching ``data_id``."""
         name = plan.spec.name
-        restricted = self._restrict(plan, data_id)
+        restricted = self.restrict(plan, data_id)
         if len(restricted) == len(plan.keys):
-            if not self._is_registered(name):
+            if not self.is_registered(name):
                 return None
             path = self.registry.find(name, restricted)
-            return None if path is None else _Found(data_id, path, self)
-        rows = self._candidates(name, restricted)
+            return None if path is None else Found(data_id, path, self)
+        rows = self.candidates(name, restricted)
         if len(rows) > 1:
             raise self._ambiguous(f"get {name!r}", name, restricted, rows)
         if not rows:
@@ -474,11 +436,11 @@ class Butler:
         path = self.registry.find(name, rows[0])
         if path is None:
             return None
-        return _Found(self.mapper.normalize(data_id, **rows[0]), path, self)
+        return Found(self.mapper.normalize(data_id, **rows[0]), path, self)
 
     def _resolve(
         self, dataset_type: str, data_id: Mapping[str, object] | None, keys: Mapping[str, object]
-    ) -> tuple[_Plan, DataId, _Found | None]:
+    ) -> tuple[Plan, DataId, Found | None]:
         """The one way a data ID is resolved, for get, exists, uri and explain alike.
 
         Normalize; for a calibration named by an observation (or with ``as_of``; see
@@ -488,22 +450,22 @@ class Butler:
         parents. Returns the plan of the repository that holds it (its format wins),
         the normalized data ID as given, and the find (None: not stored).
         """
-        plan = self._plan(dataset_type)
+        plan = self.plan(dataset_type)
         if self._by_observation(plan, data_id, keys):  # by observation time: calibrations.py
             from .calibrations import for_butler
 
             located = for_butler(self).locate(plan, data_id, keys)
             if located is not None:
                 calibration_plan, complete, path = located
-                return calibration_plan, complete, _Found(complete, path, self)
-        normalized = self._normalize(data_id, keys)
-        found = self._find(plan, normalized)
+                return calibration_plan, complete, Found(complete, path, self)
+        normalized = self.normalize(data_id, keys)
+        found = self.find_dataset(plan, normalized)
         if found is not None and found.repository is not self:
-            plan = found.repository._plan(dataset_type)
+            plan = found.repository.plan(dataset_type)
         return plan, normalized, found
 
     def _by_observation(
-        self, plan: _Plan, data_id: Mapping[str, object] | None, keys: Mapping[str, object]
+        self, plan: Plan, data_id: Mapping[str, object] | None, keys: Mapping[str, object]
     ) -> bool:
         """Whether a calibration is asked for by an observation (or ``as_of``).
 
@@ -521,7 +483,7 @@ class Butler:
         observed = {calibration.valid_by}
         if calibration.observation in self.mapper.dataset_types:
             observed.update(self.mapper.keys(calibration.observation))
-        normalized = self._normalize(given, {})
+        normalized = self.normalize(given, {})
         return any(key in observed and key not in plan.keys for key in normalized)
 
     def _locate(
@@ -529,7 +491,7 @@ class Butler:
         dataset_type: str | DatasetRef,
         data_id: Mapping[str, object] | None,
         keys: Mapping[str, object],
-    ) -> tuple[_Plan, _Found]:
+    ) -> tuple[Plan, Found]:
         """:meth:`_resolve` (or :meth:`_locate_ref`), or DatasetNotFoundError naming where
         it looked."""
         if isinstance(dataset_type, DatasetRef):
@@ -565,7 +527,7 @@ class Butler:
 
     def _locate_ref(
         self, ref: DatasetRef, data_id: Mapping[str, object] | None, keys: Mapping[str, object]
-    ) -> tuple[_Plan, _Found]:
+    ) -> tuple[Plan, Found]:
         """The dataset ``ref`` names, in the repository holding it; DatasetNotFoundError if it
         was removed or overwritten since (a stale ref), ForeignRefError if not in the chain."""
         if data_id is not None or keys:
@@ -583,7 +545,7 @@ class Butler:
                 "stored now"
             )
         _, path, _ = row
-        return holder._plan(ref.dataset_type), _Found(ref.data_id, path, holder)
+        return holder.plan(ref.dataset_type), Found(ref.data_id, path, holder)
 
     def get_ref(self, text: str) -> DatasetRef:
         """The ref of ``str(ref)`` (``butler:<repository-uuid>/<dataset-uuid>``), looked up in
@@ -607,12 +569,12 @@ class Butler:
         """The refs of stored ``dataset_type`` datasets matching a partial data ID (as
         :meth:`query`: this repository's first, then its parents')."""
         for found in self.query(dataset_type, data_id, **keys):
-            plan = self._plan(dataset_type)
-            located = self._find(plan, found)
+            plan = self.plan(dataset_type)
+            located = self.find_dataset(plan, found)
             if located is None:  # removed meanwhile
                 continue
             holder = located.repository
-            record = holder.registry.find_ref(dataset_type, self._restrict(plan, found))
+            record = holder.registry.find_ref(dataset_type, self.restrict(plan, found))
             if record is None:
                 continue  # removed meanwhile
             _, dataset_id, run = record
@@ -622,7 +584,8 @@ class Butler:
 
     # ---- writing -------------------------------------------------------------------------------
 
-    def _check_writeable(self, action: str) -> None:
+    def check_writeable(self, action: str) -> None:
+        """ReadOnlyError naming ``action`` unless this repository is writeable."""
         if not self.writeable:
             why = (
                 "it is configured read_only"
@@ -631,7 +594,8 @@ class Butler:
             )
             raise ReadOnlyError(f"cannot {action}: repository {self.root} is read-only ({why})")
 
-    def _hdu(self, plan: _Plan, data_id: Mapping[str, Value]) -> int | str | None:
+    def hdu(self, plan: Plan, data_id: Mapping[str, Value]) -> int | str | None:
+        """The HDU (or HDF5 path) a dataset's data ID selects in its file, if any."""
         hdu = plan.spec.hdu
         if isinstance(hdu, str):
             value = data_id[hdu]
@@ -639,10 +603,10 @@ class Butler:
         return hdu
 
     def _write_file(
-        self, plan: _Plan, obj: object, data_id: DataId, target: Path, *, sync: bool = True
+        self, plan: Plan, obj: object, data_id: DataId, target: Path, *, sync: bool = True
     ) -> Path:
         """Write ``obj`` into a fsynced temporary beside ``target``; the temporary."""
-        hdu = self._hdu(plan, data_id)
+        hdu = self.hdu(plan, data_id)
         write_hdu = hdu if isinstance(hdu, int) else None
 
         def writer(path: Path) -> None:
@@ -676,11 +640,11 @@ class Butler:
         unit of work, with a new dataset id. An existing dataset raises
         DatasetExistsError unless ``overwrite=True`` (the new dataset gets a new id).
         """
-        self._check_writeable(f"put {dataset_type!r}")
-        plan = self._plan(dataset_type)
+        self.check_writeable(f"put {dataset_type!r}")
+        plan = self.plan(dataset_type)
         plan.check_put(obj)
-        complete = self._complete_for_write(plan, self._normalize(data_id, keys))
-        self._ensure_registered(plan)
+        complete = self._complete_for_write(plan, self.normalize(data_id, keys))
+        self.ensure_registered(plan)
         run_name = self.provenance.run_for(run)
         dataset_id = new_dataset_id()
         self._store([(obj, complete)], [dataset_id], plan, overwrite, run_name)
@@ -696,13 +660,13 @@ class Butler:
     ) -> list[DatasetRef]:
         """Store many objects of one dataset type in one commit: all of them, or none; their
         refs, in order."""
-        self._check_writeable(f"put {dataset_type!r}")
-        plan = self._plan(dataset_type)
+        self.check_writeable(f"put {dataset_type!r}")
+        plan = self.plan(dataset_type)
         prepared = []
         for obj, did in items:
             plan.check_put(obj)
-            prepared.append((obj, self._complete_for_write(plan, self._normalize(did, {}))))
-        self._ensure_registered(plan)
+            prepared.append((obj, self._complete_for_write(plan, self.normalize(did, {}))))
+        self.ensure_registered(plan)
         run_name = self.provenance.run_for(run)
         ids = [new_dataset_id() for _ in prepared]
         self._store(prepared, ids, plan, overwrite, run_name)
@@ -721,7 +685,7 @@ class Butler:
         self,
         items: list[tuple[object, DataId]],
         ids: list[str],
-        plan: _Plan,
+        plan: Plan,
         overwrite: bool,
         run: str | None,
     ) -> None:
@@ -785,7 +749,7 @@ class Butler:
         obj: object,
         data_id: DataId,
         dataset_id: str,
-        plan: _Plan,
+        plan: Plan,
         overwrite: bool,
         run: str | None,
     ) -> None:
@@ -817,7 +781,7 @@ class Butler:
 
     def _insert_one(
         self,
-        plan: _Plan,
+        plan: Plan,
         data_id: DataId,
         row: tuple[dict[str, Value], str, str | None, str],
         files: tuple[Path, Path],
@@ -855,7 +819,7 @@ class Butler:
 
     def _replace_one(
         self,
-        plan: _Plan,
+        plan: Plan,
         row: tuple[dict[str, Value], str, str | None, str],
         temporary: Path,
         token: str,
@@ -933,7 +897,7 @@ class Butler:
         self._step("settled")
 
     def _destination(
-        self, plan: _Plan, data_id: DataId, overwrite: bool
+        self, plan: Plan, data_id: DataId, overwrite: bool
     ) -> tuple[str, Path, dict[str, Value], str | None]:
         """Where a put of ``data_id`` goes: its path, file, registry record and, if
         ``overwrite``, the path of the dataset it replaces.
@@ -944,7 +908,7 @@ class Butler:
         """
         name = plan.spec.name
         relative = self.mapper.path(name, data_id)
-        record = self._restrict(plan, data_id)
+        record = self.restrict(plan, data_id)
         existing = self.registry.find(name, record) if overwrite else None
         return relative, self.storage.checked(relative), record, existing
 
@@ -954,7 +918,7 @@ class Butler:
         kept = self.storage.replace(temporary, target, keep_as)
         return _Change(target, keep_as if kept else None, new=not kept)
 
-    def _publish_new(self, plan: _Plan, data_id: DataId, temporary: Path, target: Path) -> _Change:
+    def _publish_new(self, plan: Plan, data_id: DataId, temporary: Path, target: Path) -> _Change:
         """Rename a new dataset's file into place; it never goes over a file already there.
 
         Inside :meth:`transaction` the file is first marked in the recovery journal,
@@ -978,7 +942,7 @@ class Butler:
             ) from error
         return _Change(target, marker, new=True)
 
-    def _exists_error(self, plan: _Plan, data_ids: list[DataId], call: str) -> DatasetExistsError:
+    def _exists_error(self, plan: Plan, data_ids: list[DataId], call: str) -> DatasetExistsError:
         """Why the registry refused a put: which data ID repeats or is already stored."""
         name = plan.spec.name
         seen: set[DataId] = set()
@@ -990,7 +954,7 @@ class Butler:
                 )
             seen.add(data_id)
         for data_id in data_ids:
-            path = self.registry.find(name, self._restrict(plan, data_id))
+            path = self.registry.find(name, self.restrict(plan, data_id))
             if path is not None:
                 return DatasetExistsError(
                     f"dataset {name!r} with data ID {_format_data_id(data_id)} already exists at "
@@ -1041,7 +1005,7 @@ class Butler:
         point leaves the dataset stored or removed, never a record without its file
         or a file that ``index`` would bring back.
         """
-        self._check_writeable(f"remove {dataset_type!r}")
+        self.check_writeable(f"remove {dataset_type!r}")
         plan, found = self._locate(dataset_type, data_id, keys)
         dataset_id = dataset_type.id if isinstance(dataset_type, DatasetRef) else None
         if found.repository is not self:
@@ -1052,7 +1016,7 @@ class Butler:
             )
         if not found.path.startswith("/"):  # never delete through a link out of the root
             self.storage.inside(found.path)
-        record = self._restrict(plan, found.data_id)
+        record = self.restrict(plan, found.data_id)
         if found.path.startswith("/"):  # a file left where another tool put it stays
             self.registry.remove(plan.spec.name, record, dataset_id=dataset_id)
             return
@@ -1067,7 +1031,7 @@ class Butler:
                     raise
 
     def _remove_stored(
-        self, plan: _Plan, record: dict[str, Value], found: _Found, dataset_id: str | None
+        self, plan: Plan, record: dict[str, Value], found: Found, dataset_id: str | None
     ) -> None:
         """remove's one attempt: the row deleted and its file set aside in one commit (with
         ``dataset_id``, only if the row still has it: a ref never removes its successor)."""
@@ -1093,9 +1057,9 @@ class Butler:
 
     # ---- reading -------------------------------------------------------------------------------
 
-    def _read(self, plan: _Plan, found: _Found, method: str, *args: Any) -> Any:
+    def _read(self, plan: Plan, found: Found, method: str, *args: Any) -> Any:
         file, data_id = found.file, found.data_id
-        hdu = self._hdu(plan, data_id)
+        hdu = self.hdu(plan, data_id)
         try:
             if method == "read":
                 return plan.formatter.read(file, python_type=plan.format.python_type, hdu=hdu)
@@ -1339,22 +1303,22 @@ class Butler:
     # ---- queries -------------------------------------------------------------------------------
 
     def _partial(
-        self, plan: _Plan, data_id: Mapping[str, object] | None, keys: Mapping[str, object]
+        self, plan: Plan, data_id: Mapping[str, object] | None, keys: Mapping[str, object]
     ) -> dict[str, Value]:
-        normalized = self._normalize(data_id, keys)
+        normalized = self.normalize(data_id, keys)
         unknown = [k for k in normalized if k not in plan.keys and k in {**(data_id or {}), **keys}]
         if unknown:
             raise InvalidDataIdError(
                 f"{', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not a key of "
                 f"{plan.spec.name!r}; its keys are {', '.join(plan.spec.keys) or 'none'}"
             )
-        return self._restrict(plan, normalized)
+        return self.restrict(plan, normalized)
 
     def query(
         self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object
     ) -> Iterator[DataId]:
         """The data IDs of stored ``dataset_type`` datasets matching a partial data ID."""
-        plan = self._plan(dataset_type)
+        plan = self.plan(dataset_type)
         partial = self._partial(plan, data_id, keys)
         return self.chain.query(self, dataset_type, partial)
 
@@ -1366,7 +1330,7 @@ class Butler:
         **keys: object,
     ) -> list[Value]:
         """The distinct values of ``key`` among stored datasets matching a partial data ID."""
-        plan = self._plan(dataset_type)
+        plan = self.plan(dataset_type)
         if key not in plan.keys:
             raise InvalidDataIdError(
                 f"{key!r} is not a key of {dataset_type!r}; "
@@ -1379,13 +1343,14 @@ class Butler:
         self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object
     ) -> int:
         """How many stored datasets match a partial data ID."""
-        plan = self._plan(dataset_type)
+        plan = self.plan(dataset_type)
         partial = self._partial(plan, data_id, keys)
         return self.chain.count(self, dataset_type, partial)
 
     # ---- maintenance ---------------------------------------------------------------------------
 
-    def _own_files(self) -> frozenset[str]:
+    def own_files(self) -> frozenset[str]:
+        """The names of the repository's own files at its root (config, SQLite registry)."""
         url = self.config.registry
         names = {CONFIG_NAME}
         if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
@@ -1397,7 +1362,7 @@ class Butler:
         self, dataset_types: Iterable[str] | None = None, *, show_progress: bool = False
     ) -> IndexReport:
         """Register files already below the root by parsing their paths back into data IDs."""
-        self._check_writeable("index")
+        self.check_writeable("index")
         return maintenance.index(self, dataset_types, show_progress=show_progress)
 
     def ingest(
@@ -1417,7 +1382,7 @@ class Butler:
         """
         from .ingest import ingest
 
-        self._check_writeable("ingest")
+        self.check_writeable("ingest")
         return ingest(self, paths, transfer=transfer, rules=rules, show_progress=show_progress)
 
     def verify(
@@ -1429,5 +1394,5 @@ class Butler:
         and deletes the temporaries of writers that are gone.
         """
         if repair:
-            self._check_writeable("repair")
+            self.check_writeable("repair")
         return maintenance.verify(self, read=read, show_progress=show_progress, repair=repair)

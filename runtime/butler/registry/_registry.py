@@ -1018,6 +1018,13 @@ class Registry:
     def _connection_error(self, err: sa.exc.DBAPIError) -> RegistryError:
         return RegistryError(f"cannot connect to the registry at {self._url}: {err.orig}")
 
+    # The package interface, for the certification tables (_calibrations.py), which share
+    # the registry's connections and transactions: public inside the registry package.
+    dataset_table = _table
+    reader = _reader
+    writer = _write
+    rows = _rows
+
 
 ButlerErrorLike = DatasetExistsError | RegistryError
 

@@ -50,6 +50,7 @@ from .ingest import IngestReport, InstrumentRules, Transfer
 from .loading import load_mapper
 from .maintenance import IndexReport, VerifyReport
 from .mapper import Mapper
+from .object_cache import ObjectCache
 from .overrides import SessionConfig
 from .provenance import Provenance
 from .recovery import PENDING, Journal, recover
@@ -117,6 +118,7 @@ class Butler:
         parents: bool = True,
         config: SessionConfig | None = None,
         steps: Callable[[str], object] | None = None,
+        object_cache: bool | Iterable[str] = False,
     ) -> None:
         """Open a repository and its chain of parents (see :mod:`butler.chain`).
 
@@ -129,6 +131,9 @@ class Butler:
         it is called with the name of each step boundary a write passes
         (``written``, ``published``, ``set aside``, ``committed``, ``settled``; see
         :class:`butler.testing.CrashAt`).
+
+        ``object_cache`` (``True``, or the dataset types to cache) makes a get of a dataset
+        this process already holds return that object (see :mod:`butler.object_cache`).
         """
         self.root = creation.local_root(root)
         self.config: RepositoryConfig = read_config(self.root)
@@ -157,6 +162,9 @@ class Butler:
         self._plans: dict[str, Plan] = {}
         self._registered: set[str] = set()
         self._local = _FileActions()
+        self._objects: ObjectCache | None = None
+        if object_cache:
+            self.cache_objects(None if object_cache is True else object_cache)
         # Files of puts not yet fsynced (durability "close"), synced by sync() and close().
         self._sync_each_put = self.config.durability == "put"
         self._unsynced: list[Path] = []
@@ -545,7 +553,7 @@ class Butler:
                 "stored now"
             )
         _, path, _ = row
-        return holder.plan(ref.dataset_type), Found(ref.data_id, path, holder)
+        return holder.plan(ref.dataset_type), Found(ref.data_id, path, holder, ref.id)
 
     def get_ref(self, text: str) -> DatasetRef:
         """The ref of ``str(ref)`` (``butler:<repository-uuid>/<dataset-uuid>``), looked up in
@@ -1089,7 +1097,29 @@ class Butler:
         """The stored object of ``dataset_type`` for a (possibly partial) data ID, or of the
         dataset a :class:`DatasetRef` names (given alone, in place of the dataset type)."""
         plan, found = self._locate(dataset_type, data_id, keys)
+        if self._objects is not None and self._objects.wants(plan.spec.name):
+            return self._read_cached(self._objects, plan, found)
         return self._read(plan, found, "read")
+
+    def cache_objects(self, dataset_types: Iterable[str] | None = None) -> None:
+        """From now on, a get of a dataset this process holds returns the same object,
+        for every dataset type (None) or those named (see :mod:`butler.object_cache`)."""
+        self._objects = ObjectCache(dataset_types)
+
+    def _read_cached(self, cache: ObjectCache, plan: Plan, found: Found) -> Any:
+        """get through the object cache: the dataset's id looked up, then the object."""
+        dataset_id = found.dataset_id
+        if dataset_id is None:
+            holder = found.repository
+            row = holder.registry.find_ref(plan.spec.name, holder.restrict(plan, found.data_id))
+            dataset_id = None if row is None else row[1]
+        if dataset_id is None:  # removed since, or no ids (a version 1 repository read-only)
+            return self._read(plan, found, "read")
+        obj = cache.get(dataset_id)
+        if obj is None:
+            obj = self._read(plan, found, "read")
+            cache.add(dataset_id, obj)
+        return obj
 
     def get_metadata(
         self,

@@ -69,6 +69,8 @@ class Found:
     data_id: DataId
     path: str
     repository: Butler
+    #: The dataset's id, when the lookup knew it (a ref's); else None.
+    dataset_id: str | None = None
 
     @property
     def file(self) -> Path:

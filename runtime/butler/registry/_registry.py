@@ -744,6 +744,11 @@ class Registry:
 
     def find(self, dataset_type: str, data_id: Mapping[str, Value]) -> str | None:
         """The path of the dataset with this complete data ID, or None."""
+        row = self._find_row(dataset_type, data_id, ref=False)
+        return None if row is None else row[0]
+
+    def _find_row(self, dataset_type: str, data_id: Mapping[str, Value], *, ref: bool) -> Any:
+        """The hot lookup by complete data ID, on the thread's raw cursor."""
         table = self._tables.get(dataset_type)
         if table is None:
             table = self._table(dataset_type)
@@ -753,11 +758,12 @@ class Registry:
         try:
             if self._check_finds:
                 data_id = table.check_complete(data_id)
-            cursor.execute(table.find_sql, table.find_params(data_id))
-            row = cursor.fetchone()
+            cursor.execute(
+                table.find_ref_sql if ref else table.find_sql, table.find_params(data_id)
+            )
+            return cursor.fetchone()
         except Exception as err:
             raise self._find_error(table, data_id, err) from None
-        return None if row is None else row[0]
 
     def find_ref(
         self, dataset_type: str, data_id: Mapping[str, Value]
@@ -766,10 +772,7 @@ class Registry:
 
         The id is None only in a version 1 registry opened read-only.
         """
-        table = self._table(dataset_type)
-        checked = table.check_complete(data_id)
-        with self._reader() as conn:
-            row = self._dbapi_fetch(conn, table.find_ref_sql, table.find_params(checked))
+        row = self._find_row(dataset_type, data_id, ref=True)
         return None if row is None else (str(row[0]), row[1], row[2])
 
     def find_id(

@@ -22,6 +22,7 @@ from butler.errors import (
     ForeignRefError,
     InvalidDataIdError,
     ReadOnlyError,
+    RepositoryError,
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -210,3 +211,15 @@ def test_refs_never_collide_and_get_by_ref_is_get_by_data_id(
                 assert out.get(ref) == out.get("focusSweep", ref.data_id)
             else:  # shadowed by the output: the ref still names the parent's dataset
                 assert out.get(ref) == {"base": ref.data_id["visit"]}
+
+
+def test_creating_over_a_version_1_registry_refuses_it_without_migrating_it(
+    tmp_path: Path,
+) -> None:
+    old = tmp_path / "old"
+    shutil.copytree(V1_REPOSITORY, old)
+    before = (old / "registry.sqlite3").read_bytes()
+    url = f"sqlite:///{old / 'registry.sqlite3'}"
+    with pytest.raises(RepositoryError, match="already holds a Butler registry"):
+        Butler.create(tmp_path / "new", mapper="toycam", registry=url)
+    assert (old / "registry.sqlite3").read_bytes() == before

@@ -61,7 +61,7 @@ def undone_on_failure(root: Path) -> Iterator[None]:
 def refuse_existing_registry(root: Path, url: str) -> None:
     """RepositoryError if ``url`` already holds a Butler registry (another repository's)."""
     try:
-        Registry.open(url).close()
+        Registry.open(url, upgrade=False).close()  # looking must not migrate another's
     except RegistryNotFoundError:
         return
     raise RepositoryError(

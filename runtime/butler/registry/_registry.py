@@ -145,6 +145,8 @@ class Registry:
                         registry.register_dataset_type(
                             spec.name, {key: types[key] for key in spec.keys}
                         )
+            if registry.schema_version < 2:  # an existing version 1 registry (exist_ok)
+                registry._upgrade_to_ids()
             registry._ensure_reserve()
         except BaseException:
             registry.close()
@@ -152,12 +154,14 @@ class Registry:
         return registry
 
     @classmethod
-    def open(cls, url: str, *, read_only: bool = False) -> Registry:
+    def open(cls, url: str, *, read_only: bool = False, upgrade: bool = True) -> Registry:
         """Open the registry at ``url``; RegistryError if there is none or it is too new.
 
         A ``read_only`` registry refuses every write with ReadOnlyError naming it,
         and its connections are read-only too (SQLite ``mode=ro``; PostgreSQL
-        ``READ ONLY`` transactions), so no write can slip through.
+        ``READ ONLY`` transactions), so no write can slip through. A schema version 1
+        registry opened writeable is migrated in place (dataset ids; see ``_identity.py``)
+        unless ``upgrade=False``; then, as read-only, it has no ids.
         """
         registry = cls(create_engine(url, read_only=read_only), url, read_only=read_only)
         try:
@@ -168,16 +172,17 @@ class Registry:
                     )
                 version = registry._check_version(conn)
             if version < 2:
-                registry._upgrade_to_ids()
+                registry._upgrade_to_ids(upgrade)
             registry._ensure_reserve()
         except BaseException:
             registry.close()
             raise
         return registry
 
-    def _upgrade_to_ids(self) -> None:
-        """Migrate a version 1 registry in place (see _identity.py); read-only: no ids."""
-        if self._read_only:
+    def _upgrade_to_ids(self, upgrade: bool = True) -> None:
+        """Migrate a version 1 registry in place (see _identity.py); read-only (or not
+        ``upgrade``, for a registry only looked at): no ids."""
+        if self._read_only or not upgrade:
             self._ids = False
             return
         with self._write() as conn:

@@ -223,3 +223,15 @@ def test_creating_over_a_version_1_registry_refuses_it_without_migrating_it(
     with pytest.raises(RepositoryError, match="already holds a Butler registry"):
         Butler.create(tmp_path / "new", mapper="toycam", registry=url)
     assert (old / "registry.sqlite3").read_bytes() == before
+
+
+def test_datasets_recorded_by_index_get_ids_too(toy: Butler) -> None:
+    with toy:
+        ref = toy.put({"n": 1}, "focusSweep", visit=1, **FOCUS)
+        (toy.root / "focus" / "000002").mkdir()
+        (toy.root / "focus" / "000002" / "offset0.50.yaml").write_text("n: 2\n")
+        assert toy.index().registered == {"focusSweep": 1}
+        refs = list(toy.query_datasets("focusSweep"))
+        assert refs[0] == ref and refs[1].data_id["visit"] == 2
+        assert uuid.UUID(refs[1].id) and refs[1].id != ref.id
+        assert toy.get(refs[1]) == {"n": 2}

@@ -13,6 +13,7 @@ import datetime
 from collections.abc import Iterator
 from pathlib import Path
 
+import butlerc
 import numpy as np
 import pytest
 from butler import Butler, Image
@@ -23,9 +24,18 @@ from butler.formatters import FormatterRegistry
 PLOT = "plotBrighterFatterPtc"  # format png, formatter matplotlib (obs_base)
 
 
+@pytest.fixture(scope="module")
+def hsc_module(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled HSC policy, compiled here (not by name: another test caches a fake 'hsc')."""
+    policy = Path(__file__).parents[1] / "policies" / "hsc.butler"
+    path = tmp_path_factory.mktemp("hsc_bundled") / "hsc.py"
+    path.write_text(butlerc.compile_policy(policy).modules["hsc"], encoding="utf-8")
+    return path
+
+
 @pytest.fixture
-def hsc(tmp_path: Path) -> Iterator[Butler]:
-    with Butler.create(tmp_path / "hsc", mapper="hsc") as butler:
+def hsc(tmp_path: Path, hsc_module: Path) -> Iterator[Butler]:
+    with Butler.create(tmp_path / "hsc", mapper=str(hsc_module)) as butler:
         file = butler.root / "plots" / "brighterFatterPtc-ccd-016-amp-2.png"
         file.parent.mkdir(parents=True)
         file.write_bytes(b"\x89PNG\r\n\x1a\n")  # made by another tool, as Gen2 tasks did

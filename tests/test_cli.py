@@ -140,16 +140,21 @@ def test_ingest_without_rules_says_what_a_command_line_user_can_do(
     raw = tmp_path / "raw.fits"
     put_raw(toy, 1)
     raw.write_bytes(Path(toy.uri("raw", visit=1, detector=1)[len("file://") :]).read_bytes())
-    assert main(["ingest", str(toy.root), str(raw)]) == 2
+    assert main(["ingest", str(toy.root), str(raw)]) == 1  # no EXPNUM card: not a camera raw
+    assert "its header has no EXPNUM card, which gives 'visit'" in capsys.readouterr().out
+    assert main(["ingest", str(toy.root), "--dataset-type", "calexp", str(raw)]) == 2
     error = capsys.readouterr().err
-    assert "no ingest rules for instrument 'ToyCam'" in error
-    assert "`butler index ROOT`" in error and "Butler.put" in error
+    assert "dataset type 'calexp' of instrument 'ToyCam' has no ingest rules" in error
+    assert "`ingest { KEY <- SOURCE ... }`" in error and "`butler index ROOT`" in error
 
 
 def test_calibs_plot_says_how_to_install_the_plot_extra_in_a_checkout(
     toy: Butler, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as where the extra is not installed
+    # as where the extra is not installed: no matplotlib module, even one an earlier test loaded
+    for name in [name for name in sys.modules if name.split(".")[0] == "matplotlib"]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
     toy.put(Image(np.zeros((2, 2), np.float32), {}), "bias", calibDate="2026-03-01", detector=1)
     toy.certify("bias", {"calibDate": "2026-03-01", "detector": 1}, "2026-03-01")
     assert main(["calibs", str(toy.root), "bias", "--plot", str(tmp_path / "t.png")]) == 2

@@ -13,7 +13,13 @@ import pytest
 from butler.butler import Butler
 from butler.cli import main
 from butler.errors import ReadOnlyError
-from butler.ingest import IngestError, read_header_file, translate, write_header_only_fits
+from butler.ingest import (
+    IngestError,
+    read_header_file,
+    rules_for,
+    translate,
+    write_header_only_fits,
+)
 
 HEADERS = Path(__file__).parent / "data" / "headers"
 HSC_I = "fitsheader-hsc.yaml"  # HSC-I, visit 904024, CCD 50, STRIPE82L, 2013-11-02
@@ -188,8 +194,10 @@ def test_read_only_and_unknown_instruments_are_refused(
     with Butler(tmp_path / "ro", writeable=False) as butler, pytest.raises(ReadOnlyError):
         butler.ingest([raws[HSC_I]])
     with Butler.create(tmp_path / "toy", mapper="toycam") as butler:
-        with pytest.raises(IngestError, match="no ingest rules for instrument 'ToyCam'"):
-            butler.ingest([raws[HSC_I]])
+        with pytest.raises(IngestError, match="'calexp' of instrument 'ToyCam' has no ingest"):
+            butler.ingest([raws[HSC_I]], rules=rules_for(butler.mapper, "calexp"))
+        report = butler.ingest([raws[HSC_I]])  # an HSC file: ToyCam's cards are not there
+        assert "its header has no EXPNUM card, which gives 'visit'" in str(report)
         with pytest.raises(IngestError, match="unknown transfer"):
             butler.ingest([raws[HSC_I]], transfer="teleport")  # type: ignore[arg-type]
 
@@ -230,3 +238,84 @@ def test_decam_raw_becomes_one_dataset_per_hdu(tmp_path: Path) -> None:
         (found,) = butler.query("raw")
         assert (found["visit"], found["ccdnum"], found["filter"]) == (177764, 25, "g")
         assert found["hdu"] == 1
+
+
+def test_megacam_state_comes_from_the_file_name(tmp_path: Path) -> None:
+    """CFHT raws are <visit><state>.fits.fz; Gen2 took `state` from the name, and so do we."""
+    with Butler.create(tmp_path / "megacam", mapper="megacam") as butler:
+        header = read_header_file(HEADERS / "fitsheader-megaprime.yaml")
+        source = write_header_only_fits(
+            header, tmp_path / "in" / "1038843o.fits.fz", extension=True
+        )
+        report = butler.ingest([source])
+        assert report.ok, str(report)
+        (found,) = butler.query("raw")
+        assert (found["visit"], found["state"], found["extension"]) == (1038843, "o", 1)
+        (ingested,) = report.ingested
+        assert ingested.path.endswith("/1038843o.fits.fz")
+        unnamed = write_header_only_fits(header, tmp_path / "in" / "exposure.fits", extension=True)
+        report = butler.ingest([unnamed])
+        assert "cannot turn its filename 'exposure.fits' into 'state' (group)" in str(report)
+
+
+def toycam_raw(path: Path, visit: int = 17, filter: str = "TC-R") -> Path:
+    """A ToyCam raw: a primary header with the exposure's cards, then nine detector HDUs."""
+    from astropy.io import fits
+
+    primary = fits.PrimaryHDU()
+    primary.header["EXPNUM"] = visit
+    primary.header["FILTER"] = filter
+    primary.header["DATE-OBS"] = "2024-03-01T03:15:00"
+    hdus = [primary, *(fits.ImageHDU(name=f"DET{d}") for d in range(1, 10))]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fits.HDUList(hdus).writeto(path)
+    return path
+
+
+def test_toycam_ingests_from_the_command_line_with_its_policy_rules(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = str(tmp_path / "toy")
+    source = toycam_raw(tmp_path / "in" / "exposure.fits")
+    assert main(["create", root, "--mapper", "toycam"]) == 0
+    assert main(["ingest", root, str(source)]) == 0
+    assert "ingested 1 file(s) as 9 'raw' dataset(s)" in capsys.readouterr().out
+    assert main(["query", root, "raw", "detector=5"]) == 0
+    out = capsys.readouterr().out
+    assert "visit: 17" in out and "TC-R" in out and "2024-03-01" in out
+    assert (tmp_path / "toy" / "raw/2024-03-01/TC-R/toy-000017.fits").is_file()
+    assert main(["ingest", root, "--dataset-type", "calexp", str(source)]) == 2
+    error = capsys.readouterr().err
+    assert "'calexp' of instrument 'ToyCam' has no ingest rules" in error
+    assert "(ingestible here: raw)" in error
+
+
+def test_the_compiler_and_the_runtime_know_the_same_sources_and_steps() -> None:
+    from astro_metadata_translator.properties import PROPERTIES
+    from butler.ingest import CONVERTERS
+    from butlerc.ingest_rules import PROPERTIES as CHECKED
+    from butlerc.ingest_rules import STEPS
+
+    assert set(CHECKED) <= set(PROPERTIES)
+    for name, kind in CHECKED.items():
+        python_type = PROPERTIES[name].str_type.rpartition(".")[2]
+        assert kind == {"Time": "time", "Quantity": "quantity"}.get(python_type, python_type)
+    assert set(STEPS) - {"table"} == set(CONVERTERS)
+
+
+def test_jobs_read_headers_in_processes_with_the_same_outcome(
+    tmp_path: Path, raws: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    files = [str(raws[HSC_I]), str(HEADERS / "small.fits"), str(raws[HSC_R])]
+    root = str(tmp_path / "repo")
+    assert main(["create", root, "--mapper", "hsc"]) == 0
+    assert main(["ingest", root, "--jobs", "2", *files]) == 1
+    out = capsys.readouterr().out
+    assert "ingested 2 file(s) as 2 'raw' dataset(s); 0 skipped (already ingested); 1 failed" in out
+    assert f"failed {HEADERS / 'small.fits'}: no metadata translator" in out
+    with Butler(root) as butler:
+        assert sorted(found["visit"] for found in butler.query("raw")) == [40900, 904024]
+        rerun = butler.ingest(files, jobs=2, show_progress=False)
+    assert [source for source, _ in rerun.skipped] == [files[0], files[2]]
+    assert main(["ingest", root, "--jobs", "0", files[0]]) == 2
+    assert "jobs must be 1 or more, not 0" in capsys.readouterr().err

@@ -18,6 +18,7 @@ import yaml
 from _repos import RegistryFactory, registries  # noqa: F401  (fixture)
 from butler import BBox, Butler, DatasetRef, Image
 from butler.errors import (
+    DatasetCorruptError,
     DatasetNotFoundError,
     ForeignRefError,
     InvalidDataIdError,
@@ -167,6 +168,15 @@ def test_a_version_1_repository_is_migrated_in_place(tmp_path: Path) -> None:
         assert len({ref.id for ref in refs}) == 2
         new = butler.put({"z": [4.0]}, "focusSweep", visit=3, **FOCUS)
         assert butler.get(new) == {"z": [4.0]}
+        # the checksum columns were added too: NULL in the old rows, set by the new put;
+        # an overwrite is a new dataset, with a new id and its file's new checksum
+        stored = {s.data_id["visit"]: s.file for s in butler.registry.stored_datasets("focusSweep")}
+        assert [stored[1].checksum, stored[2].checksum] == [None, None]
+        assert str(stored[3].checksum).startswith("crc32c:")
+        again = butler.put({"z": [5.0, 6.0]}, "focusSweep", visit=3, **FOCUS, overwrite=True)
+        after = {s.data_id["visit"]: s.file for s in butler.registry.stored_datasets("focusSweep")}
+        assert again.id != new.id and after[3].checksum != stored[3].checksum
+        assert butler.get(again) == {"z": [5.0, 6.0]}
         # the bias certified from 2024-03-01 is valid for the raw of visit 1 (2024-03-02)
         assert butler.exists("bias", visit=1, detector=1)
         found = butler.find_calibration("bias", visit=1, detector=1)
@@ -235,3 +245,11 @@ def test_datasets_recorded_by_index_get_ids_too(toy: Butler) -> None:
         assert refs[0] == ref and refs[1].data_id["visit"] == 2
         assert uuid.UUID(refs[1].id) and refs[1].id != ref.id
         assert toy.get(refs[1]) == {"n": 2}
+
+
+def test_a_get_by_ref_checks_the_recorded_file_size(toy: Butler) -> None:
+    with toy:
+        ref = toy.put({"n": 1}, "focusSweep", visit=1, **FOCUS)
+        Path(toy.uri(ref)[len("file://") :]).write_text("n: 22\n")  # one byte more
+        with pytest.raises(DatasetCorruptError, match="truncated or changed"):
+            toy.get(ref)

@@ -481,7 +481,8 @@ def test_tables_are_typed_and_indexed(registry: Registry) -> None:
     registry.register_dataset_type("raw", {"visit": "int", "day": "date", "exp": "float"})
     inspector = sa.inspect(registry.engine)
     columns = {column["name"]: column for column in inspector.get_columns("ds_raw")}
-    assert list(columns) == ["id", "visit", "day", "exp", "path", "run", "created", "dataset_id"]
+    stored = ["path", "run", "created", "dataset_id", "file_size", "file_checksum"]
+    assert list(columns) == ["id", "visit", "day", "exp", *stored]
     assert isinstance(columns["visit"]["type"], sa.Integer)
     assert isinstance(columns["day"]["type"], sa.Date)
     assert isinstance(columns["exp"]["type"], sa.Float)

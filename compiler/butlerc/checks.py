@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from .codes import CODES
 from .diagnostics import Diagnostic, Note, Span, did_you_mean
+from .ingest_rules import IngestChecker
 from .levels import Allowed
 from .model import Allowance, DatasetDef, FormatDef, KeyDef, Literal, Name
 from .resolve import ResolvedInstrument
@@ -32,7 +33,7 @@ from .values import KEY_TYPES, SCALES, Value, ValueProblem, coerce_literal, coer
 __all__ = ["BUILTIN_FORMATTERS", "Checked", "check", "key_shape"]
 
 BUILTIN_FORMATTERS = ("fits", "hdf5", "yaml", "json", "ecsv", "text", "pickle", "parquet")
-DERIVE_FUNCTIONS = ("date",)
+DERIVE_FUNCTIONS = ("date", "same")
 RESOLVE_RULES = ("latest",)
 ORDERED_TYPES = ("int", "float", "date", "datetime")
 
@@ -327,6 +328,15 @@ class _Checker:
                     key.type.span,
                 )
             return
+        if function == "same":
+            if source_ok and source_type != target_type:
+                self.error(
+                    "BC014",
+                    f"key '{key.name.value}' = same({derive.source.value}) must have the type of "
+                    f"'{derive.source.value}' ({source_type}), not {target_type}",
+                    key.type.span,
+                )
+            return
         table = self.instrument.tables.get(function)
         if table is None:
             self.error(
@@ -334,7 +344,8 @@ class _Checker:
                 f"no table or function named '{function}'",
                 derive.function.span,
                 did_you_mean(function, [*DERIVE_FUNCTIONS, *self.instrument.tables])
-                or "functions are date(); tables are declared with 'table NAME(a: T, b: T)'",
+                or "functions are date() and same(); tables are declared with "
+                "'table NAME(a: T, b: T)'",
             )
             return
         definition = table.definition
@@ -583,6 +594,8 @@ class _Checker:
                 self.in_keys(dataset, name, keys, "match key")
         if dataset.valid is not None:
             self.check_valid(dataset)
+        if dataset.ingest is not None:
+            self.check_ingest(dataset, keys)
         if dataset.resolve is not None and dataset.resolve.value not in RESOLVE_RULES:
             self.error(
                 "BC011",
@@ -591,6 +604,32 @@ class _Checker:
                 did_you_mean(dataset.resolve.value, RESOLVE_RULES)
                 or f"rules are {', '.join(RESOLVE_RULES)}",
             )
+
+    def check_ingest(self, dataset: DatasetDef, keys: set[str]) -> None:
+        ingest = dataset.ingest
+        assert ingest is not None
+        label = f"the ingest rules of {dataset.kind} '{dataset.name.value}'"
+        for rule in ingest.rules:
+            if self.unknown_key(rule.key, label):
+                self.in_keys(dataset, rule.key, keys, "ingest rule key")
+        scales = {
+            name: key.type.scale.value if key.type.scale else None
+            for name, key in self.instrument.keys.items()
+        }
+        tables = {
+            name: (
+                table.definition.key_column.type.name.value,
+                table.definition.value_column.type.name.value,
+            )
+            for name, table in self.instrument.tables.items()
+        }
+        checker = IngestChecker(
+            self.key_types,
+            scales,
+            tables,
+            lambda code, message, span, hint: self.error(code, message, span, hint),
+        )
+        checker.check(dataset, ingest, keys, self.obtainable)
 
     def check_template(self, dataset: DatasetDef, literal: Literal, keys: set[str]) -> None:
         text = str(literal.value)

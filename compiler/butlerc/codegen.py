@@ -384,6 +384,44 @@ def _dataset_type(dataset: Mapping[str, Any], render: str, pattern: str) -> _Cal
             allow_unsafe=_unless(False, dataset["allow_unsafe"], lambda v: _Atom(repr(v))),
             calibration=_unless(None, dataset["calibration"], _calibration),
             doc=_unless("", dataset["doc"], _plain),
+            ingest=_unless(None, dataset.get("ingest"), _ingest),
+        ),
+    )
+
+
+def _text_or_regex(text: str | None) -> _Node | None:
+    return None if text is None else _regex(text) if "\\" in text else _plain(text)
+
+
+def _ingest_step(step: Mapping[str, Any]) -> _Call:
+    args: list[tuple[str | None, _Node]] = [(None, _plain(step["step"]))]
+    argument = _text_or_regex(step["argument"])
+    if argument is not None:
+        args.append((None, argument))
+    return _Call("IngestStep", tuple(args))
+
+
+def _ingest(ingest: Mapping[str, Any]) -> _Call:
+    rules = []
+    for rule in ingest["rules"]:
+        steps = [_ingest_step(step) for step in rule["steps"]]
+        rules.append(
+            _Call(
+                "IngestRule",
+                _kwargs(
+                    key=_plain(rule["key"]),
+                    source=_plain(rule["source"]),
+                    argument=_text_or_regex(rule["argument"]),
+                    steps=_unless([], steps, lambda v: _Tuple(tuple(v))),
+                ),
+            )
+        )
+    return _Call(
+        "IngestSpec",
+        _kwargs(
+            translated=_strings(ingest["translated"]),
+            rules=_Tuple(tuple(rules)),
+            doc=_unless("", ingest["doc"], _plain),
         ),
     )
 
@@ -466,6 +504,11 @@ def _imports(ir: Mapping[str, Any], uses_datetime: bool) -> list[str]:
         names.append("FieldSpec")
     if ir["formats"]:
         names.append("FormatSpec")
+    if any(dt.get("ingest") for dt in ir["dataset_types"]):
+        names.extend(("IngestRule", "IngestSpec"))
+    rules = [r for dt in ir["dataset_types"] for r in (dt.get("ingest") or {}).get("rules", ())]
+    if any(rule["steps"] for rule in rules):
+        names.append("IngestStep")
     names.append("InstrumentSpec")
     if ir["keys"]:
         names.append("KeySpec")

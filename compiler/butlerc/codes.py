@@ -239,6 +239,44 @@ _ENTRIES = (
         "fix the error instead of allowing it.",
     ),
     Code(
+        "BC022",
+        "error",
+        "unknown ingest source or step",
+        "An ingest rule reads a source that does not exist or converts with a step that does "
+        "not exist. Sources are the properties of astro-metadata-translator's "
+        "ObservationInfo (exposure_id, detector_num, physical_filter, datetime_begin, object, "
+        '...), header("CARD"), hdu and filename; steps are text, upper, first_word, field_name, '
+        "int, float, "
+        'utc_date, utc_datetime, tai_datetime, days_since("YYYY-MM-DD"), group(r"regex") and '
+        "table(NAME).",
+        "ingest {\n    visit <- exposure_num   # ObservationInfo calls it exposure_id\n}",
+        "Fix the spelling (the hint names the closest source or step); docs/language.md lists "
+        "them all.",
+    ),
+    Code(
+        "BC023",
+        "error",
+        "a key that ingest cannot give",
+        "A dataset type with an ingest clause lists a key that no ingest rule gives and that "
+        "no derivation (`= date(KEY)`, `= TABLE(KEY)`) fills from keys that are given. Ingest "
+        "would fail on every file with 'no rule gives KEY'.",
+        "dataset raw {\n    keys visit, filter\n    ingest { visit <- exposure_id }   # filter?\n}",
+        'Add a rule for the key (`filter <- physical_filter`, `filter <- header("FILTER")`), '
+        "or derive it from a key that has one.",
+    ),
+    Code(
+        "BC024",
+        "error",
+        "ingest conversion does not fit",
+        "An ingest rule's source or step is given the wrong argument, a step cannot take the "
+        "value the previous one gives (utc_date of an int), or the value at the end of the "
+        "rule does not fit the key's type (an astropy time into a date key, a UTC datetime "
+        "into a `datetime tai` key). Text always fits: the key's type parses it.",
+        "key dayObs: date\ningest { dayObs <- datetime_begin }   # a time, not a date",
+        "Add or change a step so that the rule gives the key's type (`| utc_date`, "
+        "`| tai_datetime`, `| int`), or fix the argument as the message says.",
+    ),
+    Code(
         "BC101",
         "warning",
         "inconsistent widths for one key",

@@ -70,10 +70,12 @@ _FORMAT_ORDER = (
 )
 _DATASET_ORDER = (
     *("doc", "template", "uses_format", "keys", "lookup", "hdu"),
-    *("match", "valid", "resolve", "shares", "allow_unsafe", "allowance"),
+    *("match", "valid", "resolve", "shares", "allow_unsafe", "allowance", "ingest"),
 )
 _CLAUSE_ORDER = {"format": _FORMAT_ORDER, "dataset": _DATASET_ORDER, "calibration": _DATASET_ORDER}
-_BLOCKS = frozenset({"shared", "instrument", "format", "dataset", "calibration", "normalize"})
+_BLOCKS = frozenset(
+    {"shared", "instrument", "format", "dataset", "calibration", "normalize", "ingest"}
+)
 
 Node = Tree[Token] | Token
 
@@ -298,6 +300,11 @@ _INLINE: dict[str, Callable[[Sequence[Node]], str]] = {
     "match": lambda k: f"match {_names(k)}",
     "valid": _valid,
     "resolve": lambda k: f"resolve {_words(k)}",
+    "translated": lambda k: f"translated {_words(k)}",
+    "rule": lambda k: f"{k[0]} <- {_words(k[1:])}",
+    "source": lambda k: f"{k[0]}({_text(k[1])})" if len(k) > 1 else str(k[0]),
+    "step": lambda k: f"| {k[0]}({_text(k[1])})" if len(k) > 1 else f"| {k[0]}",
+    "argument": _words,
 }
 
 
@@ -457,8 +464,8 @@ class _Printer:
             prefix, node = "override ", _tree(node.children[0])
         kids = node.children
         name = kids[0]
-        assert isinstance(name, Token)
-        header_end = name.end_pos or 0
+        assert isinstance(name, Token) or node.data == "ingest"
+        header_end = getattr(name, "end_pos", 0) or 0
         footer = ""
         close = node.meta.end_pos - 1
         order = _CLAUSE_ORDER.get(node.data)
@@ -468,6 +475,9 @@ class _Printer:
             members = _tree(rows).children
             brace, close = _tree(rows).meta.start_pos, _tree(rows).meta.end_pos - 1
             footer = "".join(" " + _text(d) for d in doc)
+        elif node.data == "ingest":
+            header, members = "ingest", kids
+            brace = self.brace_after(node.meta.start_pos + len("ingest"))
         else:
             header = f"{node.data} {name}"
             members = kids[1:]

@@ -19,7 +19,7 @@ import jsonschema
 
 from . import __version__
 from .checks import Checked, key_shape
-from .model import KeyDef, Literal
+from .model import IngestDef, KeyDef, Literal
 from .resolve import ResolvedInstrument
 from .templates import Field, path_regex
 from .values import Value, coerce_literal, coerce_text, to_ir
@@ -71,9 +71,9 @@ def _key(key: KeyDef, instrument: ResolvedInstrument) -> dict[str, Any]:
     if key.derive is not None:
         function = key.derive.function.value
         derive = {
-            "function": "date" if function == "date" else "table",
+            "function": function if function in ("date", "same") else "table",
             "source": key.derive.source.value,
-            "table": None if function == "date" else function,
+            "table": None if function in ("date", "same") else function,
         }
     return {
         "name": key.name.value,
@@ -89,6 +89,28 @@ def _key(key: KeyDef, instrument: ResolvedInstrument) -> dict[str, Any]:
         "normalize": normalize,
         "derive": derive,
     }
+
+
+def _ingest(ingest: IngestDef | None, instrument: str) -> dict[str, Any] | None:
+    if ingest is None:
+        return None
+    rules = [
+        {
+            "key": rule.key.value,
+            "source": rule.source.value,
+            "argument": None if rule.argument is None else str(rule.argument.value),
+            "steps": [
+                {
+                    "step": step.function.value,
+                    "argument": None if step.argument is None else str(step.argument.value),
+                }
+                for step in rule.steps
+            ],
+        }
+        for rule in ingest.rules
+    ]
+    translated = [str(t.value) for t in ingest.translated] or [instrument]
+    return {"translated": translated, "rules": rules, "doc": ingest.doc or ""}
 
 
 def _table(instrument: ResolvedInstrument, name: str) -> dict[str, Any]:
@@ -178,6 +200,7 @@ def build_ir(instrument: ResolvedInstrument, checked: Checked, main_file: str) -
                 "shares_path_with": [s.value for s in dataset.shares or ()],
                 "allow_unsafe": bool(dataset.allow_unsafe),
                 "calibration": calibration,
+                "ingest": _ingest(dataset.ingest, instrument.name),
             }
         )
     # Files are named relative to the main policy's folder, so the IR (and the module

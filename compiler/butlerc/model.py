@@ -24,6 +24,9 @@ __all__ = [
     "Derive",
     "FormatDef",
     "Include",
+    "IngestDef",
+    "IngestRule",
+    "IngestStep",
     "KeyDef",
     "Literal",
     "Lookup",
@@ -182,6 +185,40 @@ class Valid:
 
 
 @dataclass(frozen=True)
+class IngestStep:
+    """``| function`` or ``| function(argument)``: one conversion of an ingest rule."""
+
+    function: Name
+    argument: Literal | Name | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class IngestRule:
+    """``KEY <- SOURCE | STEP ...``: where ingest reads one key, and how it converts it.
+
+    ``source`` is a translated property, ``hdu``, ``filename`` or ``header``
+    (whose card is ``argument``).
+    """
+
+    key: Name
+    source: Name
+    argument: Literal | None
+    steps: tuple[IngestStep, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class IngestDef:
+    """``ingest { translated "HSC"  visit <- exposure_id ... }``."""
+
+    rules: tuple[IngestRule, ...]
+    span: Span
+    translated: tuple[Literal, ...] = ()
+    doc: str | None = None
+
+
+@dataclass(frozen=True)
 class DatasetDef:
     """``dataset NAME { ... }`` or ``calibration NAME { ... }``."""
 
@@ -199,6 +236,7 @@ class DatasetDef:
     match: tuple[Name, ...] | None = None
     valid: Valid | None = None
     resolve: Name | None = None
+    ingest: IngestDef | None = None
     override: bool = False
     allowances: tuple[Allowance, ...] = ()
 
@@ -499,6 +537,7 @@ class _Builder:
                 ),
             ),
             "resolve": lambda c: ("resolve", self.name(c.children[0])),
+            "ingest": lambda c: ("ingest", self.ingest(c)),
         }
         allowances: list[Allowance] = []
         for clause in node.children[1:]:
@@ -521,6 +560,42 @@ class _Builder:
             override=override,
             allowances=tuple(allowances),
             **fields,  # type: ignore[arg-type]
+        )
+
+    def ingest(self, node: Tree[Token]) -> IngestDef:
+        rules: list[IngestRule] = []
+        translated: list[Literal] = []
+        doc = None
+        for clause in node.children:
+            assert isinstance(clause, Tree)
+            if clause.data == "doc":
+                doc = self.doc(clause)
+            elif clause.data == "translated":
+                translated.extend(self.string(c) for c in clause.children)
+            else:
+                rules.append(self.ingest_rule(clause))
+        return IngestDef(tuple(rules), self.span(node), tuple(translated), doc)
+
+    def ingest_rule(self, node: Tree[Token]) -> IngestRule:
+        key, source, *steps = node.children
+        assert isinstance(source, Tree)
+        argument = self.string(source.children[1]) if len(source.children) > 1 else None
+        converted = []
+        for step in steps:
+            assert isinstance(step, Tree)
+            value: Literal | Name | None = None
+            if len(step.children) > 1:
+                inner = step.children[1]
+                assert isinstance(inner, Tree)
+                token = inner.children[0]
+                value = self.name(token) if isinstance(token, Token) else self.literal(token)
+            converted.append(IngestStep(self.name(step.children[0]), value, self.span(step)))
+        return IngestRule(
+            self.name(key),
+            self.name(source.children[0]),
+            argument,
+            tuple(converted),
+            self.span(node),
         )
 
     def hdu(self, node: Tree[Token]) -> Literal | Name:

@@ -27,12 +27,14 @@ from .errors import CalibrationNotFoundError as CalibrationNotFoundError
 from .errors import ChainError as ChainError
 from .errors import ConfigError as ConfigError
 from .errors import ConflictError as ConflictError
+from .errors import DatasetCorruptError as DatasetCorruptError
 from .errors import DatasetExistsError as DatasetExistsError
 from .errors import DatasetNotFoundError as DatasetNotFoundError
 from .errors import DatasetTypeDefinitionError as DatasetTypeDefinitionError
 from .errors import ForeignRefError as ForeignRefError
 from .errors import FormatError as FormatError
 from .errors import InvalidDataIdError as InvalidDataIdError
+from .errors import InvalidQueryError as InvalidQueryError
 from .errors import MapperError as MapperError
 from .errors import MapperVersionError as MapperVersionError
 from .errors import ObjectTypeError as ObjectTypeError

@@ -16,13 +16,14 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from . import creation, maintenance
 from .chain import Chain, ParentLike, prepare_parents
+from .checksums import FileChecksum, file_checksum
 from .config import (
     CONFIG_NAME,
     DURABILITY,
@@ -36,12 +37,14 @@ from .dataset_types import runtime_definition
 from .errors import (
     AmbiguousDataIdError,
     ButlerError,
+    DatasetCorruptError,
     DatasetExistsError,
     DatasetNotFoundError,
     ForeignRefError,
     FormatError,
     InvalidDataIdError,
     ReadOnlyError,
+    RegistryError,
     RepositoryError,
     StorageFullError,
 )
@@ -53,6 +56,7 @@ from .mapper import Mapper
 from .object_cache import ObjectCache
 from .overrides import SessionConfig
 from .provenance import Provenance
+from .query.keywords import has_collections, is_collection
 from .recovery import PENDING, Journal, recover
 from .refs import DatasetRef, parse_ref
 from .registry import Registry, new_dataset_id
@@ -102,6 +106,16 @@ def _no_step(step: str) -> None:
     """The default step hook: nothing (see ``steps`` in :class:`Butler`)."""
 
 
+def _plain_query(
+    data_id: Mapping[str, object] | None, keys: Mapping[str, object], *options: object
+) -> bool:
+    """Whether a query is a plain partial data ID (the fast path): no option, no list."""
+    for option in options:
+        if option is not None and option != ():
+            return False
+    return not has_collections(data_id, keys)
+
+
 def _format_data_id(data_id: Mapping[str, Any]) -> str:
     return "{" + ", ".join(f"{k}: {v!r}" for k, v in data_id.items()) + "}"
 
@@ -142,6 +156,9 @@ class Butler:
         self.registry = creation.open_registry(
             self.root, self._registry_url(self.config.registry), read_only=not self.writeable
         )
+        if self.writeable:  # registries made before checksums: add their columns (issue 12)
+            with contextlib.suppress(RegistryError):  # a database this user cannot alter
+                self.registry.upgrade_checksums()
         self.formatters = FormatterRegistry.default()
         #: The repository's UUID (None: a repository made before ids, opened read-only).
         self.repository_id: str | None = self.registry.repository_id
@@ -434,17 +451,18 @@ class Butler:
         if len(restricted) == len(plan.keys):
             if not self.is_registered(name):
                 return None
-            path = self.registry.find(name, restricted)
-            return None if path is None else Found(data_id, path, self)
+            stored = self.registry.stored(name, restricted)
+            return None if stored is None else Found(data_id, stored.path, self, size=stored.size)
         rows = self.candidates(name, restricted)
         if len(rows) > 1:
             raise self._ambiguous(f"get {name!r}", name, restricted, rows)
         if not rows:
             return None
-        path = self.registry.find(name, rows[0])
-        if path is None:
+        stored = self.registry.stored(name, rows[0])
+        if stored is None:
             return None
-        return Found(self.mapper.normalize(data_id, **rows[0]), path, self)
+        complete = self.mapper.normalize(data_id, **rows[0])
+        return Found(complete, stored.path, self, size=stored.size)
 
     def _resolve(
         self, dataset_type: str, data_id: Mapping[str, object] | None, keys: Mapping[str, object]
@@ -552,8 +570,8 @@ class Butler:
                 "removed, or overwritten, which records a new id); ask by data ID for what is "
                 "stored now"
             )
-        _, path, _ = row
-        return holder.plan(ref.dataset_type), Found(ref.data_id, path, holder, ref.id)
+        _, path, _, size = row
+        return holder.plan(ref.dataset_type), Found(ref.data_id, path, holder, ref.id, size)
 
     def get_ref(self, text: str) -> DatasetRef:
         """The ref of ``str(ref)`` (``butler:<repository-uuid>/<dataset-uuid>``), looked up in
@@ -568,7 +586,7 @@ class Butler:
                 f"no dataset with id {dataset_id} in repository {holder.root} (ref {text}): it "
                 "was removed, or overwritten, which records a new id"
             )
-        data_id, _, run = row
+        data_id, _, run, _ = row
         return DatasetRef(name, holder.mapper.normalize(data_id), dataset_id, run, repository)
 
     def query_datasets(
@@ -576,7 +594,8 @@ class Butler:
     ) -> Iterator[DatasetRef]:
         """The refs of stored ``dataset_type`` datasets matching a partial data ID (as
         :meth:`query`: this repository's first, then its parents')."""
-        for found in self.query(dataset_type, data_id, **keys):
+        # one mapping: a key may not be taken for one of query's keyword options
+        for found in self.query(dataset_type, {**(data_id or {}), **keys}):
             plan = self.plan(dataset_type)
             located = self.find_dataset(plan, found)
             if located is None:  # removed meanwhile
@@ -612,16 +631,26 @@ class Butler:
 
     def _write_file(
         self, plan: Plan, obj: object, data_id: DataId, target: Path, *, sync: bool = True
-    ) -> Path:
-        """Write ``obj`` into a fsynced temporary beside ``target``; the temporary."""
+    ) -> tuple[Path, FileChecksum]:
+        """Write ``obj`` into a fsynced temporary beside ``target``; the temporary, and its
+        size and checksum, hashed as it was written (by one read after it, for a formatter
+        plug-in that writes by path only)."""
         hdu = self.hdu(plan, data_id)
         write_hdu = hdu if isinstance(hdu, int) else None
-
-        def writer(path: Path) -> None:
-            plan.formatter.write(obj, path, hdu=write_hdu, compress=plan.compress)
-
+        formatter, compress = plan.formatter, plan.compress
         try:
-            return self.storage.write(target, writer, sync=sync)
+            if formatter.writes_streams:
+
+                def stream_writer(stream: BinaryIO) -> None:
+                    formatter.write_stream(obj, stream, hdu=write_hdu, compress=compress)
+
+                return self.storage.write_stream(target, stream_writer, sync=sync)
+
+            def writer(path: Path) -> None:
+                formatter.write(obj, path, hdu=write_hdu, compress=compress)
+
+            temporary = self.storage.write(target, writer, sync=sync)
+            return temporary, file_checksum(temporary)
         except (ButlerError, OSError) as error:
             if not out_of_space(error):
                 raise
@@ -710,12 +739,14 @@ class Butler:
                 for (obj, data_id), dataset_id in zip(items, ids, strict=True):
                     relative, target, record, existing = self._destination(plan, data_id, overwrite)
                     # fsync a bulk write's files all at once, before any is published
-                    temporary = self._write_file(plan, obj, data_id, target, sync=False)
+                    temporary, file = self._write_file(plan, obj, data_id, target, sync=False)
                     written.append((temporary, target, existing is not None))
                     if existing is not None:
-                        self.registry.replace(name, record, relative, run, dataset_id=dataset_id)
+                        self.registry.replace(
+                            name, record, relative, run, dataset_id=dataset_id, **file.columns()
+                        )
                     else:
-                        rows.append((record, relative))
+                        rows.append((record, relative, file.size, file.value))
                         fresh.append(len(written) - 1)
                         fresh_ids.append(dataset_id)
                 if self._sync_each_put:
@@ -729,11 +760,17 @@ class Butler:
                         if not overwrite or len(set(data_ids)) < len(data_ids):
                             raise self._exists_error(plan, data_ids, "put_many") from error
                         # a concurrent put stored some of them since: overwrite those too
-                        for (record, relative), index, dataset_id in zip(
+                        for (record, relative, size, checksum), index, dataset_id in zip(
                             rows, fresh, fresh_ids, strict=True
                         ):
                             self.registry.replace(
-                                name, record, relative, run, dataset_id=dataset_id
+                                name,
+                                record,
+                                relative,
+                                run,
+                                dataset_id=dataset_id,
+                                size=size,
+                                checksum=checksum,
                             )
                             written[index] = (*written[index][:2], True)
                 for (temporary, target, replaces), (_, data_id) in zip(written, items, strict=True):
@@ -763,14 +800,15 @@ class Butler:
     ) -> None:
         """One put: the file written, then recorded; published just before the commit."""
         relative, target, record, existing = self._destination(plan, data_id, overwrite)
-        temporary = self._write_file(plan, obj, data_id, target, sync=self._sync_each_put)
+        temporary, sums = self._write_file(plan, obj, data_id, target, sync=self._sync_each_put)
         self._step("written")
         changes: list[_Change] = []
         token = ""  # a new dataset's put journals nothing
         try:
             if existing is None:
                 row = (record, relative, run, dataset_id)
-                inserted = self._insert_one(plan, data_id, row, (temporary, target), overwrite)
+                files = (temporary, target)
+                inserted = self._insert_one(plan, data_id, row, files, overwrite, sums)
                 if inserted is None:  # a concurrent put stored it since: overwrite it
                     existing = relative
                 else:
@@ -778,7 +816,7 @@ class Butler:
             if existing is not None:
                 token = self._token()
                 row = (record, relative, run, dataset_id)
-                self._replace_one(plan, row, temporary, token, changes)
+                self._replace_one(plan, row, (temporary, sums), token, changes)
         except BaseException:
             self.storage.discard(temporary)
             self._undo(reversed(changes))
@@ -794,6 +832,7 @@ class Butler:
         row: tuple[dict[str, Value], str, str | None, str],
         files: tuple[Path, Path],
         overwrite: bool,
+        sums: FileChecksum,
     ) -> _Change | None:
         """Record a new dataset; its file is published just before the commit.
 
@@ -813,7 +852,13 @@ class Butler:
 
         try:
             self.registry.insert(
-                plan.spec.name, record, relative, run, before_commit=publish, dataset_id=dataset_id
+                plan.spec.name,
+                record,
+                relative,
+                run,
+                before_commit=publish,
+                dataset_id=dataset_id,
+                **sums.columns(),
             )
         except BaseException as error:
             self._undo(published)
@@ -829,12 +874,16 @@ class Butler:
         self,
         plan: Plan,
         row: tuple[dict[str, Value], str, str | None, str],
-        temporary: Path,
+        written: tuple[Path, FileChecksum],
         token: str,
         changes: list[_Change],
     ) -> None:
-        """Record a dataset over its old record; the old file is kept until the commit."""
+        """Record a dataset over its old record (a new dataset: its new id, size and
+        checksum); the old file is kept until the commit.
+
+        ``written`` is the new file's temporary, and its size and checksum."""
         record, relative, run, dataset_id = row
+        temporary, sums = written
         target = self.storage.checked(relative)
 
         def publish() -> None:
@@ -843,7 +892,13 @@ class Butler:
 
         with self.registry.transaction():
             self.registry.replace(
-                plan.spec.name, record, relative, run, before_commit=publish, dataset_id=dataset_id
+                plan.spec.name,
+                record,
+                relative,
+                run,
+                before_commit=publish,
+                dataset_id=dataset_id,
+                **sums.columns(),
             )
             self._commit_token(token, changes)
         self._step_committed()
@@ -1069,6 +1124,8 @@ class Butler:
         file, data_id = found.file, found.data_id
         hdu = self.hdu(plan, data_id)
         try:
+            if found.size is not None and os.stat(file).st_size != found.size:
+                raise self._wrong_size(plan, found, file)
             if method == "read":
                 return plan.formatter.read(file, python_type=plan.format.python_type, hdu=hdu)
             return getattr(plan.formatter, method)(file, *args, hdu=hdu)
@@ -1080,6 +1137,8 @@ class Butler:
                     f"recorded at {found.path!r}, but the file is missing; "
                     f"run `butler verify {found.repository.root}`"
                 ) from None
+            if isinstance(error, DatasetCorruptError):  # already names dataset and file
+                raise
             if isinstance(error, ButlerError) and not isinstance(error, FormatError):
                 raise
             raise FormatError(
@@ -1087,6 +1146,17 @@ class Butler:
                 f"unreadable: {error}. `butler verify {found.repository.root} --read` lists every "
                 "file of the repository that does not read"
             ) from error
+
+    @staticmethod
+    def _wrong_size(plan: Plan, found: Found, file: Path) -> DatasetCorruptError:
+        """A file whose size is not the one recorded when it was written (get checks it with
+        one ``stat``; checksums are checked by ``verify --read``, which reads every byte)."""
+        return DatasetCorruptError(
+            f"dataset {plan.spec.name!r} with data ID {_format_data_id(found.data_id)}: its "
+            f"file '{file}' has {file.stat().st_size} bytes, but {found.size} were written; it "
+            f"was truncated or changed since. Run `butler verify {found.repository.root} "
+            "--read`, then restore the file from a copy, or remove the dataset and put it again"
+        )
 
     def get(
         self,
@@ -1345,37 +1415,126 @@ class Butler:
         return self.restrict(plan, normalized)
 
     def query(
-        self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object
+        self,
+        dataset_type: str,
+        data_id: Mapping[str, object] | None = None,
+        *,
+        where: str | None = None,
+        bind: Mapping[str, object] | None = None,
+        with_datasets: Iterable[str] = (),
+        without_datasets: Iterable[str] = (),
+        order_by: str | Sequence[str] = (),
+        limit: int | None = None,
+        **keys: object,
     ) -> Iterator[DataId]:
-        """The data IDs of stored ``dataset_type`` datasets matching a partial data ID."""
+        """The data IDs of stored ``dataset_type`` datasets that match, streamed.
+
+        Keys match exactly, or any of a list (``visit=[42, 43]``) or a range
+        (``visit=range(100, 200)``). ``where`` is an expression over the dataset
+        type's keys (``"visit >= 903334 AND filter IN ('r', 'i')"``, ``:name`` for a
+        value of ``bind``); ``with_datasets``/``without_datasets`` keep only data IDs
+        whose shared keys have (have no) dataset of those types; ``order_by`` keys
+        (``-key`` descending) then the rest ascending; at most ``limit``. Checked
+        before any SQL runs: InvalidQueryError shows the expression with a caret.
+        See docs/runtime.md, "Queries".
+        """
         plan = self.plan(dataset_type)
-        partial = self._partial(plan, data_id, keys)
-        return self.chain.query(self, dataset_type, partial)
+        if _plain_query(
+            data_id, keys, where, bind, with_datasets, without_datasets, order_by, limit
+        ):
+            partial = self._partial(plan, data_id, keys)
+            return self.chain.query(self, dataset_type, partial)
+        from .query import run
+
+        request = self._query_request(
+            plan, data_id, keys, where, bind, with_datasets, without_datasets, order_by, limit
+        )
+        return run.data_ids(self, request)
+
+    def _query_request(
+        self,
+        plan: Plan,
+        data_id: Mapping[str, object] | None,
+        keys: Mapping[str, object],
+        where: str | None,
+        bind: Mapping[str, object] | None,
+        with_datasets: Iterable[str],
+        without_datasets: Iterable[str],
+        order_by: str | Sequence[str] = (),
+        limit: int | None = None,
+    ) -> Any:
+        from .query import run
+
+        given = {**(data_id or {}), **keys}
+        collections = {k: v for k, v in given.items() if is_collection(v)}
+        scalars = {k: v for k, v in given.items() if k not in collections}
+        return run.build(
+            self,
+            plan.spec.name,
+            self._partial(plan, scalars, {}),
+            collections,
+            where=where,
+            bind=bind,
+            with_datasets=with_datasets,
+            without_datasets=without_datasets,
+            order_by=order_by,
+            limit=limit,
+        )
 
     def query_values(
         self,
         dataset_type: str,
         key: str,
         data_id: Mapping[str, object] | None = None,
+        *,
+        where: str | None = None,
+        bind: Mapping[str, object] | None = None,
+        with_datasets: Iterable[str] = (),
+        without_datasets: Iterable[str] = (),
         **keys: object,
     ) -> list[Value]:
-        """The distinct values of ``key`` among stored datasets matching a partial data ID."""
+        """The distinct values of ``key`` among the stored datasets that match, sorted.
+
+        Takes the same selection as :meth:`query`.
+        """
         plan = self.plan(dataset_type)
         if key not in plan.keys:
             raise InvalidDataIdError(
                 f"{key!r} is not a key of {dataset_type!r}; "
                 f"its keys are {', '.join(plan.spec.keys) or 'none'}"
             )
-        partial = self._partial(plan, data_id, keys)
-        return self.chain.query_values(self, dataset_type, key, partial)
+        if _plain_query(data_id, keys, where, bind, with_datasets, without_datasets):
+            partial = self._partial(plan, data_id, keys)
+            return self.chain.query_values(self, dataset_type, key, partial)
+        from .query import run
+
+        request = self._query_request(
+            plan, data_id, keys, where, bind, with_datasets, without_datasets
+        )
+        return run.values(self, request, key)
 
     def count(
-        self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object
+        self,
+        dataset_type: str,
+        data_id: Mapping[str, object] | None = None,
+        *,
+        where: str | None = None,
+        bind: Mapping[str, object] | None = None,
+        with_datasets: Iterable[str] = (),
+        without_datasets: Iterable[str] = (),
+        **keys: object,
     ) -> int:
-        """How many stored datasets match a partial data ID."""
+        """How many stored datasets match (as for :meth:`query`)."""
         plan = self.plan(dataset_type)
-        partial = self._partial(plan, data_id, keys)
-        return self.chain.count(self, dataset_type, partial)
+        if _plain_query(data_id, keys, where, bind, with_datasets, without_datasets):
+            partial = self._partial(plan, data_id, keys)
+            return self.chain.count(self, dataset_type, partial)
+        from .query import run
+
+        request = self._query_request(
+            plan, data_id, keys, where, bind, with_datasets, without_datasets
+        )
+        return run.count(self, request)
 
     # ---- maintenance ---------------------------------------------------------------------------
 
@@ -1402,18 +1561,21 @@ class Butler:
         transfer: Transfer = "copy",
         rules: InstrumentRules | None = None,
         show_progress: bool = True,
+        jobs: int = 1,
     ) -> IngestReport:
         """Ingest raw files: translate each header, place the file at its path, record it.
 
         ``transfer`` is ``"copy"``, ``"move"``, ``"link"``, ``"symlink"`` or ``None``
         (the file stays where it is). A file that cannot be ingested is listed in
         the report with the reason while the rest go on; one already ingested is
-        skipped. See :mod:`butler.ingest`.
+        skipped. ``jobs`` processes read the headers. See :mod:`butler.ingest`.
         """
         from .ingest import ingest
 
         self.check_writeable("ingest")
-        return ingest(self, paths, transfer=transfer, rules=rules, show_progress=show_progress)
+        return ingest(
+            self, paths, transfer=transfer, rules=rules, show_progress=show_progress, jobs=jobs
+        )
 
     def verify(
         self, *, read: bool = False, show_progress: bool = False, repair: bool = False

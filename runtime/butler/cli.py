@@ -2,12 +2,16 @@
 
     butler create ROOT --mapper INSTRUMENT [--registry URL] [--durability put|close]
     butler dataset-types ROOT
-    butler query ROOT DATASET_TYPE [KEY=VALUE ...] [--count] [--values KEY]
+    butler query ROOT DATASET_TYPE [KEY=VALUE ...] [--where EXPR] [--bind NAME=VALUE ...]
+                 [--with TYPE] [--without TYPE] [--order-by KEY] [--limit N]
+                 [--count | --values KEY]
+    butler remove ROOT DATASET_TYPE [KEY=VALUE ...] [--where EXPR] [--dry-run] [--yes]
     butler uri ROOT DATASET_TYPE KEY=VALUE ...
     butler runs ROOT
     butler index ROOT [DATASET_TYPE ...]
     butler verify ROOT [--read] [--repair]
-    butler ingest ROOT FILE ... [--transfer copy|move|link|symlink|none]
+    butler ingest ROOT FILE ... [--transfer copy|move|link|symlink|none] [--dataset-type NAME]
+                                  [--jobs N]
     butler import-gen2 GEN2_ROOT NEW_ROOT [--transfer copy|link|symlink|none] [--mapper NAME]
     butler certify ROOT CALIBRATION KEY=VALUE ... --from TIME [--to TIME] [--supersede]
     butler decertify ROOT CALIBRATION KEY=VALUE ... [--from TIME] [--to TIME]
@@ -40,10 +44,9 @@ from ._cli_common import (
     add_root,
     command,
     echo,
-    shown,
 )
+from ._cli_query import add_commands as add_query_commands
 from .config import DURABILITY
-from .dataid import format_data_id
 from .errors import ButlerError, DatasetNotFoundError
 
 __all__ = ["build_parser", "main"]
@@ -89,23 +92,6 @@ def _dataset_types(args: argparse.Namespace) -> int:
     return 0
 
 
-def _query(args: argparse.Namespace) -> int:
-    with _open(args.root) as butler:
-        if args.count:
-            echo(butler.count(args.dataset_type, args.data_id))
-            return 0
-        if args.values:
-            for value in butler.query_values(args.dataset_type, args.values, args.data_id):
-                echo(shown(value))
-            return 0
-        found = 0
-        keys = butler.mapper.keys(args.dataset_type)
-        for result in butler.query(args.dataset_type, args.data_id):
-            found += 1
-            echo(format_data_id({k: v for k, v in result.items() if k in keys}))
-        return 0 if found else 1
-
-
 def _uri(args: argparse.Namespace) -> int:
     with _open(args.root) as butler:
         echo(butler.uri(args.dataset_type, args.data_id))
@@ -139,8 +125,11 @@ def _transfer(text: str) -> str | None:
 
 
 def _ingest(args: argparse.Namespace) -> int:
+    from .ingest import rules_for
+
     with _open(args.root, writeable=True) as butler:
-        report = butler.ingest(args.files, transfer=args.transfer)
+        rules = rules_for(butler.mapper, args.dataset_type)
+        report = butler.ingest(args.files, transfer=args.transfer, rules=rules, jobs=args.jobs)
         echo(report)
     return 0 if report.ok else 1
 
@@ -208,13 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     types.add_argument("--counts", action="store_true", help="also count stored datasets of each")
     types.set_defaults(run=_dataset_types)
 
-    query = command(commands, "query", "list stored data IDs matching a partial data ID")
-    add_root(query)
-    add_dataset_type(query)
-    add_data_id(query, "the keys to match (none: every stored dataset)")
-    query.add_argument("--count", action="store_true", help="print only how many match")
-    query.add_argument("--values", metavar="KEY", help="print the distinct values of KEY")
-    query.set_defaults(run=_query)
+    add_query_commands(commands)  # query and remove, with --where (issue 18)
 
     uri = command(commands, "uri", "print where a dataset is (or would be) stored")
     add_root(uri)
@@ -261,6 +244,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="{copy,move,link,symlink,none}",
         help="how a file gets to its templated path (default: copy; none: it stays put, "
         "and must already be inside ROOT)",
+    )
+    ingest.add_argument(
+        "--dataset-type",
+        default="raw",
+        metavar="NAME",
+        help="the dataset type to ingest as; its policy's `ingest` clause reads each file's "
+        "data ID (default: raw)",
+    )
+    ingest.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="processes that read and convert headers (default: 1); files are placed and "
+        "recorded in order by one",
     )
     ingest.set_defaults(run=_ingest)
 

@@ -22,12 +22,12 @@ from __future__ import annotations
 import datetime
 import os
 import re
-import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
+from .checksums import copier
 from .dataid import DataId
 from .errors import ButlerError, InvalidDataIdError
 from .spec import Value
@@ -256,13 +256,6 @@ def _detector(butler: Butler, det_key: str, values: dict[str, object]) -> dict[s
     raise first_error
 
 
-def _copier(source: Path) -> Callable[[Path], None]:
-    def copy(path: Path) -> None:
-        shutil.copyfile(source, path)
-
-    return copy
-
-
 def _ingest_group(
     butler: Butler,
     manager: object,
@@ -295,9 +288,10 @@ def _ingest_group(
                 existing = butler.registry.find(calib_type, record)
                 if existing is None:
                     target = butler.storage.checked(relative)
-                    temporary = butler.storage.write(target, _copier(root / file.relative))
+                    source = root / file.relative  # hashed as it is copied
+                    temporary, sums = butler.storage.write_stream(target, copier(source))
                     written.append((temporary, target))
-                    butler.registry.insert(calib_type, record, relative)
+                    butler.registry.insert(calib_type, record, relative, **sums.columns())
                     report.stored += 1
                 certification = manager.certify(
                     calib_type,

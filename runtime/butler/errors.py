@@ -15,12 +15,14 @@ __all__ = [
     "ChainError",
     "ConfigError",
     "ConflictError",
+    "DatasetCorruptError",
     "DatasetExistsError",
     "DatasetNotFoundError",
     "DatasetTypeDefinitionError",
     "ForeignRefError",
     "FormatError",
     "InvalidDataIdError",
+    "InvalidQueryError",
     "MapperError",
     "MapperVersionError",
     "ObjectTypeError",
@@ -55,6 +57,27 @@ class UnknownDatasetTypeError(ButlerError, KeyError):
 
 class InvalidDataIdError(ButlerError, ValueError):
     """A data ID key or value that the policy does not allow."""
+
+
+class InvalidQueryError(ButlerError, ValueError):
+    """A query expression (``where``), bind value or query argument that cannot be run.
+
+    The message shows the expression with a caret under the part at fault and, for a
+    misspelt key, a did-you-mean. ``expression`` is the text, ``start``/``end`` the
+    character offsets of the part at fault (``None`` when no part is).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        expression: str = "",
+        start: int | None = None,
+        end: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.expression = expression
+        self.start = start
+        self.end = end
 
 
 class AmbiguousDataIdError(ButlerError):
@@ -103,6 +126,11 @@ class RegistryNotFoundError(RegistryError):
 
 class FormatError(ButlerError):
     """A file that cannot be read or written in its declared format."""
+
+
+class DatasetCorruptError(FormatError):
+    """A stored dataset's file is not what was written: its size (checked on get) or its
+    checksum (checked by ``butler verify --read``) differs from the recorded one."""
 
 
 class StorageFullError(ButlerError):

@@ -3,15 +3,23 @@
     report = butler.ingest(["HSCA90402512.fits", ...], transfer="copy")
     print(report)          # ingested, skipped (already there), failed (with the reason per file)
 
-Each file's primary header is translated by astro-metadata-translator into an
-``ObservationInfo`` (for a multi-extension file whose dataset type has an HDU
-key, each extension header merged over the primary). The instrument's
-:class:`InstrumentRules` say, as data, which translated property gives which
-policy key; the mapper then normalizes the data ID (filling derived keys such
-as ``dateObs``), renders the path, and the file is copied, moved, linked or
-left in place and recorded in one unit of work. The raw record carries the
-observation's time key (``taiObs`` for HSC), which is what calibration lookups
-select validity ranges by.
+Each file's primary header (for a multi-extension file whose dataset type has an
+HDU key, each extension header merged over the primary) is read, and translated by
+astro-metadata-translator into an ``ObservationInfo`` when a rule needs a
+translated property. The rules are the ``ingest`` clause of the dataset type in
+the instrument's policy (docs/language.md, "Ingest rules"), carried by the
+generated mapper as data: which property, header card, HDU index or part of the
+file name gives each key, and the conversions on the way. This module is only the
+machinery that applies them; the mapper then normalizes the data ID (filling
+derived keys such as ``dateObs``), renders the path, and the file is copied,
+moved, linked or left in place and recorded in one unit of work. The raw record
+carries the observation's time key (``taiObs`` for HSC), which is what
+calibration lookups select validity ranges by.
+
+Each record carries the file's size and checksum (:mod:`butler.checksums`): hashed
+while copying for ``transfer="copy"``; for ``"move"``, ``"link"``, ``"symlink"`` and
+``None``, where no byte passes through Butler, by reading the file once at ingest
+(a symbolic link's target: ``verify --read`` then notices if it changes).
 
 Header translation is never written here: only the mapping of translated
 properties onto a policy's key names and value conventions (Gen2's, for the
@@ -30,30 +38,32 @@ import os
 import re
 import shutil
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from .checksums import FileChecksum, copier, file_checksum
 from .dataid import DataId
 from .errors import ButlerError, InvalidDataIdError
 from .progress import progress
-from .spec import Value
+from .spec import IngestSpec, IngestStep, Value
 
 if TYPE_CHECKING:
     from .butler import Butler
+    from .mapper import Mapper
 
 __all__ = [
-    "RULES",
+    "CONVERTERS",
     "TRANSFERS",
     "IngestError",
     "IngestReport",
     "IngestedFile",
     "InstrumentRules",
-    "KeyRule",
     "file_writer",
     "ingest",
     "read_header_file",
+    "read_observations",
     "rules_for",
     "translate",
     "write_header_only_fits",
@@ -68,152 +78,123 @@ class IngestError(ButlerError):
     """A file that cannot be ingested (the batch goes on; the report lists it)."""
 
 
-# ---- rules: translated properties -> policy keys, per instrument ---------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class KeyRule:
-    """How one policy key is computed: a ``source`` value, then a ``convert`` step.
-
-    ``source`` is an ``ObservationInfo`` property (``"exposure_id"``), ``"hdu"``
-    (the index of the HDU whose header was translated), or ``"header:CARD"``
-    for a header card no property covers, read as it is. ``convert`` names an
-    entry of :data:`CONVERTERS`; ``argument`` is passed to it.
-    """
-
-    source: str
-    convert: str = "value"
-    argument: int | str | None = None
+# ---- rules: the policy's ingest clause, applied ------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class InstrumentRules:
-    """How one instrument's raw files become data IDs of its policy.
+    """How one instrument's files become data IDs of one dataset type.
 
-    ``instrument`` is the policy's instrument name; ``translated`` the values of
-    ``ObservationInfo.instrument`` its files translate to (a file of another
-    instrument is refused). ``keys`` maps policy keys to rules; keys the policy
-    derives (``dateObs = date(taiObs)``) need none.
+    The rules are the ``ingest`` clause of the dataset type in the instrument's
+    policy (``IngestSpec``); :func:`rules_for` reads them from a mapper. Headers
+    are translated by astro-metadata-translator only when a rule reads a
+    translated property, and then a file must translate to one of ``translated``.
     """
 
     instrument: str
-    translated: tuple[str, ...]
-    keys: tuple[tuple[str, KeyRule], ...]
-    dataset_type: str = "raw"
-    doc: str = ""
+    dataset_type: str
+    spec: IngestSpec
+
+    @property
+    def translated(self) -> tuple[str, ...]:
+        return self.spec.translated
 
     @property
     def properties(self) -> frozenset[str]:
         """The ``ObservationInfo`` properties the rules read."""
-        return frozenset(
-            rule.source
-            for _, rule in self.keys
-            if rule.source != "hdu" and not rule.source.startswith("header:")
-        )
+        return frozenset(r.source for r in self.spec.rules if r.source not in _NOT_PROPERTIES)
 
     @property
     def per_hdu(self) -> bool:
-        return any(rule.source == "hdu" for _, rule in self.keys)
+        return any(rule.source == "hdu" for rule in self.spec.rules)
 
 
-def _utc_date(value: Any, _: object) -> datetime.date:
-    return value.utc.to_datetime().date()  # type: ignore[no-any-return]
+#: Rule sources that are not translated properties.
+_NOT_PROPERTIES = frozenset({"header", "hdu", "filename"})
+
+_MJD_ZERO = datetime.date(1858, 11, 17)
 
 
-def _tai_datetime(value: Any, _: object) -> datetime.datetime:
-    return value.tai.to_datetime()  # type: ignore[no-any-return]
+def _time(value: Any) -> Any:
+    """An astropy Time: a translated one as it is, a header's text parsed as UTC."""
+    if isinstance(value, str):
+        from astropy.time import Time
+
+        return Time(value.strip(), scale="utc")
+    return value
 
 
-def _utc_datetime(value: Any, _: object) -> datetime.datetime:
-    return value.utc.to_datetime()  # type: ignore[no-any-return]
+def _utc_date(value: Any, _: str | None) -> datetime.date:
+    return _time(value).utc.to_datetime().date()  # type: ignore[no-any-return]
 
 
-def _mjd_since(value: Any, day0: object) -> int:
-    return int(value.utc.mjd) - int(str(day0))
+def _tai_datetime(value: Any, _: str | None) -> datetime.datetime:
+    return _time(value).tai.to_datetime()  # type: ignore[no-any-return]
 
 
-def _field_name(value: Any, _: object) -> str:
+def _utc_datetime(value: Any, _: str | None) -> datetime.datetime:
+    return _time(value).utc.to_datetime()  # type: ignore[no-any-return]
+
+
+def _days_since(value: Any, day0: str | None) -> int:
+    start = (datetime.date.fromisoformat(str(day0)) - _MJD_ZERO).days
+    return int(_time(value).utc.mjd) - start
+
+
+def _field_name(value: Any, _: str | None) -> str:
     text = str(value).strip()
     return "UNKNOWN" if text in ("", "#") else re.sub(r"\W", "_", text).upper()
 
 
-#: Value conversions rules may name: ``(value, argument) -> key value``.
-CONVERTERS: dict[str, Callable[[Any, object], Value]] = {
-    "value": lambda value, _: value,
-    "str": lambda value, _: str(value).strip(),
+def _group(value: Any, pattern: str | None) -> str:
+    match = re.search(str(pattern), str(value))
+    if match is None:
+        raise ValueError(f"it does not match r{str(pattern)!r}")
+    return str(match.group(1))
+
+
+def _number(value: Any, _: str | None) -> float:
+    return float(getattr(value, "value", value))
+
+
+def _whole(value: Any, _: str | None) -> int:
+    number = float(value) if not isinstance(value, int) else value
+    if number != int(number):
+        raise ValueError("it is not a whole number")
+    return int(number)
+
+
+#: The conversions of the policy language's ingest steps (``butlerc.ingest_rules``), by name.
+CONVERTERS: dict[str, Callable[[Any, str | None], Value]] = {
+    "text": lambda value, _: str(value).strip(),
     "upper": lambda value, _: str(value).strip().upper(),
     "first_word": lambda value, _: str(value).split()[0],
+    "field_name": _field_name,
+    "int": _whole,
+    "float": _number,
     "utc_date": _utc_date,
     "utc_datetime": _utc_datetime,
     "tai_datetime": _tai_datetime,
-    "mjd_since": _mjd_since,
-    "field_name": _field_name,
+    "days_since": _days_since,
+    "group": _group,
 }
 
-HSC = InstrumentRules(
-    instrument="HSC",
-    translated=("HSC",),
-    keys=(
-        ("visit", KeyRule("exposure_id")),  # EXP-ID, as Gen2's HscParseTask.translate_visit
-        ("ccd", KeyRule("detector_num")),  # DET-ID
-        ("filter", KeyRule("physical_filter")),  # FILTER01, upper-cased
-        ("taiObs", KeyRule("datetime_begin", "utc_date")),  # Gen2: DATE-OBS, a UTC date
-        ("field", KeyRule("object", "field_name")),  # OBJECT, non-word characters -> "_"
-        ("pointing", KeyRule("datetime_begin", "mjd_since", 55927)),  # days since 2012-01-01
-    ),
-    doc="Gen2 obs_subaru HscParseTask conventions; checked against the real HSC headers.",
-)
 
-DECAM = InstrumentRules(
-    instrument="DECam",
-    translated=("DECam",),
-    keys=(
-        ("visit", KeyRule("exposure_id")),  # EXPNUM
-        ("ccdnum", KeyRule("detector_num")),  # CCDNUM
-        ("ccd", KeyRule("detector_num")),
-        ("filter", KeyRule("physical_filter", "first_word")),  # "g DECam SDSS c0001 ..." -> "g"
-        ("date", KeyRule("datetime_begin", "utc_date")),
-        ("dateObs", KeyRule("datetime_begin", "utc_date")),
-        ("taiObs", KeyRule("datetime_begin", "tai_datetime")),
-        ("hdu", KeyRule("hdu")),
-    ),
-    doc="Gen2 obs_decam conventions; awaiting the DECam policy to be checked end to end.",
-)
-
-MEGACAM = InstrumentRules(
-    instrument="MegaCam",
-    translated=("MegaPrime",),
-    keys=(
-        ("visit", KeyRule("exposure_id")),  # EXPNUM
-        ("ccd", KeyRule("detector_num")),  # EXTVER - 1
-        ("filter", KeyRule("physical_filter", "first_word")),
-        ("object", KeyRule("object", "str")),
-        ("field", KeyRule("object", "str")),
-        ("runId", KeyRule("header:RUNID", "str")),
-        ("date", KeyRule("datetime_begin", "utc_date")),
-        ("taiObs", KeyRule("datetime_begin", "tai_datetime")),
-        ("extension", KeyRule("hdu")),
-    ),
-    doc="Gen2 obs_cfht conventions; awaiting the MegaCam policy to be checked end to end.",
-)
-
-#: Bundled rules, by policy instrument name (looked up without regard to case).
-RULES: dict[str, InstrumentRules] = {r.instrument: r for r in (HSC, DECAM, MEGACAM)}
-
-
-def rules_for(instrument: str) -> InstrumentRules:
-    """The bundled rules for a policy's instrument; IngestError if there are none."""
-    for name, rules in RULES.items():
-        if name.lower() == instrument.lower():
-            return rules
-    raise IngestError(
-        f"no ingest rules for instrument {instrument!r} (rules exist for {', '.join(RULES)}): "
-        "the data IDs of its raw files cannot be read from their headers. Record them with "
-        "their data IDs instead: from Python, Butler.put, or Butler.ingest(files, "
-        "rules=InstrumentRules(...)) with rules of your own; on the command line, `butler "
-        "index ROOT` registers files placed at their templated paths (`butler uri ROOT raw "
-        "KEY=VALUE ...` prints one) when the path holds every key of the data ID"
-    )
+def rules_for(mapper: Mapper, dataset_type: str = "raw") -> InstrumentRules:
+    """The ingest rules of a dataset type, from the policy; IngestError if it has none."""
+    spec = mapper.dataset_type(dataset_type).ingest
+    if spec is None:
+        ingestible = [d.name for d in mapper.spec.dataset_types if d.ingest is not None]
+        raise IngestError(
+            f"dataset type {dataset_type!r} of instrument {mapper.name!r} has no ingest rules, so "
+            "the data IDs of its files cannot be read from them"
+            + (f" (ingestible here: {', '.join(ingestible)})" if ingestible else "")
+            + f". Add an `ingest {{ KEY <- SOURCE ... }}` clause to `dataset {dataset_type}` "
+            "in the policy (docs/language.md, 'Ingest rules') and rebuild the repository's "
+            "mapper; or place files at their templated paths and register them with `butler "
+            "index ROOT`"
+        )
+    return InstrumentRules(mapper.name, dataset_type, spec)
 
 
 # ---- translation ---------------------------------------------------------------------------------
@@ -238,7 +219,7 @@ def _offline() -> Iterator[None]:
 
 @dataclass(frozen=True, slots=True)
 class Observation:
-    """One translated header: the HDU it came from, its translator and its properties."""
+    """One header: the HDU it came from, its translator and its properties (if translated)."""
 
     hdu: int
     translator: str
@@ -246,20 +227,92 @@ class Observation:
     header: Mapping[str, Any]
 
 
-def _headers(source: Path, per_hdu: bool) -> list[tuple[int, dict[str, Any]]]:
+_DELETED = object()
+
+
+class _Cards(MutableMapping[str, Any]):
+    """A FITS header's cards, each turned into a Python value only when it is read.
+
+    Translators read a few dozen of a raw header's hundreds of cards; converting
+    every card up front (``dict(header)``) was most of the time ingest took.
+    """
+
+    __slots__ = ("_header", "_keys", "_values")
+
+    def __init__(self, header: Any) -> None:  # an astropy.io.fits.Header
+        self._header = header
+        self._keys = list(dict.fromkeys(header.keys()))
+        self._values: dict[str, Any] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            value = self._values[key]
+        except KeyError:
+            value = self._values[key] = self._header[key]
+        if value is _DELETED:
+            raise KeyError(key)
+        return value
+
+    def __setitem__(self, key: str, value: Any) -> None:  # translators fix headers up
+        if key not in self:
+            self._keys.append(key)
+        self._values[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        if key not in self:
+            raise KeyError(key)
+        self._keys.remove(key)
+        self._values[key] = _DELETED
+
+    def __contains__(self, key: object) -> bool:
+        if key in self._values:
+            return self._values[key] is not _DELETED
+        return key in self._header
+
+    def __copy__(self) -> _Cards:
+        copied = _Cards.__new__(_Cards)
+        copied._header, copied._keys, copied._values = self._header, [*self._keys], {**self._values}
+        return copied
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
+def _headers(source: Path, per_hdu: bool) -> list[tuple[int, MutableMapping[str, Any]]]:
     from astropy.io import fits
 
     try:
+        if not per_hdu:  # the primary header alone, without building the HDU list
+            with open(source, "rb") as file:
+                return [(0, _Cards(fits.Header.fromfile(file)))]
         with fits.open(source, memmap=False) as hdus:
-            primary = dict(hdus[0].header)
-            extensions = [(i, dict(h.header)) for i, h in enumerate(hdus) if i > 0]
-    except (OSError, ValueError) as error:
+            primary = _Cards(hdus[0].header)
+            extensions = [(i, _Cards(h.header)) for i, h in enumerate(hdus) if i > 0]
+    except (OSError, ValueError, EOFError) as error:
         raise IngestError(f"cannot read a FITS header from {source}: {error}") from None
     if not per_hdu or not extensions:
         return [(0, primary)]
-    from astro_metadata_translator import merge_headers
+    return [(i, _merged(primary, extension)) for i, extension in extensions]
 
-    return [(i, dict(merge_headers([primary, ext], mode="overwrite"))) for i, ext in extensions]
+
+def _merged(
+    primary: MutableMapping[str, Any], extension: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """An extension's cards over the primary's (as ``merge_headers(mode="overwrite")``)."""
+    from collections import ChainMap
+
+    return ChainMap(extension, primary)
+
+
+def read_observations(source: Path, rules: InstrumentRules) -> list[Observation]:
+    """A file's headers as the rules need them: translated only if a rule reads a property."""
+    if rules.properties:
+        return translate(source, rules.properties, per_hdu=rules.per_hdu)
+    with _offline():
+        return [Observation(hdu, "", None, h) for hdu, h in _headers(source, rules.per_hdu)]
 
 
 def translate(
@@ -302,30 +355,53 @@ def translate(
 
 
 def _key_values(
-    rules: InstrumentRules, observation: Observation, wanted: set[str]
+    rules: InstrumentRules,
+    observation: Observation,
+    source: Path,
+    tables: Mapping[str, Mapping[Any, Value]],
+    wanted: set[str],
 ) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    for key, rule in rules.keys:
-        if key not in wanted:
+    for rule in rules.spec.rules:
+        if rule.key not in wanted:
             continue
+        where = rule.source
         if rule.source == "hdu":
             raw: Any = observation.hdu
-        elif rule.source.startswith("header:"):
-            card = rule.source.partition(":")[2]
+        elif rule.source == "filename":
+            raw = source.name
+        elif rule.source == "header":
+            card = str(rule.argument)
+            where = f"{card} card"
             if card not in observation.header:
-                raise IngestError(f"its header has no {card} card, which gives {key!r}")
+                raise IngestError(f"its header has no {card} card, which gives {rule.key!r}")
             raw = observation.header[card]
         else:
             raw = getattr(observation.info, rule.source)
+            where = f"translated {rule.source}"
         if raw is None:
-            raise IngestError(f"its translated {rule.source} is unknown, and it gives {key!r}")
-        try:
-            values[key] = CONVERTERS[rule.convert](raw, rule.argument)
-        except (ValueError, TypeError, AttributeError, IndexError) as error:
-            raise IngestError(
-                f"cannot turn its {rule.source} {raw!r} into {key!r} ({rule.convert}): {error}"
-            ) from None
+            raise IngestError(f"its {where} is unknown, and it gives {rule.key!r}")
+        for step in rule.steps:
+            raw = _apply(step, raw, tables, rule.key, where)
+        values[rule.key] = raw
     return values
+
+
+def _apply(
+    step: IngestStep, raw: Any, tables: Mapping[str, Mapping[Any, Value]], key: str, where: str
+) -> Any:
+    try:
+        if step.step == "table":
+            table = tables[str(step.argument)]
+            value = raw.strip() if isinstance(raw, str) else raw
+            if value not in table:
+                raise ValueError(f"table {step.argument} has no row for it")
+            return table[value]
+        return CONVERTERS[step.step](raw, step.argument)
+    except (ValueError, TypeError, AttributeError, IndexError) as error:
+        raise IngestError(
+            f"cannot turn its {where} {raw!r} into {key!r} ({step.step}): {error}"
+        ) from None
 
 
 # ---- the report ----------------------------------------------------------------------------------
@@ -384,41 +460,57 @@ def ingest(
     transfer: Transfer = "copy",
     rules: InstrumentRules | None = None,
     show_progress: bool = True,
+    jobs: int = 1,
 ) -> IngestReport:
     """Ingest raw files into ``butler``'s repository; a report (use :meth:`Butler.ingest`).
 
     Each file is ingested on its own: one that cannot be (no translator, another
     instrument, a bad value, a clash) is listed in the report's ``failed`` with the
     reason, and the rest go on. A file whose data IDs are already recorded is
-    ``skipped``, never recorded twice.
+    ``skipped``, never recorded twice, so a rerun after an interruption goes on where
+    it stopped. With ``jobs`` > 1, headers are read and converted by that many
+    processes; files are placed and recorded by this one, in order.
     """
     if transfer not in TRANSFERS:
         raise IngestError(
             f"unknown transfer {transfer!r}; use one of {', '.join(repr(t) for t in TRANSFERS)}"
         )
-    rules = rules or rules_for(butler.mapper.name)
+    if jobs < 1:
+        raise IngestError(f"jobs must be 1 or more, not {jobs}")
+    rules = rules or rules_for(butler.mapper)
     name = rules.dataset_type
     spec = butler.mapper.dataset_type(name)
     butler.registry.register_dataset_type(name, butler.mapper.keys(name))
-    instrument_keys = {key.name for key in butler.mapper.spec.keys}
+    reader = _Reader(
+        rules,
+        {t.name: dict(t.rows) for t in butler.mapper.spec.tables},
+        frozenset(key.name for key in butler.mapper.spec.keys),
+    )
     sources = [Path(p) for p in paths]
     batch = _Batch()
-    items = progress(sources, f"ingest {name}", len(sources)) if show_progress else sources
-    for source in items:
-        try:
-            observations = translate(source, rules.properties, per_hdu=rules.per_hdu)
-            data_ids = [
-                _data_id(butler, rules, spec.keys, instrument_keys, o) for o in observations
-            ]
-            outcome = _place(butler, name, source, data_ids, transfer)
-        except (ButlerError, OSError) as error:
-            message = str(error) if isinstance(error, ButlerError) else _os_message(error)
-            batch.failed.append((str(source), message.removeprefix(f"{source}: ")))
-            continue
-        if isinstance(outcome, str):
-            batch.skipped.append((str(source), outcome))
-        else:
-            batch.ingested.append(outcome)
+    with contextlib.ExitStack() as stack:
+        readings: Iterable[list[dict[str, Any]] | str] = map(reader, sources)
+        if jobs > 1 and len(sources) > 1:
+            from concurrent.futures import ProcessPoolExecutor
+
+            pool = stack.enter_context(ProcessPoolExecutor(min(jobs, len(sources))))
+            readings = pool.map(reader, sources, chunksize=8)
+        pairs = zip(sources, readings, strict=True)
+        items = progress(pairs, f"ingest {name}", len(sources)) if show_progress else pairs
+        for source, reading in items:
+            try:
+                if isinstance(reading, str):
+                    raise IngestError(reading)
+                data_ids = [_normalized(butler, rules, spec.keys, v) for v in reading]
+                outcome = _place(butler, name, source, data_ids, transfer)
+            except (ButlerError, OSError) as error:
+                message = str(error) if isinstance(error, ButlerError) else _os_message(error)
+                batch.failed.append((str(source), message.removeprefix(f"{source}: ")))
+                continue
+            if isinstance(outcome, str):
+                batch.skipped.append((str(source), outcome))
+            else:
+                batch.ingested.append(outcome)
     return IngestReport(name, tuple(batch.ingested), tuple(batch.skipped), tuple(batch.failed))
 
 
@@ -427,20 +519,39 @@ def _os_message(error: OSError) -> str:
     return f"{error.strerror or error}{where}"
 
 
-def _data_id(
-    butler: Butler,
-    rules: InstrumentRules,
-    dataset_keys: Sequence[str],
-    instrument_keys: set[str],
-    observation: Observation,
+@dataclass(frozen=True, slots=True)
+class _Reader:
+    """A file -> the key values its rules give, one dict per data ID (or why not, as text).
+
+    Plain data, so that worker processes can run it (``jobs``).
+    """
+
+    rules: InstrumentRules
+    tables: Mapping[str, Mapping[Any, Value]]
+    keys: frozenset[str]
+
+    def __call__(self, source: Path) -> list[dict[str, Any]] | str:
+        try:
+            return [self.values(source, o) for o in read_observations(source, self.rules)]
+        except ButlerError as error:
+            return str(error)
+        except OSError as error:
+            return _os_message(error)
+
+    def values(self, source: Path, observation: Observation) -> dict[str, Any]:
+        rules = self.rules
+        if observation.info is not None and observation.info.instrument not in rules.translated:
+            raise IngestError(
+                f"its header is from instrument {observation.info.instrument!r} (the "
+                f"{observation.translator} translator), but this repository holds "
+                f"{rules.instrument} data"
+            )
+        return _key_values(rules, observation, source, self.tables, set(self.keys))
+
+
+def _normalized(
+    butler: Butler, rules: InstrumentRules, dataset_keys: Sequence[str], values: dict[str, Any]
 ) -> DataId:
-    if observation.info.instrument not in rules.translated:
-        raise IngestError(
-            f"its header is from instrument {observation.info.instrument!r} (the "
-            f"{observation.translator} translator), but this repository holds "
-            f"{butler.mapper.name} data"
-        )
-    values = _key_values(rules, observation, instrument_keys)
     try:
         data_id = butler.mapper.normalize(values)
     except InvalidDataIdError as error:
@@ -448,8 +559,9 @@ def _data_id(
     missing = [k for k in dataset_keys if k not in data_id]
     if missing:
         raise IngestError(
-            f"no rule gives {', '.join(missing)} of {rules.dataset_type!r}; add them to the "
-            f"{rules.instrument} rules in butler.ingest"
+            f"no rule gives {', '.join(missing)} of {rules.dataset_type!r}; add rules for them "
+            f"to the ingest clause of `dataset {rules.dataset_type}` in the "
+            f"{rules.instrument} policy"
         )
     return data_id
 
@@ -475,19 +587,25 @@ def _place(
     in_place = target.exists() and target.resolve() == source.resolve()
     if transfer is None or in_place:
         stored = relative if in_place else _inside(butler.root, source)
+        sums = file_checksum(source)
         with registry.transaction():
-            registry.insert_many(name, [(r, stored) for r in records])
+            registry.insert_many(name, [(r, stored, sums.size, sums.value) for r in records])
         return IngestedFile(str(source), stored, tuple(data_ids))
     if target.exists() or target.is_symlink():
         raise IngestError(
             f"a file with no record is already at {relative!r}; `butler verify` lists it and "
             "`butler index` registers it"
         )
-    temporary = storage.write(target, file_writer(source, transfer))
+    file: FileChecksum
+    if transfer == "copy":
+        temporary, file = storage.write_stream(target, copier(source))
+    else:
+        temporary = storage.write(target, file_writer(source, transfer))
+        file = file_checksum(temporary)
     published = False
     try:
         with registry.transaction():
-            registry.insert_many(name, [(r, relative) for r in records])
+            registry.insert_many(name, [(r, relative, file.size, file.value) for r in records])
             storage.publish(temporary, target)
             published = True
     except BaseException:

@@ -9,10 +9,12 @@ temporaries of writers that are gone.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .checksums import file_checksum
 from .errors import ButlerError, InvalidDataIdError
 from .progress import progress
 from .recovery import pending_entries, recover
@@ -47,7 +49,14 @@ class IndexReport:
 
 @dataclass(frozen=True)
 class VerifyReport:
-    """What :meth:`Butler.verify` found. ``clean`` means no record lacks its file."""
+    """What :meth:`Butler.verify` found. ``clean`` means no record lacks its file, and (with
+    ``read``) every file reads and matches its recorded size and checksum.
+
+    ``corrupt`` holds ``(dataset type, data ID, path, what differs)`` for a size mismatch,
+    a checksum mismatch or a FITS file whose ``CHECKSUM``/``DATASUM`` cards disagree with
+    it; ``unchecked`` counts datasets read with no checksum recorded (written before
+    Butler recorded them), whose bytes could not be checked.
+    """
 
     datasets: int
     missing: tuple[tuple[str, str], ...] = ()
@@ -58,10 +67,12 @@ class VerifyReport:
     pending: tuple[tuple[str, str], ...] = ()
     #: With ``repair``: interrupted operations' files finished, and temporaries deleted.
     repaired: int = 0
+    corrupt: tuple[tuple[str, str, str, str], ...] = ()
+    unchecked: int = 0
 
     @property
     def clean(self) -> bool:
-        return not self.missing and not self.unreadable
+        return not self.missing and not self.unreadable and not self.corrupt
 
     def __str__(self) -> str:
         lines = [
@@ -69,6 +80,14 @@ class VerifyReport:
         ]
         lines += [f"  missing file of {dt}: {path}" for dt, path in self.missing]
         lines += [f"  unreadable {dt} {path}: {why}" for dt, path, why in self.unreadable]
+        lines += [
+            f"  corrupt {dt} {data_id} {path}: {why}" for dt, data_id, path, why in self.corrupt
+        ]
+        if self.unchecked:
+            lines.append(
+                f"  {self.unchecked} dataset(s) with no checksum recorded (written before "
+                "Butler recorded checksums): read, but their bytes could not be checked"
+            )
         if self.untracked:
             lines.append(
                 f"  {len(self.untracked)} file(s) with no record (written by another tool, or by "
@@ -130,7 +149,10 @@ def index(
                 if butler.registry.find(plan.spec.name, record) is not None:
                     known += 1
                     continue
-                butler.registry.insert(plan.spec.name, record, relative)
+                stored = file_checksum(butler.storage.absolute(relative))  # one read, once
+                butler.registry.insert(
+                    plan.spec.name, record, relative, size=stored.size, checksum=stored.value
+                )
                 recorded.add(relative)
                 registered[plan.spec.name] = registered.get(plan.spec.name, 0) + 1
             if not matched:
@@ -146,7 +168,8 @@ def _recorded_paths(butler: Butler) -> set[str]:
 def verify(
     butler: Butler, *, read: bool = False, show_progress: bool = False, repair: bool = False
 ) -> VerifyReport:
-    """Check that every record has its file (and, with ``read``, that each file reads).
+    """Check that every record has its file (and, with ``read``, that each file reads and
+    matches the size and checksum recorded when it was written).
 
     ``repair`` first finishes the operations of Butlers that died mid-call, and
     deletes the temporaries of writers no longer running (on this host).
@@ -155,17 +178,26 @@ def verify(
     recorded: set[str] = set()
     missing: list[tuple[str, str]] = []
     unreadable: list[tuple[str, str, str]] = []
+    corrupt: list[tuple[str, str, str, str]] = []
+    unchecked = 0
     count = 0
-    records = butler.registry.datasets()
+    records = butler.registry.stored_datasets()
     if show_progress:
         records = progress(records, "verify")
-    for name, data_id, path in records:
+    for stored in records:
+        name, data_id, path = stored.dataset_type, stored.data_id, stored.file.path
         count += 1
         recorded.add(path)
         file = butler.storage.absolute(path)
         if not file.is_file():
             missing.append((name, path))
-        elif read and name in butler.mapper.dataset_types:
+        elif read:
+            unchecked += stored.file.checksum is None
+            problem = _differs(file, stored.file.size, stored.file.checksum)
+            if problem is not None:
+                corrupt.append((name, _data_id_text(data_id), path, problem))
+            if name not in butler.mapper.dataset_types:
+                continue
             plan = butler.plan(name)
             try:
                 plan.formatter.read(
@@ -173,6 +205,11 @@ def verify(
                 )
             except (ButlerError, OSError, ValueError) as error:
                 unreadable.append((name, path, str(error)))
+                continue
+            try:  # the format's own checksums (FITS), once the file reads
+                plan.formatter.verify(file)
+            except ButlerError as error:
+                corrupt.append((name, _data_id_text(data_id), path, str(error)))
     untracked: list[str] = []
     temporaries: list[str] = []
     for relative in butler.storage.walk(butler.own_files()):
@@ -193,7 +230,28 @@ def verify(
         tuple(temporaries),
         pending,
         repaired,
+        tuple(corrupt),
+        unchecked,
     )
+
+
+def _differs(file: Path, size: int | None, checksum: str | None) -> str | None:
+    """What differs between ``file`` and the size and checksum recorded for it, if anything."""
+    if size is None and checksum is None:
+        return None
+    try:
+        actual = file_checksum(file)
+    except OSError as error:
+        return f"cannot read it: {error.strerror or error}"
+    if size is not None and actual.size != size:
+        return f"size mismatch: {size} bytes were written, the file has {actual.size}"
+    if checksum is not None and actual.value != checksum:
+        return f"checksum mismatch: {checksum} was written, the file has {actual.value}"
+    return None
+
+
+def _data_id_text(data_id: Mapping[str, object]) -> str:
+    return "{" + ", ".join(f"{key}: {value!r}" for key, value in data_id.items()) + "}"
 
 
 def _writer_alive(temporary: str) -> bool:

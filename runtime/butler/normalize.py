@@ -16,7 +16,7 @@ import math
 import numbers
 import operator
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -442,11 +442,30 @@ def _date_of(value: Value) -> Value | None:
     return value.date() if isinstance(value, datetime.datetime) else value
 
 
+def _same(value: Value) -> Value | None:
+    return value
+
+
+class _Same(Mapping[Value, Value]):
+    """The inverse of ``same(K)``: every value maps to itself."""
+
+    def __getitem__(self, value: Value) -> Value:
+        return value
+
+    def __iter__(self) -> Iterator[Value]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
 def _derivation(spec: KeySpec, tables: Mapping[str, TableSpec]) -> _Derivation:
     assert spec.derive is not None
     source = spec.derive.source
     if spec.derive.function == "date":
         return _Derivation(spec.name, source, f"date({source})", _date_of, None, None)
+    if spec.derive.function == "same":
+        return _Derivation(spec.name, source, f"same({source})", _same, _Same(), None)
     table_name = spec.derive.table or ""
     table = tables.get(table_name)
     if table is None:

@@ -71,6 +71,8 @@ class Found:
     repository: Butler
     #: The dataset's id, when the lookup knew it (a ref's); else None.
     dataset_id: str | None = None
+    #: The file's size in bytes as recorded when it was written, if it was (get checks it).
+    size: int | None = None
 
     @property
     def file(self) -> Path:

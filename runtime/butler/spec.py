@@ -25,6 +25,9 @@ __all__ = [
     "Derivation",
     "FieldSpec",
     "FormatSpec",
+    "IngestRule",
+    "IngestSpec",
+    "IngestStep",
     "InstrumentSpec",
     "KeySpec",
     "TableSpec",
@@ -45,8 +48,10 @@ class Derivation:
     """How a derived key is computed from another key.
 
     ``function`` is ``"date"`` (the calendar date of a date or datetime key, in
-    that key's time scale) or ``"table"`` (``table`` maps the source key's value
-    to this key's value; the runtime inverts a one-to-one table).
+    that key's time scale), ``"same"`` (another name for the same value, filled
+    both ways: PhoSim's ``expId`` is its ``visit``) or ``"table"`` (``table``
+    maps the source key's value to this key's value; the runtime inverts a
+    one-to-one table).
     """
 
     function: str
@@ -122,6 +127,42 @@ class CalibrationSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class IngestStep:
+    """One conversion of an ingest rule, by name (``"utc_date"``), with its argument."""
+
+    step: str
+    argument: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IngestRule:
+    """``key <- source | steps``: where ingest reads one key, and how it converts it.
+
+    ``source`` is an ``ObservationInfo`` property (``"exposure_id"``), ``"header"``
+    (the card named by ``argument``, read as it is), ``"hdu"`` (the index of the
+    HDU the data ID is for) or ``"filename"`` (the file's name without folders).
+    """
+
+    key: str
+    source: str
+    argument: str | None = None
+    steps: tuple[IngestStep, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class IngestSpec:
+    """How ``butler ingest`` reads a file's data ID for one dataset type.
+
+    ``translated`` are the ``ObservationInfo.instrument`` values its files
+    translate to; headers are translated only when a rule reads a property.
+    """
+
+    translated: tuple[str, ...]
+    rules: tuple[IngestRule, ...]
+    doc: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class DatasetTypeSpec:
     """A dataset type: where its files live and which keys identify one."""
 
@@ -139,6 +180,7 @@ class DatasetTypeSpec:
     allow_unsafe: bool = False
     calibration: CalibrationSpec | None = None
     doc: str = ""
+    ingest: IngestSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)

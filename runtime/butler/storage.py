@@ -23,7 +23,9 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
+from .checksums import FileChecksum, write_hashed
 from .errors import DatasetExistsError, InvalidDataIdError, RepositoryError
 
 __all__ = ["BUTLER_FOLDER", "TEMP_SUFFIX", "LocalStorage", "out_of_space"]
@@ -247,6 +249,19 @@ class LocalStorage:
             temporary.unlink(missing_ok=True)
             raise
         return temporary
+
+    def write_stream(
+        self, target: Path, writer: Callable[[BinaryIO], None], *, sync: bool = True
+    ) -> tuple[Path, FileChecksum]:
+        """:meth:`write`, with ``writer`` writing into an open file that hashes every byte
+        on its way (:class:`~butler.checksums.HashingFile`); the temporary and its size
+        and checksum."""
+        checksums: list[FileChecksum] = []
+
+        def by_path(temporary: Path) -> None:
+            checksums[:] = [write_hashed(temporary, writer)]
+
+        return self.write(target, by_path, sync=sync), checksums[0]
 
     @staticmethod
     def _make_folder(folder: Path) -> bool:

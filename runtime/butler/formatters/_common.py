@@ -6,13 +6,15 @@ import gzip
 import os
 import warnings
 import zlib
-from collections.abc import Collection, Iterator
+from abc import abstractmethod
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..errors import FormatError
 from ..objects import BUILTIN_TYPES
+from .base import Formatter
 
 if TYPE_CHECKING:  # numpy loads with the formatters that use it (fits, hdf5), not with yaml
     import numpy as np
@@ -81,6 +83,46 @@ def write_bytes(fmt: str, path: Path, data: bytes, compress: str | None) -> None
             os.close(descriptor)
     except OSError as exc:
         raise failed(fmt, "write", path, exc) from exc
+
+
+def stream_bytes(fmt: str, stream: BinaryIO, data: bytes, compress: str | None) -> None:
+    """:func:`write_bytes` into an open file (see ``Formatter.write_stream``)."""
+    if compress == ".gz":
+        data = gzip.compress(data, mtime=0)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[stream.write(view) :]
+    except OSError as exc:
+        raise failed(fmt, "write", Path(getattr(stream, "name", "<stream>")), exc) from exc
+
+
+class EncodingFormatter(Formatter):
+    """A formatter whose files are bytes made in memory (YAML, JSON, ECSV, text, pickle):
+    subclasses implement :meth:`encode`; writing to a path or a stream is done here."""
+
+    writes_streams = True
+
+    @abstractmethod
+    def encode(self, obj: object, compress: str | None, path: Path) -> bytes:
+        """The file's bytes before compression; ``path`` is for messages."""
+
+    def write(
+        self, obj: object, path: Path, *, hdu: int | None = None, compress: str | None = None
+    ) -> None:
+        write_bytes(self.name, path, self.encode(obj, compress, path), compress)
+
+    def write_stream(
+        self, obj: object, stream: BinaryIO, *, hdu: int | None = None, compress: str | None = None
+    ) -> None:
+        path = Path(getattr(stream, "name", "<stream>"))
+        stream_bytes(self.name, stream, self.encode(obj, compress, path), compress)
+
+
+def write_through(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Run a formatter's ``write_stream`` (as ``write``) on a new file at ``path``."""
+    with open(path, "wb", buffering=0) as stream:
+        write(stream)
 
 
 @contextmanager

@@ -19,6 +19,12 @@ never overwrites anything but ``path``.
                             table as a ``Table``
 ==========================  ====================================================
 
+Butler records each file's size and checksum (:mod:`butler.checksums`) from the bytes as
+they are written: a formatter whose library writes to a Python file object implements
+:meth:`Formatter.write_stream` and sets ``writes_streams = True`` (every built-in one
+does); Butler then hands it a file that hashes each write on its way. A formatter that
+writes by path only is hashed by reading its file once after it is written.
+
 A formatter that lacks a capability (metadata-only reads, sub-image reads, table
 schema reads) raises :class:`~butler.errors.FormatError` saying so; the defaults
 here do exactly that.
@@ -29,7 +35,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import BinaryIO, ClassVar
 
 from ..errors import FormatError
 from ..image import BBox
@@ -79,6 +85,8 @@ class Formatter(ABC):
     """
 
     name: ClassVar[str]
+    #: Whether :meth:`write_stream` is implemented.
+    writes_streams: ClassVar[bool] = False
 
     @abstractmethod
     def write(
@@ -92,11 +100,29 @@ class Formatter(ABC):
         :class:`~butler.errors.FormatError` listing what it accepts.
         """
 
+    def write_stream(
+        self, obj: object, stream: BinaryIO, *, hdu: int | None = None, compress: str | None = None
+    ) -> None:
+        """Write ``obj`` into ``stream``, a new, empty file (seekable, unbuffered: each
+        ``write`` goes to the file), as :meth:`write` would write it to a path.
+
+        Formatters that implement it set ``writes_streams = True``; the default refuses.
+        """
+        raise FormatError(f"format {self.name!r} writes by path only")
+
     @abstractmethod
     def read(
         self, path: Path, *, python_type: str | None = None, hdu: int | str | None = None
     ) -> object:
         """Read the object at ``path`` as ``python_type`` (see the module docs)."""
+
+    def verify(self, path: Path) -> None:
+        """Check the file against the format's own checksums, if it has any (FITS
+        ``CHECKSUM``/``DATASUM``); FormatError naming the file if they disagree.
+
+        ``butler verify --read`` calls it; the default checks nothing.
+        """
+        return None
 
     def read_metadata(self, path: Path, *, hdu: int | str | None = None) -> dict[str, object]:
         """The header or attributes only, without reading the data."""

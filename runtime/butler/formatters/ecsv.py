@@ -21,6 +21,7 @@ from astropy.table.meta import get_header_from_yaml
 
 from ..errors import FormatError
 from ._common import (
+    EncodingFormatter,
     captured_warnings,
     check_compress,
     check_python_type,
@@ -29,21 +30,18 @@ from ._common import (
     pass_on,
     read_text,
     unsupported,
-    write_bytes,
 )
-from .base import Formatter, TableInfo
+from .base import TableInfo
 
 __all__ = ["EcsvFormatter"]
 
 
-class EcsvFormatter(Formatter):
+class EcsvFormatter(EncodingFormatter):
     """ECSV text tables."""
 
     name = "ecsv"
 
-    def write(
-        self, obj: object, path: Path, *, hdu: int | None = None, compress: str | None = None
-    ) -> None:
+    def encode(self, obj: object, compress: str | None, path: Path) -> bytes:
         check_compress(self.name, compress, (".gz",))
         if not isinstance(obj, Table):
             raise unsupported(self.name, obj, "astropy.table.Table")
@@ -54,7 +52,7 @@ class EcsvFormatter(Formatter):
         except Exception as exc:
             raise failed("ECSV", "write", path, exc) from exc
         pass_on(caught)
-        write_bytes(self.name, path, buffer.getvalue().encode("utf-8"), compress)
+        return buffer.getvalue().encode("utf-8")
 
     def read(
         self, path: Path, *, python_type: str | None = None, hdu: int | str | None = None

@@ -24,7 +24,9 @@ A dataset reads as an ``Image`` if it has attributes, a ``numpy.ndarray`` if not
 (``python_type`` overrides), a ``Table`` if its type is compound; a group reads
 as a ``dict``. Metadata reads return attributes only; section reads slice the
 dataset, so HDF5 reads only the selected hyperslab. HDF5 compresses inside the
-file (filters), so ``compress=".gz"``/``".fz"`` are refused.
+file (filters), so ``compress=".gz"``/``".fz"`` are refused. :meth:`Hdf5Formatter.write_stream`
+writes through h5py's Python file-object driver, so Butler hashes the bytes as HDF5
+writes them (its superblock last, at the start of the file: see ``butler.checksums``).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import h5py
 import numpy as np
@@ -70,27 +72,17 @@ class Hdf5Formatter(Formatter):
     """HDF5 files of arrays, images, tables and dicts of them (see the module docs)."""
 
     name = "hdf5"
+    writes_streams = True
 
     def write(
         self, obj: object, path: Path, *, hdu: int | None = None, compress: str | None = None
     ) -> None:
-        check_compress(self.name, compress, ())
-        if hdu is not None:
-            raise FormatError("HDF5 files have no HDUs; name datasets with a dict instead of hdu=")
-        kind = _kind(obj)
-        try:
-            with captured_warnings() as caught, h5py.File(path, "w", track_order=True) as f:
-                f.attrs[_TYPE_ATTR] = kind
-                if kind == _DICT:
-                    assert isinstance(obj, Mapping)
-                    _write_group(f, obj)
-                else:
-                    _write_item(f, _DEFAULT_PATH[kind], obj)
-        except FormatError:
-            raise
-        except Exception as exc:
-            raise failed("HDF5", "write", path, exc) from exc
-        pass_on(caught)
+        _write(obj, path, path, hdu, compress)
+
+    def write_stream(
+        self, obj: object, stream: BinaryIO, *, hdu: int | None = None, compress: str | None = None
+    ) -> None:
+        _write(obj, stream, Path(getattr(stream, "name", "<stream>")), hdu, compress)
 
     def read(
         self, path: Path, *, python_type: str | None = None, hdu: int | str | None = None
@@ -136,6 +128,29 @@ class Hdf5Formatter(Formatter):
 
 
 # -- writing ---------------------------------------------------------------------------
+
+
+def _write(
+    obj: object, target: Path | BinaryIO, path: Path, hdu: int | None, compress: str | None
+) -> None:
+    """Write ``obj`` to ``target`` (a path, or a file object h5py writes through)."""
+    check_compress("hdf5", compress, ())
+    if hdu is not None:
+        raise FormatError("HDF5 files have no HDUs; name datasets with a dict instead of hdu=")
+    kind = _kind(obj)
+    try:
+        with captured_warnings() as caught, h5py.File(target, "w", track_order=True) as f:
+            f.attrs[_TYPE_ATTR] = kind
+            if kind == _DICT:
+                assert isinstance(obj, Mapping)
+                _write_group(f, obj)
+            else:
+                _write_item(f, _DEFAULT_PATH[kind], obj)
+    except FormatError:
+        raise
+    except Exception as exc:
+        raise failed("HDF5", "write", path, exc) from exc
+    pass_on(caught)
 
 
 def _kind(obj: object) -> str:

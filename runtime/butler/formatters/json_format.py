@@ -12,29 +12,26 @@ import json
 from pathlib import Path
 
 from ._common import (
+    EncodingFormatter,
     check_compress,
     check_python_type,
     check_result,
     failed,
     read_text,
     unsupported,
-    write_bytes,
 )
-from .base import Formatter
 
 __all__ = ["JsonFormatter"]
 
 _READS = ("dict", "list", "str", "int", "float", "bool")
 
 
-class JsonFormatter(Formatter):
+class JsonFormatter(EncodingFormatter):
     """JSON documents of dicts, lists and scalars."""
 
     name = "json"
 
-    def write(
-        self, obj: object, path: Path, *, hdu: int | None = None, compress: str | None = None
-    ) -> None:
+    def encode(self, obj: object, compress: str | None, path: Path) -> bytes:
         check_compress(self.name, compress, (".gz",))
         try:
             text = json.dumps(obj, ensure_ascii=False, allow_nan=False, indent=2) + "\n"
@@ -42,7 +39,7 @@ class JsonFormatter(Formatter):
             raise unsupported(
                 self.name, obj, f"dict (str keys), list, str, int, finite float, bool, None: {exc}"
             ) from exc
-        write_bytes(self.name, path, text.encode("utf-8"), compress)
+        return text.encode("utf-8")
 
     def read(
         self, path: Path, *, python_type: str | None = None, hdu: int | str | None = None

@@ -17,26 +17,28 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
-from ._common import check_compress, failed, read_bytes, unsupported, write_bytes
-from .base import Formatter
+from ._common import (
+    EncodingFormatter,
+    check_compress,
+    failed,
+    read_bytes,
+    unsupported,
+)
 
 __all__ = ["PickleFormatter"]
 
 
-class PickleFormatter(Formatter):
+class PickleFormatter(EncodingFormatter):
     """Pickled Python objects (unsafe: see the module docs)."""
 
     name = "pickle"
 
-    def write(
-        self, obj: object, path: Path, *, hdu: int | None = None, compress: str | None = None
-    ) -> None:
+    def encode(self, obj: object, compress: str | None, path: Path) -> bytes:
         check_compress(self.name, compress, (".gz",))
         try:
-            data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+            return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
         except (pickle.PicklingError, TypeError, AttributeError) as exc:
             raise unsupported(self.name, obj, f"picklable objects: {exc}") from exc
-        write_bytes(self.name, path, data, compress)
 
     def read(
         self, path: Path, *, python_type: str | None = None, hdu: int | str | None = None

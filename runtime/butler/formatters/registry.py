@@ -26,6 +26,11 @@ Writing a formatter plug-in
            def write(self, obj, path: Path, *, hdu=None, compress=None) -> None: ...
            def read(self, path: Path, *, python_type=None, hdu=None) -> object: ...
 
+   If the format's library can write to a Python file object, also implement
+   ``write_stream(obj, stream, *, hdu=None, compress=None)`` and set
+   ``writes_streams = True``: Butler then records the file's checksum from the bytes
+   as they are written, instead of reading the file once more after ``write``.
+
 2. Advertise it in your package's ``pyproject.toml``; the entry-point name must
    equal the formatter's ``name``, and it may point at the class (instantiated
    with no arguments) or at an instance::

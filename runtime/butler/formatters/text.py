@@ -8,24 +8,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._common import check_compress, check_python_type, read_text, unsupported, write_bytes
-from .base import Formatter
+from ._common import (
+    EncodingFormatter,
+    check_compress,
+    check_python_type,
+    read_text,
+    unsupported,
+)
 
 __all__ = ["TextFormatter"]
 
 
-class TextFormatter(Formatter):
+class TextFormatter(EncodingFormatter):
     """UTF-8 text files."""
 
     name = "text"
 
-    def write(
-        self, obj: object, path: Path, *, hdu: int | None = None, compress: str | None = None
-    ) -> None:
+    def encode(self, obj: object, compress: str | None, path: Path) -> bytes:
         check_compress(self.name, compress, (".gz",))
         if not isinstance(obj, str):
             raise unsupported(self.name, obj, "str")
-        write_bytes(self.name, path, obj.encode("utf-8"), compress)
+        return obj.encode("utf-8")
 
     def read(
         self, path: Path, *, python_type: str | None = None, hdu: int | str | None = None

@@ -15,23 +15,22 @@ from pathlib import Path
 import yaml
 
 from ._common import (
+    EncodingFormatter,
     check_compress,
     check_python_type,
     check_result,
     failed,
     read_text,
     unsupported,
-    write_bytes,
 )
 from ._yaml_fast import ResolveCache, dump, load
-from .base import Formatter
 
 __all__ = ["YamlFormatter"]
 
 _READS = ("dict", "list", "str", "int", "float", "bool")
 
 
-class YamlFormatter(Formatter):
+class YamlFormatter(EncodingFormatter):
     """YAML documents of dicts, lists and scalars."""
 
     name = "yaml"
@@ -39,9 +38,7 @@ class YamlFormatter(Formatter):
     def __init__(self) -> None:
         self._resolved = ResolveCache()
 
-    def write(
-        self, obj: object, path: Path, *, hdu: int | None = None, compress: str | None = None
-    ) -> None:
+    def encode(self, obj: object, compress: str | None, path: Path) -> bytes:
         check_compress(self.name, compress, (".gz",))
         try:
             text = dump(obj)
@@ -49,7 +46,7 @@ class YamlFormatter(Formatter):
             raise unsupported(
                 self.name, obj, "dict, list, str, int, float, bool, None, date and datetime"
             ) from exc
-        write_bytes(self.name, path, text.encode("utf-8"), compress)
+        return text.encode("utf-8")
 
     def read(
         self, path: Path, *, python_type: str | None = None, hdu: int | str | None = None

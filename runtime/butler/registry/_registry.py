@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import difflib
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateIndex, CreateTable
@@ -20,19 +21,41 @@ from ..errors import (
     StorageFullError,
     UnknownDatasetTypeError,
 )
+from ..query.predicate import Selection
 from ..spec import InstrumentSpec, Value
 from ._calibrations import create_certification_table  # calibration certifications (issue 4)
+from ._checksum_columns import add_checksum_columns, tables_without_checksums  # issue 12
 from ._engine import WRITE_OPTION, create_engine, describe_url, lock_ddl
 from ._identity import REPOSITORY_ID, migrate_to_ids, new_id  # dataset ids (issue 13)
 from ._operations import chunks, create_operations_table, operations_table
 from ._reserve import Reserve, disk_full
 from ._schema import SCHEMA_VERSION, DatasetTypeDef, build_table, static_metadata, utcnow
+from ._select import condition, ordering
 from ._statements import DatasetTable, dialect_insert, format_data_id
 
-__all__ = ["Registry"]
+__all__ = ["Registry", "StoredDataset", "StoredFile"]
 
 _T = TypeVar("_T")
+_FindColumns = Literal["path", "ref", "stored"]
 _FETCH = 1000
+
+
+class StoredFile(NamedTuple):  # not a dataclass: made on every get, and this is cheaper
+    """Where a dataset's file is, and its size and checksum as recorded when it was written
+    (None when they were not recorded: see ``_checksum_columns.py``)."""
+
+    path: str
+    size: int | None
+    checksum: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDataset:
+    """One record of :meth:`Registry.stored_datasets`."""
+
+    dataset_type: str
+    data_id: dict[str, Value]
+    file: StoredFile
 
 
 class _Local(threading.local):
@@ -79,6 +102,8 @@ class Registry:
         self._db_error: type[Exception] = self._dialect.loaded_dbapi.Error
         # False for a schema version 1 registry opened read-only: no dataset ids (_identity.py)
         self._ids = True
+        # Dataset tables made before the size and checksum columns (see upgrade_checksums).
+        self._without_checksums: frozenset[str] = frozenset()
 
     # ---- life cycle ----------------------------------------------------------------------------
 
@@ -118,6 +143,7 @@ class Registry:
                             "open it with Registry.open, or pass exist_ok=True"
                         )
                     registry._check_version(conn)
+                    registry._without_checksums = tables_without_checksums(conn)
                     if (name := entries.get("instrument")) is not None:
                         found = conn.scalar(
                             sa.select(registry._meta.c.value).where(
@@ -171,6 +197,7 @@ class Registry:
                         f"no registry at {registry._url}; create one with Registry.create"
                     )
                 version = registry._check_version(conn)
+                registry._without_checksums = tables_without_checksums(conn)
             if version < 2:
                 registry._upgrade_to_ids(upgrade)
             registry._ensure_reserve()
@@ -200,6 +227,23 @@ class Registry:
                 sa.select(self._meta.c.value).where(self._meta.c.key == REPOSITORY_ID)
             )
         return None if value is None else str(value)
+
+    def upgrade_checksums(self) -> int:
+        """Add the size and checksum columns to dataset tables made without them (registries
+        written before they were recorded); how many columns were added.
+
+        Additive and idempotent; old rows keep NULL there ("no checksum recorded"). The
+        schema version does not change (see ``_checksum_columns.py``).
+        """
+        if not self._without_checksums:
+            return 0
+        self.check_writable("add the checksum columns")
+        with self._write() as conn:
+            lock_ddl(conn)
+            added = add_checksum_columns(conn)
+        self._without_checksums = frozenset()
+        self._tables.clear()  # built without the columns
+        return added
 
     def _ensure_reserve(self) -> None:
         """Allocate the SQLite reserve if it was missing (at open, after a remove spent it)."""
@@ -393,7 +437,10 @@ class Registry:
             definition = self._load(name)
             if definition is None:
                 raise self._unknown(name)
-            table = DatasetTable.build(definition, self._dialect, ids=self._ids)
+            checksums = definition.table_name not in self._without_checksums
+            table = DatasetTable.build(
+                definition, self._dialect, ids=self._ids, checksums=checksums
+            )
             self._tables[name] = table
         return table
 
@@ -442,18 +489,20 @@ class Registry:
         *,
         before_commit: Callable[[], object] | None = None,
         dataset_id: str | None = None,
+        size: int | None = None,
+        checksum: str | None = None,
     ) -> int:
         """Record one dataset; its row number. DatasetExistsError if the data ID is taken.
 
         ``before_commit`` runs once the row is written and before it is committed
         (a put publishes its file there); if it raises, nothing is recorded. Inside
         :meth:`transaction` it runs at once, and the transaction commits later.
-        ``dataset_id`` is the dataset's UUID (default: a new one).
+        ``dataset_id`` is the dataset's UUID (default: a new one); ``size`` and ``checksum``
+        describe the file (see :mod:`butler.checksums`).
         """
         self.check_writable(f"insert {dataset_type!r} {format_data_id(data_id)}")
-        row = self._write_one(
-            dataset_type, data_id, (path, dataset_id or new_id()), run, before_commit, upsert=False
-        )
+        stored = (path, dataset_id or new_id(), size, checksum)
+        row = self._write_one(dataset_type, data_id, stored, run, before_commit, upsert=False)
         if row is None:
             raise self._exists(self._table(dataset_type), data_id)
         return int(row[0])
@@ -467,16 +516,17 @@ class Registry:
         *,
         before_commit: Callable[[], object] | None = None,
         dataset_id: str | None = None,
+        size: int | None = None,
+        checksum: str | None = None,
     ) -> int:
         """Record one dataset, overwriting any record of the same data ID; its row number.
 
         The arguments are as for :meth:`insert`: an overwrite is a new dataset, with a
-        new ``dataset_id``.
+        new ``dataset_id`` (and its file's new size and checksum).
         """
         self.check_writable(f"replace {dataset_type!r} {format_data_id(data_id)}")
-        row = self._write_one(
-            dataset_type, data_id, (path, dataset_id or new_id()), run, before_commit, upsert=True
-        )
+        stored = (path, dataset_id or new_id(), size, checksum)
+        row = self._write_one(dataset_type, data_id, stored, run, before_commit, upsert=True)
         assert row is not None, "an upsert returns the row's id"
         return int(row[0])
 
@@ -484,7 +534,7 @@ class Registry:
         self,
         dataset_type: str,
         data_id: Mapping[str, Value],
-        stored: tuple[str, str],
+        stored: tuple[str, str, int | None, str | None],
         run: str | None,
         before_commit: Callable[[], object] | None,
         *,
@@ -499,8 +549,10 @@ class Registry:
         """
         table = self._table(dataset_type)
         sql = table.replace_sql if upsert else table.insert_sql
-        path, dataset_id = stored
-        params = table.insert_params(data_id, path, _check_run(run), utcnow(), dataset_id)
+        path, dataset_id, size, checksum = stored
+        params = table.insert_params(
+            data_id, path, _check_run(run), utcnow(), dataset_id, size, checksum
+        )
         local = self._local
         own = local.txn is None  # else it joins the open transaction, which commits later
         if own:
@@ -551,13 +603,17 @@ class Registry:
     def insert_many(
         self,
         dataset_type: str,
-        rows: Iterable[tuple[Mapping[str, Value], str]],
+        rows: Iterable[
+            tuple[Mapping[str, Value], str]
+            | tuple[Mapping[str, Value], str, int | None, str | None]
+        ],
         run: str | None = None,
         *,
         dataset_ids: Iterable[str] | None = None,
     ) -> int:
         """Record many datasets in one transaction (all or none); how many.
 
+        Each row is ``(data ID, path)`` or ``(data ID, path, size, checksum)``;
         ``dataset_ids``: one per row (default: new ones). Inside :meth:`transaction` a
         failure rolls back only these rows.
         """
@@ -568,8 +624,13 @@ class Registry:
         data_ids: list[Mapping[str, Value]] = []
         params: list[dict[str, Any]] = []
         ids = iter(dataset_ids) if dataset_ids is not None else None
-        for data_id, path in rows:
-            values = table.row(data_id, path, new_id() if ids is None else next(ids))
+        for row in rows:
+            if len(row) == 4:
+                data_id, path, size, checksum = row
+            else:
+                (data_id, path), size, checksum = row, None, None
+            dataset_id = new_id() if ids is None else next(ids)
+            values = table.row(data_id, path, dataset_id, size, checksum)
             values.update(run=run, created=created)
             params.append(values)
             data_ids.append(data_id)
@@ -749,11 +810,20 @@ class Registry:
 
     def find(self, dataset_type: str, data_id: Mapping[str, Value]) -> str | None:
         """The path of the dataset with this complete data ID, or None."""
-        row = self._find_row(dataset_type, data_id, ref=False)
+        row = self._find_row(dataset_type, data_id, "path")
         return None if row is None else row[0]
 
-    def _find_row(self, dataset_type: str, data_id: Mapping[str, Value], *, ref: bool) -> Any:
-        """The hot lookup by complete data ID, on the thread's raw cursor."""
+    def stored(self, dataset_type: str, data_id: Mapping[str, Value]) -> StoredFile | None:
+        """:meth:`find`, with the file's recorded size and checksum."""
+        row = self._find_row(dataset_type, data_id, "stored")
+        return None if row is None else StoredFile(*row)
+
+    def _find_row(
+        self, dataset_type: str, data_id: Mapping[str, Value], columns: _FindColumns
+    ) -> Any:
+        """The hot lookup by complete data ID, on the thread's raw cursor: ``columns`` are
+        the path (``find``), with the id and run (``find_ref``), or with the recorded size
+        and checksum (``stored``)."""
         table = self._tables.get(dataset_type)
         if table is None:
             table = self._table(dataset_type)
@@ -764,7 +834,12 @@ class Registry:
             if self._check_finds:
                 data_id = table.check_complete(data_id)
             cursor.execute(
-                table.find_ref_sql if ref else table.find_sql, table.find_params(data_id)
+                table.find_sql
+                if columns == "path"
+                else table.find_ref_sql
+                if columns == "ref"
+                else table.stored_sql,
+                table.find_params(data_id),
             )
             return cursor.fetchone()
         except Exception as err:
@@ -777,14 +852,14 @@ class Registry:
 
         The id is None only in a version 1 registry opened read-only.
         """
-        row = self._find_row(dataset_type, data_id, ref=True)
+        row = self._find_row(dataset_type, data_id, "ref")
         return None if row is None else (str(row[0]), row[1], row[2])
 
     def find_id(
         self, dataset_type: str, dataset_id: str
-    ) -> tuple[dict[str, Value], str, str | None] | None:
-        """The dataset with this id: ``(data ID, path, run)``, or None (removed, overwritten,
-        never stored here, or a dataset type not registered here)."""
+    ) -> tuple[dict[str, Value], str, str | None, int | None] | None:
+        """The dataset with this id: ``(data ID, path, run, recorded file size)``, or None
+        (removed, overwritten, never stored here, or a dataset type not registered here)."""
         if not self._ids or not self.has_dataset_type(dataset_type):
             return None
         table = self._table(dataset_type)
@@ -793,7 +868,7 @@ class Registry:
         if row is None:
             return None
         n = len(table.keys)
-        return table.data_id(row[:n]), str(row[n]), row[n + 1]
+        return table.data_id(row[:n]), str(row[n]), row[n + 1], row[n + 2]
 
     def dataset_type_of(self, dataset_id: str) -> str | None:
         """The dataset type of the dataset with this id, or None if none has it."""
@@ -853,11 +928,7 @@ class Registry:
     ) -> list[Value]:
         """The distinct values of ``key`` among datasets matching ``partial``, sorted."""
         table = self._table(dataset_type)
-        if key not in table.keys:
-            raise RegistryError(
-                f"unknown key {key!r} for dataset type {table.name!r}; "
-                f"its keys are {', '.join(table.keys) or '(none)'}"
-            )
+        _check_key(table, key)
         where, params = table.where(table.check_partial(partial or {}))
         sql = table.select_values_sql(key, where)
         return list(self._rows(sql, params, lambda row: table.value(key, row[0])))
@@ -868,6 +939,79 @@ class Registry:
         where, params = table.where(table.check_partial(partial or {}))
         (row,) = self._rows(table.count_sql(where), params, tuple)
         return int(row[0])
+
+    # ---- queries with expressions (issue 18) ------------------------------------------------
+
+    def select(
+        self,
+        dataset_type: str,
+        selection: Selection | None = None,
+        *,
+        order_by: Sequence[str] = (),
+        limit: int | None = None,
+    ) -> Iterator[dict[str, Value]]:
+        """Complete data IDs of the datasets ``selection`` selects, streamed.
+
+        One parameterized statement; ``order_by`` keys first (``-key``: descending),
+        then the other keys ascending; at most ``limit``. The rows are read in chunks
+        (a server-side cursor on PostgreSQL) as the iterator is consumed.
+        """
+        table = self._table(dataset_type)
+        limit = _check_limit(limit)
+        where = condition(table, selection or Selection(), self._table_or_none)
+        columns: list[sa.ColumnElement[Any]] = [table.column(key) for key in table.keys]
+        columns = columns or [sa.literal(1)]
+        statement = (
+            sa.select(*columns).where(where).order_by(*ordering(table, order_by, self._dialect))
+        )
+        if limit is not None:
+            statement = statement.limit(limit)
+        keys = table.keys
+        return self._select_rows(statement, lambda row: dict(zip(keys, row, strict=False)))
+
+    def select_count(self, dataset_type: str, selection: Selection | None = None) -> int:
+        """How many datasets ``selection`` selects."""
+        table = self._table(dataset_type)
+        where = condition(table, selection or Selection(), self._table_or_none)
+        statement = sa.select(sa.func.count()).select_from(table.table).where(where)
+        return int(next(iter(self._select_rows(statement, lambda row: row[0]))))
+
+    def select_values(
+        self, dataset_type: str, key: str, selection: Selection | None = None
+    ) -> list[Value]:
+        """The distinct values of ``key`` among the datasets ``selection`` selects, sorted."""
+        table = self._table(dataset_type)
+        _check_key(table, key)
+        where = condition(table, selection or Selection(), self._table_or_none)
+        column = table.column(key)
+        statement = sa.select(column).distinct().where(where).order_by(column)
+        return list(self._select_rows(statement, lambda row: row[0]))
+
+    def _table_or_none(self, name: str) -> DatasetTable | None:
+        return self._table(name) if self.has_dataset_type(name) else None
+
+    def _select_rows(self, statement: sa.Select[Any], convert: Callable[[Any], _T]) -> Iterator[_T]:
+        """Run a Core SELECT: at once inside a transaction, else streamed from the pool."""
+        txn = self._local.txn
+        if txn is not None:
+            try:
+                rows = txn.execute(statement).all()
+            except sa.exc.DBAPIError as err:
+                raise RegistryError(f"registry query on {self._url} failed: {err.orig}") from err
+            return iter([convert(row) for row in rows])
+        self._check_open()
+        try:
+            conn = self._engine.connect()
+        except sa.exc.DBAPIError as err:
+            raise self._connection_error(err) from err
+        try:
+            result = conn.execution_options(yield_per=_FETCH).execute(statement)
+        except BaseException as err:
+            conn.close()
+            if isinstance(err, sa.exc.DBAPIError):
+                raise RegistryError(f"registry query on {self._url} failed: {err.orig}") from err
+            raise
+        return _stream_result(conn, result, convert)
 
     def record(
         self, dataset_type: str, data_id: Mapping[str, Value]
@@ -884,6 +1028,16 @@ class Registry:
                 sa.select(columns.path, columns.run, columns.created).where(table.match(checked))
             ).first()
         return None if row is None else (str(row[0]), row[1], row[2])
+
+    def stored_datasets(self, dataset_type: str | None = None) -> Iterator[StoredDataset]:
+        """Every dataset with its file, size and checksum, by dataset type then data ID."""
+        names = [dataset_type] if dataset_type is not None else list(self.dataset_types())
+        for name in names:
+            table = self._table(name)
+            sql = table.select_keys_sql("", None, stored=True)
+            for row in self._rows(sql, [], tuple, stream=True):
+                file = StoredFile(row[-3], row[-2], row[-1])
+                yield StoredDataset(name, table.data_id(row), file)
 
     def run_counts(self) -> dict[str | None, int]:
         """How many datasets each run wrote, over every dataset type (None: no run recorded)."""
@@ -1048,6 +1202,26 @@ def _stream(cursor: Any, connection: Any, convert: Callable[[Any], _T]) -> Itera
         with contextlib.suppress(Exception):
             cursor.close()
         connection.close()  # back to the pool
+
+
+def _stream_result(
+    conn: sa.Connection, result: sa.CursorResult[Any], convert: Callable[[Any], _T]
+) -> Iterator[_T]:
+    try:
+        for row in result:
+            yield convert(row)
+    finally:
+        with contextlib.suppress(Exception):
+            result.close()
+        conn.close()  # back to the pool
+
+
+def _check_key(table: DatasetTable, key: str) -> None:
+    if key not in table.keys:
+        raise RegistryError(
+            f"unknown key {key!r} for dataset type {table.name!r}; "
+            f"its keys are {', '.join(table.keys) or '(none)'}"
+        )
 
 
 def _check_run(run: object) -> str | None:

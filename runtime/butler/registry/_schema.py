@@ -12,7 +12,10 @@ registry is migrated in place when opened for writing, see ``_identity.py``):
 ``ds_<name>`` (one per dataset type)
     ``id`` (autoincrement primary key), one typed column per data ID key,
     ``path`` (relative POSIX path), ``run`` (nullable), ``created`` (UTC, naive),
-    ``dataset_id`` (the dataset's UUID, new for every put, overwrite included; unique);
+    ``dataset_id`` (the dataset's UUID, new for every put, overwrite included; unique),
+    ``file_size`` and ``file_checksum`` (nullable: the file's size in bytes and checksum,
+    ``"crc32c:..."``, recorded when it was written; NULL in rows written before they were
+    kept, see ``_checksum_columns.py``: added without a change of schema version);
     ``UNIQUE`` over the keys (that index also serves queries on the first key)
     plus one index per other key.
 
@@ -60,7 +63,9 @@ _SQL_TYPES: dict[str, type[sa.types.TypeEngine[Any]]] = {
 assert tuple(_SQL_TYPES) == KEY_TYPES
 
 #: Column names of every dataset table that are not data ID keys.
-RESERVED_COLUMNS = frozenset({"id", "path", "run", "created", "_singleton", "dataset_id"})
+RESERVED_COLUMNS = frozenset(
+    {"id", "path", "run", "created", "_singleton", "dataset_id", "file_size", "file_checksum"}
+)
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _MAX_NAME = 48  # leaves room for prefixes and a hash within PostgreSQL's 63 bytes
@@ -242,6 +247,8 @@ def build_table(definition: DatasetTypeDef, metadata: sa.MetaData) -> sa.Table:
         sa.Column("created", sa.DateTime, nullable=False),
         # nullable only because a migrated version 1 table gained it by ALTER TABLE
         sa.Column("dataset_id", sa.Text, nullable=True),
+        sa.Column("file_size", sa.BigInteger, nullable=True),
+        sa.Column("file_checksum", sa.Text, nullable=True),
         sa.UniqueConstraint(*unique, name=_short(f"uq_{name}", name)),
         sa.Index(dataset_id_index(name), "dataset_id", unique=True),
         *indexes,

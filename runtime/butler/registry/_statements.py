@@ -78,11 +78,20 @@ class DatasetTable:
     """One dataset type's table on one database: its statements and value conversions."""
 
     def __init__(
-        self, definition: DatasetTypeDef, table: sa.Table, dialect: sa.Dialect, *, ids: bool = True
+        self,
+        definition: DatasetTypeDef,
+        table: sa.Table,
+        dialect: sa.Dialect,
+        *,
+        ids: bool = True,
+        checksums: bool = True,
     ) -> None:
-        """``ids=False``: a version 1 table opened read-only, without ``dataset_id``."""
+        """``ids=False``: a version 1 table opened read-only, without ``dataset_id``;
+        ``checksums=False``: a table made before the size and checksum columns."""
         self.definition = definition
         self.ids = ids
+        # Whether the table has the size and checksum columns (see _checksum_columns.py).
+        self.checksums = checksums and not {"file_size", "file_checksum"} & set(definition.columns)
         self.name = definition.name
         self.keys = definition.keys
         self.table = table
@@ -108,12 +117,15 @@ class DatasetTable:
         self.find_ref_sql = (
             f"SELECT path, {id_column}, run FROM {self._from}{self._where(self.keys)}"
         )
-        by_id = f"{', '.join([*(self._quoted[k] for k in self.keys), 'path', 'run'])}"
+        size = "file_size" if self.checksums else "NULL"
+        by_id = f"{', '.join([*(self._quoted[k] for k in self.keys), 'path', 'run', size])}"
         self.by_id_sql = (
             f"SELECT {by_id} FROM {self._from} WHERE dataset_id = {self._placeholder}"
             if ids
             else ""
         )
+        self._stored = "path, file_size, file_checksum" if self.checksums else "path, NULL, NULL"
+        self.stored_sql = f"SELECT {self._stored} FROM {self._from}{self._where(self.keys)}"
         self._where_cache: dict[tuple[str, ...], str] = {}
         self.insert_sql, self.replace_sql = self._insert_sql()
         created = table.c.created.type.dialect_impl(dialect)
@@ -121,9 +133,15 @@ class DatasetTable:
 
     @classmethod
     def build(
-        cls, definition: DatasetTypeDef, dialect: sa.Dialect, *, ids: bool = True
+        cls,
+        definition: DatasetTypeDef,
+        dialect: sa.Dialect,
+        *,
+        ids: bool = True,
+        checksums: bool = True,
     ) -> DatasetTable:
-        return cls(definition, build_table(definition, sa.MetaData()), dialect, ids=ids)
+        table = build_table(definition, sa.MetaData())
+        return cls(definition, table, dialect, ids=ids, checksums=checksums)
 
     # ---- values in -------------------------------------------------------------------------
 
@@ -182,7 +200,14 @@ class DatasetTable:
             checked[key] = coerced
         return checked
 
-    def row(self, data_id: Mapping[str, object], path: object, dataset_id: str) -> dict[str, Any]:
+    def row(
+        self,
+        data_id: Mapping[str, object],
+        path: object,
+        dataset_id: str,
+        size: int | None = None,
+        checksum: str | None = None,
+    ) -> dict[str, Any]:
         """The column values of one insert (without ``run`` and ``created``)."""
         checked = self.check_complete(data_id)
         values: dict[str, Any] = {self._columns[key]: checked[key] for key in self.keys}
@@ -190,6 +215,8 @@ class DatasetTable:
             values["_singleton"] = 1
         values["path"] = self._check_path(path, checked)
         values["dataset_id"] = dataset_id
+        if self.checksums:
+            values["file_size"], values["file_checksum"] = size, checksum
         return values
 
     def insert_params(
@@ -199,12 +226,16 @@ class DatasetTable:
         run: str | None,
         created: Any,
         dataset_id: str,
+        size: int | None = None,
+        checksum: str | None = None,
     ) -> list[Any]:
         """Bound values of ``insert_sql`` and ``replace_sql``, checked like :meth:`row`."""
         checked = self.check_complete(data_id)
         params = self.find_params(checked) if self.keys else [1]
         created_value = created if self._bind_created is None else self._bind_created(created)
         params += [self._check_path(path, checked), run, created_value, dataset_id]
+        if self.checksums:
+            params += [size, checksum]
         return params
 
     def match(self, checked: Mapping[str, Value]) -> sa.ColumnElement[bool]:
@@ -213,6 +244,10 @@ class DatasetTable:
         return sa.and_(
             sa.true(), *(columns[self._columns[key]] == value for key, value in checked.items())
         )
+
+    def column(self, key: str) -> sa.Column[Any]:
+        """The SQLAlchemy column of one key (for statements built with Core)."""
+        return self.table.c[self._columns[key]]
 
     def _check_path(self, path: object, data_id: Mapping[str, Value]) -> str:
         if (
@@ -242,13 +277,16 @@ class DatasetTable:
     def _insert_sql(self) -> tuple[str, str]:
         """``INSERT ... ON CONFLICT DO NOTHING RETURNING id``, and the upserting variant."""
         keys = [self._quoted[key] for key in self.keys] or ["_singleton"]
-        columns = [*keys, "path", "run", "created", "dataset_id"]
+        # an overwrite is a new dataset: it gets the new dataset_id (and its new checksum)
+        stored = ["path", "run", "created", "dataset_id"]
+        if self.checksums:
+            stored += ["file_size", "file_checksum"]
+        columns = [*keys, *stored]
         values = ", ".join([self._placeholder] * len(columns))
         insert = f"INSERT INTO {self._from} ({', '.join(columns)}) VALUES ({values})"
         conflict = f" ON CONFLICT ({', '.join(keys)})"
         ignore = f"{insert}{conflict} DO NOTHING RETURNING id"
-        # an overwrite is a new dataset: it gets the new dataset_id
-        update = ", ".join(f"{c} = excluded.{c}" for c in ("path", "run", "created", "dataset_id"))
+        update = ", ".join(f"{c} = excluded.{c}" for c in stored)
         upsert = f"{insert}{conflict} DO UPDATE SET {update} RETURNING id"
         return ignore, upsert
 
@@ -269,10 +307,15 @@ class DatasetTable:
         proc = self._bind[key]
         return list(values) if proc is None else [proc(value) for value in values]
 
-    def select_keys_sql(self, where: str, limit: int | None, *, path: bool = False) -> str:
-        """Every key (and optionally ``path``) of matching rows, ordered by the keys."""
+    def select_keys_sql(
+        self, where: str, limit: int | None, *, path: bool = False, stored: bool = False
+    ) -> str:
+        """Every key (and optionally ``path``, or with ``stored`` the path, size and
+        checksum) of matching rows, ordered by the keys."""
         columns = [self._quoted[key] for key in self.keys]
-        if path:
+        if stored:
+            columns.append(self._stored)
+        elif path:
             columns.append("path")
         sql = f"SELECT {', '.join(columns) or '1'} FROM {self._from}{where}"
         if self.keys:

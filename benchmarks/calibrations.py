@@ -89,8 +89,8 @@ def ours(work: Path, registry: str | None) -> dict[str, float]:
     obs = observations()
     results: dict[str, float] = {}
     with Butler.create(work / "repo", mapper=module, registry=registry) as butler:
-        butler._ensure_registered(butler._plan("bias"))
-        butler._ensure_registered(butler._plan("raw"))
+        butler.ensure_registered(butler.plan("bias"))
+        butler.ensure_registered(butler.plan("raw"))
         butler.registry.insert_many(
             "bias",
             [

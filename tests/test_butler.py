@@ -79,7 +79,7 @@ def toy(tmp_path: Path, backend: str | None) -> Iterator[Butler]:
 
 def files(butler: Butler) -> list[str]:
     """Every file below the root except the repository's own (config, SQLite registry)."""
-    return list(butler.storage.walk(butler._own_files()))
+    return list(butler.storage.walk(butler.own_files()))
 
 
 def image(seed: int = 0, shape: tuple[int, int] = (12, 16)) -> Image:
@@ -314,7 +314,7 @@ def test_cli_creates_a_repository_with_deferred_durability(
 
 def test_image_round_trips_through_fits_with_metadata(repo: Butler) -> None:
     original = image(1)
-    data_id = repo.put(original, "image", visit=1, detector=2)
+    data_id = repo.put(original, "image", visit=1, detector=2).data_id
     assert dict(data_id) == {"visit": 1, "detector": 2}
     got = repo.get("image", visit=1, detector=2)
     assert isinstance(got, Image)
@@ -460,9 +460,9 @@ def test_missing_keys_are_completed_when_the_match_is_unique(repo: Butler) -> No
 def test_lookup_from_raw_fills_the_filter_of_a_calexp(toy: Butler) -> None:
     raw_id = toy.put(
         np.zeros((4, 4), np.float32), "raw", visit=7, ccd=1, filter="g", obsTime=OBS_TIME
-    )
+    ).data_id
     assert raw_id["filter"] == "TC-G"
-    completed = toy.put(np.ones((4, 4)), "calexp", visit=7, detector=1)
+    completed = toy.put(np.ones((4, 4)), "calexp", visit=7, detector=1).data_id
     assert completed["filter"] == "TC-G"
     assert (toy.root / "calexp/000007/TC-G/calexp-000007-A1.fits").is_file()
     assert np.array_equal(pixels(toy.get("calexp", visit=7, detector=1)), np.ones((4, 4)))
@@ -707,7 +707,7 @@ def test_put_many_stores_a_thousand_datasets_in_one_commit(repo: Butler) -> None
     finally:
         sa.event.remove(repo.registry.engine, "commit", on_commit)
     assert len(commits) == 1
-    assert [d["visit"] for d in ids] == list(range(1000))
+    assert [ref.data_id["visit"] for ref in ids] == list(range(1000))
     assert repo.count("note", label="bulk") == 1000
     got = repo.get_many("note", [{"visit": i, "label": "bulk"} for i in range(1000)])
     assert got == [obj for obj, _ in items]

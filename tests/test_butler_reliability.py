@@ -173,7 +173,7 @@ def test_a_writer_killed_mid_put_leaves_no_partial_file(
         report = butler.verify(read=True)
         assert report.clean, str(report)
         # every visible data file reads whole, and holds what its name says
-        for relative in butler.storage.walk(butler._own_files()):
+        for relative in butler.storage.walk(butler.own_files()):
             if relative.endswith(TEMP_SUFFIX):
                 continue
             tract = int(relative.split("/")[2])

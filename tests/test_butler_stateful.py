@@ -62,7 +62,9 @@ class ButlerModel(RuleBasedStateMachine):
             with pytest.raises(DatasetExistsError):
                 self.butler.put(value, DATASET, visit=visit, focus=focus)
             return
-        data_id = self.butler.put(value, DATASET, visit=visit, focus=focus, overwrite=overwrite)
+        data_id = self.butler.put(
+            value, DATASET, visit=visit, focus=focus, overwrite=overwrite
+        ).data_id
         assert _key(data_id) == key
         self.model[key] = value
 

@@ -49,7 +49,7 @@ def backend(request: pytest.FixtureRequest) -> str | None:
 
 def record_raw(butler: Butler, visit: int, detector: int, obs_time: T, band: str = "g") -> None:
     data_id = butler.mapper.normalize(visit=visit, detector=detector, filter=band, obsTime=obs_time)
-    butler._ensure_registered(butler._plan("raw"))
+    butler.ensure_registered(butler.plan("raw"))
     record = {k: data_id[k] for k in butler.mapper.keys("raw")}
     butler.registry.insert("raw", record, butler.mapper.path("raw", data_id))
 

@@ -61,7 +61,7 @@ def toy(tmp_path: Path, backend: str | None) -> Iterator[Butler]:
     """A toycam repository holding bias and flat records (no files) for detector 1, filter g,
     and raw records of detector 1 at every quarter day of ``moments``."""
     with Butler.create(tmp_path / "toy", mapper="toycam", registry=backend) as butler:
-        butler._ensure_registered(butler._plan("raw"))
+        butler.ensure_registered(butler.plan("raw"))
         for q in range(-1, QUARTERS + 1):
             data_id = butler.mapper.normalize(
                 visit=visit_of(q), detector=1, filter="g", obsTime=quarter(q)
@@ -69,7 +69,7 @@ def toy(tmp_path: Path, backend: str | None) -> Iterator[Butler]:
             record = {k: data_id[k] for k in butler.mapper.keys("raw")}
             butler.registry.insert("raw", record, butler.mapper.path("raw", data_id))
         for name in ("bias", "flat"):
-            butler._ensure_registered(butler._plan(name))
+            butler.ensure_registered(butler.plan(name))
             for i in range(CALIBS):
                 data_id = butler.mapper.normalize(
                     calibDate=day(i).date(),

@@ -45,7 +45,12 @@ def test_reopened_registry_sees_data(registry_url: str) -> None:
     with Registry.open(registry_url) as registry:
         assert registry.find("calexp", calexp(1, 2)) == "a.fits"
         assert registry.dataset_types() == {"calexp": CALEXP}
-        assert registry.metadata == {"instrument": "HSC", "schema_version": str(SCHEMA_VERSION)}
+        repository_id = registry.repository_id
+        assert registry.metadata == {
+            "instrument": "HSC",
+            "repository_id": repository_id,
+            "schema_version": str(SCHEMA_VERSION),
+        }
         assert registry.schema_version == SCHEMA_VERSION
 
 
@@ -476,7 +481,7 @@ def test_tables_are_typed_and_indexed(registry: Registry) -> None:
     registry.register_dataset_type("raw", {"visit": "int", "day": "date", "exp": "float"})
     inspector = sa.inspect(registry.engine)
     columns = {column["name"]: column for column in inspector.get_columns("ds_raw")}
-    stored = ["path", "run", "created", "file_size", "file_checksum"]
+    stored = ["path", "run", "created", "dataset_id", "file_size", "file_checksum"]
     assert list(columns) == ["id", "visit", "day", "exp", *stored]
     assert isinstance(columns["visit"]["type"], sa.Integer)
     assert isinstance(columns["day"]["type"], sa.Date)
@@ -487,6 +492,8 @@ def test_tables_are_typed_and_indexed(registry: Registry) -> None:
     assert unique["column_names"] == ["visit", "day", "exp"]
     indexed = {tuple(index["column_names"]) for index in inspector.get_indexes("ds_raw")}
     assert {("day",), ("exp",)} <= indexed
+    unique_indexes = [i["column_names"] for i in inspector.get_indexes("ds_raw") if i["unique"]]
+    assert ["dataset_id"] in unique_indexes
     (row,) = inspector.get_pk_constraint("ds_raw")["constrained_columns"]
     assert row == "id"
     assert set(inspector.get_table_names()) == {

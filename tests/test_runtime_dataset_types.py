@@ -40,7 +40,7 @@ def test_registered_type_behaves_like_a_policy_one(repo: Path) -> None:
     with Butler(repo) as butler:
         butler.register_dataset_type("myCat", keys=["visit", "detector"], doc="mine", **MY_CAT)
         assert "myCat" in butler.dataset_types
-        data_id = butler.put({"n": 1}, "myCat", visit=42, ccd=5)  # alias ccd -> detector
+        data_id = butler.put({"n": 1}, "myCat", visit=42, ccd=5).data_id  # ccd: alias
         assert butler.get("myCat", visit=42, detector=5) == {"n": 1}
         assert (repo / "mycat/000042-05.yaml").is_file()
         assert butler.mapper.parse("myCat", "mycat/000042-05.yaml") == data_id

@@ -31,6 +31,7 @@ from .errors import DatasetCorruptError as DatasetCorruptError
 from .errors import DatasetExistsError as DatasetExistsError
 from .errors import DatasetNotFoundError as DatasetNotFoundError
 from .errors import DatasetTypeDefinitionError as DatasetTypeDefinitionError
+from .errors import ForeignRefError as ForeignRefError
 from .errors import FormatError as FormatError
 from .errors import InvalidDataIdError as InvalidDataIdError
 from .errors import InvalidQueryError as InvalidQueryError
@@ -46,6 +47,7 @@ from .errors import StorageFullError as StorageFullError
 from .errors import UnknownDatasetTypeError as UnknownDatasetTypeError
 from .loading import load_mapper as load_mapper
 from .mapper import Mapper as Mapper
+from .refs import DatasetRef as DatasetRef
 
 if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ imports them on first use
     from .butler import Butler as Butler
@@ -73,7 +75,9 @@ _LAZY = {
     "VerifyReport": ".maintenance",
 }
 
-__all__ = sorted([*_LAZY, *errors.__all__, "DataId", "Mapper", "errors", "load_mapper"])
+__all__ = sorted(
+    [*_LAZY, *errors.__all__, "DataId", "DatasetRef", "Mapper", "errors", "load_mapper"]
+)
 
 
 def __getattr__(name: str) -> Any:

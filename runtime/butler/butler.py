@@ -17,7 +17,7 @@ import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -40,6 +40,7 @@ from .errors import (
     DatasetCorruptError,
     DatasetExistsError,
     DatasetNotFoundError,
+    ForeignRefError,
     FormatError,
     InvalidDataIdError,
     ReadOnlyError,
@@ -47,18 +48,20 @@ from .errors import (
     RepositoryError,
     StorageFullError,
 )
-from .formatters import BBox, Formatter, FormatterRegistry, TableInfo
+from .formatters import BBox, FormatterRegistry, TableInfo
 from .ingest import IngestReport, InstrumentRules, Transfer
 from .loading import load_mapper
 from .maintenance import IndexReport, VerifyReport
 from .mapper import Mapper
-from .objects import check_object
+from .object_cache import ObjectCache
 from .overrides import SessionConfig
 from .provenance import Provenance
 from .query.keywords import has_collections, is_collection
 from .recovery import PENDING, Journal, recover
-from .registry import Registry
-from .spec import DatasetTypeSpec, FormatSpec, Value
+from .refs import DatasetRef, parse_ref
+from .registry import Registry, new_dataset_id
+from .resolved import Found, Plan
+from .spec import Value
 from .storage import LocalStorage, out_of_space
 
 if TYPE_CHECKING:  # calibrations (issue 4): the logic is in calibrations.py
@@ -71,36 +74,6 @@ DEFAULT_REGISTRY = "sqlite:///registry.sqlite3"
 CANDIDATE_LIMIT = 10
 #: With ``durability: close``, how many put files may wait for :meth:`Butler.sync`.
 SYNC_BATCH = 10_000
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """Everything about one dataset type that get and put need, looked up once."""
-
-    spec: DatasetTypeSpec
-    format: FormatSpec
-    formatter: Formatter
-    keys: frozenset[str]
-    compress: str | None
-
-
-@dataclass(frozen=True)
-class _Found:
-    """A stored dataset as a lookup found it: its data ID, and where, in which repository.
-
-    ``path`` is as ``repository``'s registry records it: relative to that repository's
-    root, or absolute for a file left where another tool put it. ``repository`` is this
-    Butler or the parent of its chain that answered.
-    """
-
-    data_id: DataId
-    path: str
-    repository: Butler
-    size: int | None = None  # as recorded when the file was written, if it was
-
-    @property
-    def file(self) -> Path:
-        return self.repository.storage.absolute(self.path)
 
 
 @dataclass(frozen=True)
@@ -159,6 +132,7 @@ class Butler:
         parents: bool = True,
         config: SessionConfig | None = None,
         steps: Callable[[str], object] | None = None,
+        object_cache: bool | Iterable[str] = False,
     ) -> None:
         """Open a repository and its chain of parents (see :mod:`butler.chain`).
 
@@ -171,8 +145,11 @@ class Butler:
         it is called with the name of each step boundary a write passes
         (``written``, ``published``, ``set aside``, ``committed``, ``settled``; see
         :class:`butler.testing.CrashAt`).
+
+        ``object_cache`` (``True``, or the dataset types to cache) makes a get of a dataset
+        this process already holds return that object (see :mod:`butler.object_cache`).
         """
-        self.root = Path(root).absolute()
+        self.root = creation.local_root(root)
         self.config: RepositoryConfig = read_config(self.root)
         self.writeable = writeable and not self.config.read_only
         self.mapper: Mapper = load_mapper(self._mapper_spec(mapper or self.config.mapper))
@@ -183,6 +160,8 @@ class Butler:
             with contextlib.suppress(RegistryError):  # a database this user cannot alter
                 self.registry.upgrade_checksums()
         self.formatters = FormatterRegistry.default()
+        #: The repository's UUID (None: a repository made before ids, opened read-only).
+        self.repository_id: str | None = self.registry.repository_id
         self.storage = LocalStorage(self.root)
         self._journal = Journal(self.root)
         self._step: Callable[[str], object] = steps or _no_step
@@ -195,12 +174,14 @@ class Butler:
         except BaseException:
             self.registry.close()
             raise
-        self.mapper = self.chain.mapper
+        self.use_mapper(self.chain.mapper)
         self.provenance = Provenance(self)
-        self._formats = {f.name: f for f in self.mapper.spec.formats}
-        self._plans: dict[str, _Plan] = {}
+        self._plans: dict[str, Plan] = {}
         self._registered: set[str] = set()
         self._local = _FileActions()
+        self._objects: ObjectCache | None = None
+        if object_cache:
+            self.cache_objects(None if object_cache is True else object_cache)
         # Files of puts not yet fsynced (durability "close"), synced by sync() and close().
         self._sync_each_put = self.config.durability == "put"
         self._unsynced: list[Path] = []
@@ -233,7 +214,9 @@ class Butler:
             raise RepositoryError(
                 f"durability must be one of {', '.join(map(repr, DURABILITY))}, not {durability!r}"
             )
-        root_path = Path(root).absolute()
+        root_path = creation.local_root(root)
+        if registry is not None:
+            creation.check_registry_url(registry)
         if (root_path / CONFIG_NAME).exists():
             raise RepositoryError(
                 f"{root_path} is already a Butler repository: use it as it is (Butler(root) in "
@@ -256,7 +239,8 @@ class Butler:
         with creation.undone_on_failure(root_path):  # a failed create leaves nothing behind
             creation.refuse_existing_registry(root_path, url)
             created_by = {f"created_by.{k}": v for k, v in config.created_by.items()}
-            Registry.create(url, loaded.spec, metadata=created_by).close()
+            with Registry.create(url, loaded.spec, metadata=created_by) as made:
+                config = replace(config, repository_id=made.repository_id)
             write_config(root_path, config)
             return cls(root_path)
 
@@ -351,29 +335,42 @@ class Butler:
         the policy language. Checked by the compiler's rules; DatasetTypeDefinitionError
         with its diagnostics, ConflictError if ``name`` is registered differently.
         """
-        self._check_writeable(f"register dataset type {name or '(text)'}")
+        self.check_writeable(f"register dataset type {name or '(text)'}")
         text, file = runtime_definition(name, template, format, keys, doc, text)
-        self.mapper = self.chain.register(self, text, file)
-        self._formats = {f.name: f for f in self.mapper.spec.formats}
+        self.use_mapper(self.chain.register(self, text, file))
 
-    def _plan(self, dataset_type: str) -> _Plan:
+    # ---- the package interface ------------------------------------------------------------------
+    #
+    # Public inside the package, for the features built on the Butler (calibrations, chain,
+    # ingest, maintenance, provenance, curated calibrations; see docs/architecture.md):
+    # they call these, never the Butler's underscore names. Users need none of them.
+
+    def use_mapper(self, mapper: Mapper) -> None:
+        """Read and write with ``mapper`` from now on (runtime dataset types were added)."""
+        self.mapper = mapper
+        self._formats = {f.name: f for f in mapper.spec.formats}
+
+    def plan(self, dataset_type: str) -> Plan:
+        """The :class:`Plan` of a dataset type (cached); its formatter loads on first use."""
         plan = self._plans.get(dataset_type)
         if plan is not None:
             return plan
         spec = self.chain.dataset_type(self, dataset_type)
         fmt = self._formats[spec.format]
         compress = next((c for c in fmt.compressed if spec.template.endswith(c)), None)
-        plan = _Plan(spec, fmt, self.formatters.get(fmt.formatter), frozenset(spec.keys), compress)
+        plan = Plan(spec, fmt, self.formatters, frozenset(spec.keys), compress)
         self._plans[dataset_type] = plan
         return plan
 
-    def _ensure_registered(self, plan: _Plan) -> None:
+    def ensure_registered(self, plan: Plan) -> None:
+        """Create the dataset type's registry table if this Butler has not yet."""
         name = plan.spec.name
         if name not in self._registered:
             self.registry.register_dataset_type(name, self.mapper.keys(name))
             self._registered.add(name)
 
-    def _is_registered(self, name: str) -> bool:
+    def is_registered(self, name: str) -> bool:
+        """Whether the registry has a table for dataset type ``name``."""
         if name in self._registered:
             return True
         if self.registry.has_dataset_type(name):
@@ -383,18 +380,17 @@ class Butler:
 
     # ---- data IDs ------------------------------------------------------------------------------
 
-    def _normalize(
-        self, data_id: Mapping[str, object] | None, keys: Mapping[str, object]
-    ) -> DataId:
+    def normalize(self, data_id: Mapping[str, object] | None, keys: Mapping[str, object]) -> DataId:
+        """A data ID and extra keys, normalized by this repository's mapper."""
         return self.mapper.normalize(data_id, **keys)
 
-    def _restrict(self, plan: _Plan, data_id: Mapping[str, Value]) -> dict[str, Value]:
+    def restrict(self, plan: Plan, data_id: Mapping[str, Value]) -> dict[str, Value]:
+        """Only the items of ``data_id`` that are keys of the plan's dataset type."""
         return {k: v for k, v in data_id.items() if k in plan.keys}
 
-    def _candidates(
-        self, dataset_type: str, partial: Mapping[str, Value]
-    ) -> list[dict[str, Value]]:
-        if not self._is_registered(dataset_type):
+    def candidates(self, dataset_type: str, partial: Mapping[str, Value]) -> list[dict[str, Value]]:
+        """Up to CANDIDATE_LIMIT + 1 stored data IDs here that complete ``partial``."""
+        if not self.is_registered(dataset_type):
             return []
         return self.registry.complete(dataset_type, partial, CANDIDATE_LIMIT + 1)
 
@@ -412,7 +408,7 @@ class Butler:
             f"datasets; add keys to choose one:\n{shown}{more}"
         )
 
-    def _complete_for_write(self, plan: _Plan, data_id: DataId) -> DataId:
+    def _complete_for_write(self, plan: Plan, data_id: DataId) -> DataId:
         """The data ID with all the dataset type's keys; ``lookup`` keys come from the registry."""
         spec = plan.spec
         missing = [k for k in spec.keys if k not in data_id]
@@ -421,7 +417,7 @@ class Butler:
             source = spec.lookup_from
             source_keys = set(self.mapper.keys(source))
             partial = {k: v for k, v in data_id.items() if k in source_keys}
-            rows = self._candidates(source, partial) or self.chain.candidates(self, source, partial)
+            rows = self.candidates(source, partial) or self.chain.candidates(self, source, partial)
             if len(rows) > 1:
                 raise self._ambiguous(
                     f"cannot fill {', '.join(fillable)} for {spec.name!r}", source, partial, rows
@@ -441,23 +437,23 @@ class Butler:
             )
         return data_id
 
-    def _find(self, plan: _Plan, data_id: DataId) -> _Found | None:
+    def find_dataset(self, plan: Plan, data_id: DataId) -> Found | None:
         """:meth:`_find_here`, then the parents in order (find-first; see butler.chain)."""
         found = self._find_here(plan, data_id)
         if found is None and self.chain.parents:
             return self.chain.find(self, plan, data_id)
         return found
 
-    def _find_here(self, plan: _Plan, data_id: DataId) -> _Found | None:
+    def _find_here(self, plan: Plan, data_id: DataId) -> Found | None:
         """The complete data ID and stored path of the one dataset matching ``data_id``."""
         name = plan.spec.name
-        restricted = self._restrict(plan, data_id)
+        restricted = self.restrict(plan, data_id)
         if len(restricted) == len(plan.keys):
-            if not self._is_registered(name):
+            if not self.is_registered(name):
                 return None
             stored = self.registry.stored(name, restricted)
-            return None if stored is None else _Found(data_id, stored.path, self, stored.size)
-        rows = self._candidates(name, restricted)
+            return None if stored is None else Found(data_id, stored.path, self, size=stored.size)
+        rows = self.candidates(name, restricted)
         if len(rows) > 1:
             raise self._ambiguous(f"get {name!r}", name, restricted, rows)
         if not rows:
@@ -466,11 +462,11 @@ class Butler:
         if stored is None:
             return None
         complete = self.mapper.normalize(data_id, **rows[0])
-        return _Found(complete, stored.path, self, stored.size)
+        return Found(complete, stored.path, self, size=stored.size)
 
     def _resolve(
         self, dataset_type: str, data_id: Mapping[str, object] | None, keys: Mapping[str, object]
-    ) -> tuple[_Plan, DataId, _Found | None]:
+    ) -> tuple[Plan, DataId, Found | None]:
         """The one way a data ID is resolved, for get, exists, uri and explain alike.
 
         Normalize; for a calibration named by an observation (or with ``as_of``; see
@@ -480,22 +476,22 @@ class Butler:
         parents. Returns the plan of the repository that holds it (its format wins),
         the normalized data ID as given, and the find (None: not stored).
         """
-        plan = self._plan(dataset_type)
+        plan = self.plan(dataset_type)
         if self._by_observation(plan, data_id, keys):  # by observation time: calibrations.py
             from .calibrations import for_butler
 
             located = for_butler(self).locate(plan, data_id, keys)
             if located is not None:
                 calibration_plan, complete, path = located
-                return calibration_plan, complete, _Found(complete, path, self)
-        normalized = self._normalize(data_id, keys)
-        found = self._find(plan, normalized)
+                return calibration_plan, complete, Found(complete, path, self)
+        normalized = self.normalize(data_id, keys)
+        found = self.find_dataset(plan, normalized)
         if found is not None and found.repository is not self:
-            plan = found.repository._plan(dataset_type)
+            plan = found.repository.plan(dataset_type)
         return plan, normalized, found
 
     def _by_observation(
-        self, plan: _Plan, data_id: Mapping[str, object] | None, keys: Mapping[str, object]
+        self, plan: Plan, data_id: Mapping[str, object] | None, keys: Mapping[str, object]
     ) -> bool:
         """Whether a calibration is asked for by an observation (or ``as_of``).
 
@@ -513,13 +509,19 @@ class Butler:
         observed = {calibration.valid_by}
         if calibration.observation in self.mapper.dataset_types:
             observed.update(self.mapper.keys(calibration.observation))
-        normalized = self._normalize(given, {})
+        normalized = self.normalize(given, {})
         return any(key in observed and key not in plan.keys for key in normalized)
 
     def _locate(
-        self, dataset_type: str, data_id: Mapping[str, object] | None, keys: Mapping[str, object]
-    ) -> tuple[_Plan, _Found]:
-        """:meth:`_resolve`, or DatasetNotFoundError naming where it looked."""
+        self,
+        dataset_type: str | DatasetRef,
+        data_id: Mapping[str, object] | None,
+        keys: Mapping[str, object],
+    ) -> tuple[Plan, Found]:
+        """:meth:`_resolve` (or :meth:`_locate_ref`), or DatasetNotFoundError naming where
+        it looked."""
+        if isinstance(dataset_type, DatasetRef):
+            return self._locate_ref(dataset_type, data_id, keys)
         plan, normalized, found = self._resolve(dataset_type, data_id, keys)
         if found is None:
             searched = self.chain.searched(self)
@@ -534,9 +536,83 @@ class Butler:
             )
         return plan, found
 
+    # ---- dataset refs (see butler.refs) ------------------------------------------------------
+
+    def _holder(self, ref: DatasetRef) -> Butler:
+        """The repository of this chain that ``ref`` names; ForeignRefError if none."""
+        if not isinstance(ref, DatasetRef):
+            raise InvalidDataIdError(f"expected a DatasetRef, not {ref!r}")
+        for member in (self, *self.chain.parents):
+            if member.repository_id == ref.repository:
+                return member
+        raise ForeignRefError(
+            f"dataset ref {ref} ({ref.dataset_type!r} {_format_data_id(ref.data_id)}) is from "
+            f"repository {ref.repository}, which is not {self.chain.searched(self)}; open that "
+            "repository (or a chain that holds it) to use the ref, or ask by data ID"
+        )
+
+    def _locate_ref(
+        self, ref: DatasetRef, data_id: Mapping[str, object] | None, keys: Mapping[str, object]
+    ) -> tuple[Plan, Found]:
+        """The dataset ``ref`` names, in the repository holding it; DatasetNotFoundError if it
+        was removed or overwritten since (a stale ref), ForeignRefError if not in the chain."""
+        if data_id is not None or keys:
+            raise InvalidDataIdError(
+                f"a DatasetRef names its dataset alone; give no data ID with it (got "
+                f"{_format_data_id({**(data_id or {}), **keys})})"
+            )
+        holder = self._holder(ref)
+        row = holder.registry.find_id(ref.dataset_type, ref.id)
+        if row is None:
+            raise DatasetNotFoundError(
+                f"dataset ref {ref} ({ref.dataset_type!r} {_format_data_id(ref.data_id)}) is "
+                f"stale: repository {holder.root} holds no dataset with id {ref.id} (it was "
+                "removed, or overwritten, which records a new id); ask by data ID for what is "
+                "stored now"
+            )
+        _, path, _, size = row
+        return holder.plan(ref.dataset_type), Found(ref.data_id, path, holder, ref.id, size)
+
+    def get_ref(self, text: str) -> DatasetRef:
+        """The ref of ``str(ref)`` (``butler:<repository-uuid>/<dataset-uuid>``), looked up in
+        this chain; ForeignRefError, or DatasetNotFoundError if no such dataset is stored."""
+        repository, dataset_id = parse_ref(text)
+        probe = DatasetRef("", DataId(), dataset_id, None, repository)
+        holder = self._holder(probe)
+        name = holder.registry.dataset_type_of(dataset_id)
+        row = None if name is None else holder.registry.find_id(name, dataset_id)
+        if name is None or row is None:
+            raise DatasetNotFoundError(
+                f"no dataset with id {dataset_id} in repository {holder.root} (ref {text}): it "
+                "was removed, or overwritten, which records a new id"
+            )
+        data_id, _, run, _ = row
+        return DatasetRef(name, holder.mapper.normalize(data_id), dataset_id, run, repository)
+
+    def query_datasets(
+        self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object
+    ) -> Iterator[DatasetRef]:
+        """The refs of stored ``dataset_type`` datasets matching a partial data ID (as
+        :meth:`query`: this repository's first, then its parents')."""
+        # one mapping: a key may not be taken for one of query's keyword options
+        for found in self.query(dataset_type, {**(data_id or {}), **keys}):
+            plan = self.plan(dataset_type)
+            located = self.find_dataset(plan, found)
+            if located is None:  # removed meanwhile
+                continue
+            holder = located.repository
+            record = holder.registry.find_ref(dataset_type, self.restrict(plan, found))
+            if record is None:
+                continue  # removed meanwhile
+            _, dataset_id, run = record
+            if dataset_id is None or holder.repository_id is None:
+                continue  # a version 1 repository opened read-only: no ids
+            yield DatasetRef(dataset_type, found, dataset_id, run, holder.repository_id)
+
     # ---- writing -------------------------------------------------------------------------------
 
-    def _check_writeable(self, action: str) -> None:
+    def check_writeable(self, action: str) -> None:
+        """ReadOnlyError naming ``action`` unless this repository is writeable."""
         if not self.writeable:
             why = (
                 "it is configured read_only"
@@ -545,7 +621,8 @@ class Butler:
             )
             raise ReadOnlyError(f"cannot {action}: repository {self.root} is read-only ({why})")
 
-    def _hdu(self, plan: _Plan, data_id: Mapping[str, Value]) -> int | str | None:
+    def hdu(self, plan: Plan, data_id: Mapping[str, Value]) -> int | str | None:
+        """The HDU (or HDF5 path) a dataset's data ID selects in its file, if any."""
         hdu = plan.spec.hdu
         if isinstance(hdu, str):
             value = data_id[hdu]
@@ -553,12 +630,12 @@ class Butler:
         return hdu
 
     def _write_file(
-        self, plan: _Plan, obj: object, data_id: DataId, target: Path, *, sync: bool = True
+        self, plan: Plan, obj: object, data_id: DataId, target: Path, *, sync: bool = True
     ) -> tuple[Path, FileChecksum]:
         """Write ``obj`` into a fsynced temporary beside ``target``; the temporary, and its
         size and checksum, hashed as it was written (by one read after it, for a formatter
         plug-in that writes by path only)."""
-        hdu = self._hdu(plan, data_id)
+        hdu = self.hdu(plan, data_id)
         write_hdu = hdu if isinstance(hdu, int) else None
         formatter, compress = plan.formatter, plan.compress
         try:
@@ -592,20 +669,23 @@ class Butler:
         overwrite: bool = False,
         run: str | None = None,
         **keys: object,
-    ) -> DataId:
-        """Store ``obj`` as ``dataset_type`` for a data ID; the complete, normalized data ID.
+    ) -> DatasetRef:
+        """Store ``obj`` as ``dataset_type`` for a data ID; its :class:`DatasetRef` (whose
+        ``data_id`` is the complete, normalized data ID).
 
         The file is written atomically and recorded in the registry in the same
-        unit of work. An existing dataset raises DatasetExistsError unless
-        ``overwrite=True``.
+        unit of work, with a new dataset id. An existing dataset raises
+        DatasetExistsError unless ``overwrite=True`` (the new dataset gets a new id).
         """
-        self._check_writeable(f"put {dataset_type!r}")
-        plan = self._plan(dataset_type)
-        check_object(plan.spec.name, plan.format.python_type, obj)
-        complete = self._complete_for_write(plan, self._normalize(data_id, keys))
-        self._ensure_registered(plan)
-        self._store([(obj, complete)], plan, overwrite, self.provenance.run_for(run))
-        return complete
+        self.check_writeable(f"put {dataset_type!r}")
+        plan = self.plan(dataset_type)
+        plan.check_put(obj)
+        complete = self._complete_for_write(plan, self.normalize(data_id, keys))
+        self.ensure_registered(plan)
+        run_name = self.provenance.run_for(run)
+        dataset_id = new_dataset_id()
+        self._store([(obj, complete)], [dataset_id], plan, overwrite, run_name)
+        return DatasetRef(plan.spec.name, complete, dataset_id, run_name, self._own_id())
 
     def put_many(
         self,
@@ -614,23 +694,40 @@ class Butler:
         *,
         overwrite: bool = False,
         run: str | None = None,
-    ) -> list[DataId]:
-        """Store many objects of one dataset type in one commit: all of them, or none."""
-        self._check_writeable(f"put {dataset_type!r}")
-        plan = self._plan(dataset_type)
+    ) -> list[DatasetRef]:
+        """Store many objects of one dataset type in one commit: all of them, or none; their
+        refs, in order."""
+        self.check_writeable(f"put {dataset_type!r}")
+        plan = self.plan(dataset_type)
         prepared = []
         for obj, did in items:
-            check_object(plan.spec.name, plan.format.python_type, obj)
-            prepared.append((obj, self._complete_for_write(plan, self._normalize(did, {}))))
-        self._ensure_registered(plan)
-        self._store(prepared, plan, overwrite, self.provenance.run_for(run))
-        return [did for _, did in prepared]
+            plan.check_put(obj)
+            prepared.append((obj, self._complete_for_write(plan, self.normalize(did, {}))))
+        self.ensure_registered(plan)
+        run_name = self.provenance.run_for(run)
+        ids = [new_dataset_id() for _ in prepared]
+        self._store(prepared, ids, plan, overwrite, run_name)
+        repository = self._own_id()
+        return [
+            DatasetRef(plan.spec.name, did, dataset_id, run_name, repository)
+            for (_, did), dataset_id in zip(prepared, ids, strict=True)
+        ]
+
+    def _own_id(self) -> str:
+        """This repository's id (every writeable repository has one: see registry/_identity)."""
+        assert self.repository_id is not None, "a writeable registry has been given its ids"
+        return self.repository_id
 
     def _store(
-        self, items: list[tuple[object, DataId]], plan: _Plan, overwrite: bool, run: str | None
+        self,
+        items: list[tuple[object, DataId]],
+        ids: list[str],
+        plan: Plan,
+        overwrite: bool,
+        run: str | None,
     ) -> None:
         if len(items) == 1:
-            self._store_one(*items[0], plan, overwrite, run)
+            self._store_one(*items[0], ids[0], plan, overwrite, run)
             return
         name = plan.spec.name
         written: list[tuple[Path, Path, bool]] = []  # (temporary, target, replaces a dataset)
@@ -638,33 +735,42 @@ class Butler:
         token = self._token()
         try:
             with self.registry.transaction():
-                rows, fresh = [], []
-                for obj, data_id in items:
+                rows, fresh, fresh_ids = [], [], []
+                for (obj, data_id), dataset_id in zip(items, ids, strict=True):
                     relative, target, record, existing = self._destination(plan, data_id, overwrite)
                     # fsync a bulk write's files all at once, before any is published
                     temporary, file = self._write_file(plan, obj, data_id, target, sync=False)
                     written.append((temporary, target, existing is not None))
                     if existing is not None:
-                        self.registry.replace(name, record, relative, run, **file.columns())
+                        self.registry.replace(
+                            name, record, relative, run, dataset_id=dataset_id, **file.columns()
+                        )
                     else:
                         rows.append((record, relative, file.size, file.value))
                         fresh.append(len(written) - 1)
+                        fresh_ids.append(dataset_id)
                 if self._sync_each_put:
                     self.storage.sync([temporary for temporary, _, _ in written])
                 self._step("written")
                 if rows:
                     try:
-                        self.registry.insert_many(name, rows, run)
+                        self.registry.insert_many(name, rows, run, dataset_ids=fresh_ids)
                     except DatasetExistsError as error:
                         data_ids = [d for _, d in items]
                         if not overwrite or len(set(data_ids)) < len(data_ids):
                             raise self._exists_error(plan, data_ids, "put_many") from error
                         # a concurrent put stored some of them since: overwrite those too
-                        for (record, relative, size, checksum), index in zip(
-                            rows, fresh, strict=True
+                        for (record, relative, size, checksum), index, dataset_id in zip(
+                            rows, fresh, fresh_ids, strict=True
                         ):
                             self.registry.replace(
-                                name, record, relative, run, size=size, checksum=checksum
+                                name,
+                                record,
+                                relative,
+                                run,
+                                dataset_id=dataset_id,
+                                size=size,
+                                checksum=checksum,
                             )
                             written[index] = (*written[index][:2], True)
                 for (temporary, target, replaces), (_, data_id) in zip(written, items, strict=True):
@@ -684,7 +790,13 @@ class Butler:
         self._settle(changes, token)
 
     def _store_one(
-        self, obj: object, data_id: DataId, plan: _Plan, overwrite: bool, run: str | None
+        self,
+        obj: object,
+        data_id: DataId,
+        dataset_id: str,
+        plan: Plan,
+        overwrite: bool,
+        run: str | None,
     ) -> None:
         """One put: the file written, then recorded; published just before the commit."""
         relative, target, record, existing = self._destination(plan, data_id, overwrite)
@@ -694,7 +806,7 @@ class Butler:
         token = ""  # a new dataset's put journals nothing
         try:
             if existing is None:
-                row = (record, relative, run)
+                row = (record, relative, run, dataset_id)
                 files = (temporary, target)
                 inserted = self._insert_one(plan, data_id, row, files, overwrite, sums)
                 if inserted is None:  # a concurrent put stored it since: overwrite it
@@ -703,7 +815,8 @@ class Butler:
                     changes.append(inserted)
             if existing is not None:
                 token = self._token()
-                self._replace_one(plan, (record, relative, run), (temporary, sums), token, changes)
+                row = (record, relative, run, dataset_id)
+                self._replace_one(plan, row, (temporary, sums), token, changes)
         except BaseException:
             self.storage.discard(temporary)
             self._undo(reversed(changes))
@@ -714,9 +827,9 @@ class Butler:
 
     def _insert_one(
         self,
-        plan: _Plan,
+        plan: Plan,
         data_id: DataId,
-        row: tuple[dict[str, Value], str, str | None],
+        row: tuple[dict[str, Value], str, str | None, str],
         files: tuple[Path, Path],
         overwrite: bool,
         sums: FileChecksum,
@@ -726,7 +839,7 @@ class Butler:
         None if the data ID was taken (by a concurrent put, when this put may
         ``overwrite``: the caller replaces it then); DatasetExistsError if it may not.
         """
-        record, relative, run = row
+        record, relative, run, dataset_id = row
         temporary, target = files
         published: list[_Change] = []
         publishing = False
@@ -739,7 +852,13 @@ class Butler:
 
         try:
             self.registry.insert(
-                plan.spec.name, record, relative, run, before_commit=publish, **sums.columns()
+                plan.spec.name,
+                record,
+                relative,
+                run,
+                before_commit=publish,
+                dataset_id=dataset_id,
+                **sums.columns(),
             )
         except BaseException as error:
             self._undo(published)
@@ -753,16 +872,17 @@ class Butler:
 
     def _replace_one(
         self,
-        plan: _Plan,
-        row: tuple[dict[str, Value], str, str | None],
+        plan: Plan,
+        row: tuple[dict[str, Value], str, str | None, str],
         written: tuple[Path, FileChecksum],
         token: str,
         changes: list[_Change],
     ) -> None:
-        """Record a dataset over its old record; the old file is kept until the commit.
+        """Record a dataset over its old record (a new dataset: its new id, size and
+        checksum); the old file is kept until the commit.
 
         ``written`` is the new file's temporary, and its size and checksum."""
-        record, relative, run = row
+        record, relative, run, dataset_id = row
         temporary, sums = written
         target = self.storage.checked(relative)
 
@@ -772,7 +892,13 @@ class Butler:
 
         with self.registry.transaction():
             self.registry.replace(
-                plan.spec.name, record, relative, run, before_commit=publish, **sums.columns()
+                plan.spec.name,
+                record,
+                relative,
+                run,
+                before_commit=publish,
+                dataset_id=dataset_id,
+                **sums.columns(),
             )
             self._commit_token(token, changes)
         self._step_committed()
@@ -834,7 +960,7 @@ class Butler:
         self._step("settled")
 
     def _destination(
-        self, plan: _Plan, data_id: DataId, overwrite: bool
+        self, plan: Plan, data_id: DataId, overwrite: bool
     ) -> tuple[str, Path, dict[str, Value], str | None]:
         """Where a put of ``data_id`` goes: its path, file, registry record and, if
         ``overwrite``, the path of the dataset it replaces.
@@ -845,7 +971,7 @@ class Butler:
         """
         name = plan.spec.name
         relative = self.mapper.path(name, data_id)
-        record = self._restrict(plan, data_id)
+        record = self.restrict(plan, data_id)
         existing = self.registry.find(name, record) if overwrite else None
         return relative, self.storage.checked(relative), record, existing
 
@@ -855,7 +981,7 @@ class Butler:
         kept = self.storage.replace(temporary, target, keep_as)
         return _Change(target, keep_as if kept else None, new=not kept)
 
-    def _publish_new(self, plan: _Plan, data_id: DataId, temporary: Path, target: Path) -> _Change:
+    def _publish_new(self, plan: Plan, data_id: DataId, temporary: Path, target: Path) -> _Change:
         """Rename a new dataset's file into place; it never goes over a file already there.
 
         Inside :meth:`transaction` the file is first marked in the recovery journal,
@@ -879,7 +1005,7 @@ class Butler:
             ) from error
         return _Change(target, marker, new=True)
 
-    def _exists_error(self, plan: _Plan, data_ids: list[DataId], call: str) -> DatasetExistsError:
+    def _exists_error(self, plan: Plan, data_ids: list[DataId], call: str) -> DatasetExistsError:
         """Why the registry refused a put: which data ID repeats or is already stored."""
         name = plan.spec.name
         seen: set[DataId] = set()
@@ -891,7 +1017,7 @@ class Butler:
                 )
             seen.add(data_id)
         for data_id in data_ids:
-            path = self.registry.find(name, self._restrict(plan, data_id))
+            path = self.registry.find(name, self.restrict(plan, data_id))
             if path is not None:
                 return DatasetExistsError(
                     f"dataset {name!r} with data ID {_format_data_id(data_id)} already exists at "
@@ -930,7 +1056,10 @@ class Butler:
             actions.open, actions.journal = False, []
 
     def remove(
-        self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object
+        self,
+        dataset_type: str | DatasetRef,
+        data_id: Mapping[str, object] | None = None,
+        **keys: object,
     ) -> None:
         """Forget a dataset and delete its file.
 
@@ -939,23 +1068,24 @@ class Butler:
         point leaves the dataset stored or removed, never a record without its file
         or a file that ``index`` would bring back.
         """
-        self._check_writeable(f"remove {dataset_type!r}")
+        self.check_writeable(f"remove {dataset_type!r}")
         plan, found = self._locate(dataset_type, data_id, keys)
+        dataset_id = dataset_type.id if isinstance(dataset_type, DatasetRef) else None
         if found.repository is not self:
             raise ReadOnlyError(
-                f"cannot remove {dataset_type!r} {_format_data_id(found.data_id)}: the dataset "
+                f"cannot remove {plan.spec.name!r} {_format_data_id(found.data_id)}: the dataset "
                 f"is in parent repository {found.repository.root}, which this repository only "
                 "reads"
             )
         if not found.path.startswith("/"):  # never delete through a link out of the root
             self.storage.inside(found.path)
-        record = self._restrict(plan, found.data_id)
+        record = self.restrict(plan, found.data_id)
         if found.path.startswith("/"):  # a file left where another tool put it stays
-            self.registry.remove(plan.spec.name, record)
+            self.registry.remove(plan.spec.name, record, dataset_id=dataset_id)
             return
         for attempt in (1, 2):
             try:
-                self._remove_stored(plan, record, found)
+                self._remove_stored(plan, record, found, dataset_id)
                 return
             except StorageFullError:
                 # A full disk: the registry may spend its reserve and delete in that space.
@@ -963,15 +1093,18 @@ class Butler:
                 if attempt == 2 or self._local.open or not self.registry.make_room():
                     raise
 
-    def _remove_stored(self, plan: _Plan, record: dict[str, Value], found: _Found) -> None:
-        """remove's one attempt: the row deleted and its file set aside in one commit."""
+    def _remove_stored(
+        self, plan: Plan, record: dict[str, Value], found: Found, dataset_id: str | None
+    ) -> None:
+        """remove's one attempt: the row deleted and its file set aside in one commit (with
+        ``dataset_id``, only if the row still has it: a ref never removes its successor)."""
         token = self._token()
         changes: list[_Change] = []
         try:
             with self.registry.transaction():
                 # the row is locked (or, on SQLite, the registry) until the commit, so the
                 # file set aside is the one of the row removed, not a concurrent overwrite's
-                if not self.registry.remove(plan.spec.name, record):
+                if not self.registry.remove(plan.spec.name, record, dataset_id=dataset_id):
                     return  # another process removed it meanwhile: nothing is left to do
                 file = found.file
                 aside = self._journal.entry(token, "aside", file)
@@ -987,9 +1120,9 @@ class Butler:
 
     # ---- reading -------------------------------------------------------------------------------
 
-    def _read(self, plan: _Plan, found: _Found, method: str, *args: Any) -> Any:
+    def _read(self, plan: Plan, found: Found, method: str, *args: Any) -> Any:
         file, data_id = found.file, found.data_id
-        hdu = self._hdu(plan, data_id)
+        hdu = self.hdu(plan, data_id)
         try:
             if found.size is not None and os.stat(file).st_size != found.size:
                 raise self._wrong_size(plan, found, file)
@@ -1015,7 +1148,7 @@ class Butler:
             ) from error
 
     @staticmethod
-    def _wrong_size(plan: _Plan, found: _Found, file: Path) -> DatasetCorruptError:
+    def _wrong_size(plan: Plan, found: Found, file: Path) -> DatasetCorruptError:
         """A file whose size is not the one recorded when it was written (get checks it with
         one ``stat``; checksums are checked by ``verify --read``, which reads every byte)."""
         return DatasetCorruptError(
@@ -1026,14 +1159,43 @@ class Butler:
         )
 
     def get(
-        self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object
+        self,
+        dataset_type: str | DatasetRef,
+        data_id: Mapping[str, object] | None = None,
+        **keys: object,
     ) -> Any:
-        """The stored object of ``dataset_type`` for a (possibly partial) data ID."""
+        """The stored object of ``dataset_type`` for a (possibly partial) data ID, or of the
+        dataset a :class:`DatasetRef` names (given alone, in place of the dataset type)."""
         plan, found = self._locate(dataset_type, data_id, keys)
+        if self._objects is not None and self._objects.wants(plan.spec.name):
+            return self._read_cached(self._objects, plan, found)
         return self._read(plan, found, "read")
 
+    def cache_objects(self, dataset_types: Iterable[str] | None = None) -> None:
+        """From now on, a get of a dataset this process holds returns the same object,
+        for every dataset type (None) or those named (see :mod:`butler.object_cache`)."""
+        self._objects = ObjectCache(dataset_types)
+
+    def _read_cached(self, cache: ObjectCache, plan: Plan, found: Found) -> Any:
+        """get through the object cache: the dataset's id looked up, then the object."""
+        dataset_id = found.dataset_id
+        if dataset_id is None:
+            holder = found.repository
+            row = holder.registry.find_ref(plan.spec.name, holder.restrict(plan, found.data_id))
+            dataset_id = None if row is None else row[1]
+        if dataset_id is None:  # removed since, or no ids (a version 1 repository read-only)
+            return self._read(plan, found, "read")
+        obj = cache.get(dataset_id)
+        if obj is None:
+            obj = self._read(plan, found, "read")
+            cache.add(dataset_id, obj)
+        return obj
+
     def get_metadata(
-        self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object
+        self,
+        dataset_type: str | DatasetRef,
+        data_id: Mapping[str, object] | None = None,
+        **keys: object,
     ) -> dict[str, object]:
         """The header or attributes of a stored dataset, without reading its data."""
         plan, found = self._locate(dataset_type, data_id, keys)
@@ -1042,7 +1204,7 @@ class Butler:
 
     def get_section(
         self,
-        dataset_type: str,
+        dataset_type: str | DatasetRef,
         bbox: BBox,
         data_id: Mapping[str, object] | None = None,
         **keys: object,
@@ -1052,7 +1214,10 @@ class Butler:
         return self._read(plan, found, "read_section", bbox)
 
     def get_table_info(
-        self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object
+        self,
+        dataset_type: str | DatasetRef,
+        data_id: Mapping[str, object] | None = None,
+        **keys: object,
     ) -> TableInfo:
         """A stored table's length and column types, without reading its rows."""
         plan, found = self._locate(dataset_type, data_id, keys)
@@ -1064,13 +1229,25 @@ class Butler:
         return [self.get(dataset_type, data_id) for data_id in data_ids]
 
     def exists(
-        self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object
+        self,
+        dataset_type: str | DatasetRef,
+        data_id: Mapping[str, object] | None = None,
+        **keys: object,
     ) -> bool:
         """Whether :meth:`get` would find a dataset; False when none matches.
 
         Resolved as :meth:`get` resolves (a calibration by the observation's time);
-        an ambiguous data ID raises, as it does for get.
+        an ambiguous data ID raises, as it does for get. A stale ref is False; a foreign
+        one raises ForeignRefError.
         """
+        if isinstance(dataset_type, DatasetRef):
+            try:
+                self._locate_ref(dataset_type, data_id, keys)
+            except ForeignRefError:
+                raise
+            except DatasetNotFoundError:
+                return False
+            return True
         try:
             return self._resolve(dataset_type, data_id, keys)[2] is not None
         except DatasetNotFoundError:  # no calibration valid for the observation, or no observation
@@ -1083,10 +1260,16 @@ class Butler:
         return [self.exists(dataset_type, data_id) for data_id in data_ids]
 
     def uri(
-        self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object
+        self,
+        dataset_type: str | DatasetRef,
+        data_id: Mapping[str, object] | None = None,
+        **keys: object,
     ) -> str:
         """The URI of the file :meth:`get` would read, or, if none is stored, where a put
         would write it (``lookup ... from`` keys completed from the registry)."""
+        if isinstance(dataset_type, DatasetRef):
+            _, located = self._locate_ref(dataset_type, data_id, keys)
+            return located.repository.storage.uri(located.path)
         plan, normalized, found = self._resolve(dataset_type, data_id, keys)
         if found is not None:
             return found.repository.storage.uri(found.path)
@@ -1220,16 +1403,16 @@ class Butler:
     # ---- queries -------------------------------------------------------------------------------
 
     def _partial(
-        self, plan: _Plan, data_id: Mapping[str, object] | None, keys: Mapping[str, object]
+        self, plan: Plan, data_id: Mapping[str, object] | None, keys: Mapping[str, object]
     ) -> dict[str, Value]:
-        normalized = self._normalize(data_id, keys)
+        normalized = self.normalize(data_id, keys)
         unknown = [k for k in normalized if k not in plan.keys and k in {**(data_id or {}), **keys}]
         if unknown:
             raise InvalidDataIdError(
                 f"{', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not a key of "
                 f"{plan.spec.name!r}; its keys are {', '.join(plan.spec.keys) or 'none'}"
             )
-        return self._restrict(plan, normalized)
+        return self.restrict(plan, normalized)
 
     def query(
         self,
@@ -1255,7 +1438,7 @@ class Butler:
         before any SQL runs: InvalidQueryError shows the expression with a caret.
         See docs/runtime.md, "Queries".
         """
-        plan = self._plan(dataset_type)
+        plan = self.plan(dataset_type)
         if _plain_query(
             data_id, keys, where, bind, with_datasets, without_datasets, order_by, limit
         ):
@@ -1270,7 +1453,7 @@ class Butler:
 
     def _query_request(
         self,
-        plan: _Plan,
+        plan: Plan,
         data_id: Mapping[str, object] | None,
         keys: Mapping[str, object],
         where: str | None,
@@ -1314,7 +1497,7 @@ class Butler:
 
         Takes the same selection as :meth:`query`.
         """
-        plan = self._plan(dataset_type)
+        plan = self.plan(dataset_type)
         if key not in plan.keys:
             raise InvalidDataIdError(
                 f"{key!r} is not a key of {dataset_type!r}; "
@@ -1342,7 +1525,7 @@ class Butler:
         **keys: object,
     ) -> int:
         """How many stored datasets match (as for :meth:`query`)."""
-        plan = self._plan(dataset_type)
+        plan = self.plan(dataset_type)
         if _plain_query(data_id, keys, where, bind, with_datasets, without_datasets):
             partial = self._partial(plan, data_id, keys)
             return self.chain.count(self, dataset_type, partial)
@@ -1355,7 +1538,8 @@ class Butler:
 
     # ---- maintenance ---------------------------------------------------------------------------
 
-    def _own_files(self) -> frozenset[str]:
+    def own_files(self) -> frozenset[str]:
+        """The names of the repository's own files at its root (config, SQLite registry)."""
         url = self.config.registry
         names = {CONFIG_NAME}
         if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
@@ -1367,7 +1551,7 @@ class Butler:
         self, dataset_types: Iterable[str] | None = None, *, show_progress: bool = False
     ) -> IndexReport:
         """Register files already below the root by parsing their paths back into data IDs."""
-        self._check_writeable("index")
+        self.check_writeable("index")
         return maintenance.index(self, dataset_types, show_progress=show_progress)
 
     def ingest(
@@ -1388,7 +1572,7 @@ class Butler:
         """
         from .ingest import ingest
 
-        self._check_writeable("ingest")
+        self.check_writeable("ingest")
         return ingest(
             self, paths, transfer=transfer, rules=rules, show_progress=show_progress, jobs=jobs
         )
@@ -1402,5 +1586,5 @@ class Butler:
         and deletes the temporaries of writers that are gone.
         """
         if repair:
-            self._check_writeable("repair")
+            self.check_writeable("repair")
         return maintenance.verify(self, read=read, show_progress=show_progress, repair=repair)

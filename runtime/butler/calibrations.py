@@ -42,7 +42,7 @@ from .errors import (
     InvalidDataIdError,
     ReadOnlyError,
 )
-from .normalize import _to_datetime
+from .normalize import to_datetime
 from .registry._calibrations import (
     Certification,
     CertificationStore,
@@ -51,8 +51,9 @@ from .registry._calibrations import (
 from .spec import CalibrationSpec, DatasetTypeSpec, Value
 
 if TYPE_CHECKING:
-    from .butler import Butler, _Plan
+    from .butler import Butler
     from .mapper import Mapper
+    from .resolved import Plan
 
 __all__ = [
     "CalibrationRef",
@@ -100,7 +101,7 @@ def valid_time(
             return valid_time(datetime.date.fromisoformat(value), scale, what)
         except ValueError:
             pass
-    return _to_datetime(what, scale, value)
+    return to_datetime(what, scale, value)
 
 
 def recorded_time(value: object, what: str = "as_of") -> datetime.datetime:
@@ -372,8 +373,8 @@ class Calibrations:
 
     # ---- policy ---------------------------------------------------------------------------
 
-    def _calibration(self, dataset_type: str) -> tuple[_Plan, CalibrationSpec]:
-        plan = self._butler._plan(dataset_type)
+    def _calibration(self, dataset_type: str) -> tuple[Plan, CalibrationSpec]:
+        plan = self._butler.plan(dataset_type)
         calibration = plan.spec.calibration
         if calibration is None:
             calibrations = [
@@ -410,10 +411,10 @@ class Calibrations:
 
     # ---- certification --------------------------------------------------------------------
 
-    def _stored(self, plan: _Plan, data_id: Mapping[str, object] | None) -> DataId:
+    def _stored(self, plan: Plan, data_id: Mapping[str, object] | None) -> DataId:
         butler = self._butler
-        normalized = butler._normalize(data_id, {})
-        found = butler._find(plan, normalized)
+        normalized = butler.normalize(data_id, {})
+        found = butler.find_dataset(plan, normalized)
         if found is None:
             raise CalibrationNotFoundError(
                 f"no stored {plan.spec.name!r} with data ID {_format_data_id(normalized)} in "
@@ -448,7 +449,7 @@ class Calibrations:
         source: str | None = None,
     ) -> Certification:
         """Certify a stored calibration as valid in ``[valid_from, valid_to)`` (None: open)."""
-        self._butler._check_writeable(f"certify {dataset_type!r}")
+        self._butler.check_writeable(f"certify {dataset_type!r}")
         plan, calibration = self._calibration(dataset_type)
         scale = self._scales.get(calibration.valid_by)
         start = valid_time(valid_from, scale, "valid_from")
@@ -456,7 +457,7 @@ class Calibrations:
         complete = self._stored(plan, data_id)
         return self.store.certify(
             dataset_type,
-            self._butler._restrict(plan, complete),
+            self._butler.restrict(plan, complete),
             self._match(calibration, complete),
             start,
             end,
@@ -474,14 +475,14 @@ class Calibrations:
         valid_to: object = None,
     ) -> list[Certification]:
         """Close a calibration's current certifications (or the part in a range); the closed."""
-        self._butler._check_writeable(f"decertify {dataset_type!r}")
+        self._butler.check_writeable(f"decertify {dataset_type!r}")
         plan, calibration = self._calibration(dataset_type)
         scale = self._scales.get(calibration.valid_by)
         start = None if valid_from is None else valid_time(valid_from, scale, "valid_from")
         end = None if valid_to is None else valid_time(valid_to, scale, "valid_to")
         complete = self._stored(plan, data_id)
         closed = self.store.decertify(
-            dataset_type, self._butler._restrict(plan, complete), start, end
+            dataset_type, self._butler.restrict(plan, complete), start, end
         )
         if not closed:
             raise CalibrationNotFoundError(
@@ -503,7 +504,7 @@ class Calibrations:
         _, calibration = self._calibration(dataset_type)
         match = None
         if data_id:
-            normalized = self._butler._normalize(data_id, {})
+            normalized = self._butler.normalize(data_id, {})
             match = self._match(calibration, normalized)
         moment = None if as_of is None else recorded_time(as_of)
         return self.store.history(dataset_type, match, as_of=moment, include_closed=include_closed)
@@ -548,7 +549,7 @@ class Calibrations:
         partial = {k: v for k, v in given.items() if k in keys}
         rows = (
             butler.registry.complete(observation, partial, CANDIDATE_LIMIT + 1)
-            if partial and butler._is_registered(observation)
+            if partial and butler.is_registered(observation)
             else []
         )
         if not rows:
@@ -650,7 +651,7 @@ class Calibrations:
     ) -> CalibrationRef:
         """The calibration valid for an observation, as the registry stood ``as_of``."""
         plan, calibration = self._calibration(dataset_type)
-        given = self._butler._normalize(data_id, keys)
+        given = self._butler.normalize(data_id, keys)
         return self._find(plan.spec, calibration, given, as_of)
 
     def _find(
@@ -700,7 +701,7 @@ class Calibrations:
             return None
         observation_type = calibration.observation
         partial = {k: given[k] for k in self._memo().keys(observation_type) if k in given}
-        if not partial or not self._butler._is_registered(observation_type):
+        if not partial or not self._butler.is_registered(observation_type):
             return None
         match = {k: given[k] for k in calibration.match}
         found = self.store.observed_candidates(
@@ -730,7 +731,7 @@ class Calibrations:
         plan, calibration = self._calibration(dataset_type)
         spec = plan.spec
         moment = None if as_of is None else recorded_time(as_of)
-        normalize = self._butler._normalize
+        normalize = self._butler.normalize
         given = [normalize(d, {}) for d in data_ids]
         seen = self._observations(spec, calibration, given)
         if not given:
@@ -818,7 +819,7 @@ class Calibrations:
         observation_type = calibration.observation
         records = _Records()
         lacking = [d for d, shape in zip(given, shapes, strict=True) if not shape.complete]
-        if not lacking or not butler._is_registered(observation_type):
+        if not lacking or not butler.is_registered(observation_type):
             return records
         first = [k for k in keys if all(k in d for d in lacking)]
         if not first:
@@ -846,7 +847,7 @@ class Calibrations:
             f"rule: {self.rule(spec)}",
         ]
         try:
-            given = self._butler._normalize(data_id, keys)
+            given = self._butler.normalize(data_id, keys)
             lines.append(f"data ID: {_format_data_id(given)}")
             moment = None if as_of is None else recorded_time(as_of)
             lines.append(
@@ -874,8 +875,8 @@ class Calibrations:
         return "\n".join(lines)
 
     def locate(
-        self, plan: _Plan, data_id: Mapping[str, object] | None, keys: Mapping[str, object]
-    ) -> tuple[_Plan, DataId, str] | None:
+        self, plan: Plan, data_id: Mapping[str, object] | None, keys: Mapping[str, object]
+    ) -> tuple[Plan, DataId, str] | None:
         """For ``Butler._locate``: the calibration for an observation's data ID.
 
         None when the data ID names the calibration itself (all of its own keys
@@ -885,7 +886,7 @@ class Calibrations:
         as_of = rest.pop("as_of", None)
         calibration = plan.spec.calibration
         assert calibration is not None
-        given = self._butler._normalize(data_id, rest)
+        given = self._butler.normalize(data_id, rest)
         if as_of is None and plan.keys.issubset(given):
             return None
         moment = None if as_of is None else recorded_time(as_of)

@@ -44,7 +44,8 @@ from .mapper import Mapper
 from .spec import InstrumentSpec, Value
 
 if TYPE_CHECKING:
-    from .butler import Butler, _Found, _Plan
+    from .butler import Butler
+    from .resolved import Found, Plan
 
 __all__ = [
     "Chain",
@@ -276,13 +277,12 @@ class Chain:
             self._refresh(owner.registry)
             if name not in self.mapper.dataset_types:
                 raise
-            owner.mapper = self.mapper
-            owner._formats = {f.name: f for f in self.mapper.spec.formats}
+            owner.use_mapper(self.mapper)
             return self.mapper.dataset_type(name)
 
     # ---- find-first reads --------------------------------------------------------------------
 
-    def find(self, owner: Butler, plan: _Plan, data_id: DataId) -> _Found | None:
+    def find(self, owner: Butler, plan: Plan, data_id: DataId) -> Found | None:
         """The first parent's match for ``data_id``, with the data ID as ``owner`` writes it."""
         name = plan.spec.name
         for member in self.parents:
@@ -292,7 +292,7 @@ class Chain:
                 theirs = member.mapper.normalize(dict(data_id))
             except InvalidDataIdError:
                 continue
-            found = member._find(member._plan(name), theirs)
+            found = member.find_dataset(member.plan(name), theirs)
             if found is not None:
                 return dataclasses.replace(
                     found, data_id=owner.mapper.normalize(dict(found.data_id))
@@ -306,7 +306,7 @@ class Chain:
         for member in self.parents:
             if dataset_type not in member.mapper.dataset_types:
                 continue
-            rows = member._candidates(dataset_type, partial)
+            rows = member.candidates(dataset_type, partial)
             if rows:
                 return rows
         return []
@@ -317,7 +317,7 @@ class Chain:
         for member in members:
             if dataset_type not in member.mapper.dataset_types:
                 continue
-            if not member._is_registered(dataset_type):
+            if not member.is_registered(dataset_type):
                 continue
             yield from member.registry.query(dataset_type, partial)
 
@@ -326,7 +326,7 @@ class Chain:
     ) -> Iterator[DataId]:
         """Data IDs across the chain, each once, in chain order."""
         if not self.parents:
-            if not owner._is_registered(dataset_type):
+            if not owner.is_registered(dataset_type):
                 return iter(())
             rows = owner.registry.query(dataset_type, partial)
             return (owner.mapper.normalize(row) for row in rows)
@@ -349,13 +349,13 @@ class Chain:
         members = [owner, *self.parents]
         values: set[Any] = set()
         for member in members:
-            if dataset_type in member.mapper.dataset_types and member._is_registered(dataset_type):
+            if dataset_type in member.mapper.dataset_types and member.is_registered(dataset_type):
                 values.update(member.registry.query_values(dataset_type, key, partial))
         return sorted(values)
 
     def count(self, owner: Butler, dataset_type: str, partial: dict[str, Value]) -> int:
         if not self.parents:
-            if not owner._is_registered(dataset_type):
+            if not owner.is_registered(dataset_type):
                 return 0
             return owner.registry.count(dataset_type, partial)
         return sum(1 for _ in self._merged(owner, dataset_type, partial))

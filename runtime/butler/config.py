@@ -55,6 +55,8 @@ class RepositoryConfig:
     read_only: bool = False
     durability: str = "put"
     parents: tuple[Parent, ...] = ()
+    #: The repository's UUID, as its registry records it (None: made before ids existed).
+    repository_id: str | None = None
     created_by: dict[str, str] = field(default_factory=dict)
     overrides: dict[str, object] = field(default_factory=dict)
 
@@ -66,6 +68,8 @@ class RepositoryConfig:
             "mapper": self.mapper,
             "registry": self.registry,
         }
+        if self.repository_id is not None:
+            data["repository_id"] = self.repository_id
         if self.read_only:
             data["read_only"] = True
         if self.durability != "put":
@@ -176,6 +180,7 @@ def read_config(root: Path) -> RepositoryConfig:
         read_only=bool(data.get("read_only", False)),
         durability=str(data.get("durability", "put")),
         parents=parents,
+        repository_id=data.get("repository_id"),
         created_by=dict(data.get("created_by", {})),
         overrides=dict(data.get("overrides", {})),
     )

@@ -11,6 +11,8 @@ new one.
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +20,13 @@ from pathlib import Path
 from .errors import RegistryNotFoundError, RepositoryError
 from .registry import Registry
 
-__all__ = ["open_registry", "refuse_existing_registry", "undone_on_failure"]
+__all__ = [
+    "check_registry_url",
+    "local_root",
+    "open_registry",
+    "refuse_existing_registry",
+    "undone_on_failure",
+]
 
 
 @contextlib.contextmanager
@@ -53,7 +61,7 @@ def undone_on_failure(root: Path) -> Iterator[None]:
 def refuse_existing_registry(root: Path, url: str) -> None:
     """RepositoryError if ``url`` already holds a Butler registry (another repository's)."""
     try:
-        Registry.open(url).close()
+        Registry.open(url, upgrade=False).close()  # looking must not migrate another's
     except RegistryNotFoundError:
         return
     raise RepositoryError(
@@ -74,3 +82,34 @@ def open_registry(root: Path, url: str, *, read_only: bool = False) -> Registry:
             "(the database was emptied, replaced or deleted). Restore the registry from a "
             f"backup; then `butler verify {root}` checks every record against its file"
         ) from None
+
+
+#: A URL's scheme (``s3://``, ``https://``, ``memory://``), as opposed to a local path.
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def local_root(root: str | os.PathLike[str]) -> Path:
+    """``root`` as an absolute local folder; RepositoryError for a URL no back-end serves.
+
+    Only local folders have a storage back-end today: ``s3://bucket/repo`` must not
+    become a folder named ``s3:``.
+    """
+    text = os.fspath(root)
+    match = _SCHEME.match(text) if isinstance(text, str) else None
+    if match is not None:
+        raise RepositoryError(
+            f"cannot use {text!r}: no storage back-end serves {match.group(1)}:// URLs (a "
+            "repository is a local folder; give its path, e.g. /data/repo)"
+        )
+    return Path(root).absolute()
+
+
+def check_registry_url(url: str) -> None:
+    """RepositoryError for a registry that would not outlive the process (in-memory SQLite),
+    which a repository on disk cannot use: its records would vanish at close."""
+    if url in ("sqlite://", "sqlite:///:memory:") or url.startswith("sqlite:///:memory:?"):
+        raise RepositoryError(
+            f"registry {url!r} is an in-memory SQLite database, which would lose every record "
+            "when the process ends; a repository on disk needs a file (the default, "
+            "sqlite:///registry.sqlite3) or a PostgreSQL URL"
+        )

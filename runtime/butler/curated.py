@@ -154,7 +154,7 @@ def ingest_curated(
     """Copy, record and certify the curated calibrations below ``directory``."""
     from .calibrations import for_butler
 
-    butler._check_writeable("ingest curated calibrations")
+    butler.check_writeable("ingest curated calibrations")
     root = Path(directory)
     files, skipped = scan(root)
     report = CuratedReport(skipped=skipped)
@@ -270,8 +270,8 @@ def _ingest_group(
     from .calibrations import Calibrations
 
     assert isinstance(manager, Calibrations)
-    plan = butler._plan(calib_type)
-    butler._ensure_registered(plan)
+    plan = butler.plan(calib_type)
+    butler.ensure_registered(plan)
     written: list[tuple[Path, Path]] = []
     began = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
     try:
@@ -284,7 +284,7 @@ def _ingest_group(
                         f"{calib_type!r} files are written as {relative!r}, not as "
                         f"{file.extension!r} files; convert the curated file first"
                     )
-                record: dict[str, Value] = butler._restrict(plan, data_id)
+                record: dict[str, Value] = butler.restrict(plan, data_id)
                 existing = butler.registry.find(calib_type, record)
                 if existing is None:
                     target = butler.storage.checked(relative)

@@ -58,13 +58,24 @@ class DataId(Mapping[str, Value]):
         self._hash = None
 
     @classmethod
-    def _trusted(cls, items: dict[str, Value], origin: object) -> DataId:
-        """A DataId over ``items`` (not copied), normalized by ``origin``."""
+    def trusted(cls, items: dict[str, Value], origin: object) -> DataId:
+        """A DataId over ``items`` (not copied), normalized by ``origin`` (for the mapper,
+        which has checked every value; any other caller uses ``DataId(...)``)."""
         self = cls.__new__(cls)
         self._items = items
         self._origin = origin
         self._hash = None
         return self
+
+    @property
+    def origin(self) -> object:
+        """The normalizer that made this data ID (None: made by hand, not normalized)."""
+        return self._origin
+
+    @property
+    def fields(self) -> dict[str, Value]:
+        """The values by key: the DataId's own dict, not a copy (never modify it)."""
+        return self._items
 
     def __getitem__(self, key: str) -> Value:
         return self._items[key]

@@ -182,7 +182,7 @@ def use_repository(root: Path) -> None:
             detector=1,
             filter="r",
             obsTime=datetime.datetime(2026, 3, 1, 4, visit - 40, 0),
-        )
+        ).data_id
         print(f"  raw {format_data_id(data_id)}\n      -> {butler.uri('raw', data_id)}")
         raws.append(data_id)
 
@@ -193,13 +193,15 @@ def use_repository(root: Path) -> None:
     calexps = []
     for visit in (42, 43):
         pixels = np.random.default_rng(visit + 100).normal(0, 5, (64, 64)).astype(np.float32)
-        data_id = butler.put(Image(pixels, {"CALIBRATED": True}), "calexp", visit=visit, ccd=1)
+        data_id = butler.put(
+            Image(pixels, {"CALIBRATED": True}), "calexp", visit=visit, ccd=1
+        ).data_id
         print(f"  calexp {format_data_id(data_id)}")
         calexps.append(data_id)
 
     step("put a source table (HDF5)", "a second format behind the same put")
     table = Table({"id": np.arange(5), "flux": np.linspace(10.0, 50.0, 5)})
-    data_id = butler.put(table, "src", visit=42, detector=1)
+    data_id = butler.put(table, "src", visit=42, detector=1).data_id
     print(f"  src {format_data_id(data_id)}\n      -> {butler.uri('src', data_id)}")
 
     step("get them back", "whole datasets, a section of an image, and metadata without pixels")

@@ -19,6 +19,7 @@ __all__ = [
     "DatasetExistsError",
     "DatasetNotFoundError",
     "DatasetTypeDefinitionError",
+    "ForeignRefError",
     "FormatError",
     "InvalidDataIdError",
     "InvalidQueryError",
@@ -85,6 +86,10 @@ class AmbiguousDataIdError(ButlerError):
 
 class DatasetNotFoundError(ButlerError, LookupError):
     """No stored dataset for a dataset type and data ID."""
+
+
+class ForeignRefError(DatasetNotFoundError):
+    """A dataset ref from a repository that is not in the chain asked (see butler.refs)."""
 
 
 class DatasetExistsError(ButlerError):

@@ -297,7 +297,7 @@ def import_registry(
     """
     from .calibrations import for_butler
 
-    butler._check_writeable("import a Gen2 calibration registry")
+    butler.check_writeable("import a Gen2 calibration registry")
     records = read_registry(path, tables)
     report = analyze(records, source=str(path))
     manager = for_butler(butler)
@@ -309,11 +309,11 @@ def import_registry(
                     f"instrument {butler.mapper.name} has no dataset type {table!r}"
                 )
                 continue
-            plan = butler._plan(table)
+            plan = butler.plan(table)
             if plan.spec.calibration is None:
                 report.skipped_tables[table] = f"{table!r} is not a calibration"
                 continue
-            butler._ensure_registered(plan)
+            butler.ensure_registered(plan)
             keys = butler.mapper.keys(table)
             for row in rows:
                 values = {renames.get(k, k): v for k, v in row.values.items()}
@@ -321,7 +321,7 @@ def import_registry(
                     data_id = butler.mapper.normalize(
                         {k: v for k, v in values.items() if k in keys}
                     )
-                    record = butler._restrict(plan, data_id)
+                    record = butler.restrict(plan, data_id)
                     if butler.registry.find(table, record) is None:
                         butler.registry.insert(
                             table, record, row.path or butler.mapper.path(table, data_id)

@@ -45,7 +45,7 @@ def _scalar(key: str, value: object) -> MetadataValue:
     )
 
 
-@dataclass(frozen=True, eq=False, slots=True)
+@dataclass(frozen=True, eq=False, slots=True, weakref_slot=True)  # the object cache
 class Image:
     """Pixels and their metadata.
 

@@ -118,13 +118,13 @@ def index(
 ) -> IndexReport:
     """Register files already below the root by parsing their paths back into data IDs."""
     names = list(dataset_types) if dataset_types is not None else list(butler.dataset_types)
-    plans = [butler._plan(n) for n in names]
+    plans = [butler.plan(n) for n in names]
     registered: dict[str, int] = {}
     known = 0
     unmatched: list[str] = []
     with butler.registry.transaction():
         recorded = _recorded_paths(butler)
-        files = butler.storage.walk(butler._own_files())
+        files = butler.storage.walk(butler.own_files())
         for relative in progress(files, "index") if show_progress else files:
             if relative.endswith(TEMP_SUFFIX):
                 continue
@@ -144,8 +144,8 @@ def index(
                 if not plan.keys.issubset(data_id):
                     continue
                 matched = True
-                butler._ensure_registered(plan)
-                record = butler._restrict(plan, data_id)
+                butler.ensure_registered(plan)
+                record = butler.restrict(plan, data_id)
                 if butler.registry.find(plan.spec.name, record) is not None:
                     known += 1
                     continue
@@ -198,10 +198,10 @@ def verify(
                 corrupt.append((name, _data_id_text(data_id), path, problem))
             if name not in butler.mapper.dataset_types:
                 continue
-            plan = butler._plan(name)
+            plan = butler.plan(name)
             try:
                 plan.formatter.read(
-                    file, python_type=plan.format.python_type, hdu=butler._hdu(plan, data_id)
+                    file, python_type=plan.format.python_type, hdu=butler.hdu(plan, data_id)
                 )
             except (ButlerError, OSError, ValueError) as error:
                 unreadable.append((name, path, str(error)))
@@ -212,7 +212,7 @@ def verify(
                 corrupt.append((name, _data_id_text(data_id), path, str(error)))
     untracked: list[str] = []
     temporaries: list[str] = []
-    for relative in butler.storage.walk(butler._own_files()):
+    for relative in butler.storage.walk(butler.own_files()):
         if relative.endswith(TEMP_SUFFIX):
             if repair and not _writer_alive(relative):
                 (butler.root / relative).unlink(missing_ok=True)

@@ -251,7 +251,7 @@ class Mapper:
 
     def normalize(self, data_id: Mapping[str, object] | None = None, /, **keys: object) -> DataId:
         """The normalized, checked :class:`DataId` for ``data_id`` updated with ``keys``."""
-        if not keys and type(data_id) is DataId and data_id._origin is self._normalizer:
+        if not keys and type(data_id) is DataId and data_id.origin is self._normalizer:
             return data_id
         values: Mapping[str, object]
         if data_id is None:
@@ -260,17 +260,17 @@ class Mapper:
             values = {**data_id, **keys}
         else:
             values = data_id
-        return DataId._trusted(self._normalizer.normalize(values), self._normalizer)
+        return DataId.trusted(self._normalizer.normalize(values), self._normalizer)
 
     def path(
         self, dataset_type: str, data_id: Mapping[str, object] | None = None, /, **keys: object
     ) -> str:
         """The path (relative to a repository root) of ``dataset_type`` for a data ID."""
         plan = self._plans.get(dataset_type) or self._get_plan(dataset_type)
-        if keys or type(data_id) is not DataId or data_id._origin is not self._normalizer:
+        if keys or type(data_id) is not DataId or data_id.origin is not self._normalizer:
             data_id = self.normalize(data_id, **keys)
         try:
-            rendered = plan.render(data_id._items)
+            rendered = plan.render(data_id.fields)
         except KeyError:
             missing = [key for key in plan.required if key not in data_id]
             raise InvalidDataIdError(
@@ -308,7 +308,7 @@ class Mapper:
     def _check_round_trip(plan: _Plan, data_id: DataId) -> None:
         """Refuse a value that the template writes as text reading back as another value."""
         for key, spec, convert in plan.lossy:
-            value = data_id._items.get(key)
+            value = data_id.fields.get(key)
             if value is None:
                 continue
             text = format(value, spec)
@@ -357,7 +357,7 @@ class Mapper:
         rendered = plan.render(items)
         if rendered != path:
             raise self._not_a_path(plan, path, f"its data ID renders as {rendered!r}")
-        return DataId._trusted(items, self._normalizer)
+        return DataId.trusted(items, self._normalizer)
 
     @staticmethod
     def _not_a_path(plan: _Plan, path: str, reason: str) -> InvalidDataIdError:
@@ -372,7 +372,7 @@ class Mapper:
         steps: list[str] = []
         given = dict(data_id)
         items = self._normalizer.normalize(given, steps)
-        normalized = DataId._trusted(items, self._normalizer)
+        normalized = DataId.trusted(items, self._normalizer)
         lines = [
             f"dataset type {plan.spec.name!r} of instrument {self.name}",
             f"given: {format_data_id(given)}",

@@ -23,7 +23,7 @@ from typing import Any
 from .errors import InvalidDataIdError
 from .spec import KeySpec, TableSpec, Value
 
-__all__ = ["Normalizer"]
+__all__ = ["Normalizer", "to_datetime"]
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _TRUE = {"true": True, "false": False}
@@ -110,7 +110,7 @@ def _to_date(key: str, raw: object) -> datetime.date:
     raise _bad(key, raw, "expected a date or an ISO date string 'YYYY-MM-DD'")
 
 
-def _to_datetime(key: str, scale: str | None, raw: object) -> datetime.datetime:
+def to_datetime(key: str, scale: str | None, raw: object) -> datetime.datetime:
     if type(raw) is datetime.datetime and raw.tzinfo is None:
         return raw
     if isinstance(raw, datetime.datetime):
@@ -162,7 +162,7 @@ def _coercer(spec: KeySpec) -> Callable[[object], Value]:
         return lambda raw: _to_date(name, raw)
     if spec.type == "datetime":
         scale = spec.scale
-        return lambda raw: _to_datetime(name, scale, raw)
+        return lambda raw: to_datetime(name, scale, raw)
     return lambda raw: _to_str(name, raw)
 
 

@@ -134,8 +134,8 @@ class Provenance:
     ) -> DatasetProvenance:
         """The provenance of one stored dataset, from whichever repository of the chain holds it."""
         butler = self._butler
-        plan = butler._plan(dataset_type)
-        found = butler._find(plan, butler.mapper.normalize(data_id, **keys))
+        plan = butler.plan(dataset_type)
+        found = butler.find_dataset(plan, butler.mapper.normalize(data_id, **keys))
         if found is None:
             raise DatasetNotFoundError(
                 f"no dataset {dataset_type!r} with data ID {dict(data_id or {}, **keys)} in "

@@ -163,7 +163,13 @@ class FormatterRegistry:
         close = difflib.get_close_matches(name, known, n=1)
         if close:
             message += f"; did you mean {close[0]!r}?"
-        return message + f" (known: {', '.join(known)})"
+        return message + (
+            f" (known: {', '.join(known)}). No installed package provides the {name!r} "
+            f"formatter plug-in: install one that advertises {name!r} in the "
+            f"{ENTRY_POINT_GROUP!r} entry-point group (pip install PACKAGE), or register a "
+            "Formatter instance on the Butler's formatter registry "
+            "(butler.formatters.register(...); see butler.formatters.registry)"
+        )
 
 
 def _load(ep: EntryPoint) -> Formatter:

@@ -8,9 +8,10 @@
 'calexp/903334/22.fits'
 """
 
+from ._identity import new_id as new_dataset_id
 from ._registry import Registry as Registry
 from ._registry import StoredDataset as StoredDataset
 from ._registry import StoredFile as StoredFile
 from ._schema import SCHEMA_VERSION as SCHEMA_VERSION
 
-__all__ = ["SCHEMA_VERSION", "Registry", "StoredDataset", "StoredFile"]
+__all__ = ["SCHEMA_VERSION", "Registry", "StoredDataset", "StoredFile", "new_dataset_id"]

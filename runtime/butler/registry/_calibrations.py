@@ -333,7 +333,7 @@ class CertificationStore:
         plan = self._plans.get(dataset_type)
         if plan is not None:
             return plan
-        dataset_table = self._registry._table(dataset_type)
+        dataset_table = self._registry.dataset_table(dataset_type)
         ds = dataset_table.table
         key_columns = tuple(ds.c[column] for column in dataset_table.definition.columns)
         cert = self._table
@@ -412,12 +412,12 @@ class CertificationStore:
         """Run a lookup on the registry's raw per-thread cursor (the open transaction's, if any)."""
         if not self._has_table():
             return []
-        return list(self._registry._rows(sql, params, functools.partial(self._raw_row, plan)))
+        return list(self._registry.rows(sql, params, functools.partial(self._raw_row, plan)))
 
     def _has_table(self) -> bool:
         if self._exists:
             return True
-        with self._registry._reader() as conn:
+        with self._registry.reader() as conn:
             return self._table_exists(conn)
 
     def _table_exists(self, conn: sa.Connection) -> bool:
@@ -429,7 +429,7 @@ class CertificationStore:
         """Create ``calib_cert`` in a registry made before certifications existed."""
         if self._exists:
             return
-        with self._registry._write() as conn:
+        with self._registry.writer() as conn:
             if not self._table_exists(conn):
                 lock_ddl(conn)
                 create_certification_table(conn)
@@ -457,7 +457,7 @@ class CertificationStore:
         stmt = stmt.order_by(*order_by)
         if limit is not None:
             stmt = stmt.limit(limit)
-        with self._registry._reader() as conn:
+        with self._registry.reader() as conn:
             if not self._table_exists(conn):
                 return []
             rows = conn.execute(stmt).all()
@@ -467,10 +467,10 @@ class CertificationStore:
 
     def dataset_id(self, dataset_type: str, data_id: Mapping[str, Value]) -> int | None:
         """The registry id of a stored dataset with this complete data ID, or None."""
-        table = self._registry._table(dataset_type)
+        table = self._registry.dataset_table(dataset_type)
         where, params = table.where(table.check_complete(data_id))
         sql = f"SELECT id FROM {self._quote(table.definition.table_name)}{where}"
-        found = list(self._registry._rows(sql, params, tuple))
+        found = list(self._registry.rows(sql, params, tuple))
         return int(found[0][0]) if found else None
 
     def certify(
@@ -504,7 +504,7 @@ class CertificationStore:
         self.ensure_table()
         plan = self._plan(dataset_type)
         match_text = encode_match(match)
-        with self._registry._write() as conn:
+        with self._registry.writer() as conn:
             self._lock(conn, dataset_type, match_text)
             dataset_id = self.dataset_id(dataset_type, data_id)
             if dataset_id is None:
@@ -586,7 +586,7 @@ class CertificationStore:
         self.ensure_table()
         plan = self._plan(dataset_type)
         c = self._table.c
-        with self._registry._write() as conn:
+        with self._registry.writer() as conn:
             dataset_id = self.dataset_id(dataset_type, data_id)
             if dataset_id is None:
                 raise DatasetNotFoundError(
@@ -804,7 +804,7 @@ class CertificationStore:
 
     def certified_types(self) -> list[str]:
         """The dataset types that have any certification."""
-        with self._registry._reader() as conn:
+        with self._registry.reader() as conn:
             if not self._table_exists(conn):
                 return []
             column = self._table.c.dataset_type
@@ -817,7 +817,7 @@ class CertificationStore:
 
         One query per 500 values, on the registry's raw per-thread cursor.
         """
-        table = self._registry._table(dataset_type)
+        table = self._registry.dataset_table(dataset_type)
         definition = table.definition
         column = definition.columns[definition.keys.index(key)]
         unique = sorted(set(values), key=repr)
@@ -828,7 +828,7 @@ class CertificationStore:
             marks = ", ".join([self._mark] * len(chunk))
             sql = f"{head} WHERE {self._quote(column)} IN ({marks})"
             params = table.bound(key, chunk)
-            yield from self._registry._rows(sql, params, table.data_id)
+            yield from self._registry.rows(sql, params, table.data_id)
 
     def observed_candidates(
         self,
@@ -846,7 +846,7 @@ class CertificationStore:
         the record's time is compared in SQL, so ``valid_by`` must be a ``datetime``
         key (a date would compare as text against a datetime on SQLite); else None.
         """
-        observed = self._registry._table(observation_type)
+        observed = self._registry.dataset_table(observation_type)
         plan = self._plans.get(dataset_type) or self._plan(dataset_type)
         where, params = observed.where(observed.check_partial(partial))
         key = (dataset_type, observation_type, valid_by, tuple(partial), as_of is None)
@@ -861,7 +861,7 @@ class CertificationStore:
         params += [dataset_type, self._matches.encode(match)]
         if as_of is not None:
             params += [self._times.param(as_of)] * 2
-        rows = list(self._registry._rows(sql, params, tuple))
+        rows = list(self._registry.rows(sql, params, tuple))
         record = len(plan.keys) + 1 + len(self._table.c)  # where the record's columns start
         if not rows or (len(rows) > 1 and any(row[record:] != rows[0][record:] for row in rows)):
             return None  # no record, or two

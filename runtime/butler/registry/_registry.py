@@ -7,7 +7,7 @@ import difflib
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateIndex, CreateTable
@@ -26,6 +26,7 @@ from ..spec import InstrumentSpec, Value
 from ._calibrations import create_certification_table  # calibration certifications (issue 4)
 from ._checksum_columns import add_checksum_columns, tables_without_checksums  # issue 12
 from ._engine import WRITE_OPTION, create_engine, describe_url, lock_ddl
+from ._identity import REPOSITORY_ID, migrate_to_ids, new_id  # dataset ids (issue 13)
 from ._operations import chunks, create_operations_table, operations_table
 from ._reserve import Reserve, disk_full
 from ._schema import SCHEMA_VERSION, DatasetTypeDef, build_table, static_metadata, utcnow
@@ -35,6 +36,7 @@ from ._statements import DatasetTable, dialect_insert, format_data_id
 __all__ = ["Registry", "StoredDataset", "StoredFile"]
 
 _T = TypeVar("_T")
+_FindColumns = Literal["path", "ref", "stored"]
 _FETCH = 1000
 
 
@@ -98,6 +100,8 @@ class Registry:
         # SQLite reports a bad bound value without harm; PostgreSQL would abort the transaction.
         self._check_finds = self._dialect.name != "sqlite"
         self._db_error: type[Exception] = self._dialect.loaded_dbapi.Error
+        # False for a schema version 1 registry opened read-only: no dataset ids (_identity.py)
+        self._ids = True
         # Dataset tables made before the size and checksum columns (see upgrade_checksums).
         self._without_checksums: frozenset[str] = frozenset()
 
@@ -139,6 +143,7 @@ class Registry:
                             "open it with Registry.open, or pass exist_ok=True"
                         )
                     registry._check_version(conn)
+                    registry._without_checksums = tables_without_checksums(conn)
                     if (name := entries.get("instrument")) is not None:
                         found = conn.scalar(
                             sa.select(registry._meta.c.value).where(
@@ -157,6 +162,7 @@ class Registry:
                     create_certification_table(conn)
                     create_operations_table(conn)  # committed file operations (issue 12)
                     entries["schema_version"] = str(SCHEMA_VERSION)
+                    entries[REPOSITORY_ID] = new_id()
                 for key, value in entries.items():
                     registry._set_metadata(conn, key, value)
                 if instrument is not None and not isinstance(instrument, str):
@@ -165,6 +171,8 @@ class Registry:
                         registry.register_dataset_type(
                             spec.name, {key: types[key] for key in spec.keys}
                         )
+            if registry.schema_version < 2:  # an existing version 1 registry (exist_ok)
+                registry._upgrade_to_ids()
             registry._ensure_reserve()
         except BaseException:
             registry.close()
@@ -172,12 +180,14 @@ class Registry:
         return registry
 
     @classmethod
-    def open(cls, url: str, *, read_only: bool = False) -> Registry:
+    def open(cls, url: str, *, read_only: bool = False, upgrade: bool = True) -> Registry:
         """Open the registry at ``url``; RegistryError if there is none or it is too new.
 
         A ``read_only`` registry refuses every write with ReadOnlyError naming it,
         and its connections are read-only too (SQLite ``mode=ro``; PostgreSQL
-        ``READ ONLY`` transactions), so no write can slip through.
+        ``READ ONLY`` transactions), so no write can slip through. A schema version 1
+        registry opened writeable is migrated in place (dataset ids; see ``_identity.py``)
+        unless ``upgrade=False``; then, as read-only, it has no ids.
         """
         registry = cls(create_engine(url, read_only=read_only), url, read_only=read_only)
         try:
@@ -186,19 +196,44 @@ class Registry:
                     raise RegistryNotFoundError(
                         f"no registry at {registry._url}; create one with Registry.create"
                     )
-                registry._check_version(conn)
+                version = registry._check_version(conn)
                 registry._without_checksums = tables_without_checksums(conn)
+            if version < 2:
+                registry._upgrade_to_ids(upgrade)
             registry._ensure_reserve()
         except BaseException:
             registry.close()
             raise
         return registry
 
+    def _upgrade_to_ids(self, upgrade: bool = True) -> None:
+        """Migrate a version 1 registry in place (see _identity.py); read-only (or not
+        ``upgrade``, for a registry only looked at): no ids."""
+        if self._read_only or not upgrade:
+            self._ids = False
+            return
+        with self._write() as conn:
+            lock_ddl(conn)
+            if self._check_version(conn) < 2:  # not done meanwhile by a concurrent opener
+                migrate_to_ids(conn)
+                self._set_metadata(conn, "schema_version", str(SCHEMA_VERSION))
+                self._set_metadata(conn, REPOSITORY_ID, new_id())
+
+    @property
+    def repository_id(self) -> str | None:
+        """The repository's UUID (None: a version 1 registry opened read-only)."""
+        with self._reader() as conn:
+            value = conn.scalar(
+                sa.select(self._meta.c.value).where(self._meta.c.key == REPOSITORY_ID)
+            )
+        return None if value is None else str(value)
+
     def upgrade_checksums(self) -> int:
         """Add the size and checksum columns to dataset tables made without them (registries
         written before they were recorded); how many columns were added.
 
-        Additive and idempotent; old rows keep NULL there ("no checksum recorded").
+        Additive and idempotent; old rows keep NULL there ("no checksum recorded"). The
+        schema version does not change (see ``_checksum_columns.py``).
         """
         if not self._without_checksums:
             return 0
@@ -403,7 +438,9 @@ class Registry:
             if definition is None:
                 raise self._unknown(name)
             checksums = definition.table_name not in self._without_checksums
-            table = DatasetTable.build(definition, self._dialect, checksums=checksums)
+            table = DatasetTable.build(
+                definition, self._dialect, ids=self._ids, checksums=checksums
+            )
             self._tables[name] = table
         return table
 
@@ -451,18 +488,20 @@ class Registry:
         run: str | None = None,
         *,
         before_commit: Callable[[], object] | None = None,
+        dataset_id: str | None = None,
         size: int | None = None,
         checksum: str | None = None,
     ) -> int:
-        """Record one dataset; its id. DatasetExistsError if the data ID is taken.
+        """Record one dataset; its row number. DatasetExistsError if the data ID is taken.
 
         ``before_commit`` runs once the row is written and before it is committed
         (a put publishes its file there); if it raises, nothing is recorded. Inside
         :meth:`transaction` it runs at once, and the transaction commits later.
-        ``size`` and ``checksum`` describe the file (see :mod:`butler.checksums`).
+        ``dataset_id`` is the dataset's UUID (default: a new one); ``size`` and ``checksum``
+        describe the file (see :mod:`butler.checksums`).
         """
         self.check_writable(f"insert {dataset_type!r} {format_data_id(data_id)}")
-        stored = (path, size, checksum)
+        stored = (path, dataset_id or new_id(), size, checksum)
         row = self._write_one(dataset_type, data_id, stored, run, before_commit, upsert=False)
         if row is None:
             raise self._exists(self._table(dataset_type), data_id)
@@ -476,15 +515,17 @@ class Registry:
         run: str | None = None,
         *,
         before_commit: Callable[[], object] | None = None,
+        dataset_id: str | None = None,
         size: int | None = None,
         checksum: str | None = None,
     ) -> int:
-        """Record one dataset, overwriting any record of the same data ID; its id.
+        """Record one dataset, overwriting any record of the same data ID; its row number.
 
-        The other arguments are as for :meth:`insert`.
+        The arguments are as for :meth:`insert`: an overwrite is a new dataset, with a
+        new ``dataset_id`` (and its file's new size and checksum).
         """
         self.check_writable(f"replace {dataset_type!r} {format_data_id(data_id)}")
-        stored = (path, size, checksum)
+        stored = (path, dataset_id or new_id(), size, checksum)
         row = self._write_one(dataset_type, data_id, stored, run, before_commit, upsert=True)
         assert row is not None, "an upsert returns the row's id"
         return int(row[0])
@@ -493,7 +534,7 @@ class Registry:
         self,
         dataset_type: str,
         data_id: Mapping[str, Value],
-        stored: tuple[str, int | None, str | None],
+        stored: tuple[str, str, int | None, str | None],
         run: str | None,
         before_commit: Callable[[], object] | None,
         *,
@@ -508,8 +549,10 @@ class Registry:
         """
         table = self._table(dataset_type)
         sql = table.replace_sql if upsert else table.insert_sql
-        path, size, checksum = stored
-        params = table.insert_params(data_id, path, _check_run(run), utcnow(), size, checksum)
+        path, dataset_id, size, checksum = stored
+        params = table.insert_params(
+            data_id, path, _check_run(run), utcnow(), dataset_id, size, checksum
+        )
         local = self._local
         own = local.txn is None  # else it joins the open transaction, which commits later
         if own:
@@ -565,11 +608,14 @@ class Registry:
             | tuple[Mapping[str, Value], str, int | None, str | None]
         ],
         run: str | None = None,
+        *,
+        dataset_ids: Iterable[str] | None = None,
     ) -> int:
         """Record many datasets in one transaction (all or none); how many.
 
-        Each row is ``(data ID, path)`` or ``(data ID, path, size, checksum)``. Inside
-        :meth:`transaction` a failure rolls back only these rows.
+        Each row is ``(data ID, path)`` or ``(data ID, path, size, checksum)``;
+        ``dataset_ids``: one per row (default: new ones). Inside :meth:`transaction` a
+        failure rolls back only these rows.
         """
         self.check_writable(f"insert {dataset_type!r} datasets")
         table = self._table(dataset_type)
@@ -577,12 +623,14 @@ class Registry:
         created = utcnow()
         data_ids: list[Mapping[str, Value]] = []
         params: list[dict[str, Any]] = []
+        ids = iter(dataset_ids) if dataset_ids is not None else None
         for row in rows:
             if len(row) == 4:
                 data_id, path, size, checksum = row
             else:
                 (data_id, path), size, checksum = row, None, None
-            values = table.row(data_id, path, size, checksum)
+            dataset_id = new_id() if ids is None else next(ids)
+            values = table.row(data_id, path, dataset_id, size, checksum)
             values.update(run=run, created=created)
             params.append(values)
             data_ids.append(data_id)
@@ -602,12 +650,17 @@ class Registry:
             raise self._duplicate(table, data_ids) from err
         return len(params)
 
-    def remove(self, dataset_type: str, data_id: Mapping[str, Value]) -> bool:
-        """Forget one dataset's record; whether there was one."""
+    def remove(
+        self, dataset_type: str, data_id: Mapping[str, Value], *, dataset_id: str | None = None
+    ) -> bool:
+        """Forget one dataset's record; whether there was one (with ``dataset_id``: only if
+        the record still has that id)."""
         self.check_writable(f"remove {dataset_type!r} {format_data_id(data_id)}")
         table = self._table(dataset_type)
         checked = table.check_complete(data_id)
         delete = sa.delete(table.table).where(table.match(checked))
+        if dataset_id is not None:
+            delete = delete.where(table.table.c.dataset_id == dataset_id)
         own = self._local.txn is None
         if own:
             self._ensure_reserve()
@@ -757,15 +810,20 @@ class Registry:
 
     def find(self, dataset_type: str, data_id: Mapping[str, Value]) -> str | None:
         """The path of the dataset with this complete data ID, or None."""
-        row = self._find_row(dataset_type, data_id, stored=False)
+        row = self._find_row(dataset_type, data_id, "path")
         return None if row is None else row[0]
 
     def stored(self, dataset_type: str, data_id: Mapping[str, Value]) -> StoredFile | None:
         """:meth:`find`, with the file's recorded size and checksum."""
-        row = self._find_row(dataset_type, data_id, stored=True)
-        return None if row is None else StoredFile._make(row)
+        row = self._find_row(dataset_type, data_id, "stored")
+        return None if row is None else StoredFile(*row)
 
-    def _find_row(self, dataset_type: str, data_id: Mapping[str, Value], *, stored: bool) -> Any:
+    def _find_row(
+        self, dataset_type: str, data_id: Mapping[str, Value], columns: _FindColumns
+    ) -> Any:
+        """The hot lookup by complete data ID, on the thread's raw cursor: ``columns`` are
+        the path (``find``), with the id and run (``find_ref``), or with the recorded size
+        and checksum (``stored``)."""
         table = self._tables.get(dataset_type)
         if table is None:
             table = self._table(dataset_type)
@@ -776,11 +834,60 @@ class Registry:
             if self._check_finds:
                 data_id = table.check_complete(data_id)
             cursor.execute(
-                table.stored_sql if stored else table.find_sql, table.find_params(data_id)
+                table.find_sql
+                if columns == "path"
+                else table.find_ref_sql
+                if columns == "ref"
+                else table.stored_sql,
+                table.find_params(data_id),
             )
             return cursor.fetchone()
         except Exception as err:
             raise self._find_error(table, data_id, err) from None
+
+    def find_ref(
+        self, dataset_type: str, data_id: Mapping[str, Value]
+    ) -> tuple[str, str | None, str | None] | None:
+        """:meth:`find` with the dataset's id and run: ``(path, dataset_id, run)``, or None.
+
+        The id is None only in a version 1 registry opened read-only.
+        """
+        row = self._find_row(dataset_type, data_id, "ref")
+        return None if row is None else (str(row[0]), row[1], row[2])
+
+    def find_id(
+        self, dataset_type: str, dataset_id: str
+    ) -> tuple[dict[str, Value], str, str | None, int | None] | None:
+        """The dataset with this id: ``(data ID, path, run, recorded file size)``, or None
+        (removed, overwritten, never stored here, or a dataset type not registered here)."""
+        if not self._ids or not self.has_dataset_type(dataset_type):
+            return None
+        table = self._table(dataset_type)
+        with self._reader() as conn:
+            row = self._dbapi_fetch(conn, table.by_id_sql, [dataset_id])
+        if row is None:
+            return None
+        n = len(table.keys)
+        return table.data_id(row[:n]), str(row[n]), row[n + 1], row[n + 2]
+
+    def dataset_type_of(self, dataset_id: str) -> str | None:
+        """The dataset type of the dataset with this id, or None if none has it."""
+        if not self._ids:
+            return None
+        for name in self.dataset_types():
+            if self.find_id(name, dataset_id) is not None:
+                return name
+        return None
+
+    def _dbapi_fetch(self, conn: sa.Connection, sql: str, params: list[Any]) -> Any:
+        cursor = self._dbapi(conn).cursor()
+        try:
+            cursor.execute(sql, params)
+            return cursor.fetchone()
+        except self._db_error as err:
+            raise RegistryError(f"registry query on {self._url} failed: {err}") from err
+        finally:
+            cursor.close()
 
     def query(
         self,
@@ -1072,6 +1179,13 @@ class Registry:
 
     def _connection_error(self, err: sa.exc.DBAPIError) -> RegistryError:
         return RegistryError(f"cannot connect to the registry at {self._url}: {err.orig}")
+
+    # The package interface, for the certification tables (_calibrations.py), which share
+    # the registry's connections and transactions: public inside the registry package.
+    dataset_table = _table
+    reader = _reader
+    writer = _write
+    rows = _rows
 
 
 ButlerErrorLike = DatasetExistsError | RegistryError

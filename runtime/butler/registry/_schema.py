@@ -1,19 +1,23 @@
 """The registry's tables: what they hold and how their names are chosen.
 
-Schema version 1:
+Schema version 2 (version 1 lacked ``dataset_id`` and ``repository_id``; a version 1
+registry is migrated in place when opened for writing, see ``_identity.py``):
 
 ``meta(key TEXT PRIMARY KEY, value TEXT)``
-    ``schema_version`` and free key/value metadata (instrument, versions).
+    ``schema_version``, ``repository_id`` (a UUID) and free key/value metadata
+    (instrument, versions).
 ``dataset_type(name TEXT PRIMARY KEY, table_name TEXT UNIQUE, keys TEXT, created TIMESTAMP)``
     One row per dataset type; ``keys`` is JSON ``[{"name", "type", "column"}, ...]`` in
     column order, so a registry is readable without the mapper module.
 ``ds_<name>`` (one per dataset type)
     ``id`` (autoincrement primary key), one typed column per data ID key,
     ``path`` (relative POSIX path), ``run`` (nullable), ``created`` (UTC, naive),
+    ``dataset_id`` (the dataset's UUID, new for every put, overwrite included; unique),
     ``file_size`` and ``file_checksum`` (nullable: the file's size in bytes and checksum,
     ``"crc32c:..."``, recorded when it was written; NULL in rows written before they were
-    kept, see ``_checksum_columns.py``); ``UNIQUE`` over the keys (that index also serves
-    queries on the first key) plus one index per other key.
+    kept, see ``_checksum_columns.py``: added without a change of schema version);
+    ``UNIQUE`` over the keys (that index also serves queries on the first key)
+    plus one index per other key.
 
 A later schema version adds calibration certification as a separate table
 referencing ``(dataset_type, id)`` with ``valid_from/valid_to`` and
@@ -46,7 +50,7 @@ __all__ = [
 ]
 
 #: The registry schema version this code writes and reads.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SQL_TYPES: dict[str, type[sa.types.TypeEngine[Any]]] = {
     "int": sa.BigInteger,
@@ -60,7 +64,7 @@ assert tuple(_SQL_TYPES) == KEY_TYPES
 
 #: Column names of every dataset table that are not data ID keys.
 RESERVED_COLUMNS = frozenset(
-    {"id", "path", "run", "created", "_singleton", "file_size", "file_checksum"}
+    {"id", "path", "run", "created", "_singleton", "dataset_id", "file_size", "file_checksum"}
 )
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -241,8 +245,16 @@ def build_table(definition: DatasetTypeDef, metadata: sa.MetaData) -> sa.Table:
         sa.Column("path", sa.Text, nullable=False),
         sa.Column("run", sa.Text, nullable=True),
         sa.Column("created", sa.DateTime, nullable=False),
+        # nullable only because a migrated version 1 table gained it by ALTER TABLE
+        sa.Column("dataset_id", sa.Text, nullable=True),
         sa.Column("file_size", sa.BigInteger, nullable=True),
         sa.Column("file_checksum", sa.Text, nullable=True),
         sa.UniqueConstraint(*unique, name=_short(f"uq_{name}", name)),
+        sa.Index(dataset_id_index(name), "dataset_id", unique=True),
         *indexes,
     )
+
+
+def dataset_id_index(table_name: str) -> str:
+    """The name of the unique index on a dataset table's ``dataset_id``."""
+    return _short(f"uq_{table_name}_dataset_id", f"{table_name}.dataset_id")

@@ -83,9 +83,13 @@ class DatasetTable:
         table: sa.Table,
         dialect: sa.Dialect,
         *,
+        ids: bool = True,
         checksums: bool = True,
     ) -> None:
+        """``ids=False``: a version 1 table opened read-only, without ``dataset_id``;
+        ``checksums=False``: a table made before the size and checksum columns."""
         self.definition = definition
+        self.ids = ids
         # Whether the table has the size and checksum columns (see _checksum_columns.py).
         self.checksums = checksums and not {"file_size", "file_checksum"} & set(definition.columns)
         self.name = definition.name
@@ -109,6 +113,17 @@ class DatasetTable:
         self._from = preparer.quote_identifier(definition.table_name)
         self._order = ", ".join(self._quoted[key] for key in self.keys)
         self.find_sql = f"SELECT path FROM {self._from}{self._where(self.keys)}"
+        id_column = "dataset_id" if ids else "NULL"
+        self.find_ref_sql = (
+            f"SELECT path, {id_column}, run FROM {self._from}{self._where(self.keys)}"
+        )
+        size = "file_size" if self.checksums else "NULL"
+        by_id = f"{', '.join([*(self._quoted[k] for k in self.keys), 'path', 'run', size])}"
+        self.by_id_sql = (
+            f"SELECT {by_id} FROM {self._from} WHERE dataset_id = {self._placeholder}"
+            if ids
+            else ""
+        )
         self._stored = "path, file_size, file_checksum" if self.checksums else "path, NULL, NULL"
         self.stored_sql = f"SELECT {self._stored} FROM {self._from}{self._where(self.keys)}"
         self._where_cache: dict[tuple[str, ...], str] = {}
@@ -118,10 +133,15 @@ class DatasetTable:
 
     @classmethod
     def build(
-        cls, definition: DatasetTypeDef, dialect: sa.Dialect, *, checksums: bool = True
+        cls,
+        definition: DatasetTypeDef,
+        dialect: sa.Dialect,
+        *,
+        ids: bool = True,
+        checksums: bool = True,
     ) -> DatasetTable:
         table = build_table(definition, sa.MetaData())
-        return cls(definition, table, dialect, checksums=checksums)
+        return cls(definition, table, dialect, ids=ids, checksums=checksums)
 
     # ---- values in -------------------------------------------------------------------------
 
@@ -184,6 +204,7 @@ class DatasetTable:
         self,
         data_id: Mapping[str, object],
         path: object,
+        dataset_id: str,
         size: int | None = None,
         checksum: str | None = None,
     ) -> dict[str, Any]:
@@ -193,6 +214,7 @@ class DatasetTable:
         if not self.keys:
             values["_singleton"] = 1
         values["path"] = self._check_path(path, checked)
+        values["dataset_id"] = dataset_id
         if self.checksums:
             values["file_size"], values["file_checksum"] = size, checksum
         return values
@@ -203,6 +225,7 @@ class DatasetTable:
         path: object,
         run: str | None,
         created: Any,
+        dataset_id: str,
         size: int | None = None,
         checksum: str | None = None,
     ) -> list[Any]:
@@ -210,7 +233,7 @@ class DatasetTable:
         checked = self.check_complete(data_id)
         params = self.find_params(checked) if self.keys else [1]
         created_value = created if self._bind_created is None else self._bind_created(created)
-        params += [self._check_path(path, checked), run, created_value]
+        params += [self._check_path(path, checked), run, created_value, dataset_id]
         if self.checksums:
             params += [size, checksum]
         return params
@@ -254,7 +277,8 @@ class DatasetTable:
     def _insert_sql(self) -> tuple[str, str]:
         """``INSERT ... ON CONFLICT DO NOTHING RETURNING id``, and the upserting variant."""
         keys = [self._quoted[key] for key in self.keys] or ["_singleton"]
-        stored = ["path", "run", "created"]
+        # an overwrite is a new dataset: it gets the new dataset_id (and its new checksum)
+        stored = ["path", "run", "created", "dataset_id"]
         if self.checksums:
             stored += ["file_size", "file_checksum"]
         columns = [*keys, *stored]

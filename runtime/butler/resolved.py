@@ -1,0 +1,79 @@
+"""What resolving a dataset type and a data ID produces: a :class:`Plan` and a :class:`Found`.
+
+These are the records the layers pass each other (see docs/architecture.md): the
+Butler makes them, and the features built on it (calibrations, chains, ingest,
+maintenance, provenance, curated calibrations) take them from its public methods
+(:meth:`Butler.plan`, :meth:`Butler.find_dataset`, ...) instead of reaching into it.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .dataid import DataId
+from .errors import FormatError
+from .formatters import Formatter, FormatterRegistry
+from .objects import check_object
+from .spec import DatasetTypeSpec, FormatSpec
+
+if TYPE_CHECKING:
+    from .butler import Butler
+
+__all__ = ["Found", "Plan"]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything about one dataset type that get and put need, looked up once.
+
+    The formatter is loaded only when a read or write first asks for it: queries,
+    counts, ``exists``, ``index`` and calibration lookups never need one, so a dataset
+    type whose formatter plug-in is not installed is still listed, queried and counted.
+    """
+
+    spec: DatasetTypeSpec
+    format: FormatSpec
+    formatters: FormatterRegistry
+    keys: frozenset[str]
+    compress: str | None
+
+    @functools.cached_property
+    def formatter(self) -> Formatter:
+        """The format's formatter; FormatError naming the missing plug-in if none is installed."""
+        try:
+            return self.formatters.get(self.format.formatter)
+        except FormatError as error:
+            raise FormatError(
+                f"cannot read or write dataset type {self.spec.name!r} (format "
+                f"{self.format.name!r}): {error}"
+            ) from None
+
+    def check_put(self, obj: object) -> None:
+        """Refuse ``obj`` before anything is written: no formatter, or the wrong type."""
+        if self.formatter is not None:
+            check_object(self.spec.name, self.format.python_type, obj)
+
+
+@dataclass(frozen=True)
+class Found:
+    """A stored dataset as a lookup found it: its data ID, and where, in which repository.
+
+    ``path`` is as ``repository``'s registry records it: relative to that repository's
+    root, or absolute for a file left where another tool put it. ``repository`` is this
+    Butler or the parent of its chain that answered.
+    """
+
+    data_id: DataId
+    path: str
+    repository: Butler
+    #: The dataset's id, when the lookup knew it (a ref's); else None.
+    dataset_id: str | None = None
+    #: The file's size in bytes as recorded when it was written, if it was (get checks it).
+    size: int | None = None
+
+    @property
+    def file(self) -> Path:
+        return self.repository.storage.absolute(self.path)

@@ -1,0 +1,33 @@
+"""URLs no storage back-end serves are refused, never turned into local folders (issue 13)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from butler import Butler
+from butler.errors import RepositoryError
+
+
+@pytest.mark.parametrize("url", ["s3://bucket/repo", "https://example.org/repo", "memory://x"])
+def test_a_url_scheme_without_a_back_end_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    scheme = url.split(":", 1)[0]
+    with pytest.raises(RepositoryError, match=rf"no storage back-end serves {scheme}://"):
+        Butler.create(url, mapper="toycam")
+    with pytest.raises(RepositoryError, match=rf"no storage back-end serves {scheme}://"):
+        Butler(url)
+    assert os.listdir(tmp_path) == []  # no folder named "s3:" or "https:"
+
+
+@pytest.mark.parametrize("registry", ["sqlite:///:memory:", "sqlite://"])
+def test_an_in_memory_registry_is_refused_for_a_repository_on_disk(
+    tmp_path: Path, registry: str
+) -> None:
+    with pytest.raises(RepositoryError, match="in-memory SQLite database"):
+        Butler.create(tmp_path / "repo", mapper="toycam", registry=registry)
+    assert not (tmp_path / "repo").exists()
+    assert not Path(":memory:").exists()

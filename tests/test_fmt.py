@@ -151,6 +151,13 @@ def test_long_docs_keys_and_lists_wrap_at_the_line_length() -> None:
     assert joined == {words}
 
 
+def test_an_empty_ingest_block_is_formatted() -> None:
+    """Found by the laws below: an `ingest { }` with no rule crashed the formatter."""
+    text = "shared visit { dataset visit { ingest { } } }"
+    assert fmt(text) == "shared visit {\n    dataset visit {\n        ingest {}\n    }\n}\n"
+    check_laws(text)
+
+
 def test_long_template_stays_whole() -> None:
     template = "/".join(["{visit:07d}"] * 12)
     out = fmt(f'instrument X {{ dataset d {{ template "{template}" }} }}')

@@ -463,7 +463,7 @@ class _Printer:
         if node.data == "override":
             prefix, node = "override ", _tree(node.children[0])
         kids = node.children
-        name = kids[0]
+        name = kids[0] if kids else None  # an empty `ingest { }` has no children
         assert isinstance(name, Token) or node.data == "ingest"
         header_end = getattr(name, "end_pos", 0) or 0
         footer = ""

@@ -52,6 +52,7 @@ import io
 import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -249,26 +250,40 @@ def _one_image(h: _HDU) -> bool:
 def _write_image(h: _HDU, stream: BinaryIO) -> None:
     """Write a primary image HDU with its ``CHECKSUM`` and ``DATASUM`` (module docs).
 
-    The pixels go out in pieces, each converted to big-endian order in one small buffer
-    that stays in the processor's cache while the stream hashes and writes it; the
-    caller's array is only read.
+    ``DATASUM`` is summed in a second thread while the pixels are written (numpy's sum
+    and the writes both release the GIL), so the header, whose length does not depend on
+    the sums, is written last, into the place left for it. The pixels go out in pieces,
+    each converted to big-endian order in one small buffer that stays in the processor's
+    cache while the stream hashes and writes it; the caller's array is only read.
     """
     array = h.data
-    data_sum = _fits_checksum.datasum(array)
     header = h.header.copy()
-    header["DATASUM"] = (str(data_sum), "data unit checksum")
+    header["DATASUM"] = ("0", "data unit checksum")
     header.set("CHECKSUM", "0" * 16, "HDU checksum", before="DATASUM")
+    start = stream.tell()
+    header_size = len(header.tostring().encode("ascii"))
+    with ThreadPoolExecutor(1) as pool:
+        summing = pool.submit(_fits_checksum.datasum, array)
+        stream.seek(start + header_size)
+        pixels = array.reshape(-1)  # a view when C-contiguous, else one copy in C order
+        step = max(1, _PIECE_BYTES // array.dtype.itemsize)
+        buffer = np.empty(min(step, pixels.size), dtype=array.dtype.newbyteorder(">"))
+        for first in range(0, pixels.size, step):
+            piece = buffer[: min(step, pixels.size - first)]
+            piece[...] = pixels[first : first + step]
+            _write_all(stream, piece.view(np.uint8).data)
+        _write_all(stream, bytes(-array.nbytes % _BLOCK))
+        end = stream.tell()
+        data_sum = summing.result()
+    header["DATASUM"] = (str(data_sum), "data unit checksum")
     total = _fits_checksum.header_sum(header.tostring().encode("ascii"), data_sum)
     header["CHECKSUM"] = _fits_checksum.encode_checksum(total)
-    _write_all(stream, header.tostring().encode("ascii"))
-    pixels = array.reshape(-1)  # a view when C-contiguous, else one copy in C order
-    step = max(1, _PIECE_BYTES // array.dtype.itemsize)
-    buffer = np.empty(min(step, pixels.size), dtype=array.dtype.newbyteorder(">"))
-    for start in range(0, pixels.size, step):
-        piece = buffer[: min(step, pixels.size - start)]
-        piece[...] = pixels[start : start + step]
-        _write_all(stream, piece.view(np.uint8).data)
-    _write_all(stream, bytes(-array.nbytes % _BLOCK))
+    text = header.tostring().encode("ascii")
+    if len(text) != header_size:  # cannot happen: cards have fixed widths
+        raise FormatError(f"FITS header changed length while its sums were filled in: {h}")
+    stream.seek(start)
+    _write_all(stream, text)
+    stream.seek(end)
 
 
 def _write_all(stream: BinaryIO, data: bytes | memoryview) -> None:

@@ -13,6 +13,7 @@ message that says how to rebuild it.
 from __future__ import annotations
 
 import datetime
+import numbers
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -32,12 +33,49 @@ __all__ = [
     "KeySpec",
     "TableSpec",
     "Value",
+    "coerce_value",
+    "is_unicode_text",
 ]
 
 ABI_VERSION = 1
 
 #: The value of one data ID key, after normalization.
 Value = int | str | float | bool | datetime.date | datetime.datetime
+
+
+def coerce_value(type_name: str, value: object) -> Value | None:
+    """``value`` as the Python type of key type ``type_name`` (an int passes as a float),
+    or None if it is not one. No conversion from text: that is normalization's job."""
+    if type_name == "int":
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            return int(value)
+    elif type_name == "str":
+        if isinstance(value, str):
+            return value
+    elif type_name == "float":
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            return float(value)
+    elif type_name == "bool":
+        if isinstance(value, bool):
+            return value
+    elif type_name == "date":
+        if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
+            return value
+    elif type_name == "datetime" and isinstance(value, datetime.datetime):
+        return value if value.tzinfo is None else None
+    return None
+
+
+def is_unicode_text(value: str) -> bool:
+    """Whether ``value`` can be encoded as UTF-8 (holds no lone surrogate)."""
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
 
 #: Key type names of the policy language, in the order the docs list them.
 KEY_TYPES = ("int", "str", "float", "bool", "date", "datetime")

@@ -10,14 +10,12 @@ problem is collected and reported at once, each with a caret under its span.
 
 from __future__ import annotations
 
-import datetime
 import difflib
-import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ..errors import InvalidDataIdError, InvalidQueryError
-from ..spec import Value
+from ..spec import Value, coerce_value, is_unicode_text
 from . import predicate as p
 from . import syntax as s
 from .caret import excerpt
@@ -86,36 +84,16 @@ class _Failed(Exception):
 
 
 def fits(type_name: str, value: object) -> Value | None:
-    """``value`` as a value of ``type_name`` (int → float allowed), or None if it is not one."""
-    if type_name == "int":
-        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-            return int(value)
-    elif type_name == "float":
-        if isinstance(value, numbers.Real) and not isinstance(value, bool):
-            number = float(value)
-            return number if number == number and abs(number) != float("inf") else None
-    elif type_name == "str":
-        if isinstance(value, str):
-            return value
-    elif type_name == "bool":
-        if isinstance(value, bool):
-            return value
-    elif type_name == "date":
-        if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
-            return value
-    elif type_name == "datetime" and isinstance(value, datetime.datetime):
-        return value if value.tzinfo is None else None
-    return None
+    """``value`` as a value of ``type_name`` (int → float allowed; no NaN or infinity),
+    or None if it is not one."""
+    typed = coerce_value(type_name, value)
+    if isinstance(typed, float) and (typed != typed or abs(typed) == float("inf")):
+        return None
+    return typed
 
 
 def _is_text(value: object) -> bool:
-    if not isinstance(value, str) or value.isascii():
-        return True
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    return not isinstance(value, str) or is_unicode_text(value)
 
 
 def check_value(info: KeyInfo, key: str, value: object, *, ordered: bool) -> Value:

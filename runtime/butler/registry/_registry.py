@@ -12,6 +12,7 @@ from typing import Any, Literal, NamedTuple, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateIndex, CreateTable
 
+from ..dataid import format_data_id
 from ..errors import (
     ButlerError,
     DatasetExistsError,
@@ -31,7 +32,7 @@ from ._operations import chunks, create_operations_table, operations_table
 from ._reserve import Reserve, disk_full
 from ._schema import SCHEMA_VERSION, DatasetTypeDef, build_table, static_metadata, utcnow
 from ._select import condition, ordering
-from ._statements import DatasetTable, dialect_insert, format_data_id
+from ._statements import DatasetTable, dialect_insert
 
 __all__ = ["Registry", "StoredDataset", "StoredFile"]
 

@@ -10,18 +10,17 @@ how a date, a datetime or a bool is stored on every database.
 
 from __future__ import annotations
 
-import datetime
-import numbers
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
+from ..dataid import format_data_id
 from ..errors import RegistryError
-from ..spec import Value
+from ..spec import Value, coerce_value, is_unicode_text
 from ._schema import DatasetTypeDef, build_table
 
-__all__ = ["DatasetTable", "dialect_insert", "format_data_id"]
+__all__ = ["DatasetTable", "dialect_insert"]
 
 _Processor = Callable[[Any], Any] | None
 
@@ -34,44 +33,6 @@ _DESCRIPTIONS = {
     "date": "a date (not a datetime)",
     "datetime": "a naive datetime",
 }
-
-
-def format_data_id(data_id: Mapping[str, object]) -> str:
-    """``{visit: 903334, ccd: 22}`` for messages."""
-    return "{" + ", ".join(f"{k}: {v!r}" for k, v in data_id.items()) + "}"
-
-
-def _coerce(type_name: str, value: object) -> Value | None:
-    """``value`` as the Python type of ``type_name``, or None if it is not one."""
-    if type_name == "int":
-        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-            return int(value)
-    elif type_name == "str":
-        if isinstance(value, str):
-            return value
-    elif type_name == "float":
-        if isinstance(value, numbers.Real) and not isinstance(value, bool):
-            return float(value)
-    elif type_name == "bool":
-        if isinstance(value, bool):
-            return value
-    elif type_name == "date":
-        if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
-            return value
-    elif type_name == "datetime" and isinstance(value, datetime.datetime):
-        return value if value.tzinfo is None else None
-    return None
-
-
-def _is_text(value: str) -> bool:
-    """Whether ``value`` can be encoded as UTF-8 (holds no lone surrogate)."""
-    if value.isascii():
-        return True
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 class DatasetTable:
@@ -185,14 +146,14 @@ class DatasetTable:
                     f"unknown key {key!r} in data ID {format_data_id(partial)} for dataset type "
                     f"{self.name!r}; its keys are {self._key_list()}"
                 )
-            coerced = _coerce(type_name, value)
+            coerced = coerce_value(type_name, value)
             if coerced is None:
                 what = _DESCRIPTIONS[type_name]
                 raise RegistryError(
                     f"key {key!r} of dataset type {self.name!r} must be {what}, "
                     f"not {value!r} ({type(value).__name__})"
                 )
-            if isinstance(coerced, str) and not _is_text(coerced):
+            if isinstance(coerced, str) and not is_unicode_text(coerced):
                 raise RegistryError(
                     f"key {key!r} of dataset type {self.name!r}: {value!r} holds a lone "
                     "surrogate, which no database can store; values must be valid Unicode text"
@@ -255,7 +216,7 @@ class DatasetTable:
             or not path
             or "\\" in path
             or ".." in path.split("/")
-            or not _is_text(path)
+            or not is_unicode_text(path)
         ):
             raise RegistryError(
                 f"dataset {self.name!r} {format_data_id(data_id)}: path {path!r} must be a "

@@ -39,7 +39,7 @@ Checksums
     Every HDU written carries the standard ``CHECKSUM`` and ``DATASUM`` cards. For the
     common case, one uncompressed image of signed integer or floating-point pixels, this
     module writes the file itself (astropy's header, the pixels in big-endian order, the
-    padding) and computes the sums from the array in one pass (``_fits_checksum``);
+    padding) and sums the array piece by piece as it is written (``_fits_checksum``);
     otherwise astropy's ``checksum=True`` does it. Reads do not check them (on a 4k x 4k
     image that would cost 3-4 times the read); :meth:`FitsFormatter.verify` does, for
     ``butler verify --read``.
@@ -103,7 +103,8 @@ _STRUCTURAL_INDEXED = re.compile(
 _FATAL = ("truncated", "corrupt", "multiple of 2880")
 _CHECKSUM_FAILED = ("Checksum verification failed", "Datasum verification failed")
 _BLOCK = 2880
-#: Pixels are converted to big-endian order and written in pieces of this size.
+#: Pixels are converted to big-endian order and written in pieces of this size: at least
+#: ``butler.checksums.PARALLEL_BYTES``, so each is hashed in a second thread while written.
 _PIECE_BYTES = 4 << 20
 
 _HDU = Any  # astropy's HDU classes are not typed

@@ -8,6 +8,7 @@ MiniCam policies of ``tests/fixtures/butler`` (``image`` is FITS in one, HDF5 in
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import socket
 from collections.abc import Iterator
@@ -18,7 +19,14 @@ import pytest
 import sqlalchemy as sa
 from astropy.io import fits
 from butler.butler import Butler
-from butler.checksums import FileChecksum, HashingFile, checksum_of, crc_combine, file_checksum
+from butler.checksums import (
+    PARALLEL_BYTES,
+    FileChecksum,
+    HashingFile,
+    checksum_of,
+    crc_combine,
+    file_checksum,
+)
 from butler.cli import main
 from butler.errors import DatasetCorruptError, FormatError
 from butler.formatters import _fits_checksum
@@ -210,19 +218,78 @@ def test_a_fits_file_without_a_recorded_checksum_is_still_checked_by_its_cards(
         assert "fails its own CHECKSUM/DATASUM cards" in why and report.unchecked == 1
 
 
-@settings(max_examples=40, deadline=None)
-@given(
-    hnp.arrays(
-        st.sampled_from(["<f4", ">f4", "<f8", "<i2", ">i2", "<i4", "<i8"]),
-        hnp.array_shapes(min_dims=1, max_dims=3, max_side=9),
-    )
-)
-def test_our_datasum_is_astropys(array: np.ndarray) -> None:
+_PIXEL_TYPES = ["<f4", ">f4", "<f8", ">f8", "<i2", ">i2", "<i4", ">i4", "<i8"]
+
+
+def _astropys_datasum(array: np.ndarray) -> int:
     buffer = io.BytesIO()
     fits.HDUList([fits.PrimaryHDU(array)]).writeto(buffer, checksum=True)
     buffer.seek(0)
     with fits.open(buffer) as hdul:
-        assert _fits_checksum.datasum(array) == int(hdul[0].header["DATASUM"])
+        return int(hdul[0].header["DATASUM"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    hnp.arrays(st.sampled_from(_PIXEL_TYPES), hnp.array_shapes(min_dims=1, max_dims=3, max_side=12))
+)
+def test_our_datasum_is_astropys(array: np.ndarray) -> None:
+    assert _fits_checksum.datasum(array) == _astropys_datasum(array)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sampled_from(_PIXEL_TYPES),
+    st.integers(1, 3000),
+    st.sampled_from(["random", "all ones", "all zeros"]),
+    st.lists(st.integers(1, 800), max_size=5),
+    st.integers(0, 2**32 - 1),
+)
+def test_datasum_summed_piece_by_piece_is_astropys(
+    dtype: str, size: int, fill: str, cuts: list[int], seed: int
+) -> None:
+    """The writer's way: :func:`word_sum` of pieces of an even number of pixels, then
+    :func:`datasum_of`; words of all ones make every 64-bit sum wrap."""
+    raw = {"random": np.random.default_rng(seed).bytes, "all ones": lambda n: b"\xff" * n}
+    data = raw.get(fill, bytes)(size * np.dtype(dtype).itemsize)
+    pixels = np.frombuffer(data, dtype=dtype).copy()  # astropy swaps bytes in place
+    bounds = sorted({0, size, *(min(size, 2 * cut) for cut in cuts)})
+    total = sum(_fits_checksum.word_sum(pixels[a:b]) for a, b in itertools.pairwise(bounds))
+    assert _fits_checksum.datasum_of(total, pixels) == _astropys_datasum(pixels)
+
+
+@given(st.binary(max_size=4000).map(lambda b: b[: len(b) - len(b) % 4]))
+def test_word_sum_is_the_exact_sum_of_the_native_words(data: bytes) -> None:
+    words = np.frombuffer(data, dtype=np.uint32)
+    exact = sum(int(word) for word in words)
+    assert _fits_checksum.word_sum(words) == exact
+    assert _fits_checksum.word_sum(words.astype(">u4")) == exact
+    assert _fits_checksum.widened_sum(words.view(np.uint8)) == exact
+
+
+@pytest.mark.parametrize(
+    "pixels",
+    [
+        np.random.default_rng(1).random((1500, 1100), dtype=np.float32),  # 6.6 MB: two pieces
+        np.random.default_rng(2).random((1200, 1001)).astype(">f8"),  # big-endian, as read
+        np.full((2049, 2049), -1, dtype=np.int16),  # odd count: a lone last pixel
+    ],
+    ids=["f4", ">f8", "i2-odd"],
+)
+def test_a_fits_image_of_several_pieces_is_hashed_while_written(
+    tmp_path: Path, pixels: np.ndarray
+) -> None:
+    """Pixels written in pieces, each hashed (CRC-32C) and summed (DATASUM) as it goes:
+    the cards are astropy's, the recorded checksum the file's, nothing was read back."""
+    path = tmp_path / "large.fits"
+    with HashingFile(path) as file:
+        FitsFormatter().write_stream(Image(pixels, {"EXPTIME": 1.0}), file)
+    assert not file.reread
+    assert file.checksum == file_checksum(path)
+    with fits.open(path, checksum=True) as hdul:
+        assert hdul[0].verify_checksum() == 1 and hdul[0].verify_datasum() == 1
+        assert int(hdul[0].header["DATASUM"]) == _astropys_datasum(pixels)
+        assert np.array_equal(hdul[0].data, pixels)
 
 
 # ---- the recorded checksum is the checksum of the file's bytes -----------------------------
@@ -299,6 +366,28 @@ def test_hashing_file_knows_the_checksum_of_what_it_wrote(
             file.truncate(cut)
     data = path.read_bytes()
     assert file.checksum == FileChecksum(len(data), checksum_of(data))
+
+
+@pytest.mark.parametrize("overwrite_after", [False, True])
+def test_hashing_file_large_writes_in_pieces(tmp_path: Path, overwrite_after: bool) -> None:
+    """Writes longer than ``PARALLEL_BYTES`` (hashed in pieces in a second thread), out of
+    order and continuing one another (one CRC, extended), a header written last; and a
+    short write over what was hashed, which is only then read back."""
+    rng = np.random.default_rng(5)
+    big, more = rng.bytes(PARALLEL_BYTES * 2 + 12_345), rng.bytes(PARALLEL_BYTES + 7)
+    path = tmp_path / "f"
+    with HashingFile(path) as file:
+        file.seek(4000)
+        file.write(big)
+        file.write(more)
+        file.seek(0)
+        file.write(b"header" * 100)
+        if overwrite_after:
+            file.seek(4000 + PARALLEL_BYTES)
+            file.write(b"late")
+    data = path.read_bytes()
+    assert file.checksum == FileChecksum(len(data), checksum_of(data))
+    assert file.reread == overwrite_after
 
 
 @given(st.binary(max_size=300), st.binary(max_size=3000))

@@ -11,14 +11,17 @@ not tampering.
 :class:`HashingFile` is the file object formatters write through. It hashes each
 write on its way to the disk, never reading the file again: appends (FITS, YAML,
 gzip, ...) extend a running CRC; a large write is hashed in a second thread while the
-kernel copies it, so it costs little on a machine with a core to spare. A library that
-seeks (h5py writes its superblock last, at offset 0) leaves pieces out of order: large
-ones are hashed as they pass, small ones kept, and :meth:`HashingFile.checksum` joins
-them in file order with :func:`crc_combine`. Only writes that go back over bytes
-already hashed, or too many small out-of-order ones, make it read the file once at the
-end (no built-in format does that). :func:`file_checksum` reads a file that was
-written by path (a formatter plug-in without :meth:`Formatter.write_stream`, an
-ingested link) or that ``verify`` checks.
+kernel copies it, so it costs little on a machine with a core to spare; a very large
+write is split into pieces of ``PARALLEL_BYTES`` that the thread hashes just as the kernel
+copies them, so both read each byte from the cache, not memory, once the other has. A
+library that seeks (h5py writes its superblock last, at offset 0; the FITS formatter its
+header) leaves pieces out of order: large ones are hashed as they pass (a write that
+continues the one before extends its CRC), small ones kept, and
+:meth:`HashingFile.checksum` joins them in file order with :func:`crc_combine`. Only
+writes that go back over bytes already hashed, or too many small out-of-order ones, make
+it read the file once at the end (no built-in format does that). :func:`file_checksum`
+reads a file that was written by path (a formatter plug-in without
+:meth:`Formatter.write_stream`, an ingested link) or that ``verify`` checks.
 """
 
 from __future__ import annotations
@@ -52,7 +55,8 @@ __all__ = [
 
 #: The prefix of every checksum value this version writes.
 ALGORITHM = "crc32c"
-#: Writes at least this long are hashed in a second thread while the kernel copies them.
+#: Writes at least this long are hashed in a second thread while the kernel copies them,
+#: longer ones in pieces of this length.
 PARALLEL_BYTES = 4 << 20
 #: Out-of-order writes at least this long are hashed as they pass; shorter ones are kept.
 LARGE_BYTES = 64 << 10
@@ -165,6 +169,7 @@ class HashingFile(io.RawIOBase):
         self._kept = 0
         self._order = 0
         self._reread = False
+        self._pool: ThreadPoolExecutor | None = None  # the second thread, once needed
         self._checksum: FileChecksum | None = None
         self.reread = False  #: whether :meth:`close` had to read the file back
 
@@ -211,8 +216,7 @@ class HashingFile(io.RawIOBase):
                 self._reread = True  # back over bytes already in the running CRC
                 self._write_all(view, offset)
             elif length >= LARGE_BYTES:
-                crc = self._hash_while_writing(view, offset, 0)
-                self._large.append((offset, length, crc, self._order))
+                self._add_large(view, offset)
             else:
                 self._write_all(view, offset)
                 self._keep(offset, view)
@@ -235,6 +239,8 @@ class HashingFile(io.RawIOBase):
     def close(self) -> None:
         if not self.closed:
             try:
+                if self._pool is not None:
+                    self._pool.shutdown()
                 self._checksum = self._finish()
             finally:
                 os.close(self._fd)
@@ -259,10 +265,26 @@ class HashingFile(io.RawIOBase):
         if len(view) < PARALLEL_BYTES:
             self._write_all(view, offset)
             return crc32c(view, seed)
-        with ThreadPoolExecutor(1) as pool:  # crc32c and the write both release the GIL
-            crc = pool.submit(crc32c, view, seed)
-            self._write_all(view, offset)
-            return crc.result()
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="crc32c")
+        for start in range(0, len(view), PARALLEL_BYTES):
+            piece = view[start : start + PARALLEL_BYTES]
+            crc = self._pool.submit(crc32c, piece, seed)  # both release the GIL
+            self._write_all(piece, offset + start)
+            seed = crc.result()
+        return seed
+
+    def _add_large(self, view: memoryview, offset: int) -> None:
+        """Write and hash a large out-of-order piece; one that continues the previous
+        write (a library writing a block in pieces) extends that piece's CRC instead."""
+        if self._large:
+            start, length, crc, order = self._large[-1]
+            if start + length == offset and order == self._order - 1:
+                crc = self._hash_while_writing(view, offset, crc)
+                self._large[-1] = (start, length + len(view), crc, self._order)
+                return
+        crc = self._hash_while_writing(view, offset, 0)
+        self._large.append((offset, len(view), crc, self._order))
 
     def _keep(self, offset: int, view: memoryview) -> None:
         self._kept += len(view)

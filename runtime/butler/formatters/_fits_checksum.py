@@ -13,18 +13,28 @@ costs about as much as writing the file; here it comes from the native array in 
   2**16 is a 16-bit rotation, so the file's sum is the native sum rotated.
 
 The result is the same number astropy computes (``tests/test_checksums.py`` checks it).
+
+Summing the native words is the costly part (64 MB for a 4k x 4k float32 image), and numpy
+has no ones' complement sum. :func:`word_sum` gets the exact sum of a piece's 32-bit words
+from two plain (wrapping) ``uint64`` sums, numpy's fastest reduction: one of the piece's
+8-byte groups, one of the groups that start 4 bytes in (notes at :func:`word_sum`).
+Widening every word to ``uint64`` instead (a buffered cast) is about 1.25 times slower on
+4 MB pieces. A writer can sum piece by piece (:func:`word_sum` of each, then
+:func:`datasum_of`), each piece just after it has been read for writing.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
 
-__all__ = ["datasum", "encode_checksum", "header_sum", "supports"]
+__all__ = ["datasum", "datasum_of", "encode_checksum", "header_sum", "supports", "word_sum"]
 
 _MASK = 0xFFFFFFFF
-_WORDS = 1 << 30  # uint32 words summed at once: their uint64 sum cannot overflow
+_MASK64 = (1 << 64) - 1
+_WORDS = 1 << 30  # most uint32 words summed at once: their uint64 sum cannot overflow
 # Characters the encoding steps around: the punctuation between digits and letters.
 _EXCLUDED = frozenset(range(0x3A, 0x41)) | frozenset(range(0x5B, 0x61))
 
@@ -41,22 +51,63 @@ def _fold(total: int) -> int:
     return total
 
 
+def word_sum(pixels: np.ndarray[Any, Any]) -> int:
+    """The exact sum of the 32-bit words of ``pixels`` (1-d, C-contiguous) in native byte
+    order, as an unbounded int; a lone 2-byte pixel at the end (odd count) is left out.
+    Pixels not in native byte order are summed as their native values.
+
+    On a little-endian machine, with ``F`` and ``S`` the sums of the first and second
+    words of the 8-byte groups, the ``uint64`` sum of the groups is ``F + 2**32 S`` and
+    that of the groups starting 4 bytes in ``(S - last) + 2**32 (F - first)``, both
+    modulo 2**64. ``F`` and ``S`` are below 2**64 (a piece is under 2**32 groups), so the
+    low halves give ``S`` and ``F`` modulo 2**32, and each high half then the other
+    exactly.
+    """
+    if not pixels.dtype.isnative:
+        pixels = pixels.astype(pixels.dtype.newbyteorder("="))
+    data = pixels.view(np.uint8)
+    data = data[: len(data) - len(data) % 4]
+    if sys.byteorder != "little" or len(data) < 16 or len(data) >= _WORDS * 4:
+        return widened_sum(data)
+    total = 0
+    if len(data) % 8:  # one word past the last whole group
+        total, data = int(data[-4:].view(np.uint32)[0]), data[:-4]
+    groups = int(data.view(np.uint64).sum())
+    inner = int(data[4:-4].view(np.uint64).sum())
+    first, last = (int(data[i : i + 4].view(np.uint32)[0]) for i in (0, len(data) - 4))
+    second_words = ((inner + last) & _MASK) << 32  # 2**32 S, modulo 2**64
+    first_sum = (groups - second_words) & _MASK64
+    second_sum = ((inner - (((first_sum - first) & _MASK) << 32)) & _MASK64) + last
+    return total + first_sum + second_sum
+
+
+def widened_sum(data: np.ndarray[Any, Any]) -> int:
+    """:func:`word_sum` the plain way, for any byte order: each word widened to ``uint64``
+    (``data``: native bytes, a multiple of 4)."""
+    words = data.view(np.uint32)
+    return sum(
+        int(words[start : start + _WORDS].sum(dtype=np.uint64))
+        for start in range(0, len(words), _WORDS)
+    )
+
+
+def datasum_of(total: int, pixels: np.ndarray[Any, Any]) -> int:
+    """The ``DATASUM`` of ``pixels`` (1-d, C order) from ``total``, the sum of
+    :func:`word_sum` over pieces of it that each hold an even number of pixels (but the
+    last)."""
+    total = _fold(total)
+    if pixels.dtype.itemsize == 2:
+        total = ((total << 16) | (total >> 16)) & _MASK
+        if pixels.size % 2:  # the lone last pixel: the high half of the file's last word
+            tail = int.from_bytes(pixels[-1:].astype(">u2").tobytes(), "big")
+            total = _fold(total + (tail << 16))
+    return total
+
+
 def datasum(array: np.ndarray[Any, Any]) -> int:
     """The ``DATASUM`` of ``array`` written as a FITS image (C order, big-endian)."""
-    native = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("="))
-    flat = native.reshape(-1).view(np.uint8)
-    tail = b""
-    if native.dtype.itemsize == 2 and native.size % 2:  # a last pixel alone in its word
-        flat, tail = flat[:-2], native.reshape(-1)[-1:].astype(">u2").tobytes()
-    words = flat.view(np.uint32)
-    total = 0
-    for start in range(0, len(words), _WORDS):
-        total += int(words[start : start + _WORDS].sum(dtype=np.uint64))
-    total = _fold(total)
-    if native.dtype.itemsize == 2:
-        total = ((total << 16) | (total >> 16)) & _MASK
-        total = _fold(total + (int.from_bytes(tail, "big") << 16 if tail else 0))
-    return total
+    pixels = np.ascontiguousarray(array).reshape(-1)
+    return datasum_of(word_sum(pixels), pixels)
 
 
 def header_sum(header: bytes, data_sum: int) -> int:

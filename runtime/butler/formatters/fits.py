@@ -39,7 +39,7 @@ Checksums
     Every HDU written carries the standard ``CHECKSUM`` and ``DATASUM`` cards. For the
     common case, one uncompressed image of signed integer or floating-point pixels, this
     module writes the file itself (astropy's header, the pixels in big-endian order, the
-    padding) and computes the sums from the array in one pass (``_fits_checksum``);
+    padding) and sums the array piece by piece as it is written (``_fits_checksum``);
     otherwise astropy's ``checksum=True`` does it. Reads do not check them (on a 4k x 4k
     image that would cost 3-4 times the read); :meth:`FitsFormatter.verify` does, for
     ``butler verify --read``.
@@ -103,8 +103,9 @@ _STRUCTURAL_INDEXED = re.compile(
 _FATAL = ("truncated", "corrupt", "multiple of 2880")
 _CHECKSUM_FAILED = ("Checksum verification failed", "Datasum verification failed")
 _BLOCK = 2880
-#: Pixels are converted to big-endian order and written in pieces of this size.
-_PIECE_BYTES = 1 << 20
+#: Pixels are converted to big-endian order and written in pieces of this size: at least
+#: ``butler.checksums.PARALLEL_BYTES``, so each is hashed in a second thread while written.
+_PIECE_BYTES = 4 << 20
 
 _HDU = Any  # astropy's HDU classes are not typed
 
@@ -250,11 +251,13 @@ def _one_image(h: _HDU) -> bool:
 def _write_image(h: _HDU, stream: BinaryIO) -> None:
     """Write a primary image HDU with its ``CHECKSUM`` and ``DATASUM`` (module docs).
 
-    ``DATASUM`` is summed in a second thread while the pixels are written (numpy's sum
-    and the writes both release the GIL), so the header, whose length does not depend on
-    the sums, is written last, into the place left for it. The pixels go out in pieces,
-    each converted to big-endian order in one small buffer that stays in the processor's
-    cache while the stream hashes and writes it; the caller's array is only read.
+    The pixels go out in pieces, each converted to big-endian order in one buffer that
+    stays in the processor's cache while the stream hashes and writes it (a piece is
+    large enough for :class:`~butler.checksums.HashingFile` to hash it in a second thread
+    while the kernel copies it); the caller's array is only read. A third thread sums
+    each piece's words for ``DATASUM`` once it has been converted, so it too reads from
+    the cache. The header, whose length does not depend on the sums, is written last,
+    into the place left for it.
     """
     array = h.data
     header = h.header.copy()
@@ -262,19 +265,21 @@ def _write_image(h: _HDU, stream: BinaryIO) -> None:
     header.set("CHECKSUM", "0" * 16, "HDU checksum", before="DATASUM")
     start = stream.tell()
     header_size = len(header.tostring().encode("ascii"))
+    pixels = array.reshape(-1)  # a view when C-contiguous, else one copy in C order
+    step = _PIECE_BYTES // array.dtype.itemsize  # even: 2-byte pixels pair up in words
+    buffer = np.empty(min(step, pixels.size), dtype=array.dtype.newbyteorder(">"))
+    stream.seek(start + header_size)
     with ThreadPoolExecutor(1) as pool:
-        summing = pool.submit(_fits_checksum.datasum, array)
-        stream.seek(start + header_size)
-        pixels = array.reshape(-1)  # a view when C-contiguous, else one copy in C order
-        step = max(1, _PIECE_BYTES // array.dtype.itemsize)
-        buffer = np.empty(min(step, pixels.size), dtype=array.dtype.newbyteorder(">"))
+        sums = []
         for first in range(0, pixels.size, step):
-            piece = buffer[: min(step, pixels.size - first)]
-            piece[...] = pixels[first : first + step]
+            native = pixels[first : first + step]
+            piece = buffer[: native.size]
+            piece[...] = native
+            sums.append(pool.submit(_fits_checksum.word_sum, native))
             _write_all(stream, piece.view(np.uint8).data)
         _write_all(stream, bytes(-array.nbytes % _BLOCK))
-        end = stream.tell()
-        data_sum = summing.result()
+        data_sum = _fits_checksum.datasum_of(sum(part.result() for part in sums), pixels)
+    end = stream.tell()
     header["DATASUM"] = (str(data_sum), "data unit checksum")
     total = _fits_checksum.header_sum(header.tostring().encode("ascii"), data_sum)
     header["CHECKSUM"] = _fits_checksum.encode_checksum(total)

@@ -12,11 +12,13 @@ import signal
 import subprocess
 import sys
 import traceback
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from _processes import run_together
+from _s3faults import fault_proxy
 from _s3server import S3Server, free_port
 from butler.errors import (
     ConfigError,
@@ -40,8 +42,6 @@ def store(s3_location: S3Location, s3_settings: S3Settings) -> ObjectStore:
 
 
 def small_parts(settings: S3Settings) -> S3Settings:
-    from dataclasses import replace
-
     return replace(settings, multipart_threshold=6 * MiB, part_size=5 * MiB)
 
 
@@ -121,34 +121,39 @@ def test_put_new_refuses_an_existing_object(store: ObjectStore) -> None:
 
 
 def test_a_retry_whose_first_attempt_succeeded_is_not_a_conflict(
-    store: ObjectStore, s3_location: S3Location
+    s3_server: S3Server, s3_location: S3Location, s3_settings: S3Settings
 ) -> None:
-    """The server applies the first attempt, its answer is lost, botocore sends the request
-    again: the retry gets 412, and the object's put id shows it was this put."""
-    sent: list[dict[str, Any]] = []
+    """The server stores the first attempt, its answer is lost on the way back, botocore
+    sends the request again and gets 412: the object's put id shows it was this put."""
+    with fault_proxy(s3_server.url) as proxy:
+        store = ObjectStore(s3_location, replace(s3_settings, endpoint_url=proxy.url))
+        proxy.plan("PUT", "lose-answer")
+        info = store.put_new("retried.bin", b"payload", "crc32c:abc")
+        assert info.recovered
+        assert proxy.seen.count("PUT") == 2
+        assert store.get_bytes("retried.bin") == b"payload"
+        # Another put of the very same bytes is still a conflict: it has its own put id.
+        with pytest.raises(DatasetExistsError):
+            store.put_new("retried.bin", b"payload", "crc32c:abc")
 
-    def resend(params: dict[str, Any], **_: Any) -> None:
-        sent.append(params)
 
-    client = store.client
-    client.meta.events.register("before-call.s3.PutObject", resend)
-    calls = {"n": 0}
-    real = client.put_object
-
-    def put_twice(**kwargs: Any) -> Any:
-        calls["n"] += 1
-        body = kwargs["Body"].read()
-        kwargs["Body"] = body
-        real(**kwargs)  # the first attempt: it succeeds, but its answer is "lost"
-        return real(**kwargs)  # the retry: refused with 412
-
-    client.put_object = put_twice
-    info = store.put_new("retried.bin", b"payload", "crc32c:abc")
-    assert info.recovered
-    assert store.get_bytes("retried.bin") == b"payload"
-    # A different writer's object is still a conflict.
-    with pytest.raises(DatasetExistsError):
-        store.put_new("retried.bin", b"payload", "crc32c:abc")
+def test_a_retried_multipart_completion_is_not_a_conflict(
+    s3_server: S3Server, s3_location: S3Location, s3_settings: S3Settings
+) -> None:
+    with fault_proxy(s3_server.url) as proxy:
+        settings = replace(small_parts(s3_settings), endpoint_url=proxy.url)
+        store = ObjectStore(s3_location, settings)
+        payload = os.urandom(7 * MiB)
+        # POSTs: create the upload, then complete it (its answer lost).
+        proxy.plan("POST", "pass", "lose-answer")
+        info = store.put_new("big.bin", payload, "crc32c:big")
+        # Sent twice; the server answered the retry as a success (moto and S3 treat a
+        # repeated completion of one upload as done) or with NoSuchUpload/412, which the
+        # put id resolves: either way no conflict is reported.
+        assert proxy.seen.count("POST") == 3
+        assert info.checksum == "crc32c:big"
+        assert store.get_bytes("big.bin") == payload
+        assert store.uploads() == []
 
 
 def test_replace_needs_the_current_etag(store: ObjectStore) -> None:
@@ -341,3 +346,48 @@ def test_missing_bucket_names_it(s3_server: S3Server, s3_settings: S3Settings) -
     with pytest.raises(ObjectMissingError, match="bucket 'no-such-bucket-here' does not exist"):
         store.put_new("x", b"1", "crc32c:0")
     assert not store.bucket_exists()
+
+
+@pytest.mark.parametrize("status", ["500", "503"])
+def test_a_passing_server_error_is_retried(
+    s3_server: S3Server, s3_location: S3Location, s3_settings: S3Settings, status: str
+) -> None:
+    with fault_proxy(s3_server.url) as proxy:
+        store = ObjectStore(s3_location, replace(s3_settings, endpoint_url=proxy.url))
+        proxy.plan("PUT", status)
+        assert not store.put_new("x", b"1", "crc32c:0").recovered
+        proxy.plan("GET", status)
+        assert store.get_bytes("x") == b"1"
+
+
+@pytest.mark.parametrize("status", ["500", "503"])
+def test_a_lasting_server_error_is_a_clear_error(
+    s3_server: S3Server, s3_location: S3Location, s3_settings: S3Settings, status: str
+) -> None:
+    with fault_proxy(s3_server.url) as proxy:
+        store = ObjectStore(s3_location, replace(s3_settings, endpoint_url=proxy.url))
+        store.put_new("kept", b"kept", "crc32c:0")
+        proxy.plan("*", *[status] * 10)
+        with pytest.raises(ObjectStoreUnavailableError, match=r"kept failing.*repo/new.*retry"):
+            store.put_new("new", b"1", "crc32c:0")
+        with pytest.raises(ObjectStoreUnavailableError, match=r"repo/kept"):
+            store.get_bytes("kept")
+        proxy.faults.clear()
+        assert store.get_bytes("kept") == b"kept"
+        assert store.head("new") is None
+
+
+def test_a_slow_answer_is_a_clear_error(
+    s3_server: S3Server, s3_location: S3Location, s3_settings: S3Settings
+) -> None:
+    with fault_proxy(s3_server.url) as proxy:
+        settings = replace(s3_settings, endpoint_url=proxy.url, read_timeout=0.5)
+        store = ObjectStore(s3_location, settings)
+        store.put_new("kept", b"kept", "crc32c:0")
+        proxy.plan("GET", "slow:2")  # one slow answer: the retry succeeds
+        assert store.get_bytes("kept") == b"kept"
+        proxy.plan("GET", "slow:2", "slow:2")
+        with pytest.raises(
+            ObjectStoreUnavailableError, match=r"too slowly.*repo/kept.*read_timeout"
+        ):
+            store.get_bytes("kept")

@@ -122,7 +122,7 @@ def make_client(settings: S3Settings) -> Any:
     config = Config(
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
-        retries={"max_attempts": settings.max_attempts, "mode": "standard"},
+        retries={"total_max_attempts": settings.max_attempts, "mode": "standard"},
         max_pool_connections=max(10, settings.max_concurrency * 2),
         s3={"addressing_style": "path"} if settings.endpoint_url else {},
     )

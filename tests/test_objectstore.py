@@ -339,6 +339,15 @@ def test_bad_credentials_are_a_clear_error(
     assert store.get_bytes("kept") == b"kept"
 
 
+def test_an_unknown_profile_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    with pytest.raises(ConfigError, match=r"profile 'survey' .*~/.aws/config"):
+        ObjectStore(S3Location("bucket-a"), S3Settings(profile="survey"))
+
+
 def test_missing_bucket_names_it(s3_server: S3Server, s3_settings: S3Settings) -> None:
     from butler.errors import ObjectMissingError
 

@@ -115,10 +115,21 @@ class S3Settings:
 
 def make_client(settings: S3Settings) -> Any:
     """A boto3 S3 client for ``settings`` (credentials from the usual places)."""
-    import boto3
-    from botocore.config import Config
-
-    session = boto3.session.Session(profile_name=settings.profile)
+    try:
+        import boto3
+        from botocore.config import Config
+        from botocore.exceptions import ProfileNotFound
+    except ImportError:
+        raise ConfigError(
+            "S3 repositories need boto3, which is not installed: pip install 'butler[s3]'"
+        ) from None
+    try:
+        session = boto3.session.Session(profile_name=settings.profile)
+    except ProfileNotFound:
+        raise ConfigError(
+            f"the AWS profile {settings.profile!r} (from AWS_PROFILE or the repository's"
+            " s3.profile) is not in ~/.aws/config or ~/.aws/credentials"
+        ) from None
     config = Config(
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,

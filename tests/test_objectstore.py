@@ -400,3 +400,12 @@ def test_a_slow_answer_is_a_clear_error(
             ObjectStoreUnavailableError, match=r"too slowly.*repo/kept.*read_timeout"
         ):
             store.get_bytes("kept")
+
+
+def test_importing_the_layer_loads_no_client_library() -> None:
+    code = (
+        "import sys, butler.objectstore, butler.objectstore.cache, butler.objectstore.ranged\n"
+        "print(sorted(m for m in ('boto3', 'botocore', 'numpy') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

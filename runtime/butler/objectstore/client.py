@@ -284,14 +284,7 @@ class ObjectStore:
             answer = self._call("looking up", relative, self.client.head_object)
         except ObjectMissingError:
             return None
-        meta = answer.get("Metadata", {})
-        return ObjectInfo(
-            relative,
-            int(answer["ContentLength"]),
-            _etag(answer["ETag"]),
-            meta.get(CHECKSUM_META),
-            meta.get(PUT_ID_META),
-        )
+        return _described(relative, answer)
 
     def get_bytes(self, relative: str) -> bytes:
         """The whole object."""
@@ -335,14 +328,7 @@ class ObjectStore:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 temporary.unlink()
-        meta = answer.get("Metadata", {})
-        return ObjectInfo(
-            relative,
-            int(answer["ContentLength"]),
-            _etag(answer["ETag"]),
-            meta.get(CHECKSUM_META),
-            meta.get(PUT_ID_META),
-        )
+        return _described(relative, answer)
 
     # -- listing (verify) ------------------------------------------------------------
 
@@ -390,6 +376,18 @@ _REFUSED = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict"}
 
 class _Refused(Exception):
     """A conditional write was refused (412), or its upload vanished."""
+
+
+def _described(relative: str, answer: dict[str, Any]) -> ObjectInfo:
+    """The :class:`ObjectInfo` of a HeadObject or GetObject answer."""
+    meta = answer.get("Metadata", {})
+    return ObjectInfo(
+        relative,
+        int(answer["ContentLength"]),
+        _etag(answer["ETag"]),
+        meta.get(CHECKSUM_META),
+        meta.get(PUT_ID_META),
+    )
 
 
 def _recovered(info: ObjectInfo) -> ObjectInfo:

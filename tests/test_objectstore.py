@@ -194,6 +194,43 @@ def test_multipart_put_new_and_replace(
     assert store.uploads() == []  # refused uploads were aborted
 
 
+def test_get_file_checks_the_checksum(store: ObjectStore, tmp_path: Path) -> None:
+    from butler.checksums import checksum_of
+    from butler.errors import DatasetCorruptError
+
+    payload = os.urandom(3 * MiB + 5)
+    store.put_new("c.bin", payload, checksum_of(payload))
+    target = tmp_path / "c.bin"
+    store.get_file("c.bin", target, expected_checksum=checksum_of(payload))
+    assert target.read_bytes() == payload
+    target.unlink()
+    with pytest.raises(DatasetCorruptError, match=r"repo/c\.bin does not hold what was written"):
+        store.get_file("c.bin", target, expected_checksum=checksum_of(b"other"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_head_many(store: ObjectStore) -> None:
+    for name in ["a", "b"]:
+        store.put_new(name, name.encode(), "crc32c:0")
+    found = store.head_many(["a", "missing", "b", "a"])
+    assert list(found) == ["a", "missing", "b"]
+    assert found["missing"] is None
+    assert found["b"] is not None and found["b"].size == 1
+
+
+def test_reads_through_the_shared_cache(store: ObjectStore, tmp_path: Path) -> None:
+    from butler.objectstore.cache import SharedCache
+
+    store.put_new("d/1.fits", b"SIMPLE", "crc32c:0")
+    cache = SharedCache(tmp_path / "cache", max_bytes=1 << 20)
+    for _ in range(2):
+        with cache.open("dataset-1", lambda p: store.get_file("d/1.fits", p), ".fits") as path:
+            assert path.read_bytes() == b"SIMPLE"
+    store.delete("d/1.fits")  # the cache, keyed by dataset id, still serves it
+    with cache.open("dataset-1", lambda p: store.get_file("d/1.fits", p), ".fits") as path:
+        assert path.read_bytes() == b"SIMPLE"
+
+
 def test_list_objects(store: ObjectStore) -> None:
     for name in ["b/2", "a/1", "b/3"]:
         store.put_new(name, name.encode(), "crc32c:0")

@@ -24,14 +24,15 @@ import contextlib
 import io
 import os
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ..errors import ConflictError, DatasetExistsError, ObjectMissingError
+from ..checksums import FileChecksum
+from ..errors import ConflictError, DatasetCorruptError, DatasetExistsError, ObjectMissingError
 from .failures import error_code, translate
 from .location import S3Location
 from .settings import S3Settings, make_client
@@ -305,11 +306,22 @@ class ObjectStore:
         with self._failures("reading a range of", self.uri(relative)):
             return bytes(answer["Body"].read())
 
-    def get_file(self, relative: str, target: Path, expected_etag: str | None = None) -> ObjectInfo:
+    def get_file(
+        self,
+        relative: str,
+        target: Path,
+        expected_etag: str | None = None,
+        expected_checksum: str | None = None,
+    ) -> ObjectInfo:
         """Download the object to ``target``, atomically (a temporary beside it, renamed).
 
         With ``expected_etag``, :class:`ConflictError` if the object was replaced since.
+        With ``expected_checksum`` (``crc32c:...``, as the registry records it), the bytes
+        are hashed on their way to the disk and :class:`DatasetCorruptError` raised, with
+        nothing left at ``target``, if they differ.
         """
+        from crc32c import crc32c
+
         extra = {"IfMatch": f'"{_etag(expected_etag)}"'} if expected_etag else {}
         uri = self.uri(relative)
         temporary = target.with_name(f".{target.name}.{secrets.token_hex(6)}.part")
@@ -320,15 +332,32 @@ class ObjectStore:
                 raise ConflictError(
                     f"{uri} was replaced since it was looked up; read it again"
                 ) from refused.__cause__
+            crc = size = 0
             with self._failures("reading", uri), open(temporary, "wb") as out:
                 body = answer["Body"]
                 for chunk in iter(lambda: body.read(_CHUNK), b""):
                     out.write(chunk)
+                    if expected_checksum:
+                        crc, size = crc32c(chunk, crc), size + len(chunk)
+            if expected_checksum:
+                found = FileChecksum.of_crc(size, crc).value
+                if found != expected_checksum:
+                    raise DatasetCorruptError(
+                        f"{uri} does not hold what was written: checksum {found}, recorded"
+                        f" {expected_checksum}; run butler verify --read, and restore the"
+                        " object or remove the dataset"
+                    )
             os.replace(temporary, target)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 temporary.unlink()
         return _described(relative, answer)
+
+    def head_many(self, relatives: Iterable[str]) -> dict[str, ObjectInfo | None]:
+        """:meth:`head` of each path, ``max_concurrency * 4`` requests at a time."""
+        wanted = list(dict.fromkeys(relatives))
+        with ThreadPoolExecutor(max(1, self.settings.max_concurrency * 4)) as pool:
+            return dict(zip(wanted, pool.map(self.head, wanted), strict=True))
 
     # -- listing (verify) ------------------------------------------------------------
 

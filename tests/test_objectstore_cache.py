@@ -17,6 +17,8 @@ import pytest
 from _processes import run_together
 from butler.errors import ConfigError
 from butler.objectstore.cache import NoCache, SharedCache, cache_from_environment, parse_size
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 
 def writer(payload: bytes, calls: list[str] | None = None) -> Any:
@@ -185,3 +187,29 @@ def test_a_cache_filled_by_one_process_serves_another(tmp_path: Path) -> None:
     with SharedCache(folder).open("shared", writer(b"other", calls)) as path:
         assert path.read_bytes() == b"from-child"
     assert calls == []
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    reads=st.lists(st.tuples(st.integers(0, 9), st.integers(1, 300)), max_size=30),
+    max_bytes=st.integers(1, 1500),
+    max_files=st.one_of(st.none(), st.integers(1, 5)),
+)
+def test_bounds_hold_and_every_read_sees_its_bytes(
+    tmp_path_factory: pytest.TempPathFactory,
+    reads: list[tuple[int, int]],
+    max_bytes: int,
+    max_files: int | None,
+) -> None:
+    cache = SharedCache(tmp_path_factory.mktemp("c"), max_bytes=max_bytes, max_files=max_files)
+    sizes: dict[int, int] = {}
+    for dataset, size in reads:
+        size = sizes.setdefault(dataset, size)  # one dataset id, one content
+        content = bytes([dataset]) * size
+        with cache.open(f"d{dataset}", writer(content)) as path:
+            assert path.read_bytes() == content
+        stats = cache.stats()
+        assert stats.size <= max_bytes
+        assert max_files is None or stats.files <= max_files

@@ -213,3 +213,23 @@ def test_bounds_hold_and_every_read_sees_its_bytes(
         stats = cache.stats()
         assert stats.size <= max_bytes
         assert max_files is None or stats.files <= max_files
+
+
+def test_a_download_killed_midway_is_cleared(tmp_path: Path) -> None:
+    folder = tmp_path / "c"
+    code = (
+        "import os, sys, signal; from pathlib import Path\n"
+        "from butler.objectstore.cache import SharedCache\n"
+        "def fetch(p):\n"
+        "    (p.parent / '.data.part').write_bytes(b'half')\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "with SharedCache(Path(sys.argv[1])).open('id', fetch): pass\n"
+    )
+    killed = subprocess.run([sys.executable, "-c", code, str(folder)], check=False)
+    assert killed.returncode == -9
+    assert len(list((folder / "tmp").iterdir())) == 1
+    cache = SharedCache(folder)
+    with cache.open("other", writer(b"x")):
+        pass  # a download evicts, and clears what dead processes left
+    assert list((folder / "tmp").iterdir()) == []
+    assert not cache.contains("id")

@@ -9,7 +9,7 @@ Layout of the cache folder (``BUTLER_CACHE_DIR``, default ``~/.cache/butler``)::
 
     files/<dataset id><suffix>   the cached copies; their mtime is their last use
     held/<pid>-<random><suffix>  hard links to copies in use by a reader
-    tmp/<pid>-<random>           downloads under way
+    tmp/<pid>-<random>/          downloads under way
     lock                         taken (flock) by whoever evicts
 
 Safety between processes: a reader never uses ``files/...`` itself; it first makes a
@@ -127,17 +127,21 @@ class SharedCache:
         return (self.files / self._name(dataset_id, suffix)).exists()
 
     def _fetch(self, entry: Path, held: Path, fetch: Fetch) -> None:
-        temporary = self.tmp / f"{os.getpid()}-{secrets.token_hex(8)}"
+        # A folder per download, so whatever the fetcher writes beside its target (a
+        # client's own partial file) goes with it, also when the process dies.
+        work = self.tmp / f"{os.getpid()}-{secrets.token_hex(8)}"
+        work.mkdir()
+        temporary = work / "data"
         try:
             fetch(temporary)
             os.link(temporary, held)  # ours to read, whatever eviction does next
             os.replace(temporary, entry)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
-                temporary.unlink()
-            with contextlib.suppress(FileNotFoundError):
                 held.unlink()
             raise
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
         self.evict()
 
     def stats(self) -> CacheStats:
@@ -170,8 +174,11 @@ class SharedCache:
             for path in folder.iterdir():
                 pid = path.name.split("-", 1)[0]
                 if pid.isdigit() and not _alive(int(pid)):
-                    with contextlib.suppress(FileNotFoundError):
-                        path.unlink()
+                    if path.is_dir():
+                        shutil.rmtree(path, ignore_errors=True)
+                    else:
+                        with contextlib.suppress(FileNotFoundError):
+                            path.unlink()
 
     def clear(self) -> None:
         """Remove every cached copy (files in use stay readable by their readers)."""

@@ -82,3 +82,6 @@ def sqlite_url(tmp_path: Path) -> str:
 def registry_url(request: pytest.FixtureRequest) -> str:
     """A URL for a new registry, on each database the registry supports."""
     return str(request.getfixturevalue(f"{request.param}_url"))
+
+
+from _s3server import s3_location, s3_server, s3_settings  # noqa: E402, F401  (fixtures)

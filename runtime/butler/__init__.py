@@ -37,6 +37,10 @@ from .errors import InvalidDataIdError as InvalidDataIdError
 from .errors import InvalidQueryError as InvalidQueryError
 from .errors import MapperError as MapperError
 from .errors import MapperVersionError as MapperVersionError
+from .errors import ObjectMissingError as ObjectMissingError
+from .errors import ObjectStoreAccessError as ObjectStoreAccessError
+from .errors import ObjectStoreError as ObjectStoreError
+from .errors import ObjectStoreUnavailableError as ObjectStoreUnavailableError
 from .errors import ObjectTypeError as ObjectTypeError
 from .errors import OverrideError as OverrideError
 from .errors import ReadOnlyError as ReadOnlyError

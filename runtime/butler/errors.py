@@ -25,6 +25,10 @@ __all__ = [
     "InvalidQueryError",
     "MapperError",
     "MapperVersionError",
+    "ObjectMissingError",
+    "ObjectStoreAccessError",
+    "ObjectStoreError",
+    "ObjectStoreUnavailableError",
     "ObjectTypeError",
     "OverrideError",
     "ReadOnlyError",
@@ -170,3 +174,27 @@ class DatasetTypeDefinitionError(ButlerError):
 class OverrideError(ConfigError):
     """An override of a policy setting (repository, ``--config`` or environment) that is
     not valid."""
+
+
+class ObjectStoreError(RepositoryError):
+    """The object store (S3) refused or failed a request. The message names the bucket
+    and key (``s3://bucket/key``), the endpoint, and what to check; nothing stored was
+    changed. ``uri`` is the object or bucket asked about."""
+
+    def __init__(self, message: str, uri: str = "") -> None:
+        super().__init__(message)
+        self.uri = uri
+
+
+class ObjectStoreUnavailableError(ObjectStoreError):
+    """The object store did not answer, answered too slowly, or answered 500/503, and
+    still did after the retries that were safe."""
+
+
+class ObjectStoreAccessError(ObjectStoreError):
+    """The object store refused the credentials or the permission (403, a bad access key
+    or signature)."""
+
+
+class ObjectMissingError(ObjectStoreError, LookupError):
+    """No object (or no bucket) at the key asked."""

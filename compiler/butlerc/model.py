@@ -251,6 +251,7 @@ class SkyMapDef:
     parameters: tuple[SkyParameter, ...] = ()
     tracts: tuple[SkyTract, ...] = ()
     doc: str | None = None
+    override: bool = False
 
 
 @dataclass(frozen=True)
@@ -659,7 +660,7 @@ class _Builder:
             patch = self.name(form.children[0])
         return SkyMapUse(self.name(node.children[0]), patch, self.span(node))
 
-    def skymap(self, node: Tree[Token]) -> SkyMapDef:
+    def skymap(self, node: Tree[Token], override: bool = False) -> SkyMapDef:
         name = self.name(node.children[0])
         parameters: list[SkyParameter] = []
         tracts: list[SkyTract] = []
@@ -684,7 +685,9 @@ class _Builder:
                         unit,
                     )
                 )
-        return SkyMapDef(name, self.span(node), tuple(parameters), tuple(tracts), doc)
+        return SkyMapDef(
+            name, self.span(node), tuple(parameters), tuple(tracts), doc, override
+        )
 
     def hdu(self, node: Tree[Token]) -> Literal | Name:
         token = node.children[0]
@@ -706,7 +709,7 @@ class _Builder:
         if kind == "table":
             return self.table(node)
         if kind == "skymap":
-            return self.skymap(node)
+            return self.skymap(node, override)
         return None
 
     def block(self, node: Tree[Token]) -> Block:

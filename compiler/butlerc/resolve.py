@@ -216,8 +216,9 @@ def _word(member: Member) -> str:
 
 
 def _merge(base: Member, over: Member) -> Member:
-    """``override``: a key is replaced; formats and dataset types merge clause by clause."""
-    if isinstance(over, KeyDef):
+    """``override``: a key or a skymap is replaced; formats and dataset types merge clause
+    by clause."""
+    if isinstance(over, KeyDef | SkyMapDef):
         return over
     updates = {
         f.name: getattr(over, f.name)

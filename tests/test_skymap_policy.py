@@ -155,7 +155,9 @@ def test_every_spec_builds_what_its_numbers_say(skycam: Path) -> None:
     for spec in load_mapper(skycam).spec.skymaps:
         built = from_spec(spec)
         assert built.tract(0).grid.border == (
-            spec.patch_border if spec.cells is None else spec.cells[3] * spec.cells[0] + spec.cells[1]
+            spec.patch_border
+            if spec.cells is None
+            else spec.cells[3] * spec.cells[0] + spec.cells[1]
         )
 
 

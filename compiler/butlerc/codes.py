@@ -283,7 +283,8 @@ _ENTRIES = (
         "A dataset type's `skymap NAME` clause, or a block's `use skymap NAME`, names a skymap "
         "that neither the instrument nor a shared block it uses defines. The tract and patch "
         "keys of that dataset type would mean nothing on the sky.",
-        "dataset deepCoadd {\n    keys filter, tract, patch\n    skymap hsc_ring_v1   # misspelt\n}",
+        "dataset deepCoadd {\n    keys filter, tract, patch\n"
+        "    skymap hsc_ring_v1   # misspelt\n}",
         "Fix the name (the hint names the closest defined skymap), or define it with "
         "`skymap NAME { rings 120 ... }`.",
     ),
@@ -316,7 +317,7 @@ _ENTRIES = (
         "error",
         "skymap key type mismatch",
         "The way a dataset type writes its patch does not fit the type of the `patch` key: "
-        "`patch gen2` writes \"x,y\" text and needs a str key, `patch index` writes Gen3's "
+        '`patch gen2` writes "x,y" text and needs a str key, `patch index` writes Gen3\'s '
         "integer index y * nx + x and needs an int key; or the `tract` key is not an int, "
         "or the patch form is neither gen2 nor index.",
         "key patch: str\ndataset deepCoadd {\n    keys tract, patch\n"

@@ -600,9 +600,7 @@ class _Builder:
                 "uses_format": "format",
                 "allow_unsafe": "allow unsafe",
                 "uses_skymap": "skymap",
-            }.get(
-                clause_name, clause_name
-            )
+            }.get(clause_name, clause_name)
             if not self.once(seen, word, clause, owner):
                 continue
             key, value = handlers[clause_name](clause)
@@ -685,9 +683,7 @@ class _Builder:
                         unit,
                     )
                 )
-        return SkyMapDef(
-            name, self.span(node), tuple(parameters), tuple(tracts), doc, override
-        )
+        return SkyMapDef(name, self.span(node), tuple(parameters), tuple(tracts), doc, override)
 
     def hdu(self, node: Tree[Token]) -> Literal | Name:
         token = node.children[0]
@@ -759,9 +755,7 @@ class _Builder:
         kind: TypingLiteral["instrument", "shared"] = (
             "instrument" if node.data == "instrument" else "shared"
         )
-        return Block(
-            kind, name, self.span(node), title, doc, tuple(uses), tuple(members), skymap
-        )
+        return Block(kind, name, self.span(node), title, doc, tuple(uses), tuple(members), skymap)
 
     def policy(self, tree: Tree[Token]) -> PolicyFile:
         includes: list[Include] = []

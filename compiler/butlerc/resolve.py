@@ -236,9 +236,7 @@ class _Scope:
     """The definitions visible in one block, with the shared block each came from."""
 
     members: dict[str, dict[str, Member]] = field(
-        default_factory=lambda: {
-            ns: {} for ns in ("key", "format", "dataset", "table", "skymap")
-        }
+        default_factory=lambda: {ns: {} for ns in ("key", "format", "dataset", "table", "skymap")}
     )
     skymap: SkyMapUse | None = None
     origins: dict[tuple[str, str], str] = field(default_factory=dict)

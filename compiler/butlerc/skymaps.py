@@ -85,6 +85,13 @@ _DEFAULTS: dict[str, Any] = {
 }
 
 
+_TRACT_CHECKS: Mapping[str, Callable[[float], bool]] = {
+    "ra": lambda v: 0.0 <= v <= 360.0,
+    "dec": lambda v: -90.0 <= v <= 90.0,
+    "radius": lambda v: v > 0.0,
+}
+
+
 def _number(literal: Literal, kind: str) -> float | int | str | None:
     if kind == "str":
         return literal.value if literal.kind == "str" else None
@@ -150,9 +157,7 @@ class _SkyMapChecker:
             problem = spec.check(value)
             if problem is not None:
                 shown = f"{literal.value}" + (f" {parameter.unit.value}" if parameter.unit else "")
-                self.error(
-                    "BC026", f"{self.label}: '{name}' {problem}, not {shown}", literal.span
-                )
+                self.error("BC026", f"{self.label}: '{name}' {problem}, not {shown}", literal.span)
                 return None
             values.append(value)
         return values
@@ -161,14 +166,10 @@ class _SkyMapChecker:
         found = []
         for tract in self.definition.tracts:
             numbers = []
-            for literal, what, check in (
-                (tract.ra, "ra", lambda v: 0.0 <= v <= 360.0),
-                (tract.dec, "dec", lambda v: -90.0 <= v <= 90.0),
-                (tract.radius, "radius", lambda v: v > 0.0),
-            ):
+            for literal, what in ((tract.ra, "ra"), (tract.dec, "dec"), (tract.radius, "radius")):
                 value = _number(literal, "number")
                 wanted = {"ra": "in [0, 360]", "dec": "in [-90, 90]", "radius": "positive"}[what]
-                if value is None or not check(float(value)):
+                if value is None or not _TRACT_CHECKS[what](float(value)):
                     self.error(
                         "BC026",
                         f"{self.label}: a tract's {what} must be {wanted} degrees, "
@@ -340,8 +341,7 @@ def check_skymap_use(
     if "tract" in listed and tract_key is not None and tract_key.type.name.value != "int":
         error(
             "BC028",
-            f"{label}: skymap tracts are numbered, but key 'tract' is "
-            f"{tract_key.type.name.value}",
+            f"{label}: skymap tracts are numbered, but key 'tract' is {tract_key.type.name.value}",
             listed["tract"].span,
             "declare 'key tract: int'",
         )
@@ -364,8 +364,7 @@ def check_skymap_use(
             shown = '"x,y" text' if form == "gen2" else "an integer index"
             error(
                 "BC028",
-                f"{label}: 'patch {form}' writes the patch as {shown}, but key 'patch' is "
-                f"{actual}",
+                f"{label}: 'patch {form}' writes the patch as {shown}, but key 'patch' is {actual}",
                 use.patch.span if use.patch is not None else use.span,
                 f"write 'patch {'index' if actual == 'int' else 'gen2'}', or declare "
                 f"'key patch: {wanted}'",

@@ -32,7 +32,7 @@ def _pair(value: object) -> tuple[int, int] | None:
     else:
         return None
     try:
-        return int(x), int(y)  # type: ignore[call-overload]
+        return int(x), int(y)
     except (TypeError, ValueError):
         return None
 

@@ -19,16 +19,21 @@ def patch_grid(spec: SkyMapSpec) -> PatchGrid:
 
 def from_spec(spec: SkyMapSpec) -> SkyMap:
     """The skymap ``spec`` defines (raises SkyMapDefinitionError for bad parameters)."""
-    common = {
-        "pixel_scale": spec.pixel_scale,
-        "projection": spec.projection,
-        "tract_overlap": spec.tract_overlap,
-        "patches": patch_grid(spec),
-    }
     if spec.kind == "rings":
-        return RingsSkyMap(spec.num_rings, ra_start=spec.ra_start, version=spec.version, **common)  # type: ignore[arg-type]
+        return RingsSkyMap(
+            spec.num_rings,
+            pixel_scale=spec.pixel_scale,
+            projection=spec.projection,
+            tract_overlap=spec.tract_overlap,
+            ra_start=spec.ra_start,
+            patches=patch_grid(spec),
+            version=spec.version,
+        )
     return DiscreteSkyMap(
         tuple((ra, dec) for ra, dec, _ in spec.tracts),
         tuple(radius for _, _, radius in spec.tracts),
-        **common,  # type: ignore[arg-type]
+        pixel_scale=spec.pixel_scale,
+        projection=spec.projection,
+        tract_overlap=spec.tract_overlap,
+        patches=patch_grid(spec),
     )

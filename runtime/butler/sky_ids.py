@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from .errors import InvalidDataIdError
-from .skymap.errors import UnknownSkyMapError
 from .spec import DatasetTypeSpec, SkyMapSpec
 
 if TYPE_CHECKING:
@@ -54,6 +53,8 @@ class SkyIds:
         """The skymap the policy defines as ``name`` (built once, then kept)."""
         spec = self.specs.get(name)
         if spec is None:
+            from .skymap.errors import UnknownSkyMapError
+
             close = difflib.get_close_matches(str(name), self.specs, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             defined = ", ".join(sorted(self.specs)) or "none"

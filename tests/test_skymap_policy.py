@@ -193,6 +193,13 @@ def test_unknown_skymap_names_the_policys_skymaps(hsc: Butler) -> None:
     assert "defines: hsc_rings_v1" in str(caught.value)
 
 
+def test_mapper_paths_take_a_patch_pair() -> None:
+    hsc = load_mapper("hsc")
+    path = hsc.path("deepCoadd", filter="HSC-I", tract=9813, patch=(5, 4))
+    assert path == hsc.path("deepCoadd", {"filter": "HSC-I", "tract": 9813, "patch": "5,4"})
+    assert path.endswith("/9813/5,4.fits")
+
+
 def test_gen2_patch_as_a_pair_or_text(hsc: Butler) -> None:
     image = np.arange(12, dtype=np.float32).reshape(3, 4)
     ref = hsc.put(image, "deepCoadd", filter="HSC-I", tract=9813, patch=(5, 4))

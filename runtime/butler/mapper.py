@@ -294,6 +294,9 @@ class Mapper:
         """The path (relative to a repository root) of ``dataset_type`` for a data ID."""
         plan = self._plans.get(dataset_type) or self._get_plan(dataset_type)
         if keys or type(data_id) is not DataId or data_id.origin is not self._normalizer:
+            if plan.spec.skymap is not None:  # patch=(5, 4) -> "5,4" or the index
+                data_id = self._sky.convert(plan.spec, {**(data_id or {}), **keys})
+                keys = {}
             data_id = self.normalize(data_id, **keys)
         try:
             rendered = plan.render(data_id.fields)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from astropy.wcs import WCS
 from butler import Butler, load_mapper
 from butler.cli import main
 from butler.errors import ButlerError, InvalidDataIdError
@@ -181,6 +182,7 @@ def test_butler_skymap_lookups(hsc: Butler) -> None:
     patches = sky.patches_overlapping(Circle(*COSMOS, 0.01))
     assert (9813, 41) in {(p.tract, p.index) for p in patches}
     assert tract.region.contains(*COSMOS) and patch.inner_region.contains(*COSMOS)
+    assert isinstance(patch.wcs, WCS) and patch.region.contains(*COSMOS)
     x, y = tract.wcs.world_to_pixel_values(*COSMOS)
     assert patch.inner_bbox.contains_pixel(round(float(x)), round(float(y)))
 

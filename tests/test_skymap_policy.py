@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from astropy.wcs import WCS
 from butler import Butler, load_mapper
 from butler.cli import main
@@ -160,6 +162,25 @@ def test_every_spec_builds_what_its_numbers_say(skycam: Path) -> None:
             if spec.cells is None
             else spec.cells[3] * spec.cells[0] + spec.cells[1]
         )
+
+
+@settings(max_examples=60, deadline=None)
+@given(tract=st.integers(0, 18937), x=st.integers(0, 40), y=st.integers(0, 40))
+def test_index_and_gen2_patches_name_the_same_patch(
+    skycam: Path, tract: int, x: int, y: int
+) -> None:
+    mapper = load_mapper(skycam)
+    nx, ny = mapper.skymap("wide").tract(tract).num_patches
+    keys = {"filter": "r", "tract": tract}
+    if x < nx and y < ny:
+        index = mapper.sky_keys("deepCoadd", {**keys, "patch": f"{x},{y}"})["patch"]
+        assert index == mapper.sky_keys("deepCoadd", {**keys, "patch": (x, y)})["patch"]
+        patch = mapper.skymap("wide").tract(tract).patch(index)
+        assert (patch.x, patch.y) == (x, y)
+        mapper.check_sky("deepCoadd", {**keys, "patch": index})
+    else:
+        with pytest.raises(InvalidDataIdError, match="not in tract"):
+            mapper.sky_keys("deepCoadd", {**keys, "patch": (x, y)})
 
 
 # ---- through a repository ------------------------------------------------------------------

@@ -15,8 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from astropy.wcs import WCS
 from butler import Butler, load_mapper
 from butler.cli import main
@@ -31,6 +29,8 @@ from butler.skymap import (
 )
 from butler.skymap.defined import from_spec
 from butlerc import compile_policy
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 COSMOS = (150.1, 2.2)  # tract 9813, patch "5,4" = 41 of hsc_rings_v1
 

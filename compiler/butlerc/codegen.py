@@ -392,7 +392,13 @@ def _dataset_type(dataset: Mapping[str, Any], render: str, pattern: str) -> _Cal
 
 
 def _number(value: float) -> _Atom:
-    return _Atom(repr(float(value)))
+    """A float literal; an angle given in arcminutes or arcseconds reads as one (``1 / 60``)."""
+    value = float(value)
+    for per in (60, 3600):
+        count = round(value * per)
+        if len(repr(value)) > 8 and count and count / per == value:
+            return _Atom(f"{count} / {per}")
+    return _Atom(repr(value))
 
 
 def _skymap(skymap: Mapping[str, Any]) -> _Call:

@@ -297,3 +297,32 @@ def test_cli_failures(hsc: Butler) -> None:
     with pytest.raises(SystemExit) as caught:
         _run("skymap", root, "hsc_rings_v1", "--find", "150.1")
     assert caught.value.code == 2
+
+
+# ---- dataset types defined at run time -------------------------------------------------------
+
+
+def test_runtime_dataset_type_may_declare_the_policys_skymap(hsc: Butler) -> None:
+    hsc.register_dataset_type(
+        text='dataset myCoadd {\n    template "my/{filter}/{tract}/{patch}.fits"\n'
+        "    format fits\n    keys filter, tract, patch\n    skymap hsc_rings_v1 patch gen2\n}"
+    )
+    spec = hsc.mapper.dataset_type("myCoadd")
+    assert (spec.skymap, spec.patch_form) == ("hsc_rings_v1", "gen2")
+    image = np.zeros((2, 2), dtype=np.float32)
+    assert (
+        hsc.put(image, "myCoadd", filter="HSC-I", tract=9813, patch=(1, 2)).data_id["patch"]
+        == "1,2"
+    )
+    with pytest.raises(InvalidDataIdError, match="tract=20000"):
+        hsc.put(image, "myCoadd", filter="HSC-I", tract=20000, patch=(1, 2))
+    with Butler(hsc.root) as again:  # the definition is stored with the repository
+        assert again.mapper.dataset_type("myCoadd").skymap == "hsc_rings_v1"
+
+
+def test_runtime_dataset_type_with_an_unknown_skymap_is_refused(hsc: Butler) -> None:
+    with pytest.raises(ButlerError, match="BC025"):
+        hsc.register_dataset_type(
+            text='dataset myCoadd {\n    template "my/{tract}/{patch}.fits"\n'
+            "    format fits\n    keys tract, patch\n    skymap hsc_ring_v1\n}"
+        )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from .codes import CODES
 from .diagnostics import Diagnostic, Note, Span, did_you_mean
@@ -17,6 +18,7 @@ from .ingest_rules import IngestChecker
 from .levels import Allowed
 from .model import Allowance, DatasetDef, FormatDef, KeyDef, Literal, Name
 from .resolve import ResolvedInstrument
+from .skymaps import check_skymap, check_skymap_use
 from .templates import (
     Field,
     KeyShape,
@@ -52,6 +54,10 @@ class Checked:
     """Every valid ``allow CODE`` clause on a definition of the instrument."""
     used: set[Span] = field(default_factory=set)
     """The allowances (by span) that silenced a warning here."""
+    skymaps: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Each skymap definition's IR, by name (only those without errors)."""
+    dataset_skymaps: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Each dataset type's skymap and patch form (``{"name", "patch"}``), if it has one."""
 
     @property
     def ok(self) -> bool:
@@ -488,6 +494,24 @@ class _Checker:
                     )
 
     # ---- dataset types
+    def check_skymaps(self) -> None:
+        for name, definition in self.instrument.skymaps.items():
+            ir, diagnostics = check_skymap(definition)
+            self.result.diagnostics.extend(diagnostics)
+            if ir is not None:
+                self.result.skymaps[name] = ir
+
+    def check_skymap_use(self, dataset: DatasetDef) -> None:
+        use = self.instrument.skymap_of(dataset)
+        if use is None:
+            return
+        ir, diagnostics = check_skymap_use(
+            dataset, use, self.instrument.keys, self.instrument.skymaps
+        )
+        self.result.diagnostics.extend(diagnostics)
+        if ir is not None:
+            self.result.dataset_skymaps[dataset.name.value] = ir
+
     def check_datasets(self) -> None:
         for name, dataset in self.instrument.datasets.items():
             if dataset.template is None and name in self.instrument.inherited:
@@ -503,6 +527,7 @@ class _Checker:
                 self.result.left_out.add(name)
                 continue
             self.check_dataset(dataset)
+            self.check_skymap_use(dataset)
 
     def require(self, dataset: DatasetDef, clause: str, present: object) -> bool:
         if present is None:
@@ -812,6 +837,7 @@ def check(instrument: ResolvedInstrument) -> Checked:
     checker.check_normalizations()
     checker.check_tables()
     checker.check_formats()
+    checker.check_skymaps()
     checker.check_datasets()
     checker.check_collisions()
     checker.check_widths()

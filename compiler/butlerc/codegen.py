@@ -385,6 +385,49 @@ def _dataset_type(dataset: Mapping[str, Any], render: str, pattern: str) -> _Cal
             calibration=_unless(None, dataset["calibration"], _calibration),
             doc=_unless("", dataset["doc"], _plain),
             ingest=_unless(None, dataset.get("ingest"), _ingest),
+            skymap=_unless(None, (dataset.get("skymap") or {}).get("name"), _plain),
+            patch_form=_unless("gen2", (dataset.get("skymap") or {}).get("patch", "gen2"), _plain),
+        ),
+    )
+
+
+def _number(value: float) -> _Atom:
+    """A float literal; an angle given in arcminutes or arcseconds reads as one (``1 / 60``)."""
+    value = float(value)
+    for per in (60, 3600):
+        count = round(value * per)
+        if len(repr(value)) > 8 and count and count / per == value:
+            return _Atom(f"{count} / {per}")
+    return _Atom(repr(value))
+
+
+def _skymap(skymap: Mapping[str, Any]) -> _Call:
+    cells = skymap["cells"]
+    return _Call(
+        "SkyMapSpec",
+        _kwargs(
+            name=_plain(skymap["name"]),
+            kind=_plain(skymap["kind"]),
+            num_rings=_unless(0, skymap["num_rings"], lambda v: _Atom(str(v))),
+            version=_unless(1, skymap["version"], lambda v: _Atom(str(v))),
+            ra_start=_unless(0.0, skymap["ra_start"], _number),
+            projection=_unless("STG", skymap["projection"], _plain),
+            pixel_scale=_unless(0.333, skymap["pixel_scale"], _number),
+            tract_overlap=_unless(1.0, skymap["tract_overlap"], _number),
+            # With cells, the patch size and border follow from them.
+            patch_inner=None
+            if cells
+            else _unless([4000, 4000], skymap["patch_inner"], lambda v: _Tuple(_values(v, None))),
+            patch_border=None
+            if cells
+            else _unless(100, skymap["patch_border"], lambda v: _Atom(str(v))),
+            cells=_unless(None, cells, lambda v: _Tuple(_values(v, None))),
+            tracts=_unless(
+                [],
+                skymap["tracts"],
+                lambda ts: _Tuple(tuple(_Tuple(tuple(_number(x) for x in t)) for t in ts)),
+            ),
+            doc=_unless("", skymap["doc"], _plain),
         ),
     )
 
@@ -512,6 +555,8 @@ def _imports(ir: Mapping[str, Any], uses_datetime: bool) -> list[str]:
     names.append("InstrumentSpec")
     if ir["keys"]:
         names.append("KeySpec")
+    if ir.get("skymaps"):
+        names.append("SkyMapSpec")
     if ir["tables"]:
         names.append("TableSpec")
     if has_types:
@@ -573,6 +618,7 @@ def generate(ir: Mapping[str, Any]) -> str:
             compiler_version=_plain(ir["compiler_version"]),
             source=_plain(ir["source"]["file"]),
             source_sha256=_plain(ir["source"]["sha256"]),
+            skymaps=_unless([], ir.get("skymaps", []), lambda ms: _Tuple(tuple(map(_skymap, ms)))),
         ),
     )
     instrument_source = _source(instrument, "INSTRUMENT = ")

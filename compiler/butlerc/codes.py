@@ -277,6 +277,55 @@ _ENTRIES = (
         "`| tai_datetime`, `| int`), or fix the argument as the message says.",
     ),
     Code(
+        "BC025",
+        "error",
+        "unknown skymap",
+        "A dataset type's `skymap NAME` clause, or a block's `use skymap NAME`, names a skymap "
+        "that neither the instrument nor a shared block it uses defines. The tract and patch "
+        "keys of that dataset type would mean nothing on the sky.",
+        "dataset deepCoadd {\n    keys filter, tract, patch\n"
+        "    skymap hsc_ring_v1   # misspelt\n}",
+        "Fix the name (the hint names the closest defined skymap), or define it with "
+        "`skymap NAME { rings 120 ... }`.",
+    ),
+    Code(
+        "BC026",
+        "error",
+        "bad skymap definition",
+        "A skymap definition has a parameter the language does not know, a parameter with "
+        "the wrong number or type of values or a unit where none is taken, a value out of "
+        "range (rings > 0, pixel_scale > 0, tract_overlap >= 0, ra_start in [0, 360), "
+        "patch_inner > 0, patch_border >= 0, version 0 or 1, a tract's dec in [-90, 90] and "
+        "radius > 0), or is neither a rings skymap (`rings N`) nor a discrete one (`tract` "
+        "lines), or both.",
+        "skymap deep {\n    rings 0            # must be positive\n    pixel_scale -0.2\n}",
+        "Give each parameter as docs/language.md lists it; the message names the parameter "
+        "and the allowed range.",
+    ),
+    Code(
+        "BC027",
+        "error",
+        "a patch key without a tract key",
+        "A dataset type whose keys belong to a skymap has a `patch` key but no `tract` key, "
+        "or says `skymap NAME` without having a `tract` key. Patches are numbered within "
+        "their tract, so a patch alone names no piece of sky.",
+        "dataset deepCoadd {\n    keys filter, patch\n    skymap hsc_rings_v1\n}",
+        "Add `tract` to the dataset type's keys (or remove its `skymap` clause).",
+    ),
+    Code(
+        "BC028",
+        "error",
+        "skymap key type mismatch",
+        "The way a dataset type writes its patch does not fit the type of the `patch` key: "
+        '`patch gen2` writes "x,y" text and needs a str key, `patch index` writes Gen3\'s '
+        "integer index y * nx + x and needs an int key; or the `tract` key is not an int, "
+        "or the patch form is neither gen2 nor index.",
+        "key patch: str\ndataset deepCoadd {\n    keys tract, patch\n"
+        "    skymap lsst_cells_v1 patch index   # index needs an int key\n}",
+        "Write the form that fits the key (`patch gen2` for a str key, `patch index` for an "
+        "int one), or change the key's type.",
+    ),
+    Code(
         "BC101",
         "warning",
         "inconsistent widths for one key",

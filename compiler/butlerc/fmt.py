@@ -26,10 +26,11 @@ to the same tree, clause order aside. The layout:
   * format: ``doc``, ``formatter``, ``extensions``, ``compressed``, ``python``,
     ``hdus``, ``unsafe``;
   * dataset and calibration: ``doc``, ``template``, ``format``, ``keys``,
-    ``lookup``, ``hdu``, ``match``, ``valid``, ``resolve``, ``shares``,
+    ``skymap``, ``lookup``, ``hdu``, ``match``, ``valid``, ``resolve``, ``shares``,
     ``allow unsafe``.
 
-  The members of ``shared`` and ``instrument`` blocks keep their order.
+  The members of ``shared`` and ``instrument`` blocks, and the lines of a
+  ``skymap`` definition, keep their order.
 - Exactly one blank line between top-level items (a run of ``include`` lines
   may stay together), and around every member that takes more than one line;
   elsewhere a run of blank lines becomes one, and blank lines right after ``{``
@@ -69,12 +70,12 @@ _FORMAT_ORDER = (
     "allowance",
 )
 _DATASET_ORDER = (
-    *("doc", "template", "uses_format", "keys", "lookup", "hdu"),
+    *("doc", "template", "uses_format", "keys", "uses_skymap", "lookup", "hdu"),
     *("match", "valid", "resolve", "shares", "allow_unsafe", "allowance", "ingest"),
 )
 _CLAUSE_ORDER = {"format": _FORMAT_ORDER, "dataset": _DATASET_ORDER, "calibration": _DATASET_ORDER}
 _BLOCKS = frozenset(
-    {"shared", "instrument", "format", "dataset", "calibration", "normalize", "ingest"}
+    {"shared", "instrument", "format", "dataset", "calibration", "normalize", "ingest", "skymap"}
 )
 
 Node = Tree[Token] | Token
@@ -260,6 +261,13 @@ def _valid(kids: Sequence[Node]) -> str:
     return f"valid by {kids[0]}" + (f" from {kids[1]}" if len(kids) > 1 else "")
 
 
+def _sky_parameter(kids: Sequence[Node]) -> str:
+    name, *values = kids
+    unit = [v for v in values if _tree(v).data == "unit"]
+    numbers = ", ".join(_text(v) for v in values if _tree(v).data != "unit")
+    return f"{name} {numbers}" + "".join(" " + _text(u) for u in unit)
+
+
 _INLINE: dict[str, Callable[[Sequence[Node]], str]] = {
     "string": _words,
     "raw_string": _words,
@@ -305,6 +313,12 @@ _INLINE: dict[str, Callable[[Sequence[Node]], str]] = {
     "source": lambda k: f"{k[0]}({_text(k[1])})" if len(k) > 1 else str(k[0]),
     "step": lambda k: f"| {k[0]}({_text(k[1])})" if len(k) > 1 else f"| {k[0]}",
     "argument": _words,
+    "sky_parameter": _sky_parameter,
+    "unit": _words,
+    "sky_tract": lambda k: f"tract {_text(k[0])}, {_text(k[1])} radius {_text(k[2])}",
+    "default_skymap": lambda k: f"use skymap {_words(k)}",
+    "uses_skymap": lambda k: f"skymap {_words(k)}",
+    "patch_form": lambda k: f"patch {_words(k)}",
 }
 
 

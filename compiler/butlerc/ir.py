@@ -203,6 +203,8 @@ def build_ir(instrument: ResolvedInstrument, checked: Checked, main_file: str) -
                 "ingest": _ingest(dataset.ingest, instrument.name),
             }
         )
+        if name in checked.dataset_skymaps:
+            dataset_types[-1]["skymap"] = checked.dataset_skymaps[name]
     # Files are named relative to the main policy's folder, so the IR (and the module
     # generated from it) does not depend on where the compiler was run.
     base = posixpath.dirname(main_file)
@@ -231,4 +233,6 @@ def build_ir(instrument: ResolvedInstrument, checked: Checked, main_file: str) -
         "formats": formats,
         "dataset_types": dataset_types,
     }
+    if checked.skymaps:  # absent, not empty, so that IR without skymaps reads as before
+        ir["skymaps"] = [checked.skymaps[name] for name in sorted(checked.skymaps)]
     return ir

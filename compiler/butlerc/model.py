@@ -34,6 +34,10 @@ __all__ = [
     "Name",
     "NormalizeDef",
     "PolicyFile",
+    "SkyMapDef",
+    "SkyMapUse",
+    "SkyParameter",
+    "SkyTract",
     "TableDef",
     "TypeRef",
     "Valid",
@@ -219,6 +223,48 @@ class IngestDef:
 
 
 @dataclass(frozen=True)
+class SkyParameter:
+    """``NAME value[, value...] [unit]`` in a skymap: ``rings 120``, ``tract_overlap 1 arcmin``."""
+
+    name: Name
+    values: tuple[Literal, ...]
+    span: Span
+    unit: Name | None = None
+
+
+@dataclass(frozen=True)
+class SkyTract:
+    """``tract RA, DEC radius R``: one tract of a discrete skymap (degrees)."""
+
+    ra: Literal
+    dec: Literal
+    radius: Literal
+    span: Span
+
+
+@dataclass(frozen=True)
+class SkyMapDef:
+    """``skymap NAME { ... }``: a rings skymap (``rings N``) or a discrete one (``tract`` lines)."""
+
+    name: Name
+    span: Span
+    parameters: tuple[SkyParameter, ...] = ()
+    tracts: tuple[SkyTract, ...] = ()
+    doc: str | None = None
+    override: bool = False
+
+
+@dataclass(frozen=True)
+class SkyMapUse:
+    """``skymap NAME [patch FORM]`` in a dataset type (or ``use skymap ...`` in a block):
+    the skymap its ``tract``/``patch`` keys belong to, and how a patch is written."""
+
+    skymap: Name
+    patch: Name | None
+    span: Span
+
+
+@dataclass(frozen=True)
 class DatasetDef:
     """``dataset NAME { ... }`` or ``calibration NAME { ... }``."""
 
@@ -237,11 +283,12 @@ class DatasetDef:
     valid: Valid | None = None
     resolve: Name | None = None
     ingest: IngestDef | None = None
+    skymap: SkyMapUse | None = None
     override: bool = False
     allowances: tuple[Allowance, ...] = ()
 
 
-Member = KeyDef | NormalizeDef | TableDef | FormatDef | DatasetDef
+Member = KeyDef | NormalizeDef | TableDef | FormatDef | DatasetDef | SkyMapDef
 
 
 @dataclass(frozen=True)
@@ -263,6 +310,8 @@ class Block:
     doc: str | None = None
     uses: tuple[Name, ...] = ()
     members: tuple[Member, ...] = ()
+    skymap: SkyMapUse | None = None
+    """``use skymap NAME``: the skymap of every dataset type here with a ``tract`` key."""
 
 
 @dataclass(frozen=True)
@@ -538,6 +587,7 @@ class _Builder:
             ),
             "resolve": lambda c: ("resolve", self.name(c.children[0])),
             "ingest": lambda c: ("ingest", self.ingest(c)),
+            "uses_skymap": lambda c: ("skymap", self.skymap_use(c)),
         }
         allowances: list[Allowance] = []
         for clause in node.children[1:]:
@@ -546,9 +596,11 @@ class _Builder:
             if clause_name == "allowance":
                 allowances.append(self.allowance(clause))
                 continue
-            word = {"uses_format": "format", "allow_unsafe": "allow unsafe"}.get(
-                clause_name, clause_name
-            )
+            word = {
+                "uses_format": "format",
+                "allow_unsafe": "allow unsafe",
+                "uses_skymap": "skymap",
+            }.get(clause_name, clause_name)
             if not self.once(seen, word, clause, owner):
                 continue
             key, value = handlers[clause_name](clause)
@@ -598,6 +650,41 @@ class _Builder:
             self.span(node),
         )
 
+    def skymap_use(self, node: Tree[Token]) -> SkyMapUse:
+        patch = None
+        if len(node.children) > 1:
+            form = node.children[1]
+            assert isinstance(form, Tree)
+            patch = self.name(form.children[0])
+        return SkyMapUse(self.name(node.children[0]), patch, self.span(node))
+
+    def skymap(self, node: Tree[Token], override: bool = False) -> SkyMapDef:
+        name = self.name(node.children[0])
+        parameters: list[SkyParameter] = []
+        tracts: list[SkyTract] = []
+        doc = None
+        for clause in node.children[1:]:
+            assert isinstance(clause, Tree)
+            if clause.data == "doc":
+                doc = self.doc(clause)
+            elif clause.data == "sky_tract":
+                ra, dec, radius = (self.literal(c) for c in clause.children)
+                tracts.append(SkyTract(ra, dec, radius, self.span(clause)))
+            else:
+                values = [c for c in clause.children[1:] if isinstance(c, Tree)]
+                unit = None
+                if values and values[-1].data == "unit":
+                    unit = self.name(values.pop().children[0])
+                parameters.append(
+                    SkyParameter(
+                        self.name(clause.children[0]),
+                        tuple(self.literal(v) for v in values),
+                        self.span(clause),
+                        unit,
+                    )
+                )
+        return SkyMapDef(name, self.span(node), tuple(parameters), tuple(tracts), doc, override)
+
     def hdu(self, node: Tree[Token]) -> Literal | Name:
         token = node.children[0]
         assert isinstance(token, Token)
@@ -617,6 +704,8 @@ class _Builder:
             return self.normalize(node)
         if kind == "table":
             return self.table(node)
+        if kind == "skymap":
+            return self.skymap(node, override)
         return None
 
     def block(self, node: Tree[Token]) -> Block:
@@ -633,9 +722,20 @@ class _Builder:
         doc_span: Span | None = None
         uses: list[Name] = []
         members: list[Member] = []
+        skymap: SkyMapUse | None = None
         for child in children:
             assert isinstance(child, Tree)
-            if child.data == "doc":
+            if child.data == "default_skymap":
+                if skymap is not None:
+                    self.once(
+                        {"use skymap": skymap.span},
+                        "use skymap",
+                        child,
+                        f"{node.data} '{name.value}'",
+                    )
+                    continue
+                skymap = self.skymap_use(child)
+            elif child.data == "doc":
                 if doc_span is not None:
                     self.once({"doc": doc_span}, "doc", child, f"{node.data} '{name.value}'")
                     continue
@@ -655,7 +755,7 @@ class _Builder:
         kind: TypingLiteral["instrument", "shared"] = (
             "instrument" if node.data == "instrument" else "shared"
         )
-        return Block(kind, name, self.span(node), title, doc, tuple(uses), tuple(members))
+        return Block(kind, name, self.span(node), title, doc, tuple(uses), tuple(members), skymap)
 
     def policy(self, tree: Tree[Token]) -> PolicyFile:
         includes: list[Include] = []

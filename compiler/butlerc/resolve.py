@@ -27,6 +27,8 @@ from .model import (
     Member,
     NormalizeDef,
     PolicyFile,
+    SkyMapDef,
+    SkyMapUse,
     TableDef,
     ValueMap,
     build,
@@ -78,6 +80,17 @@ class ResolvedInstrument:
     inputs: tuple[Input, ...]
     inherited: frozenset[str] = frozenset()
     """Dataset types taken from shared blocks as they were, neither defined nor overridden here."""
+    skymaps: dict[str, SkyMapDef] = field(default_factory=dict)
+    default_skymap: SkyMapUse | None = None
+    """``use skymap``: the block's own, else the one of the first shared block that has one."""
+
+    def skymap_of(self, dataset: DatasetDef) -> SkyMapUse | None:
+        """The skymap a dataset type's tract/patch keys belong to: its own clause, else the
+        block's ``use skymap`` when the dataset type has a ``tract`` or ``patch`` key."""
+        if dataset.skymap is not None:
+            return dataset.skymap
+        keys = {k.value for k in dataset.keys or ()}
+        return self.default_skymap if keys & {"tract", "patch"} else None
 
     @property
     def name(self) -> str:
@@ -183,7 +196,13 @@ def _load_into(
 
 # ---- resolving instruments ----------------------------------------------------------
 
-_NAMESPACES = {KeyDef: "key", FormatDef: "format", DatasetDef: "dataset", TableDef: "table"}
+_NAMESPACES = {
+    KeyDef: "key",
+    FormatDef: "format",
+    DatasetDef: "dataset",
+    TableDef: "table",
+    SkyMapDef: "skymap",
+}
 
 
 def _namespace(member: Member) -> str:
@@ -197,8 +216,9 @@ def _word(member: Member) -> str:
 
 
 def _merge(base: Member, over: Member) -> Member:
-    """``override``: a key is replaced; formats and dataset types merge clause by clause."""
-    if isinstance(over, KeyDef):
+    """``override``: a key or a skymap is replaced; formats and dataset types merge clause
+    by clause."""
+    if isinstance(over, KeyDef | SkyMapDef):
         return over
     updates = {
         f.name: getattr(over, f.name)
@@ -216,8 +236,9 @@ class _Scope:
     """The definitions visible in one block, with the shared block each came from."""
 
     members: dict[str, dict[str, Member]] = field(
-        default_factory=lambda: {ns: {} for ns in ("key", "format", "dataset", "table")}
+        default_factory=lambda: {ns: {} for ns in ("key", "format", "dataset", "table", "skymap")}
     )
+    skymap: SkyMapUse | None = None
     origins: dict[tuple[str, str], str] = field(default_factory=dict)
     normalizations: dict[str, list[NormalizeDef]] = field(default_factory=dict)
 
@@ -273,6 +294,7 @@ class _Resolver:
                 self.error("BC011", f"shared blocks use each other in a circle: {chain}", use.span)
                 continue
             inner = self.expand(shared, (*stack, use.value))
+            scope.skymap = scope.skymap or inner.skymap
             for namespace, name, member in inner.items():
                 existing = scope.members[namespace].get(name)
                 if existing is not None and existing is not member:
@@ -291,6 +313,7 @@ class _Resolver:
             for key, normalizations in inner.normalizations.items():
                 known = scope.normalizations.setdefault(key, [])
                 known.extend(n for n in normalizations if n not in known)
+        scope.skymap = block.skymap or scope.skymap
         for member in block.members:
             if isinstance(member, NormalizeDef):
                 scope.normalizations.setdefault(member.key.value, []).append(member)
@@ -400,6 +423,8 @@ class _Resolver:
             formats=dict(members["format"]),  # type: ignore[arg-type]
             datasets=dict(members["dataset"]),  # type: ignore[arg-type]
             inputs=tuple(self.loaded.inputs),
+            skymaps=dict(members["skymap"]),  # type: ignore[arg-type]
+            default_skymap=scope.skymap,
             inherited=frozenset(
                 name
                 for name in members["dataset"]

@@ -22,6 +22,7 @@ from .spec import (
     FormatSpec,
     InstrumentSpec,
     KeySpec,
+    SkyMapSpec,
     Value,
 )
 
@@ -164,6 +165,8 @@ def dataset_type_text(
     allow_unsafe: bool = False,
     calibration: CalibrationSpec | None = None,
     override: bool = False,
+    skymap: str | None = None,
+    patch_form: str = "gen2",
 ) -> str:
     """One ``dataset`` (or ``calibration``) definition in the policy language."""
     kind = "calibration" if calibration is not None else "dataset"
@@ -182,6 +185,8 @@ def dataset_type_text(
         lines.append(f"    shares path with {_names(shares)}")
     if allow_unsafe:
         lines.append("    allow unsafe")
+    if skymap is not None:
+        lines.append(f"    skymap {skymap} patch {patch_form}")
     if calibration is not None:
         lines.append(f"    match {_names(calibration.match)}")
         lines.append(f"    valid by {calibration.valid_by} from {calibration.observation}")
@@ -203,7 +208,44 @@ def _dataset(spec: DatasetTypeSpec) -> str:
         shares_path_with=spec.shares_path_with,
         allow_unsafe=spec.allow_unsafe,
         calibration=spec.calibration,
+        skymap=spec.skymap,
+        patch_form=spec.patch_form,
     )
+
+
+def _float(value: float) -> str:
+    """A float as a policy literal (which always has a ``.``: ``1.0e-05``, not ``1e-05``)."""
+    text = repr(float(value))
+    mantissa, _, exponent = text.partition("e")
+    if "." not in mantissa:
+        mantissa += ".0"
+    return mantissa + (f"e{exponent}" if exponent else "")
+
+
+def skymap_text(spec: SkyMapSpec) -> str:
+    """One ``skymap`` definition in the policy language."""
+    lines = [f"skymap {spec.name} {{", *_doc(spec.doc, "    ")]
+    if spec.kind == "rings":
+        lines += [
+            f"    rings {spec.num_rings}",
+            f"    version {spec.version}",
+            f"    ra_start {_float(spec.ra_start)}",
+        ]
+    lines += [
+        f"    tract {_float(ra)}, {_float(dec)} radius {_float(radius)}"
+        for ra, dec, radius in spec.tracts
+    ]
+    lines += [
+        f"    projection {string(spec.projection)}",
+        f"    pixel_scale {_float(spec.pixel_scale)} arcsec",
+        f"    tract_overlap {_float(spec.tract_overlap)} deg",
+    ]
+    if spec.cells is not None:
+        lines.append(f"    cells {', '.join(map(str, spec.cells))}")
+    else:
+        lines.append(f"    patch_inner {spec.patch_inner[0]}, {spec.patch_inner[1]}")
+        lines.append(f"    patch_border {spec.patch_border}")
+    return "\n".join([*lines, "}"])
 
 
 def members(spec: InstrumentSpec) -> str:
@@ -214,6 +256,7 @@ def members(spec: InstrumentSpec) -> str:
         lines += _key(k)
     for f in spec.formats:
         lines += _format(f)
+    lines += [skymap_text(m) for m in spec.skymaps]
     lines += [_dataset(d) for d in spec.dataset_types]
     return "\n".join(lines)
 
@@ -274,6 +317,8 @@ def dataset_type(entry: Mapping[str, Any], types: Mapping[str, str]) -> DatasetT
             resolve=calibration.get("resolve"),
         ),
         doc=entry.get("doc") or "",
+        skymap=(entry.get("skymap") or {}).get("name"),
+        patch_form=(entry.get("skymap") or {}).get("patch", "gen2"),
     )
 
 

@@ -66,6 +66,7 @@ from .storage import LocalStorage, out_of_space
 
 if TYPE_CHECKING:  # calibrations (issue 4): the logic is in calibrations.py
     from .calibrations import CalibrationRef, Certification
+    from .skymap import SkyMap
 
 __all__ = ["Butler", "IndexReport", "VerifyReport"]  # the reports live in maintenance.py
 
@@ -380,9 +381,25 @@ class Butler:
 
     # ---- data IDs ------------------------------------------------------------------------------
 
-    def normalize(self, data_id: Mapping[str, object] | None, keys: Mapping[str, object]) -> DataId:
-        """A data ID and extra keys, normalized by this repository's mapper."""
+    def normalize(
+        self,
+        data_id: Mapping[str, object] | None,
+        keys: Mapping[str, object],
+        dataset_type: str | None = None,
+    ) -> DataId:
+        """A data ID and extra keys, normalized by this repository's mapper (with the patch
+        written as ``dataset_type``'s skymap writes it, when one is given)."""
+        if dataset_type is not None and self.mapper.dataset_type(dataset_type).skymap:
+            given = {**(data_id or {}), **keys}
+            return self.mapper.normalize(self.mapper.sky_keys(dataset_type, given))
         return self.mapper.normalize(data_id, **keys)
+
+    def skymap(self, name: str) -> SkyMap:
+        """The skymap ``name`` as this repository's policy defines it (``hsc_rings_v1``):
+        ``find_tract(ra, dec)``, ``find_patch``, ``tracts_overlapping(region)``,
+        ``patches_overlapping(region)``, ``tract(n).wcs`` and ``.region``. An unknown name
+        raises UnknownSkyMapError naming the policy's skymaps."""
+        return self.mapper.skymap(name)
 
     def restrict(self, plan: Plan, data_id: Mapping[str, Value]) -> dict[str, Value]:
         """Only the items of ``data_id`` that are keys of the plan's dataset type."""
@@ -484,7 +501,7 @@ class Butler:
             if located is not None:
                 calibration_plan, complete, path = located
                 return calibration_plan, complete, Found(complete, path, self)
-        normalized = self.normalize(data_id, keys)
+        normalized = self.normalize(data_id, keys, plan.spec.name)
         found = self.find_dataset(plan, normalized)
         if found is not None and found.repository is not self:
             plan = found.repository.plan(dataset_type)
@@ -680,7 +697,8 @@ class Butler:
         self.check_writeable(f"put {dataset_type!r}")
         plan = self.plan(dataset_type)
         plan.check_put(obj)
-        complete = self._complete_for_write(plan, self.normalize(data_id, keys))
+        complete = self._complete_for_write(plan, self.normalize(data_id, keys, dataset_type))
+        self.mapper.check_sky(dataset_type, complete)
         self.ensure_registered(plan)
         run_name = self.provenance.run_for(run)
         dataset_id = new_dataset_id()
@@ -702,7 +720,9 @@ class Butler:
         prepared = []
         for obj, did in items:
             plan.check_put(obj)
-            prepared.append((obj, self._complete_for_write(plan, self.normalize(did, {}))))
+            complete = self._complete_for_write(plan, self.normalize(did, {}, dataset_type))
+            self.mapper.check_sky(dataset_type, complete)
+            prepared.append((obj, complete))
         self.ensure_registered(plan)
         run_name = self.provenance.run_for(run)
         ids = [new_dataset_id() for _ in prepared]

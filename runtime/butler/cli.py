@@ -8,6 +8,7 @@
     butler remove ROOT DATASET_TYPE [KEY=VALUE ...] [--where EXPR] [--dry-run] [--yes]
     butler uri ROOT DATASET_TYPE KEY=VALUE ...
     butler runs ROOT
+    butler skymap ROOT [NAME] [--find RA,DEC]
     butler index ROOT [DATASET_TYPE ...]
     butler verify ROOT [--read] [--repair]
     butler ingest ROOT FILE ... [--transfer copy|move|link|symlink|none] [--dataset-type NAME]
@@ -46,6 +47,7 @@ from ._cli_common import (
     echo,
 )
 from ._cli_query import add_commands as add_query_commands
+from ._cli_skymap import add_commands as add_skymap_commands
 from .config import DURABILITY
 from .errors import ButlerError, DatasetNotFoundError
 
@@ -198,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     types.set_defaults(run=_dataset_types)
 
     add_query_commands(commands)  # query and remove, with --where (issue 18)
+    add_skymap_commands(commands)  # skymap, with --find (issue 17)
 
     uri = command(commands, "uri", "print where a dataset is (or would be) stored")
     add_root(uri)

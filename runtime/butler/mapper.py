@@ -15,11 +15,16 @@ import re
 import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .dataid import DataId, format_data_id
 from .errors import InvalidDataIdError, MapperVersionError, UnknownDatasetTypeError
 from .normalize import Normalizer
+from .sky_ids import SkyIds
 from .spec import ABI_VERSION, DatasetTypeSpec, InstrumentSpec, KeySpec, Value
+
+if TYPE_CHECKING:
+    from .skymap import SkyMap
 
 __all__ = ["Mapper", "field_parser"]
 
@@ -202,7 +207,7 @@ def _checker(key: KeySpec, normalizer: Normalizer) -> Callable[[Value], None]:
 class Mapper:
     """Maps data IDs to paths and back for one instrument (``Mapper(module.INSTRUMENT)``)."""
 
-    __slots__ = ("_normalizer", "_plans", "dataset_types", "name", "spec")
+    __slots__ = ("_normalizer", "_plans", "_sky", "dataset_types", "name", "spec")
 
     def __init__(self, spec: InstrumentSpec) -> None:
         if spec.abi_version != ABI_VERSION:
@@ -218,6 +223,7 @@ class Mapper:
         self._normalizer = Normalizer(spec.keys, spec.tables)
         self._plans = {dt.name: _plan(dt, self._normalizer) for dt in spec.dataset_types}
         self.dataset_types = tuple(self._plans)
+        self._sky = SkyIds(spec.skymaps, spec.name)
 
     def __repr__(self) -> str:
         return f"Mapper({self.name!r}, dataset_types={len(self.dataset_types)})"
@@ -247,6 +253,26 @@ class Mapper:
         types = self._normalizer.keys
         return {key: types[key].type for key in spec.keys}
 
+    # ---- skymaps -----------------------------------------------------------------------
+
+    @property
+    def skymaps(self) -> tuple[str, ...]:
+        """The names of the skymaps the policy defines."""
+        return self._sky.names
+
+    def skymap(self, name: str) -> SkyMap:
+        """The skymap the policy defines as ``name`` (UnknownSkyMapError if none)."""
+        return self._sky.skymap(name)
+
+    def sky_keys(self, dataset_type: str, values: Mapping[str, object]) -> dict[str, object]:
+        """``values`` with ``patch`` written as the dataset type's skymap writes it
+        (``(5, 4)`` -> ``"5,4"``, or -> the index ``4 * nx + 5``)."""
+        return self._sky.convert(self._get_plan(dataset_type).spec, values)
+
+    def check_sky(self, dataset_type: str, data_id: Mapping[str, object]) -> None:
+        """Refuse a tract not in the dataset type's skymap or a patch not in its tract."""
+        self._sky.check(self._get_plan(dataset_type).spec, data_id)
+
     # ---- data IDs ------------------------------------------------------------------------
 
     def normalize(self, data_id: Mapping[str, object] | None = None, /, **keys: object) -> DataId:
@@ -268,6 +294,9 @@ class Mapper:
         """The path (relative to a repository root) of ``dataset_type`` for a data ID."""
         plan = self._plans.get(dataset_type) or self._get_plan(dataset_type)
         if keys or type(data_id) is not DataId or data_id.origin is not self._normalizer:
+            if plan.spec.skymap is not None:  # patch=(5, 4) -> "5,4" or the index
+                data_id = self._sky.convert(plan.spec, {**(data_id or {}), **keys})
+                keys = {}
             data_id = self.normalize(data_id, **keys)
         try:
             rendered = plan.render(data_id.fields)

@@ -31,6 +31,7 @@ __all__ = [
     "IngestStep",
     "InstrumentSpec",
     "KeySpec",
+    "SkyMapSpec",
     "TableSpec",
     "Value",
     "coerce_value",
@@ -201,6 +202,33 @@ class IngestSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class SkyMapSpec:
+    """A skymap as the policy defines it: plain numbers, built into a
+    :class:`butler.skymap.SkyMap` on first use (``Mapper.skymap``).
+
+    ``kind`` is ``"rings"`` (``num_rings`` rings, ``version`` numbering, first tract at
+    ``ra_start``) or ``"discrete"`` (``tracts``: (ra, dec, radius) each). Angles are
+    degrees, ``pixel_scale`` arcseconds, patch sizes pixels; ``cells`` (cell inner size,
+    cell border, cells per patch, cells in the patch border) selects lsst.skymap's
+    "cells" patches, which fix ``patch_inner`` and ``patch_border``.
+    """
+
+    name: str
+    kind: str
+    num_rings: int = 0
+    version: int = 1
+    ra_start: float = 0.0
+    projection: str = "STG"
+    pixel_scale: float = 0.333
+    tract_overlap: float = 1.0
+    patch_inner: tuple[int, int] = (4000, 4000)
+    patch_border: int = 100
+    cells: tuple[int, int, int, int] | None = None
+    tracts: tuple[tuple[float, float, float], ...] = ()
+    doc: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class DatasetTypeSpec:
     """A dataset type: where its files live and which keys identify one."""
 
@@ -219,6 +247,10 @@ class DatasetTypeSpec:
     calibration: CalibrationSpec | None = None
     doc: str = ""
     ingest: IngestSpec | None = None
+    skymap: str | None = None
+    """The skymap (of ``InstrumentSpec.skymaps``) its ``tract``/``patch`` keys belong to."""
+    patch_form: str = "gen2"
+    """How its ``patch`` is written: ``"gen2"`` ("x,y") or ``"index"`` (y * nx + x)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,3 +268,4 @@ class InstrumentSpec:
     compiler_version: str = ""
     source: str = ""
     source_sha256: str = ""
+    skymaps: tuple[SkyMapSpec, ...] = ()

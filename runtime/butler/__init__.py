@@ -35,6 +35,7 @@ from .errors import ForeignRefError as ForeignRefError
 from .errors import FormatError as FormatError
 from .errors import InvalidDataIdError as InvalidDataIdError
 from .errors import InvalidQueryError as InvalidQueryError
+from .errors import InvalidRegionError as InvalidRegionError
 from .errors import MapperError as MapperError
 from .errors import MapperVersionError as MapperVersionError
 from .errors import ObjectMissingError as ObjectMissingError
@@ -47,8 +48,10 @@ from .errors import ReadOnlyError as ReadOnlyError
 from .errors import RegistryError as RegistryError
 from .errors import RegistryNotFoundError as RegistryNotFoundError
 from .errors import RepositoryError as RepositoryError
+from .errors import SkyMapDefinitionError as SkyMapDefinitionError
 from .errors import StorageFullError as StorageFullError
 from .errors import UnknownDatasetTypeError as UnknownDatasetTypeError
+from .errors import UnknownSkyMapError as UnknownSkyMapError
 from .loading import load_mapper as load_mapper
 from .mapper import Mapper as Mapper
 from .refs import DatasetRef as DatasetRef

@@ -23,6 +23,7 @@ __all__ = [
     "FormatError",
     "InvalidDataIdError",
     "InvalidQueryError",
+    "InvalidRegionError",
     "MapperError",
     "MapperVersionError",
     "ObjectMissingError",
@@ -35,8 +36,10 @@ __all__ = [
     "RegistryError",
     "RegistryNotFoundError",
     "RepositoryError",
+    "SkyMapDefinitionError",
     "StorageFullError",
     "UnknownDatasetTypeError",
+    "UnknownSkyMapError",
 ]
 
 
@@ -198,3 +201,18 @@ class ObjectStoreAccessError(ObjectStoreError):
 
 class ObjectMissingError(ObjectStoreError, LookupError):
     """No object (or no bucket) at the key asked."""
+
+
+class UnknownSkyMapError(ButlerError, KeyError):
+    """A skymap name that is not bundled (nor defined by the policy)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class SkyMapDefinitionError(ButlerError, ValueError):
+    """Skymap parameters out of range (rings, scale, overlap, patch sizes, radii)."""
+
+
+class InvalidRegionError(ButlerError, ValueError):
+    """A sky region that cannot be built (a declination past a pole, too few vertices)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "AmbiguousCalibrationError",
     "AmbiguousDataIdError",
+    "BundleError",
     "ButlerError",
     "CalibrationNotFoundError",
     "ChainError",
@@ -170,3 +171,9 @@ class DatasetTypeDefinitionError(ButlerError):
 class OverrideError(ConfigError):
     """An override of a policy setting (repository, ``--config`` or environment) that is
     not valid."""
+
+
+class BundleError(ButlerError):
+    """A bundle (``butler export``) that cannot be imported: malformed, of another
+    instrument, hostile (a path leaving its folder, a link, an entry larger than its
+    manifest says), or holding a file whose checksum is not the one recorded."""

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Literal
 
+from crc32c import crc32c
+
 from .checksums import FileChecksum, copier, file_checksum
 from .errors import DatasetExistsError
 
@@ -30,6 +32,9 @@ if TYPE_CHECKING:
     from .butler import Butler
 
 __all__ = ["Mode", "Staged", "discard", "publish", "source_file", "stage", "sync"]
+
+#: Files up to this size (as recorded) are copied by one read and one write.
+SMALL_FILE = 1 << 20
 
 #: How a dataset's file reaches the destination: a copy, a hard link, or a move (a hard
 #: link, or a copy across file systems, and the source's dataset removed once committed).
@@ -58,6 +63,7 @@ def stage(
     local: Path | None = None,
     mode: Mode = "copy",
     checksum: FileChecksum | None = None,
+    folders: set[Path] | None = None,
 ) -> Staged:
     """Write a dataset's bytes into a temporary beside ``relative`` in ``butler`` (not synced).
 
@@ -65,9 +71,14 @@ def stage(
     hard link to it, falling back to a copy across file systems; its ``checksum`` (as
     recorded at the source) is trusted then, since the bytes are the same file's. Otherwise
     the bytes come from ``writer`` (or a copy of ``local``) and are hashed as they are written.
+    ``folders``: the folders a batch has made already (each is made once, before its first
+    file, rather than after a failed create).
     """
     storage = butler.storage
     target = storage.checked(relative)
+    if folders is not None and target.parent not in folders:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        folders.add(target.parent)
     if local is not None and mode != "copy":
         temporary = storage.temporary_for(target)
         try:
@@ -79,9 +90,28 @@ def stage(
             return Staged(temporary, target, checksum or file_checksum(temporary))
     if writer is None:
         assert local is not None, "stage needs a writer or a local file"
+        if checksum is not None and checksum.size <= SMALL_FILE:
+            return _stage_small(butler, local, target)
         writer = copier(local)
     temporary, sums = storage.write_stream(target, writer, sync=False)
     return Staged(temporary, target, sums)
+
+
+def _stage_small(butler: Butler, local: Path, target: Path) -> Staged:
+    """A small file: read whole, hashed, written in one call (no file object in between)."""
+    data = local.read_bytes()
+
+    def write(temporary: Path) -> None:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(descriptor, view) :]
+        finally:
+            os.close(descriptor)
+
+    temporary = butler.storage.write(target, write, sync=False)
+    return Staged(temporary, target, FileChecksum.of_crc(len(data), crc32c(data)))
 
 
 def _link(source: Path, temporary: Path) -> None:

@@ -240,9 +240,12 @@ def _batch(
     committed: Callable[[Sequence[DatasetRecord]], None] | None,
 ) -> None:
     prepared: list[_Prepared] = []
+    folders: set[Path] = set()
     try:
         for item in batch:
-            ready = _prepare(destination, item, plans, tally, mode, skip_existing, overwrite)
+            ready = _prepare(
+                destination, item, plans, tally, (mode, folders), skip_existing, overwrite
+            )
             if ready is not None:
                 prepared.append(ready)
         if not prepared:
@@ -270,12 +273,15 @@ def _prepare(
     item: Incoming,
     plans: dict[str, Plan | ButlerError],
     tally: _Tally,
-    mode: file_access.Mode,
+    how: tuple[file_access.Mode, set[Path]],
     skip_existing: bool,
     overwrite: bool,
 ) -> _Prepared | None:
-    """Stage one dataset's file, or count it skipped, conflicting or failed (None)."""
+    """Stage one dataset's file, or count it skipped, conflicting or failed (None).
+
+    ``how``: the transfer mode, and the folders this batch has made."""
     source = item.record
+    mode, folders = how
     name = source.dataset_type
     try:
         plan = _plan(destination, name, plans)
@@ -317,6 +323,7 @@ def _prepare(
             local=item.local,
             mode=mode,
             checksum=_recorded(source),
+            folders=folders,
         )
     except (ButlerError, OSError) as error:
         tally.failed.append(f"{shown}: its file could not be written: {error}")

@@ -18,7 +18,7 @@ import sys
 from typing import Any
 
 from ._cli_common import add_root, command, echo
-from ._cli_query import bind_pair, binds
+from ._cli_query import add_where, binds
 from .moving import BATCH_SIZE, MoveReport
 from .transfer import MODES
 
@@ -94,22 +94,6 @@ def _transfer(args: argparse.Namespace) -> int:
     return _finish("transfer", report)
 
 
-def _add_where(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--where",
-        metavar="EXPR",
-        help='only datasets whose keys match this expression, e.g. "visit >= 10 AND filter '
-        "IN ('r', 'i')\" (see docs/runtime.md, Queries)",
-    )
-    parser.add_argument(
-        "--bind",
-        action="append",
-        type=bind_pair,
-        metavar="NAME=VALUE",
-        help="a value for :NAME in --where (a literal, or a comma-separated list; repeatable)",
-    )
-
-
 def _add_receiving(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--skip-existing",
@@ -148,7 +132,7 @@ def add_commands(commands: Any) -> None:
         metavar="NAME",
         help="a dataset type to export (repeatable; default: every one with datasets)",
     )
-    _add_where(export)
+    add_where(export)
     export.set_defaults(run=_export)
 
     imported = command(
@@ -172,7 +156,7 @@ def add_commands(commands: Any) -> None:
         metavar="DATASET_TYPE",
         help="the dataset types to transfer (default: every one SRC has datasets of)",
     )
-    _add_where(moved)
+    add_where(moved)
     moved.add_argument(
         "--transfer",
         choices=MODES,

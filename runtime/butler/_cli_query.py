@@ -26,7 +26,7 @@ from .dataid import format_data_id
 from .errors import ButlerError, InvalidQueryError
 from .progress import progress
 
-__all__ = ["BATCH", "add_commands", "bind_pair", "binds"]
+__all__ = ["BATCH", "add_commands", "add_where", "binds"]
 
 #: How many datasets ``butler remove`` removes in one transaction.
 BATCH = 500
@@ -171,6 +171,11 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
     add_root(parser)
     add_dataset_type(parser)
     add_data_id(parser, "keys to match exactly (none: every stored dataset)")
+    add_where(parser)
+
+
+def add_where(parser: argparse.ArgumentParser) -> None:
+    """``--where EXPR`` and ``--bind NAME=VALUE`` (query, remove, export, transfer)."""
     parser.add_argument(
         "--where",
         metavar="EXPR",

@@ -44,6 +44,7 @@ from .moving import (
     MoveReport,
     certifications_of,
     check_same_instrument,
+    dataset_type_names,
     receive,
     select_records,
     with_certifications,
@@ -113,10 +114,13 @@ class _FolderOut:
             raise BundleError(f"cannot export into {root}: it exists and is not empty")
         root.mkdir(parents=True, exist_ok=True)
         self.root = root
+        self.folders: set[Path] = set()
 
     def add(self, name: str, source: Path) -> FileChecksum:
         target = self.root / name
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.parent not in self.folders:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self.folders.add(target.parent)
         with source.open("rb") as reader, target.open("wb") as writer:
             return _copy_hashed(reader, writer, None)
 
@@ -176,7 +180,7 @@ def export_datasets(
     ``out``: a zip file if the name ends in ``.zip``, else a new folder. A report; a file
     whose bytes are not what was recorded is listed as failed and left out."""
     path = Path(out)
-    names = _names(butler, dataset_types)
+    names = dataset_type_names(butler, dataset_types)
     selections = [select_records(butler, name, data_id, where=where, bind=bind) for name in names]
     total = sum(butler.count(name, data_id, where=where, bind=bind) for name in names)
     writer: _FolderOut | _ZipOut = _ZipOut(path) if path.suffix == ".zip" else _FolderOut(path)
@@ -218,15 +222,6 @@ def export_datasets(
     return MoveReport(
         "exported", len(datasets), 0, (), tuple(failed), certifications=len(certifications)
     )
-
-
-def _names(butler: Butler, dataset_types: str | Iterable[str] | None) -> list[str]:
-    if dataset_types is None:
-        return [name for name in butler.dataset_types if butler.is_registered(name)]
-    names = [dataset_types] if isinstance(dataset_types, str) else list(dataset_types)
-    for name in names:
-        butler.mapper.dataset_type(name)  # UnknownDatasetTypeError with a did-you-mean
-    return names
 
 
 def _export_one(

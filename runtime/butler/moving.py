@@ -42,6 +42,7 @@ __all__ = [
     "MoveReport",
     "certifications_of",
     "check_same_instrument",
+    "dataset_type_names",
     "receive",
     "restore_certifications",
     "select_records",
@@ -110,6 +111,16 @@ def check_same_instrument(source: str, destination: Butler, what: str) -> None:
             f"{destination.root} is of {destination.mapper.name!r}; datasets move only "
             "between repositories of the same instrument"
         )
+
+
+def dataset_type_names(butler: Butler, dataset_types: str | Iterable[str] | None) -> list[str]:
+    """The dataset types asked for (checked, with a did-you-mean), or every one with records."""
+    if dataset_types is None:
+        return [name for name in butler.dataset_types if butler.is_registered(name)]
+    names = [dataset_types] if isinstance(dataset_types, str) else list(dataset_types)
+    for name in names:
+        butler.mapper.dataset_type(name)  # UnknownDatasetTypeError with a did-you-mean
+    return names
 
 
 def select_records(

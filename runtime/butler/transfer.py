@@ -27,6 +27,7 @@ from .moving import (
     MoveReport,
     certifications_of,
     check_same_instrument,
+    dataset_type_names,
     receive,
     select_records,
     with_certifications,
@@ -67,7 +68,7 @@ def transfer(
     destination.check_writeable(what)
     if mode == "move":
         source.check_writeable(f"move datasets out of {source.root}")
-    names = _names(source, dataset_types)
+    names = dataset_type_names(source, dataset_types)
     selected = [
         select_records(source, name, data_id, where=where, bind=bind) for name in names
     ]  # every selection checked before anything is written
@@ -95,15 +96,6 @@ def transfer(
         committed=committed,
     )
     return with_certifications(destination, certified, report)
-
-
-def _names(source: Butler, dataset_types: str | Iterable[str] | None) -> list[str]:
-    if dataset_types is None:
-        return [name for name in source.dataset_types if source.is_registered(name)]
-    names = [dataset_types] if isinstance(dataset_types, str) else list(dataset_types)
-    for name in names:
-        source.mapper.dataset_type(name)  # UnknownDatasetTypeError with a did-you-mean
-    return names
 
 
 def _incoming(source: Butler, selected: list[Iterator[DatasetRecord]]) -> Iterator[Incoming]:

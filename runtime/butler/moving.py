@@ -350,8 +350,8 @@ def _prepare(
             "source or in transit; nothing was written for it"
         )
         return None
-    record = dataclasses.replace(
-        source, data_id=keys, path=relative, size=got.size, checksum=got.value
+    record = DatasetRecord(  # not dataclasses.replace: this is per dataset, and cheaper
+        name, keys, relative, source.dataset_id, source.run, source.created, got.size, got.value
     )
     return _Prepared(source, record, staged, replaces)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -51,6 +52,8 @@ __all__ = [
 
 #: Datasets per registry transaction (and per fsync of their files).
 BATCH_SIZE = 256
+#: Threads that stage a batch's local files (the time is the file system's, not Python's).
+STAGE_THREADS = 4
 
 
 @dataclass(frozen=True)
@@ -250,23 +253,38 @@ def _batch(
     overwrite: bool,
     committed: Callable[[Sequence[DatasetRecord]], None] | None,
 ) -> None:
-    prepared: list[_Prepared] = []
+    """One batch: decide each dataset, stage the files (local ones in threads: the time is
+    the file system's), sync them, commit."""
+    decided = [
+        chosen
+        for item in batch
+        if (chosen := _decide(destination, item, plans, tally, skip_existing, overwrite))
+    ]
     folders: set[Path] = set()
+
+    def stage(chosen: _Chosen) -> _Prepared | str:
+        return _stage(destination, chosen, mode, folders)
+
+    local = [chosen for chosen in decided if chosen.item.writer is None]
+    streamed = [chosen for chosen in decided if chosen.item.writer is not None]
+    threads = min(STAGE_THREADS, len(local))
+    if threads > 1:
+        with ThreadPoolExecutor(threads) as pool:
+            results = list(pool.map(stage, local))
+    else:
+        results = [stage(chosen) for chosen in local]
+    results += [stage(chosen) for chosen in streamed]
+    prepared = [result for result in results if isinstance(result, _Prepared)]
+    tally.failed.extend(result for result in results if isinstance(result, str))
+    if not prepared:
+        return
     try:
-        for item in batch:
-            ready = _prepare(
-                destination, item, plans, tally, (mode, folders), skip_existing, overwrite
-            )
-            if ready is not None:
-                prepared.append(ready)
-        if not prepared:
-            return
         file_access.sync(destination, [p.staged for p in prepared])
         _commit(destination, prepared)
     except (ButlerError, OSError) as error:
         for ready in prepared:
             file_access.discard(ready.staged.temporary)
-        first = prepared[0].source if prepared else batch[0].record
+        first = prepared[0].source
         tally.failed.append(
             f"a batch of {len(prepared)} dataset(s) from {first.dataset_type!r} "
             f"{format_data_id(first.data_id)} was not written (nothing of it changed): {error}"
@@ -279,57 +297,71 @@ def _batch(
         committed(sources)
 
 
-def _prepare(
+@dataclass(frozen=True)
+class _Chosen:
+    """A dataset to write: where it goes and whether it replaces one stored there."""
+
+    item: Incoming
+    keys: dict[str, Any]
+    relative: str
+    replaces: bool
+    shown: str
+
+
+def _decide(
     destination: Butler,
     item: Incoming,
     plans: dict[str, Plan | ButlerError],
     tally: _Tally,
-    how: tuple[file_access.Mode, set[Path]],
     skip_existing: bool,
     overwrite: bool,
-) -> _Prepared | None:
-    """Stage one dataset's file, or count it skipped, conflicting or failed (None).
-
-    ``how``: the transfer mode, and the folders this batch has made."""
+) -> _Chosen | None:
+    """Whether to write one dataset (looked up by data ID in the destination), or count it
+    skipped, conflicting or failed (None)."""
     source = item.record
-    mode, folders = how
     name = source.dataset_type
     try:
         plan = _plan(destination, name, plans)
         data_id = destination.normalize(source.data_id, {})
         keys = destination.restrict(plan, data_id)
         existing = destination.registry.find_record(name, keys)
+        relative = destination.mapper.path(name, data_id)
     except ButlerError as error:
         tally.failed.append(f"{name!r} {format_data_id(source.data_id)}: {error}")
         return None
     shown = f"{name!r} {format_data_id(keys)}"
-    replaces = False
-    if existing is not None:
-        same = _same_content(existing, source)
-        if same:
-            if skip_existing:
-                tally.skipped += 1
-                tally.received.append(source)
-                return None
-            tally.failed.append(
-                f"{shown} is already in {destination.root} (the same content); pass "
-                "--skip-existing (skip_existing=True) to skip what is already there"
-            )
+    if existing is None:
+        return _Chosen(item, keys, relative, False, shown)
+    if _same_content(existing, source):
+        if skip_existing:
+            tally.skipped += 1
+            tally.received.append(source)
             return None
-        if not overwrite:
-            tally.conflicts.append(
-                f"{shown}: {destination.root} holds other content for this data ID "
-                f"(checksum {existing.checksum}, size {existing.size}; incoming "
-                f"{source.checksum}, size {source.size}); left as it is (pass --overwrite "
-                "to replace it)"
-            )
-            return None
-        replaces = True
-    relative = destination.mapper.path(name, data_id)
+        tally.failed.append(
+            f"{shown} is already in {destination.root} (the same content); pass "
+            "--skip-existing (skip_existing=True) to skip what is already there"
+        )
+        return None
+    if not overwrite:
+        tally.conflicts.append(
+            f"{shown}: {destination.root} holds other content for this data ID "
+            f"(checksum {existing.checksum}, size {existing.size}; incoming "
+            f"{source.checksum}, size {source.size}); left as it is (pass --overwrite "
+            "to replace it)"
+        )
+        return None
+    return _Chosen(item, keys, relative, True, shown)
+
+
+def _stage(
+    destination: Butler, chosen: _Chosen, mode: file_access.Mode, folders: set[Path]
+) -> _Prepared | str:
+    """Stage one dataset's file and verify it; what failed, as text, if it did not."""
+    item, source = chosen.item, chosen.item.record
     try:
         staged = file_access.stage(
             destination,
-            relative,
+            chosen.relative,
             writer=item.writer,
             local=item.local,
             mode=mode,
@@ -337,23 +369,28 @@ def _prepare(
             folders=folders,
         )
     except (ButlerError, OSError) as error:
-        tally.failed.append(f"{shown}: its file could not be written: {error}")
-        return None
+        return f"{chosen.shown}: its file could not be written: {error}"
     got = staged.checksum
     if (source.checksum is not None and got.value != source.checksum) or (
         source.size is not None and got.size != source.size
     ):
         file_access.discard(staged.temporary)
-        tally.failed.append(
-            f"{shown}: its file is not what was recorded (checksum {got.value}, size "
+        return (
+            f"{chosen.shown}: its file is not what was recorded (checksum {got.value}, size "
             f"{got.size}; recorded {source.checksum}, size {source.size}): corrupt at the "
             "source or in transit; nothing was written for it"
         )
-        return None
     record = DatasetRecord(  # not dataclasses.replace: this is per dataset, and cheaper
-        name, keys, relative, source.dataset_id, source.run, source.created, got.size, got.value
+        source.dataset_type,
+        chosen.keys,
+        chosen.relative,
+        source.dataset_id,
+        source.run,
+        source.created,
+        got.size,
+        got.value,
     )
-    return _Prepared(source, record, staged, replaces)
+    return _Prepared(source, record, staged, chosen.replaces)
 
 
 def _recorded(record: DatasetRecord) -> Any:

@@ -22,6 +22,7 @@ from . import errors as errors
 from .dataid import DataId as DataId
 from .errors import AmbiguousCalibrationError as AmbiguousCalibrationError
 from .errors import AmbiguousDataIdError as AmbiguousDataIdError
+from .errors import BundleError as BundleError
 from .errors import ButlerError as ButlerError
 from .errors import CalibrationNotFoundError as CalibrationNotFoundError
 from .errors import ChainError as ChainError

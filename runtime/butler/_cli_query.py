@@ -26,7 +26,7 @@ from .dataid import format_data_id
 from .errors import ButlerError, InvalidQueryError
 from .progress import progress
 
-__all__ = ["BATCH", "add_commands"]
+__all__ = ["BATCH", "add_commands", "add_where", "binds"]
 
 #: How many datasets ``butler remove`` removes in one transaction.
 BATCH = 500
@@ -39,7 +39,8 @@ def _open(root: str, *, writeable: bool = False, parents: bool = True) -> Any:
     return Butler(root, writeable=writeable, parents=parents, config=session_config())
 
 
-def _bind_pair(text: str) -> tuple[str, str]:
+def bind_pair(text: str) -> tuple[str, str]:
+    """One ``--bind NAME=VALUE`` item (argparse type)."""
     name, sep, value = text.partition("=")
     if not sep or not name.isidentifier():
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
@@ -56,22 +57,23 @@ def _bind_value(text: str) -> object:
     return values[0] if len(values) == 1 else values
 
 
-def _binds(pairs: Sequence[tuple[str, str]] | None) -> dict[str, object] | None:
+def binds(pairs: Sequence[tuple[str, str]] | None) -> dict[str, object] | None:
+    """The ``bind`` mapping of the ``--bind`` items (values parsed as literals)."""
     if not pairs:
         return None
-    binds: dict[str, object] = {}
+    values: dict[str, object] = {}
     for name, text in pairs:
-        if name in binds:
+        if name in values:
             raise InvalidQueryError(f"--bind {name} is given twice; give it once")
-        binds[name] = _bind_value(text)
-    return binds
+        values[name] = _bind_value(text)
+    return values
 
 
 def _selection(args: argparse.Namespace) -> dict[str, Any]:
     """The keyword arguments of ``Butler.query``/``count``/``query_values`` from the options."""
     return {
         "where": args.where,
-        "bind": _binds(args.bind),
+        "bind": binds(args.bind),
         "with_datasets": tuple(args.with_datasets or ()),
         "without_datasets": tuple(args.without_datasets or ()),
     }
@@ -169,6 +171,11 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
     add_root(parser)
     add_dataset_type(parser)
     add_data_id(parser, "keys to match exactly (none: every stored dataset)")
+    add_where(parser)
+
+
+def add_where(parser: argparse.ArgumentParser) -> None:
+    """``--where EXPR`` and ``--bind NAME=VALUE`` (query, remove, export, transfer)."""
     parser.add_argument(
         "--where",
         metavar="EXPR",
@@ -178,7 +185,7 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--bind",
         action="append",
-        type=_bind_pair,
+        type=bind_pair,
         metavar="NAME=VALUE",
         help="a value for :NAME in --where (a literal, or a comma-separated list; repeatable)",
     )

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 from . import creation, maintenance
 from .chain import Chain, ParentLike, prepare_parents
@@ -66,6 +66,7 @@ from .storage import LocalStorage, out_of_space
 
 if TYPE_CHECKING:  # calibrations (issue 4): the logic is in calibrations.py
     from .calibrations import CalibrationRef, Certification
+    from .moving import MoveReport
     from .skymap import SkyMap
 
 __all__ = ["Butler", "IndexReport", "VerifyReport"]  # the reports live in maintenance.py
@@ -607,13 +608,36 @@ class Butler:
         return DatasetRef(name, holder.mapper.normalize(data_id), dataset_id, run, repository)
 
     def query_datasets(
-        self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object
+        self,
+        dataset_type: str,
+        data_id: Mapping[str, object] | None = None,
+        *,
+        where: str | None = None,
+        bind: Mapping[str, object] | None = None,
+        with_datasets: Iterable[str] = (),
+        without_datasets: Iterable[str] = (),
+        order_by: str | Sequence[str] = (),
+        limit: int | None = None,
+        **keys: object,
     ) -> Iterator[DatasetRef]:
-        """The refs of stored ``dataset_type`` datasets matching a partial data ID (as
-        :meth:`query`: this repository's first, then its parents')."""
-        # one mapping: a key may not be taken for one of query's keyword options
-        for found in self.query(dataset_type, {**(data_id or {}), **keys}):
-            plan = self.plan(dataset_type)
+        """The refs of the stored ``dataset_type`` datasets that match, streamed; takes the
+        same selection as :meth:`query` (this repository's first, then its parents')."""
+        found_ids = self.query(
+            dataset_type,
+            data_id,
+            where=where,
+            bind=bind,
+            with_datasets=with_datasets,
+            without_datasets=without_datasets,
+            order_by=order_by,
+            limit=limit,
+            **keys,
+        )
+        return self._refs(self.plan(dataset_type), found_ids)  # errors now, not at first next()
+
+    def _refs(self, plan: Plan, found_ids: Iterable[DataId]) -> Iterator[DatasetRef]:
+        dataset_type = plan.spec.name
+        for found in found_ids:
             located = self.find_dataset(plan, found)
             if located is None:  # removed meanwhile
                 continue
@@ -1555,6 +1579,73 @@ class Butler:
             plan, data_id, keys, where, bind, with_datasets, without_datasets
         )
         return run.count(self, request)
+
+    # ---- moving data (thin hooks; the logic is in bundle.py and transfer.py) ---------------------
+
+    def export(
+        self,
+        out: str | os.PathLike[str],
+        dataset_types: str | Iterable[str] | None = None,
+        data_id: Mapping[str, object] | None = None,
+        *,
+        where: str | None = None,
+        bind: Mapping[str, object] | None = None,
+        show_progress: bool = False,
+    ) -> MoveReport:
+        """Write selected datasets as a bundle (a folder, or a .zip); see butler.bundle."""
+        from .bundle import export_datasets
+
+        return export_datasets(
+            self, out, dataset_types, data_id, where=where, bind=bind, show_progress=show_progress
+        )
+
+    def import_bundle(
+        self,
+        bundle: str | os.PathLike[str],
+        *,
+        skip_existing: bool = False,
+        overwrite: bool = False,
+        show_progress: bool = False,
+    ) -> MoveReport:
+        """Import a bundle written by :meth:`export`, keeping ids, runs and certifications."""
+        from .bundle import import_bundle
+
+        return import_bundle(
+            self,
+            bundle,
+            skip_existing=skip_existing,
+            overwrite=overwrite,
+            show_progress=show_progress,
+        )
+
+    def transfer_from(
+        self,
+        source: Butler,
+        dataset_types: str | Iterable[str] | None = None,
+        data_id: Mapping[str, object] | None = None,
+        *,
+        where: str | None = None,
+        bind: Mapping[str, object] | None = None,
+        mode: Literal["copy", "link", "move"] = "copy",
+        skip_existing: bool = False,
+        overwrite: bool = False,
+        show_progress: bool = False,
+    ) -> MoveReport:
+        """Transfer selected datasets of ``source`` into this repository; see butler.transfer."""
+        from .transfer import transfer
+
+        return transfer(
+            source,
+            self,
+            dataset_types,
+            data_id,
+            where=where,
+            bind=bind,
+            mode=mode,
+            skip_existing=skip_existing,
+            overwrite=overwrite,
+            show_progress=show_progress,
+        )
 
     # ---- maintenance ---------------------------------------------------------------------------
 

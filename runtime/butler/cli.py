@@ -6,6 +6,10 @@
                  [--with TYPE] [--without TYPE] [--order-by KEY] [--limit N]
                  [--count | --values KEY]
     butler remove ROOT DATASET_TYPE [KEY=VALUE ...] [--where EXPR] [--dry-run] [--yes]
+    butler export ROOT OUT [--dataset-type NAME ...] [--where EXPR] [--bind NAME=VALUE ...]
+    butler import ROOT BUNDLE [--skip-existing] [--overwrite] [--batch-size N]
+    butler transfer SRC DST [DATASET_TYPE ...] [--where EXPR] [--transfer copy|link|move]
+                    [--skip-existing] [--overwrite] [--batch-size N]
     butler uri ROOT DATASET_TYPE KEY=VALUE ...
     butler runs ROOT
     butler skymap ROOT [NAME] [--find RA,DEC]
@@ -46,6 +50,7 @@ from ._cli_common import (
     command,
     echo,
 )
+from ._cli_move import add_commands as add_move_commands
 from ._cli_query import add_commands as add_query_commands
 from ._cli_skymap import add_commands as add_skymap_commands
 from .config import DURABILITY
@@ -201,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_query_commands(commands)  # query and remove, with --where (issue 18)
     add_skymap_commands(commands)  # skymap, with --find (issue 17)
+    add_move_commands(commands)  # export, import, transfer (issue 18)
 
     uri = command(commands, "uri", "print where a dataset is (or would be) stored")
     add_root(uri)

@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "AmbiguousCalibrationError",
     "AmbiguousDataIdError",
+    "BundleError",
     "ButlerError",
     "CalibrationNotFoundError",
     "ChainError",
@@ -216,3 +217,9 @@ class SkyMapDefinitionError(ButlerError, ValueError):
 
 class InvalidRegionError(ButlerError, ValueError):
     """A sky region that cannot be built (a declination past a pole, too few vertices)."""
+
+
+class BundleError(ButlerError):
+    """A bundle (``butler export``) that cannot be imported: malformed, of another
+    instrument, hostile (a path leaving its folder, a link, an entry larger than its
+    manifest says), or holding a file whose checksum is not the one recorded."""

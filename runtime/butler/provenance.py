@@ -111,6 +111,17 @@ class Provenance:
             self._recorded.add(name)
         return name
 
+    def import_run(self, name: str, record: Mapping[str, Any]) -> bool:
+        """Record a run as another repository recorded it (export, import, transfer), unless
+        this repository already has a run of that name; whether it was added."""
+        registry = self._butler.registry
+        key = RUN_PREFIX + _check_run(name)
+        if key in registry.metadata:
+            return False
+        registry.set_metadata(key, json.dumps(dict(record), sort_keys=True, default=str))
+        self._recorded.add(name)
+        return True
+
     def runs(self) -> dict[str, dict[str, Any]]:
         """Every run recorded in this repository (not its parents), by name."""
         result = {}

@@ -9,9 +9,17 @@
 """
 
 from ._identity import new_id as new_dataset_id
+from ._registry import DatasetRecord as DatasetRecord
 from ._registry import Registry as Registry
 from ._registry import StoredDataset as StoredDataset
 from ._registry import StoredFile as StoredFile
 from ._schema import SCHEMA_VERSION as SCHEMA_VERSION
 
-__all__ = ["SCHEMA_VERSION", "Registry", "StoredDataset", "StoredFile", "new_dataset_id"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "DatasetRecord",
+    "Registry",
+    "StoredDataset",
+    "StoredFile",
+    "new_dataset_id",
+]

@@ -548,6 +548,66 @@ class CertificationStore:
         (certification,) = self._fetch(plan, plan.by_id_sql, [dataset_type, new_id])
         return certification
 
+    def restore(self, dataset_type: str, rows: Sequence[Certification]) -> int:
+        """Record certifications exactly as another registry recorded them (import and
+        transfer, issue 18): valid and recorded ranges, ``closed_by``, ``scale`` and ``source``
+        kept, so ``as_of`` answers stay the same. Each row's ``dataset_id`` must already be
+        this registry's row id of its dataset; ``replaces`` is mapped to the new ids.
+
+        Rows already here (same dataset, match, valid range and recorded start) are skipped,
+        so a rerun adds nothing. ConflictError, and nothing recorded, if this registry
+        holds other certifications of the same match values (the histories differ). How
+        many rows were added.
+        """
+        if not rows:
+            return 0
+        self._registry.check_writable(f"import certifications of {dataset_type!r}")
+        self.ensure_table()
+        plan = self._plan(dataset_type)
+        incoming = {_identity(row): row for row in rows}
+        matches = {encode_match(row.match) for row in rows}
+        ids: dict[int, int] = {}
+        with self._registry.writer() as conn:
+            here = self._select(plan, self._table.c.match.in_(sorted(matches)))
+            present = {_identity(row): row.id for row in here}
+            foreign = [row for row in here if _identity(row) not in incoming]
+            if foreign:
+                shown = "\n".join(f"  {row.describe()}" for row in foreign[:10])
+                raise ConflictError(
+                    f"cannot import the certifications of {dataset_type!r}: this registry "
+                    f"({self._registry.url}) has other certifications of the same match "
+                    f"values, so the two histories differ:\n{shown}\n"
+                    "decertify is no remedy (history is kept); import into a repository "
+                    "without them, or certify by hand"
+                )
+            added = 0
+            for row in sorted(rows, key=lambda r: r.id):
+                known = present.get(_identity(row))
+                if known is not None:
+                    ids[row.id] = known
+                    continue
+                replaces = None if row.replaces is None else ids.get(row.replaces)
+                result = conn.execute(
+                    sa.insert(self._table)
+                    .values(
+                        dataset_type=dataset_type,
+                        dataset_id=row.dataset_id,
+                        match=encode_match(row.match),
+                        valid_from=row.valid_from,
+                        valid_to=row.valid_to,
+                        scale=row.scale,
+                        recorded_from=row.recorded_from,
+                        recorded_to=row.recorded_to,
+                        closed_by=row.closed_by,
+                        replaces=replaces,
+                        source=row.source,
+                    )
+                    .returning(self._table.c.id)
+                )
+                ids[row.id] = int(result.scalar_one())
+                added += 1
+        return added
+
     def _overlapping(
         self,
         plan: _Plan,
@@ -905,6 +965,17 @@ class CertificationStore:
             return "c.recorded_to IS NULL"
         mark = self._mark
         return f"c.recorded_from <= {mark} AND (c.recorded_to IS NULL OR c.recorded_to > {mark})"
+
+
+def _identity(row: Certification) -> tuple[Any, ...]:
+    """What makes two certifications the same record (for :meth:`CertificationStore.restore`)."""
+    return (
+        row.dataset_id,
+        encode_match(row.match),
+        row.valid_from,
+        row.valid_to,
+        row.recorded_from,
+    )
 
 
 def _lookup_order(row: Certification) -> tuple[datetime.datetime, datetime.datetime, int]:

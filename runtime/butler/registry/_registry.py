@@ -34,10 +34,10 @@ from ._schema import SCHEMA_VERSION, DatasetTypeDef, build_table, static_metadat
 from ._select import condition, ordering
 from ._statements import DatasetTable, dialect_insert
 
-__all__ = ["Registry", "StoredDataset", "StoredFile"]
+__all__ = ["DatasetRecord", "Registry", "StoredDataset", "StoredFile"]
 
 _T = TypeVar("_T")
-_FindColumns = Literal["path", "ref", "stored"]
+_FindColumns = Literal["path", "ref", "stored", "record"]
 _FETCH = 1000
 
 
@@ -57,6 +57,22 @@ class StoredDataset:
     dataset_type: str
     data_id: dict[str, Value]
     file: StoredFile
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetRecord:
+    """Everything the registry holds of one dataset: what export, import and transfer move
+    (issue 18). ``created`` is a naive UTC datetime; ``size`` and ``checksum`` are None when
+    they were not recorded (a table made before checksums)."""
+
+    dataset_type: str
+    data_id: dict[str, Value]
+    path: str
+    dataset_id: str | None
+    run: str | None
+    created: Any
+    size: int | None
+    checksum: str | None
 
 
 class _Local(threading.local):
@@ -839,6 +855,8 @@ class Registry:
                 if columns == "path"
                 else table.find_ref_sql
                 if columns == "ref"
+                else table.record_sql
+                if columns == "record"
                 else table.stored_sql,
                 table.find_params(data_id),
             )
@@ -987,6 +1005,87 @@ class Registry:
         column = table.column(key)
         statement = sa.select(column).distinct().where(where).order_by(column)
         return list(self._select_rows(statement, lambda row: row[0]))
+
+    def select_records(
+        self,
+        dataset_type: str,
+        selection: Selection | None = None,
+        *,
+        order_by: Sequence[str] = (),
+        limit: int | None = None,
+    ) -> Iterator[DatasetRecord]:
+        """:meth:`select`, with each dataset's whole record (path, id, run, created, size,
+        checksum), streamed."""
+        table = self._table(dataset_type)
+        limit = _check_limit(limit)
+        where = condition(table, selection or Selection(), self._table_or_none)
+        c = table.table.c
+        keys = table.keys
+        stored: list[Any] = [
+            c.path,
+            c.dataset_id if table.ids else sa.null(),
+            c.run,
+            c.created,
+            c.file_size if table.checksums else sa.null(),
+            c.file_checksum if table.checksums else sa.null(),
+        ]
+        columns = [*(table.column(key) for key in keys), *stored]
+        statement = (
+            sa.select(*columns).where(where).order_by(*ordering(table, order_by, self._dialect))
+        )
+        if limit is not None:
+            statement = statement.limit(limit)
+        n = len(keys)
+
+        def convert(row: Any) -> DatasetRecord:
+            return DatasetRecord(dataset_type, dict(zip(keys, row[:n], strict=True)), *row[n:])
+
+        return self._select_rows(statement, convert)
+
+    def find_record(self, dataset_type: str, data_id: Mapping[str, Value]) -> DatasetRecord | None:
+        """The record of the dataset with this complete data ID, or None (on the raw cursor,
+        as :meth:`find`: cheap enough to ask once per dataset of a transfer)."""
+        if not self.has_dataset_type(dataset_type):
+            return None
+        row = self._find_row(dataset_type, data_id, "record")
+        if row is None:
+            return None
+        table = self._tables[dataset_type]
+        created = table.created_value(row[3])
+        return DatasetRecord(dataset_type, dict(data_id), row[0], row[1], row[2], created, *row[4:])
+
+    def insert_records(self, records: Sequence[DatasetRecord]) -> int:
+        """Record datasets as they were recorded elsewhere: their ids, runs, creation times,
+        sizes and checksums kept (import and transfer). One transaction (joined if open):
+        all or none; DatasetExistsError if a data ID or dataset id is taken."""
+        if not records:
+            return 0
+        by_type: dict[str, list[DatasetRecord]] = {}
+        for record in records:
+            by_type.setdefault(record.dataset_type, []).append(record)
+        self.check_writable(f"import {len(records)} dataset record(s)")
+        if self._local.txn is None:
+            self._ensure_reserve()
+        with self._write() as conn:
+            for name, group in by_type.items():
+                table = self._table(name)
+                params = []
+                for record in group:
+                    values = table.row(
+                        record.data_id,
+                        record.path,
+                        record.dataset_id or new_id(),
+                        record.size,
+                        record.checksum,
+                    )
+                    values.update(run=_check_run(record.run), created=record.created or utcnow())
+                    params.append(values)
+                try:
+                    with conn.begin_nested():
+                        conn.execute(table.table.insert(), params)
+                except sa.exc.IntegrityError as err:
+                    raise self._duplicate(table, [r.data_id for r in group]) from err
+        return len(records)
 
     def _table_or_none(self, name: str) -> DatasetTable | None:
         return self._table(name) if self.has_dataset_type(name) else None

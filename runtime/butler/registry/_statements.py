@@ -87,10 +87,17 @@ class DatasetTable:
         )
         self._stored = "path, file_size, file_checksum" if self.checksums else "path, NULL, NULL"
         self.stored_sql = f"SELECT {self._stored} FROM {self._from}{self._where(self.keys)}"
+        self.record_sql = (
+            f"SELECT path, {id_column}, run, created, {self._stored.partition(', ')[2]} "
+            f"FROM {self._from}{self._where(self.keys)}"
+        )
         self._where_cache: dict[tuple[str, ...], str] = {}
         self.insert_sql, self.replace_sql = self._insert_sql()
         created = table.c.created.type.dialect_impl(dialect)
         self._bind_created: _Processor = None if native else created.bind_processor(dialect)
+        self._created_result: _Processor = (
+            None if native else created.result_processor(dialect, None)
+        )
 
     @classmethod
     def build(
@@ -302,6 +309,11 @@ class DatasetTable:
             key: value if proc is None else proc(value)
             for key, value, proc in zip(self.keys, row, self._result, strict=False)
         }
+
+    def created_value(self, raw: Any) -> Any:
+        """The ``created`` column's value from a raw result (a naive datetime)."""
+        proc = self._created_result
+        return raw if proc is None else proc(raw)
 
     def value(self, key: str, raw: Any) -> Value:
         """One key's value from a result column."""

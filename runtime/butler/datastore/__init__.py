@@ -1,0 +1,1 @@
+"""Datastores: where and how a repository's datasets live (see :mod:`butler.datastore.base`)."""

@@ -31,9 +31,10 @@ The write protocol, for every back-end:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from ..errors import RepositoryError
@@ -46,8 +47,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Datastore", "Journal", "Location", "ReadRequest", "WriteRequest"]
 
-#: A back-end's name for one stored thing (a Path for local files, a key elsewhere).
-Location = Hashable
+#: A back-end's name for one stored thing (a Path for local files, a key elsewhere); hashable.
+#: ``Any`` so that each back-end's methods take its own kind (``Path``, ``str``).
+Location = Any
 
 
 @dataclass(frozen=True)
@@ -102,8 +104,9 @@ class Datastore(ABC):
 
     #: The URL scheme this back-end serves ("" for a local path).
     scheme: str = ""
-    #: The repository's location, as messages show it (a folder, ``memory://name``).
-    root: PurePath
+    #: The repository's location, as messages show it: its folder, or for a back-end
+    #: without one a Path whose text is its URL (``memory://name``; see ``local_root``).
+    root: Path
 
     # ---- the repository ------------------------------------------------------------------
 
@@ -114,6 +117,14 @@ class Datastore(ABC):
     @abstractmethod
     def write_config(self, config: RepositoryConfig) -> None:
         """Store the repository's configuration, replacing it atomically."""
+
+    #: The registry a new repository gets unless ``Butler.create`` is given one.
+    default_registry: str = "sqlite:///registry.sqlite3"
+
+    @abstractmethod
+    def creating(self) -> AbstractContextManager[None]:
+        """Around a create: RepositoryError if a repository is already there; make its
+        place, and if the block fails, leave nothing behind."""
 
     @abstractmethod
     def registry_url(self, url: str) -> str:
@@ -138,9 +149,13 @@ class Datastore(ABC):
         """Finish the operations of Butlers that died mid-call (their journals); how many
         entries were finished. ``sweep`` also removes temporaries of writers that are gone."""
 
+    def attach(self) -> None:
+        """A Butler opened on this datastore (one :meth:`close` each)."""
+        return None
+
     @abstractmethod
     def close(self) -> None:
-        """The Butler using this datastore closed (an in-memory repository ends here)."""
+        """A Butler using this datastore closed (an in-memory repository ends with its last)."""
 
     # ---- writing -------------------------------------------------------------------------
 

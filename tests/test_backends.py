@@ -227,7 +227,7 @@ OPS = st.lists(
 
 
 @settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(ops=OPS)
 def test_refs_and_data_ids_agree(repos: Repos, ops: list[tuple[str, int]]) -> None:

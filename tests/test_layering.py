@@ -27,6 +27,7 @@ LAYERS = {
     "holder": "butler.py",
     "registry": "registry/_registry.py",
     "storage": "storage.py",
+    "datastore": "datastore/base.py",
 }
 
 
@@ -139,3 +140,59 @@ def _is_package(name: str) -> bool:
 @pytest.mark.parametrize("name", ["butler.butler", "butler.chain", "butler.calibrations"])
 def test_each_layer_imports_alone(name: str) -> None:
     assert importlib.import_module(name) is not None
+
+
+def _reach(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Every module ``start``'s top-level imports bring in, transitively."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for target in graph.get(todo.pop(), ()):
+            if target not in seen:
+                seen.add(target)
+                todo.append(target)
+    return seen
+
+
+def _local_imports(path: Path) -> list[tuple[int, str]]:
+    """The package modules ``path`` imports inside functions: (line, module)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = (
+        _module_name(path).rsplit(".", 1)[0] if path.name != "__init__.py" else (_module_name(path))
+    )
+    found = []
+    for function in ast.walk(tree):
+        if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        for node in ast.walk(function):
+            if isinstance(node, ast.ImportFrom) and node.level and node.module:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                found.append((node.lineno, ".".join([*base, node.module])))
+    return found
+
+
+def test_no_function_local_import_dodges_a_cycle() -> None:
+    """A module imported inside a function must not import the importing module back
+    (at its top level, transitively): that would be a cycle hidden from the test above."""
+    graph = {_module_name(p): _top_level_imports(p) for p in _modules()}
+    found = []
+    for path in _modules():
+        name = _module_name(path)
+        for line, target in _local_imports(path):
+            if name in _reach(graph, target):
+                found.append(f"{path.relative_to(PACKAGE)}:{line}: imports {target} in a function")
+    assert found == [], "function-local imports hiding a cycle:\n" + "\n".join(found)
+
+
+def test_the_datastores_and_the_registry_are_below_the_butler() -> None:
+    """Neither a back-end nor the registry imports the Butler, the features or each other."""
+    graph = {_module_name(p): _top_level_imports(p) for p in _modules()}
+    above = {"butler.butler", "butler.chain", "butler.calibrations", "butler.ingest"}
+    for name in graph:
+        reached = _reach(graph, name)
+        if name.startswith("butler.datastore"):
+            assert not reached & above, f"{name} imports {sorted(reached & above)}"
+        if name.startswith("butler.registry"):
+            assert not any(m.startswith("butler.datastore") for m in reached), name
+            assert not reached & above, f"{name} imports {sorted(reached & above)}"

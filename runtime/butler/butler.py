@@ -19,21 +19,24 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import creation, maintenance
+from .calibrations import for_butler
 from .chain import Chain, ParentLike, prepare_parents
-from .checksums import FileChecksum, file_checksum
-from .config import (
-    CONFIG_NAME,
-    DURABILITY,
-    RepositoryConfig,
-    read_config,
-    software_versions,
-    write_config,
-)
+from .checksums import FileChecksum
+from .config import CONFIG_NAME, DURABILITY, RepositoryConfig, software_versions
 from .dataid import DataId
 from .dataset_types import runtime_definition
+from .datastore import (
+    Datastore,
+    Location,
+    ReadRequest,
+    WriteRequest,
+    create_datastore,
+    open_datastore,
+)
+from .datastore.memory import create_memory
 from .errors import (
     AmbiguousDataIdError,
     ButlerError,
@@ -49,7 +52,7 @@ from .errors import (
     StorageFullError,
 )
 from .formatters import BBox, FormatterRegistry, TableInfo
-from .ingest import IngestReport, InstrumentRules, Transfer
+from .ingest import IngestReport, InstrumentRules, Transfer, ingest
 from .loading import load_mapper
 from .maintenance import IndexReport, VerifyReport
 from .mapper import Mapper
@@ -57,7 +60,7 @@ from .object_cache import ObjectCache
 from .overrides import SessionConfig
 from .provenance import Provenance
 from .query.keywords import has_collections, is_collection
-from .recovery import PENDING, Journal, recover
+from .recovery import PENDING
 from .refs import DatasetRef, parse_ref
 from .registry import Registry, new_dataset_id
 from .resolved import Found, Plan
@@ -88,8 +91,8 @@ class _Change:
     marker of a new file; deleted once the commit succeeded.
     """
 
-    target: Path
-    journal: Path | None
+    target: Location
+    journal: Location | None
     new: bool
 
 
@@ -118,6 +121,13 @@ def _plain_query(
     return not has_collections(data_id, keys)
 
 
+def _columns(sums: FileChecksum | None) -> dict[str, Any]:
+    """The registry's ``size`` and ``checksum`` arguments (None: a back-end keeping objects)."""
+    if sums is None:
+        return {"size": None, "checksum": None}
+    return dict(sums.columns())
+
+
 def _format_data_id(data_id: Mapping[str, Any]) -> str:
     return "{" + ", ".join(f"{k}: {v!r}" for k, v in data_id.items()) + "}"
 
@@ -127,7 +137,7 @@ class Butler:
 
     def __init__(
         self,
-        root: str | os.PathLike[str],
+        root: str | os.PathLike[str] | Datastore,
         *,
         writeable: bool = True,
         mapper: str | None = None,
@@ -150,13 +160,21 @@ class Butler:
 
         ``object_cache`` (``True``, or the dataset types to cache) makes a get of a dataset
         this process already holds return that object (see :mod:`butler.object_cache`).
+
+        ``root`` is a folder, or a URL a storage back-end serves (see
+        :mod:`butler.datastore`), or the :attr:`datastore` of an open Butler (a second
+        Butler on the same in-memory repository).
         """
-        self.root = creation.local_root(root)
-        self.config: RepositoryConfig = read_config(self.root)
+        #: Where and how the datasets live (see butler.datastore.base and docs/architecture.md).
+        self.datastore: Datastore = root if isinstance(root, Datastore) else open_datastore(root)
+        self.root = self.datastore.root
+        self.config: RepositoryConfig = self.datastore.read_config()
         self.writeable = writeable and not self.config.read_only
         self.mapper: Mapper = load_mapper(self._mapper_spec(mapper or self.config.mapper))
         self.registry = creation.open_registry(
-            self.root, self._registry_url(self.config.registry), read_only=not self.writeable
+            self.root,
+            self.datastore.registry_url(self.config.registry),
+            read_only=not self.writeable,
         )
         if self.writeable:  # registries made before checksums: add their columns (issue 12)
             with contextlib.suppress(RegistryError):  # a database this user cannot alter
@@ -164,8 +182,8 @@ class Butler:
         self.formatters = FormatterRegistry.default()
         #: The repository's UUID (None: a repository made before ids, opened read-only).
         self.repository_id: str | None = self.registry.repository_id
-        self.storage = LocalStorage(self.root)
-        self._journal = Journal(self.root)
+        self.datastore.attach()
+        self._journal = self.datastore.journal()
         self._step: Callable[[str], object] = steps or _no_step
         self._settled: list[str] = []  # committed tokens whose files are settled
         self._settled_lock = threading.Lock()
@@ -175,6 +193,7 @@ class Butler:
             self.chain = Chain.open(self, parents=parents, config=config)
         except BaseException:
             self.registry.close()
+            self.datastore.close()
             raise
         self.use_mapper(self.chain.mapper)
         self.provenance = Provenance(self)
@@ -186,7 +205,7 @@ class Butler:
             self.cache_objects(None if object_cache is True else object_cache)
         # Files of puts not yet fsynced (durability "close"), synced by sync() and close().
         self._sync_each_put = self.config.durability == "put"
-        self._unsynced: list[Path] = []
+        self._unsynced: list[Location] = []
         self._unsynced_lock = threading.Lock()
 
     # ---- creating and opening -----------------------------------------------------------
@@ -194,7 +213,7 @@ class Butler:
     @classmethod
     def create(
         cls,
-        root: str | os.PathLike[str],
+        root: str | os.PathLike[str] | Datastore,
         mapper: str | os.PathLike[str],
         registry: str | None = None,
         *,
@@ -211,45 +230,71 @@ class Butler:
         ``overrides`` are repository-level overrides (see :mod:`butler.overrides`).
         ``durability`` says when a put's file is forced to disk: ``"put"`` (before
         each put returns) or ``"close"`` (see :meth:`sync`).
+
+        ``root`` may be a URL a storage back-end serves: ``memory://name`` makes an
+        in-memory repository (see :meth:`in_memory`); a scheme no back-end serves
+        (``s3://`` until its back-end exists) raises RepositoryError.
         """
         if durability not in DURABILITY:
             raise RepositoryError(
                 f"durability must be one of {', '.join(map(repr, DURABILITY))}, not {durability!r}"
             )
-        root_path = creation.local_root(root)
+        datastore = root if isinstance(root, Datastore) else create_datastore(root)
         if registry is not None:
             creation.check_registry_url(registry)
-        if (root_path / CONFIG_NAME).exists():
-            raise RepositoryError(
-                f"{root_path} is already a Butler repository: use it as it is (Butler(root) in "
-                f"Python, `butler COMMAND {root_path}` on the command line), or create the new "
-                "one in another folder"
+        with datastore.creating():  # refuses a repository there; a failure leaves nothing
+            loaded = load_mapper(mapper)
+            chained = prepare_parents(datastore.root, loaded, parents, overrides or {}, cls)
+            # A generated module given by path is recorded absolutely; names stay names.
+            spec = str(Path(mapper).absolute()) if str(mapper).endswith(".py") else str(mapper)
+            config = RepositoryConfig(
+                mapper=spec,
+                registry=registry or datastore.default_registry,
+                parents=chained,
+                created_by=software_versions(),
+                overrides=dict(overrides or {}),
+                durability=durability,
             )
-        loaded = load_mapper(mapper)  # fail before writing anything
-        chained = prepare_parents(root_path, loaded, parents, overrides or {})
-        # A generated module given by path is recorded absolutely; names stay names.
-        spec = str(Path(mapper).absolute()) if str(mapper).endswith(".py") else str(mapper)
-        config = RepositoryConfig(
-            mapper=spec,
-            registry=registry or DEFAULT_REGISTRY,
-            parents=chained,
-            created_by=software_versions(),
-            overrides=dict(overrides or {}),
-            durability=durability,
-        )
-        url = cls._resolve_registry_url(root_path, config.registry)
-        with creation.undone_on_failure(root_path):  # a failed create leaves nothing behind
-            creation.refuse_existing_registry(root_path, url)
+            url = datastore.registry_url(config.registry)
+            creation.refuse_existing_registry(datastore.root, url)
             created_by = {f"created_by.{k}": v for k, v in config.created_by.items()}
             with Registry.create(url, loaded.spec, metadata=created_by) as made:
                 config = replace(config, repository_id=made.repository_id)
-            write_config(root_path, config)
-            return cls(root_path)
+            datastore.write_config(config)
+            return cls(datastore)
+
+    @classmethod
+    def in_memory(
+        cls,
+        mapper: str | os.PathLike[str],
+        *,
+        name: str = "",
+        parents: Iterable[ParentLike] = (),
+        copy: str | Mapping[str, str] | None = None,
+        overrides: Mapping[str, object] | None = None,
+    ) -> Butler:
+        """A new repository held in this process: datasets are objects in memory, the
+        registry an in-memory SQLite database; it ends when the Butler closes.
+
+        ``copy`` says how objects go in and out: ``"assign"`` (the default: a get returns
+        the object put), ``"copy"`` or ``"deepcopy"``, for every dataset type or per
+        dataset type (``{"calexp": "deepcopy"}``). ``parents`` are on-disk repositories
+        read after it (an in-memory output over its inputs). URIs are
+        ``memory://NAME/PATH``. See docs/runtime.md, "The in-memory repository".
+        """
+        datastore = create_memory(f"memory://{name}", copy)
+        return cls.create(datastore, mapper, parents=parents, overrides=overrides)
+
+    @property
+    def storage(self) -> LocalStorage:
+        """The dataset files of a repository on disk (RepositoryError for another back-end).
+        The Butler itself reads and writes through :attr:`datastore`."""
+        return LocalStorage(self.datastore.local_root("reach the dataset files"))
 
     def _recover(self) -> None:
         """Finish the operations of Butlers that died mid-call (see butler.recovery)."""
         try:
-            recover(self.root, self.registry)
+            self.datastore.recover(self.registry)
         except OSError as error:
             raise RepositoryError(
                 f"cannot finish the interrupted operations in {self.root / PENDING}: {error}; "
@@ -261,16 +306,6 @@ class Butler:
             return str(self.root / spec)
         return spec
 
-    @staticmethod
-    def _resolve_registry_url(root: Path, url: str) -> str:
-        prefix = "sqlite:///"
-        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite://":
-            return prefix + str(root / url[len(prefix) :])
-        return url
-
-    def _registry_url(self, url: str) -> str:
-        return self._resolve_registry_url(self.root, url)
-
     def close(self) -> None:
         """Sync the files of unsynced puts (see :meth:`sync`); release the connections."""
         try:
@@ -280,6 +315,7 @@ class Butler:
             self._journal.close()
             self.chain.close()
             self.registry.close()
+            self.datastore.close()
 
     def sync(self) -> None:
         """Force the files of the puts made since the last sync to disk.
@@ -292,13 +328,13 @@ class Butler:
         with self._unsynced_lock:
             files, self._unsynced = self._unsynced, []
         try:
-            self.storage.sync(files, missing_ok=True)
+            self.datastore.sync(files, missing_ok=True)
         except OSError as error:
             raise RepositoryError(
                 f"cannot force {len(files)} dataset files in {self.root} to disk: {error}"
             ) from error
 
-    def _defer_sync(self, files: Iterable[Path]) -> None:
+    def _defer_sync(self, files: Iterable[Location]) -> None:
         with self._unsynced_lock:
             self._unsynced.extend(files)
             full = len(self._unsynced) >= SYNC_BATCH
@@ -496,8 +532,6 @@ class Butler:
         """
         plan = self.plan(dataset_type)
         if self._by_observation(plan, data_id, keys):  # by observation time: calibrations.py
-            from .calibrations import for_butler
-
             located = for_butler(self).locate(plan, data_id, keys)
             if located is not None:
                 calibration_plan, complete, path = located
@@ -671,33 +705,22 @@ class Butler:
         return hdu
 
     def _write_file(
-        self, plan: Plan, obj: object, data_id: DataId, target: Path, *, sync: bool = True
-    ) -> tuple[Path, FileChecksum]:
-        """Write ``obj`` into a fsynced temporary beside ``target``; the temporary, and its
-        size and checksum, hashed as it was written (by one read after it, for a formatter
-        plug-in that writes by path only)."""
+        self, plan: Plan, obj: object, data_id: DataId, target: Location, *, sync: bool = True
+    ) -> tuple[Location, FileChecksum | None]:
+        """Write ``obj`` to a (fsynced) temporary for ``target``; the temporary, and the size
+        and checksum of what was written (None: a back-end that keeps objects)."""
         hdu = self.hdu(plan, data_id)
         write_hdu = hdu if isinstance(hdu, int) else None
-        formatter, compress = plan.formatter, plan.compress
+        request = WriteRequest(plan.spec.name, plan.load_formatter, write_hdu, plan.compress)
         try:
-            if formatter.writes_streams:
-
-                def stream_writer(stream: BinaryIO) -> None:
-                    formatter.write_stream(obj, stream, hdu=write_hdu, compress=compress)
-
-                return self.storage.write_stream(target, stream_writer, sync=sync)
-
-            def writer(path: Path) -> None:
-                formatter.write(obj, path, hdu=write_hdu, compress=compress)
-
-            temporary = self.storage.write(target, writer, sync=sync)
-            return temporary, file_checksum(temporary)
+            return self.datastore.write(target, obj, request, sync=sync)
         except (ButlerError, OSError) as error:
             if not out_of_space(error):
                 raise
+            where = getattr(target, "parent", self.root)
             raise StorageFullError(
                 f"cannot put {plan.spec.name!r} {_format_data_id(data_id)} in repository "
-                f"{self.root}: the disk holding {target.parent} is full; nothing was stored or "
+                f"{self.root}: the disk holding {where} is full; nothing was stored or "
                 "changed. Free space (removing datasets works on a full disk) and put again"
             ) from error
 
@@ -774,7 +797,7 @@ class Butler:
             self._store_one(*items[0], ids[0], plan, overwrite, run)
             return
         name = plan.spec.name
-        written: list[tuple[Path, Path, bool]] = []  # (temporary, target, replaces a dataset)
+        written: list[tuple[Location, Location, bool]] = []  # (temporary, target, replaces)
         changes: list[_Change] = []
         token = self._token()
         try:
@@ -787,14 +810,15 @@ class Butler:
                     written.append((temporary, target, existing is not None))
                     if existing is not None:
                         self.registry.replace(
-                            name, record, relative, run, dataset_id=dataset_id, **file.columns()
+                            name, record, relative, run, dataset_id=dataset_id, **_columns(file)
                         )
                     else:
-                        rows.append((record, relative, file.size, file.value))
+                        sums = _columns(file)
+                        rows.append((record, relative, sums["size"], sums["checksum"]))
                         fresh.append(len(written) - 1)
                         fresh_ids.append(dataset_id)
                 if self._sync_each_put:
-                    self.storage.sync([temporary for temporary, _, _ in written])
+                    self.datastore.sync([temporary for temporary, _, _ in written])
                 self._step("written")
                 if rows:
                     try:
@@ -826,7 +850,7 @@ class Butler:
                 self._commit_token(token, changes)
         except BaseException:
             for temporary, _, _ in written:
-                self.storage.discard(temporary)
+                self.datastore.discard(temporary)
             self._undo(reversed(changes))
             raise
         if not self._sync_each_put:
@@ -862,7 +886,7 @@ class Butler:
                 row = (record, relative, run, dataset_id)
                 self._replace_one(plan, row, (temporary, sums), token, changes)
         except BaseException:
-            self.storage.discard(temporary)
+            self.datastore.discard(temporary)
             self._undo(reversed(changes))
             raise
         if not self._sync_each_put:
@@ -874,9 +898,9 @@ class Butler:
         plan: Plan,
         data_id: DataId,
         row: tuple[dict[str, Value], str, str | None, str],
-        files: tuple[Path, Path],
+        files: tuple[Location, Location],
         overwrite: bool,
-        sums: FileChecksum,
+        sums: FileChecksum | None,
     ) -> _Change | None:
         """Record a new dataset; its file is published just before the commit.
 
@@ -902,7 +926,7 @@ class Butler:
                 run,
                 before_commit=publish,
                 dataset_id=dataset_id,
-                **sums.columns(),
+                **_columns(sums),
             )
         except BaseException as error:
             self._undo(published)
@@ -918,7 +942,7 @@ class Butler:
         self,
         plan: Plan,
         row: tuple[dict[str, Value], str, str | None, str],
-        written: tuple[Path, FileChecksum],
+        written: tuple[Location, FileChecksum | None],
         token: str,
         changes: list[_Change],
     ) -> None:
@@ -928,7 +952,7 @@ class Butler:
         ``written`` is the new file's temporary, and its size and checksum."""
         record, relative, run, dataset_id = row
         temporary, sums = written
-        target = self.storage.checked(relative)
+        target = self.datastore.target(relative)
 
         def publish() -> None:
             changes.append(self._publish_over(temporary, target, token))
@@ -942,7 +966,7 @@ class Butler:
                 run,
                 before_commit=publish,
                 dataset_id=dataset_id,
-                **sums.columns(),
+                **_columns(sums),
             )
             self._commit_token(token, changes)
         self._step_committed()
@@ -979,11 +1003,11 @@ class Butler:
         """After a failed commit: delete the files a put published, put back those set aside."""
         for change in changes:
             if change.new:
-                self.storage.discard(change.target)
+                self.datastore.discard(change.target)
                 if change.journal is not None:
-                    self.storage.discard(change.journal)
+                    self.datastore.discard(change.journal)
             elif change.journal is not None:
-                self.storage.restore(change.journal, change.target)
+                self.datastore.restore(change.journal, change.target)
 
     def _settle(self, changes: list[_Change], token: str) -> None:
         """After a commit: delete the set-aside files, or leave them to the open transaction()."""
@@ -996,7 +1020,7 @@ class Butler:
         journaled = False
         for change in changes:
             if change.journal is not None:
-                self.storage.discard(change.journal)
+                self.datastore.discard(change.journal)
                 journaled = True
         if journaled:
             with self._settled_lock:
@@ -1005,7 +1029,7 @@ class Butler:
 
     def _destination(
         self, plan: Plan, data_id: DataId, overwrite: bool
-    ) -> tuple[str, Path, dict[str, Value], str | None]:
+    ) -> tuple[str, Location, dict[str, Value], str | None]:
         """Where a put of ``data_id`` goes: its path, file, registry record and, if
         ``overwrite``, the path of the dataset it replaces.
 
@@ -1017,15 +1041,17 @@ class Butler:
         relative = self.mapper.path(name, data_id)
         record = self.restrict(plan, data_id)
         existing = self.registry.find(name, record) if overwrite else None
-        return relative, self.storage.checked(relative), record, existing
+        return relative, self.datastore.target(relative), record, existing
 
-    def _publish_over(self, temporary: Path, target: Path, token: str) -> _Change:
+    def _publish_over(self, temporary: Location, target: Location, token: str) -> _Change:
         """Rename an overwrite's file into place, keeping the replaced one in the journal."""
         keep_as = self._journal.entry(token, "kept", target)
-        kept = self.storage.replace(temporary, target, keep_as)
+        kept = self.datastore.replace(temporary, target, keep_as)
         return _Change(target, keep_as if kept else None, new=not kept)
 
-    def _publish_new(self, plan: Plan, data_id: DataId, temporary: Path, target: Path) -> _Change:
+    def _publish_new(
+        self, plan: Plan, data_id: DataId, temporary: Location, target: Location
+    ) -> _Change:
         """Rename a new dataset's file into place; it never goes over a file already there.
 
         Inside :meth:`transaction` the file is first marked in the recovery journal,
@@ -1034,13 +1060,13 @@ class Butler:
         marker = None
         if self._local.open:
             marker = self._journal.entry(self._local.token, "new", target)
-            self.storage.mark(temporary, marker)
+            self.datastore.mark(temporary, marker)
         try:
-            self.storage.publish(temporary, target)
+            self.datastore.publish(temporary, target)
         except DatasetExistsError as error:
             if marker is not None:
-                self.storage.discard(marker)
-            relative = target.relative_to(self.root).as_posix()
+                self.datastore.discard(marker)
+            relative = self.mapper.path(plan.spec.name, data_id)
             raise DatasetExistsError(
                 f"cannot put {plan.spec.name!r} with data ID {_format_data_id(data_id)}: "
                 f"its file {relative!r} already exists and holds something else "
@@ -1121,8 +1147,7 @@ class Butler:
                 f"is in parent repository {found.repository.root}, which this repository only "
                 "reads"
             )
-        if not found.path.startswith("/"):  # never delete through a link out of the root
-            self.storage.inside(found.path)
+        self.datastore.check_inside(found.path)  # never delete through a link out of the root
         record = self.restrict(plan, found.data_id)
         if found.path.startswith("/"):  # a file left where another tool put it stays
             self.registry.remove(plan.spec.name, record, dataset_id=dataset_id)
@@ -1150,10 +1175,10 @@ class Butler:
                 # file set aside is the one of the row removed, not a concurrent overwrite's
                 if not self.registry.remove(plan.spec.name, record, dataset_id=dataset_id):
                     return  # another process removed it meanwhile: nothing is left to do
-                file = found.file
-                aside = self._journal.entry(token, "aside", file)
-                if self.storage.set_aside(file, aside):
-                    changes.append(_Change(file, aside, new=False))
+                location = self.datastore.location(found.path)
+                aside = self._journal.entry(token, "aside", location)
+                if self.datastore.set_aside(location, aside):
+                    changes.append(_Change(location, aside, new=False))
                 self._step("set aside")
                 self._commit_token(token, changes)
         except BaseException:
@@ -1165,17 +1190,20 @@ class Butler:
     # ---- reading -------------------------------------------------------------------------------
 
     def _read(self, plan: Plan, found: Found, method: str, *args: Any) -> Any:
-        file, data_id = found.file, found.data_id
-        hdu = self.hdu(plan, data_id)
+        datastore, data_id = found.repository.datastore, found.data_id
+        location = datastore.location(found.path)
+        request = ReadRequest(
+            plan.spec.name, plan.load_formatter, plan.format.python_type, self.hdu(plan, data_id)
+        )
         try:
-            if found.size is not None and os.stat(file).st_size != found.size:
-                raise self._wrong_size(plan, found, file)
-            if method == "read":
-                return plan.formatter.read(file, python_type=plan.format.python_type, hdu=hdu)
-            return getattr(plan.formatter, method)(file, *args, hdu=hdu)
+            if found.size is not None:
+                size = datastore.size(location)
+                if size is not None and size != found.size:
+                    raise self._wrong_size(plan, found, location, size)
+            return datastore.read(location, request, method, *args)
         except (ButlerError, OSError, ValueError) as error:
             # Formatters report a missing file as a FormatError; say what happened instead.
-            if isinstance(error, FileNotFoundError) or not file.exists():
+            if isinstance(error, FileNotFoundError) or not datastore.exists(location):
                 raise DatasetNotFoundError(
                     f"dataset {plan.spec.name!r} with data ID {_format_data_id(data_id)} is "
                     f"recorded at {found.path!r}, but the file is missing; "
@@ -1192,12 +1220,12 @@ class Butler:
             ) from error
 
     @staticmethod
-    def _wrong_size(plan: Plan, found: Found, file: Path) -> DatasetCorruptError:
+    def _wrong_size(plan: Plan, found: Found, location: Location, size: int) -> DatasetCorruptError:
         """A file whose size is not the one recorded when it was written (get checks it with
         one ``stat``; checksums are checked by ``verify --read``, which reads every byte)."""
         return DatasetCorruptError(
             f"dataset {plan.spec.name!r} with data ID {_format_data_id(found.data_id)}: its "
-            f"file '{file}' has {file.stat().st_size} bytes, but {found.size} were written; it "
+            f"file '{location}' has {size} bytes, but {found.size} were written; it "
             f"was truncated or changed since. Run `butler verify {found.repository.root} "
             "--read`, then restore the file from a copy, or remove the dataset and put it again"
         )
@@ -1313,12 +1341,12 @@ class Butler:
         would write it (``lookup ... from`` keys completed from the registry)."""
         if isinstance(dataset_type, DatasetRef):
             _, located = self._locate_ref(dataset_type, data_id, keys)
-            return located.repository.storage.uri(located.path)
+            return located.repository.datastore.uri(located.path)
         plan, normalized, found = self._resolve(dataset_type, data_id, keys)
         if found is not None:
-            return found.repository.storage.uri(found.path)
+            return found.repository.datastore.uri(found.path)
         complete = self._complete_for_write(plan, normalized)
-        return self.storage.uri(self.mapper.path(dataset_type, complete))
+        return self.datastore.uri(self.mapper.path(dataset_type, complete))
 
     def explain(
         self,
@@ -1372,8 +1400,6 @@ class Butler:
         source: str | None = None,
     ) -> Certification:
         """Certify a stored calibration as valid in ``[valid_from, valid_to)`` (None: open)."""
-        from .calibrations import for_butler
-
         return for_butler(self).certify(
             dataset_type, data_id, valid_from, valid_to, supersede=supersede, source=source
         )
@@ -1386,8 +1412,6 @@ class Butler:
         valid_to: object = None,
     ) -> list[Certification]:
         """Close a calibration's certifications (all, or the part in a range); never deletes."""
-        from .calibrations import for_butler
-
         return for_butler(self).decertify(dataset_type, data_id, valid_from, valid_to)
 
     def calibration_history(
@@ -1399,8 +1423,6 @@ class Butler:
         include_closed: bool = True,
     ) -> list[Certification]:
         """Every certification of a calibration type (or of one match value), closed ones too."""
-        from .calibrations import for_butler
-
         return for_butler(self).history(
             dataset_type, data_id, as_of=as_of, include_closed=include_closed
         )
@@ -1414,8 +1436,6 @@ class Butler:
         **keys: object,
     ) -> CalibrationRef:
         """The calibration valid for an observation, as the registry stood ``as_of``."""
-        from .calibrations import for_butler
-
         return for_butler(self).find(dataset_type, data_id, as_of=as_of, **keys)
 
     def find_calibrations(
@@ -1427,8 +1447,6 @@ class Butler:
         strict: bool = True,
     ) -> list[CalibrationRef | None]:
         """:meth:`find_calibration` for many observations at once (one certification query)."""
-        from .calibrations import for_butler
-
         return for_butler(self).find_many(dataset_type, data_ids, as_of=as_of, strict=strict)
 
     def explain_calibration(
@@ -1440,8 +1458,6 @@ class Butler:
         **keys: object,
     ) -> str:
         """Each step of a calibration lookup: the rule, the observation time, the candidates."""
-        from .calibrations import for_butler
-
         return for_butler(self).explain(dataset_type, data_id, as_of=as_of, **keys)
 
     # ---- queries -------------------------------------------------------------------------------
@@ -1681,9 +1697,8 @@ class Butler:
         the report with the reason while the rest go on; one already ingested is
         skipped. ``jobs`` processes read the headers. See :mod:`butler.ingest`.
         """
-        from .ingest import ingest
-
         self.check_writeable("ingest")
+        self.datastore.local_root("ingest files")  # RepositoryError for a back-end without
         return ingest(
             self, paths, transfer=transfer, rules=rules, show_progress=show_progress, jobs=jobs
         )

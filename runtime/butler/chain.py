@@ -120,8 +120,10 @@ def prepare_parents(
     mapper: Mapper,
     parents: Iterable[ParentLike],
     overrides: Mapping[str, object],
+    opener: type[Butler],
 ) -> tuple[Parent, ...]:
-    """The parents of a repository about to be created, checked as opening it would.
+    """The parents of a repository about to be created, checked as opening it would
+    (``opener``, the Butler class, opens them).
 
     Roots become absolute. ChainError for a missing parent, a cycle (a parent
     that already lists ``root``) or an incompatible mapper; OverrideError for
@@ -142,7 +144,7 @@ def prepare_parents(
             mapper_spec = str(Path(mapper_spec).absolute())
         entries.append(Parent(str(target), mapper_spec))
     links = resolve_links(root, entries)
-    members = _open_members(links)
+    members = _open_members(links, opener)
     try:
         for link, member in zip(links, members, strict=True):
             check_compatible(mapper, member.mapper, link.root)
@@ -219,7 +221,7 @@ class Chain:
         chain._refresh(owner.registry)
         if parents and owner.config.parents:
             links = resolve_links(owner.root, owner.config.parents)
-            chain.parents = _open_members(links)
+            chain.parents = _open_members(links, type(owner))
             try:
                 for link, member in zip(links, chain.parents, strict=True):
                     check_compatible(chain.mapper, member.mapper, link.root)
@@ -383,14 +385,14 @@ class Chain:
         return "".join(f"\n{line}" for line in lines)
 
 
-def _open_members(links: Sequence[Link]) -> tuple[Butler, ...]:
-    from .butler import Butler
-
+def _open_members(links: Sequence[Link], opener: type[Butler]) -> tuple[Butler, ...]:
+    """Open each link read-only, alone, with ``opener`` (the Butler class: the chain is a
+    feature of the Butler and imports it only for type checking)."""
     members: list[Butler] = []
     try:
         for link in links:
             members.append(
-                Butler(link.root, writeable=False, mapper=link.mapper, parents=False, config=())
+                opener(link.root, writeable=False, mapper=link.mapper, parents=False, config=())
             )
     except BaseException:
         for member in members:

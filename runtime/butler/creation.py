@@ -11,8 +11,6 @@ new one.
 from __future__ import annotations
 
 import contextlib
-import os
-import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +20,6 @@ from .registry import Registry
 
 __all__ = [
     "check_registry_url",
-    "local_root",
     "open_registry",
     "refuse_existing_registry",
     "undone_on_failure",
@@ -82,26 +79,6 @@ def open_registry(root: Path, url: str, *, read_only: bool = False) -> Registry:
             "(the database was emptied, replaced or deleted). Restore the registry from a "
             f"backup; then `butler verify {root}` checks every record against its file"
         ) from None
-
-
-#: A URL's scheme (``s3://``, ``https://``, ``memory://``), as opposed to a local path.
-_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
-
-
-def local_root(root: str | os.PathLike[str]) -> Path:
-    """``root`` as an absolute local folder; RepositoryError for a URL no back-end serves.
-
-    Only local folders have a storage back-end today: ``s3://bucket/repo`` must not
-    become a folder named ``s3:``.
-    """
-    text = os.fspath(root)
-    match = _SCHEME.match(text) if isinstance(text, str) else None
-    if match is not None:
-        raise RepositoryError(
-            f"cannot use {text!r}: no storage back-end serves {match.group(1)}:// URLs (a "
-            "repository is a local folder; give its path, e.g. /data/repo)"
-        )
-    return Path(root).absolute()
 
 
 def check_registry_url(url: str) -> None:

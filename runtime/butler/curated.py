@@ -287,9 +287,9 @@ def _ingest_group(
                 record: dict[str, Value] = butler.restrict(plan, data_id)
                 existing = butler.registry.find(calib_type, record)
                 if existing is None:
-                    target = butler.storage.checked(relative)
+                    target = butler.datastore.target(relative)
                     source = root / file.relative  # hashed as it is copied
-                    temporary, sums = butler.storage.write_stream(target, copier(source))
+                    temporary, sums = butler.datastore.write_stream(target, copier(source))
                     written.append((temporary, target))
                     butler.registry.insert(calib_type, record, relative, **sums.columns())
                     report.stored += 1
@@ -307,8 +307,8 @@ def _ingest_group(
                     report.certified += 1
                 report.types[calib_type] = report.types.get(calib_type, 0) + 1
             for temporary, target in written:
-                butler.storage.publish(temporary, target)
+                butler.datastore.publish(temporary, target)
     except BaseException:
         for temporary, _ in written:
-            butler.storage.discard(temporary)
+            butler.datastore.discard(temporary)
         raise

@@ -40,6 +40,7 @@ from .gen2calib import Gen2Report, import_registry
 from .ingest import file_writer
 from .mapper import Mapper
 from .spec import KeySpec, Value
+from .storage import LocalStorage
 
 __all__ = [
     "GEN2_MAPPERS",
@@ -398,7 +399,8 @@ def _record(
     butler: Butler, name: str, pending: _Pending, transfer: Gen2Transfer, state: _State
 ) -> None:
     """Record the queued rows of one dataset type (placing files first unless transfer=None)."""
-    registry, storage = butler.registry, butler.storage
+    registry = butler.registry
+    storage = LocalStorage(butler.datastore.local_root("import a Gen2 repository"))
     registry.register_dataset_type(name, butler.mapper.keys(name))
     new: list[tuple[dict[str, Value], str]] = []
     placed: list[tuple[Path, Path]] = []

@@ -48,6 +48,7 @@ from .dataid import DataId
 from .errors import ButlerError, InvalidDataIdError
 from .progress import progress
 from .spec import IngestSpec, IngestStep, Value
+from .storage import LocalStorage
 
 if TYPE_CHECKING:
     from .butler import Butler
@@ -70,6 +71,13 @@ __all__ = [
 ]
 
 Transfer = Literal["copy", "move", "link", "symlink"] | None
+
+
+def _storage(butler: Butler) -> LocalStorage:
+    """The repository's folder: ingest places local files (RepositoryError elsewhere)."""
+    return LocalStorage(butler.datastore.local_root("ingest files"))
+
+
 #: The ways a file can get to its templated path (``None``: it stays where it is).
 TRANSFERS: tuple[Transfer, ...] = ("copy", "move", "link", "symlink", None)
 
@@ -539,7 +547,7 @@ def ingest(
         finally:  # interrupted (KeyboardInterrupt, a registry gone): no temporary stays behind
             for waiting in staged:
                 if waiting.temporary is not None:
-                    butler.storage.discard(waiting.temporary)
+                    _storage(butler).discard(waiting.temporary)
     return IngestReport(name, tuple(batch.ingested), tuple(batch.skipped), tuple(batch.failed))
 
 
@@ -636,7 +644,7 @@ def _stage(
     ``staged`` are the files of the batch not yet committed: a file mapping to one
     of their paths is skipped (the same data IDs) or refused, as if they were in.
     """
-    mapper, registry, storage = butler.mapper, butler.registry, butler.storage
+    mapper, registry, storage = butler.mapper, butler.registry, _storage(butler)
     keys = mapper.dataset_type(name).keys
     records = [{k: d[k] for k in keys} for d in data_ids]
     paths = {mapper.path(name, d) for d in data_ids}
@@ -707,7 +715,7 @@ def _commit(butler: Butler, name: str, staged: Sequence[_Staged], transfer: Tran
 
     A failure records none of them and leaves none of their files (nor temporaries).
     """
-    registry, storage = butler.registry, butler.storage
+    registry, storage = butler.registry, _storage(butler)
     published: list[Path] = []
     try:
         with registry.transaction():
@@ -748,7 +756,7 @@ def _commit_batch(
         return
     written = [s.temporary for s in staged if s.temporary is not None]
     try:
-        butler.storage.sync(written)
+        _storage(butler).sync(written)
         _commit(butler, name, staged, transfer)
     except (ButlerError, OSError):
         for file in staged:

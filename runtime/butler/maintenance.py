@@ -18,7 +18,7 @@ from .checksums import file_checksum
 from .errors import ButlerError, InvalidDataIdError
 from .progress import progress
 from .recovery import pending_entries, recover
-from .storage import TEMP_SUFFIX
+from .storage import TEMP_SUFFIX, LocalStorage
 
 if TYPE_CHECKING:
     from .butler import Butler
@@ -122,9 +122,10 @@ def index(
     registered: dict[str, int] = {}
     known = 0
     unmatched: list[str] = []
+    storage = LocalStorage(butler.datastore.local_root("index files"))
     with butler.registry.transaction():
         recorded = _recorded_paths(butler)
-        files = butler.storage.walk(butler.own_files())
+        files = storage.walk(butler.own_files())
         for relative in progress(files, "index") if show_progress else files:
             if relative.endswith(TEMP_SUFFIX):
                 continue
@@ -149,7 +150,7 @@ def index(
                 if butler.registry.find(plan.spec.name, record) is not None:
                     known += 1
                     continue
-                stored = file_checksum(butler.storage.absolute(relative))  # one read, once
+                stored = file_checksum(storage.absolute(relative))  # one read, once
                 butler.registry.insert(
                     plan.spec.name, record, relative, size=stored.size, checksum=stored.value
                 )
@@ -174,7 +175,9 @@ def verify(
     ``repair`` first finishes the operations of Butlers that died mid-call, and
     deletes the temporaries of writers no longer running (on this host).
     """
-    repaired = recover(butler.root, butler.registry, sweep=True) if repair else 0
+    root = butler.datastore.local_root("verify files")
+    storage = LocalStorage(root)
+    repaired = recover(root, butler.registry, sweep=True) if repair else 0
     recorded: set[str] = set()
     missing: list[tuple[str, str]] = []
     unreadable: list[tuple[str, str, str]] = []
@@ -188,7 +191,7 @@ def verify(
         name, data_id, path = stored.dataset_type, stored.data_id, stored.file.path
         count += 1
         recorded.add(path)
-        file = butler.storage.absolute(path)
+        file = storage.absolute(path)
         if not file.is_file():
             missing.append((name, path))
         elif read:
@@ -212,16 +215,16 @@ def verify(
                 corrupt.append((name, _data_id_text(data_id), path, str(error)))
     untracked: list[str] = []
     temporaries: list[str] = []
-    for relative in butler.storage.walk(butler.own_files()):
+    for relative in storage.walk(butler.own_files()):
         if relative.endswith(TEMP_SUFFIX):
             if repair and not _writer_alive(relative):
-                (butler.root / relative).unlink(missing_ok=True)
+                (root / relative).unlink(missing_ok=True)
                 repaired += 1
             else:
                 temporaries.append(relative)
         elif relative not in recorded:
             untracked.append(relative)
-    pending = tuple((entry.kind, entry.target) for entry in pending_entries(butler.root))
+    pending = tuple((entry.kind, entry.target) for entry in pending_entries(root))
     return VerifyReport(
         count,
         tuple(missing),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .dataid import DataId
@@ -51,6 +50,10 @@ class Plan:
                 f"{self.format.name!r}): {error}"
             ) from None
 
+    def load_formatter(self) -> Formatter:
+        """:attr:`formatter`, as a function (what a datastore's read and write requests take)."""
+        return self.formatter
+
     def check_put(self, obj: object) -> None:
         """Refuse ``obj`` before anything is written: no formatter, or the wrong type."""
         if self.formatter is not None:
@@ -73,7 +76,3 @@ class Found:
     dataset_id: str | None = None
     #: The file's size in bytes as recorded when it was written, if it was (get checks it).
     size: int | None = None
-
-    @property
-    def file(self) -> Path:
-        return self.repository.storage.absolute(self.path)

@@ -23,7 +23,14 @@ from sqlalchemy import event
 
 from ..errors import RegistryError
 
-__all__ = ["BUSY_TIMEOUT_MS", "WRITE_OPTION", "create_engine", "describe_url", "lock_ddl"]
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "WRITE_OPTION",
+    "create_engine",
+    "describe_url",
+    "is_shared_memory",
+    "lock_ddl",
+]
 
 #: How long a SQLite writer waits for another process's write lock, in milliseconds.
 BUSY_TIMEOUT_MS = 60_000
@@ -52,6 +59,13 @@ def create_engine(url: str, *, read_only: bool = False) -> sa.Engine:
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         database = parsed.database
+        if is_shared_memory(parsed):  # an in-memory repository's (datastore/memory.py)
+            engine = sa.create_engine(
+                parsed, poolclass=sa.pool.QueuePool, connect_args={"check_same_thread": False}
+            )
+            event.listen(engine, "connect", _sqlite_shared_memory)
+            event.listen(engine, "begin", _sqlite_begin)
+            return engine
         if not database or database == ":memory:" or parsed.query.get("mode") == "memory":
             raise RegistryError(
                 f"registry URL {describe_url(parsed)!r} names an in-memory SQLite database; "
@@ -81,6 +95,27 @@ def create_engine(url: str, *, read_only: bool = False) -> sa.Engine:
         f"registry URL {describe_url(parsed)!r}: unsupported database {backend!r}; "
         "use 'sqlite:///FILE' or 'postgresql+psycopg://USER@HOST/DB'"
     )
+
+
+def is_shared_memory(url: sa.URL) -> bool:
+    """Whether ``url`` names an in-memory SQLite database shared by the process's connections
+    (``sqlite:///file:NAME?mode=memory&cache=shared&uri=true``): the registry of an in-memory
+    repository, kept alive by one connection its datastore holds open."""
+    query = url.query
+    return (
+        url.get_backend_name() == "sqlite"
+        and bool(url.database)
+        and str(url.database).startswith("file:")
+        and query.get("mode") == "memory"
+        and query.get("cache") == "shared"
+        and query.get("uri") == "true"
+    )
+
+
+def _sqlite_shared_memory(dbapi_connection: Any, connection_record: Any) -> None:
+    # Readers take no table locks (shared-cache locks fail at once instead of waiting):
+    # a read outside a transaction may see another thread's uncommitted write.
+    _sqlite_setup(dbapi_connection, "PRAGMA read_uncommitted = 1")
 
 
 def _sqlite_connect(dbapi_connection: Any, connection_record: Any) -> None:

@@ -26,7 +26,7 @@ from ..query.predicate import Selection
 from ..spec import InstrumentSpec, Value
 from ._calibrations import create_certification_table  # calibration certifications (issue 4)
 from ._checksum_columns import add_checksum_columns, tables_without_checksums  # issue 12
-from ._engine import WRITE_OPTION, create_engine, describe_url, lock_ddl
+from ._engine import WRITE_OPTION, create_engine, describe_url, is_shared_memory, lock_ddl
 from ._identity import REPOSITORY_ID, migrate_to_ids, new_id  # dataset ids (issue 13)
 from ._operations import chunks, create_operations_table, operations_table
 from ._reserve import Reserve, disk_full
@@ -112,6 +112,9 @@ class Registry:
         self._tables: dict[str, DatasetTable] = {}
         self._local = _Local()
         self._lock = threading.Lock()
+        # An in-memory registry's connections share one cache, whose table locks fail at
+        # once instead of waiting: its write transactions take turns on this lock instead.
+        self._turns = threading.Lock() if is_shared_memory(engine.url) else None
         self._raw_connections: list[Any] = []
         self._closed = False
         # SQLite reports a bad bound value without harm; PostgreSQL would abort the transaction.
@@ -578,6 +581,23 @@ class Registry:
             cursor = local.writer_cursor or self._writer_cursor()
         else:
             cursor = local.txn_cursor or self._find_cursor()
+        with self._turn() if own else contextlib.nullcontext():
+            return self._run_one(cursor, sql, params, own, before_commit, table, data_id)
+
+    def _turn(self) -> contextlib.AbstractContextManager[Any]:
+        """Held for a write transaction: an in-memory registry's turn (see ``_turns``)."""
+        return contextlib.nullcontext() if self._turns is None else self._turns
+
+    def _run_one(
+        self,
+        cursor: Any,
+        sql: str,
+        params: Any,
+        own: bool,
+        before_commit: Callable[[], object] | None,
+        table: DatasetTable,
+        data_id: Mapping[str, Value],
+    ) -> Any:
         try:
             if own and self._dialect.name == "sqlite":  # psycopg begins at the first statement
                 cursor.execute("BEGIN IMMEDIATE")
@@ -777,38 +797,39 @@ class Registry:
             conn = self._engine.connect()
         except sa.exc.DBAPIError as err:
             raise self._connection_error(err) from err
-        try:
-            conn.execution_options(**{WRITE_OPTION: True})
-            trans = conn.begin()
-            local.txn, local.txn_cursor, local.cursor, local.pending = conn, None, None, []
-            committed = False
+        with self._turn():  # an in-memory registry's writers take turns
             try:
-                yield conn
-                trans.commit()
-                committed = True
+                conn.execution_options(**{WRITE_OPTION: True})
+                trans = conn.begin()
+                local.txn, local.txn_cursor, local.cursor, local.pending = conn, None, None, []
+                committed = False
+                try:
+                    yield conn
+                    trans.commit()
+                    committed = True
+                finally:
+                    if local.txn_cursor is not None:
+                        with contextlib.suppress(Exception):
+                            local.txn_cursor.close()
+                    pending, local.pending = local.pending, []
+                    local.txn, local.txn_cursor, local.cursor = None, None, local.read_cursor
+                    if not committed:
+                        for name in pending:
+                            self._tables.pop(name, None)
+                        if trans.is_active:
+                            with contextlib.suppress(sa.exc.SQLAlchemyError):
+                                trans.rollback()
+            except sa.exc.IntegrityError:
+                raise
+            except sa.exc.DBAPIError as err:
+                if disk_full(err.orig):
+                    raise StorageFullError(
+                        f"registry write to {self._url} failed: the disk holding the registry is "
+                        f"full ({err.orig}); nothing was changed. {_FREE_SPACE}"
+                    ) from err
+                raise RegistryError(f"registry write to {self._url} failed: {err.orig}") from err
             finally:
-                if local.txn_cursor is not None:
-                    with contextlib.suppress(Exception):
-                        local.txn_cursor.close()
-                pending, local.pending = local.pending, []
-                local.txn, local.txn_cursor, local.cursor = None, None, local.read_cursor
-                if not committed:
-                    for name in pending:
-                        self._tables.pop(name, None)
-                    if trans.is_active:
-                        with contextlib.suppress(sa.exc.SQLAlchemyError):
-                            trans.rollback()
-        except sa.exc.IntegrityError:
-            raise
-        except sa.exc.DBAPIError as err:
-            if disk_full(err.orig):
-                raise StorageFullError(
-                    f"registry write to {self._url} failed: the disk holding the registry is "
-                    f"full ({err.orig}); nothing was changed. {_FREE_SPACE}"
-                ) from err
-            raise RegistryError(f"registry write to {self._url} failed: {err.orig}") from err
-        finally:
-            conn.close()
+                conn.close()
 
     @contextlib.contextmanager
     def _reader(self) -> Iterator[sa.Connection]:

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from ._engine import is_shared_memory
+
 __all__ = ["RESERVE_BYTES", "RESERVE_SUFFIX", "Reserve", "disk_full"]
 
 #: Size of the reserve: far more than the WAL frames, ``-shm`` growth and temporary
@@ -50,7 +52,7 @@ class Reserve:
     @classmethod
     def beside(cls, url: sa.URL) -> Reserve | None:
         """The reserve of the SQLite database at ``url``; None for another database."""
-        if url.get_backend_name() != "sqlite" or not url.database:
+        if url.get_backend_name() != "sqlite" or not url.database or is_shared_memory(url):
             return None
         return cls(Path(os.path.abspath(url.database + RESERVE_SUFFIX)))
 

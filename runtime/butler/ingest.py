@@ -41,13 +41,16 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Literal
 
 from .checksums import FileChecksum, copier, file_checksum
 from .dataid import DataId
 from .errors import ButlerError, InvalidDataIdError
+from .fits_cards import read_primary_cards
 from .progress import progress
 from .spec import IngestSpec, IngestStep, Value
+from .translation import Translation, TranslationError
 
 if TYPE_CHECKING:
     from .butler import Butler
@@ -163,6 +166,9 @@ def _whole(value: Any, _: str | None) -> int:
         raise ValueError("it is not a whole number")
     return int(number)
 
+
+#: The steps that convert a time.
+_TIME_STEPS = frozenset({"utc_date", "utc_datetime", "tai_datetime", "days_since"})
 
 #: The conversions of the policy language's ingest steps (``butlerc.ingest_rules``), by name.
 CONVERTERS: dict[str, Callable[[Any, str | None], Value]] = {
@@ -297,9 +303,8 @@ def _headers(source: Path, per_hdu: bool) -> list[tuple[int, MutableMapping[str,
     from astropy.io import fits
 
     try:
-        if not per_hdu:  # the primary header alone, without building the HDU list
-            with open(source, "rb") as file:
-                return [(0, _Cards(fits.Header.fromfile(file)))]
+        if not per_hdu:  # the primary header alone, its cards parsed only when read
+            return [(0, read_primary_cards(source))]
         with fits.open(source, memmap=False) as hdus:
             primary = _Cards(hdus[0].header)
             extensions = [(i, _Cards(h.header)) for i, h in enumerate(hdus) if i > 0]
@@ -319,10 +324,12 @@ def _merged(
     return ChainMap(extension, primary)
 
 
-def read_observations(source: Path, rules: InstrumentRules) -> list[Observation]:
+def read_observations(
+    source: Path, rules: InstrumentRules, translation: Translation | None = None
+) -> list[Observation]:
     """A file's headers as the rules need them: translated only if a rule reads a property."""
     if rules.properties:
-        return translate(source, rules.properties, per_hdu=rules.per_hdu)
+        return translate(source, rules.properties, per_hdu=rules.per_hdu, translation=translation)
     with _offline():
         return [Observation(hdu, "", None, h) for hdu, h in _headers(source, rules.per_hdu)]
 
@@ -332,37 +339,25 @@ def translate(
     properties: Iterable[str] = (),
     *,
     per_hdu: bool = False,
+    translation: Translation | None = None,
 ) -> list[Observation]:
-    """The translated observations of a FITS file (one, or one per extension with ``per_hdu``)."""
-    from astro_metadata_translator import MetadataTranslator, ObservationInfo
+    """The translated observations of a FITS file (one, or one per extension with ``per_hdu``).
 
+    Only ``properties`` (and ``instrument``) are computed (:mod:`butler.translation`);
+    ``translation`` carries what one ingest's files share (a new one if not given).
+    """
     path = Path(source)
-    wanted = {"instrument", *properties}
+    wanted = sorted({"instrument", *properties})
+    translation = translation or Translation()
     observations = []
     with _offline():
         for hdu, header in _headers(path, per_hdu):
             try:
-                translator = MetadataTranslator.determine_translator(header, filename=str(path))
-            except ValueError:
-                known = ", ".join(MetadataTranslator.translators)
-                raise IngestError(
-                    f"no metadata translator understands its header (tried {known})"
-                ) from None
-            try:
-                info = ObservationInfo(
-                    header,
-                    filename=str(path),
-                    translator_class=translator,
-                    required=wanted,
-                    subset=wanted,
-                    quiet=True,
-                )
-            except (KeyError, ValueError, TypeError) as error:
-                raise IngestError(
-                    f"{path}: the {translator.name} translator cannot give "
-                    f"{', '.join(sorted(wanted))}: {error}"
-                ) from None
-            observations.append(Observation(hdu, str(translator.name), info, header))
+                cls, values = translation.translate(header, wanted, str(path))
+            except TranslationError as error:
+                raise IngestError(str(error)) from None
+            info = SimpleNamespace(**values)
+            observations.append(Observation(hdu, str(cls.name), info, header))
     return observations
 
 
@@ -372,6 +367,7 @@ def _key_values(
     source: Path,
     tables: Mapping[str, Mapping[Any, Value]],
     wanted: set[str],
+    times: dict[tuple[Any, ...], Any] | None = None,
 ) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for rule in rules.spec.rules:
@@ -394,14 +390,21 @@ def _key_values(
         if raw is None:
             raise IngestError(f"its {where} is unknown, and it gives {rule.key!r}")
         for step in rule.steps:
-            raw = _apply(step, raw, tables, rule.key, where)
+            raw = _apply(step, raw, tables, rule.key, where, times)
         values[rule.key] = raw
     return values
 
 
 def _apply(
-    step: IngestStep, raw: Any, tables: Mapping[str, Mapping[Any, Value]], key: str, where: str
+    step: IngestStep,
+    raw: Any,
+    tables: Mapping[str, Mapping[Any, Value]],
+    key: str,
+    where: str,
+    times: dict[tuple[Any, ...], Any] | None = None,
 ) -> Any:
+    """One step of a rule. ``times`` remembers conversions of astropy Times (each costs a
+    fraction of a millisecond; the files of one exposure share theirs)."""
     try:
         if step.step == "table":
             table = tables[str(step.argument)]
@@ -409,6 +412,12 @@ def _apply(
             if value not in table:
                 raise ValueError(f"table {step.argument} has no row for it")
             return table[value]
+        if times is not None and step.step in _TIME_STEPS and getattr(raw, "isscalar", False):
+            memo = (step.step, step.argument, raw.scale, float(raw.jd1), float(raw.jd2))
+            value = times.get(memo)
+            if value is None:
+                value = times[memo] = CONVERTERS[step.step](raw, step.argument)
+            return value
         return CONVERTERS[step.step](raw, step.argument)
     except (ValueError, TypeError, AttributeError, IndexError) as error:
         raise IngestError(
@@ -568,10 +577,15 @@ class _Reader:
     rules: InstrumentRules
     tables: Mapping[str, Mapping[Any, Value]]
     keys: frozenset[str]
+    translation: Translation = field(default_factory=Translation, compare=False)
+    times: dict[tuple[Any, ...], Any] = field(default_factory=dict, compare=False)
 
     def __call__(self, source: Path) -> list[dict[str, Any]] | str:
         try:
-            return [self.values(source, o) for o in read_observations(source, self.rules)]
+            return [
+                self.values(source, o)
+                for o in read_observations(source, self.rules, self.translation)
+            ]
         except ButlerError as error:
             return str(error)
         except OSError as error:
@@ -585,7 +599,7 @@ class _Reader:
                 f"{observation.translator} translator), but this repository holds "
                 f"{rules.instrument} data"
             )
-        return _key_values(rules, observation, source, self.tables, set(self.keys))
+        return _key_values(rules, observation, source, self.tables, set(self.keys), self.times)
 
 
 def _normalized(

@@ -152,7 +152,10 @@ class Butler:
         self.root = creation.local_root(root)
         self.config: RepositoryConfig = read_config(self.root)
         self.writeable = writeable and not self.config.read_only
-        self.mapper: Mapper = load_mapper(self._mapper_spec(mapper or self.config.mapper))
+        #: What the mapper was loaded from (a generated file, a module or an instrument),
+        #: for processes that load it again (``ingest(jobs=N)``).
+        self.mapper_source: str = self._mapper_spec(mapper or self.config.mapper)
+        self.mapper: Mapper = load_mapper(self.mapper_source)
         self.registry = creation.open_registry(
             self.root, self._registry_url(self.config.registry), read_only=not self.writeable
         )

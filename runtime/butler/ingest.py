@@ -48,6 +48,7 @@ from .checksums import FileChecksum, copier, file_checksum
 from .dataid import DataId
 from .errors import ButlerError, InvalidDataIdError
 from .fits_cards import read_primary_cards
+from .process_pool import ordered_map
 from .progress import progress
 from .spec import IngestSpec, IngestStep, Value
 from .translation import Translation, TranslationError
@@ -55,6 +56,7 @@ from .translation import Translation, TranslationError
 if TYPE_CHECKING:
     from .butler import Butler
     from .mapper import Mapper
+    from .storage import LocalStorage
 
 __all__ = [
     "CONVERTERS",
@@ -505,7 +507,6 @@ def ingest(
         raise IngestError(f"jobs must be 1 or more, not {jobs}")
     rules = rules or rules_for(butler.mapper)
     name = rules.dataset_type
-    spec = butler.mapper.dataset_type(name)
     butler.registry.register_dataset_type(name, butler.mapper.keys(name))
     reader = _Reader(
         rules,
@@ -517,24 +518,20 @@ def ingest(
     staged: list[_Staged] = []
     with contextlib.ExitStack() as stack:
         stack.enter_context(_offline())  # once, not per file
-        readings: Iterable[list[dict[str, Any]] | str] = map(reader, sources)
+        outcomes: Iterator[_Staged | str | ButlerError | OSError]
         if jobs > 1 and len(sources) > 1:
-            from concurrent.futures import ProcessPoolExecutor
-
-            workers = min(jobs, len(sources))
-            pool = stack.enter_context(ProcessPoolExecutor(workers, initializer=_offline_worker))
-            readings = pool.map(reader, sources, chunksize=8)
-        pairs = zip(sources, readings, strict=True)
+            work = _Work(butler.mapper_source, butler.root, name, transfer, reader)
+            placed = ordered_map(_start_worker, work, sources, jobs=jobs, unused=_discard)
+            stack.callback(placed.close)  # stops the workers, removes their unused copies
+            outcomes = (_admit(butler, name, p, staged) for p in placed)
+        else:
+            outcomes = (_read_and_stage(butler, reader, s, transfer, staged) for s in sources)
+        pairs = zip(sources, outcomes, strict=True)
         items = progress(pairs, f"ingest {name}", len(sources)) if show_progress else pairs
         try:
-            for source, reading in items:
-                try:
-                    if isinstance(reading, str):
-                        raise IngestError(reading)
-                    data_ids = [_normalized(butler, rules, spec.keys, v) for v in reading]
-                    outcome = _stage(butler, name, source, data_ids, transfer, staged)
-                except (ButlerError, OSError) as error:
-                    batch.failed.append((str(source), _message(error, source)))
+            for source, outcome in items:
+                if isinstance(outcome, (ButlerError, OSError)):
+                    batch.failed.append((str(source), _message(outcome, source)))
                     continue
                 if isinstance(outcome, str):
                     batch.skipped.append((str(source), outcome))
@@ -550,6 +547,47 @@ def ingest(
                 if waiting.temporary is not None:
                     butler.storage.discard(waiting.temporary)
     return IngestReport(name, tuple(batch.ingested), tuple(batch.skipped), tuple(batch.failed))
+
+
+def _read_and_stage(
+    butler: Butler, reader: _Reader, source: Path, transfer: Transfer, staged: Sequence[_Staged]
+) -> _Staged | str | ButlerError | OSError:
+    """One file read, converted and written here (``jobs=1``): staged, skipped (why), or
+    the error that failed it."""
+    name = reader.rules.dataset_type
+    try:
+        reading = reader(source)
+        if isinstance(reading, str):
+            raise IngestError(reading)
+        keys = butler.mapper.dataset_type(name).keys
+        data_ids = [_normalized(butler.mapper, reader.rules, keys, v) for v in reading]
+        return _stage(butler, name, source, data_ids, transfer, staged)
+    except (ButlerError, OSError) as error:
+        return error
+
+
+def _admit(
+    butler: Butler, name: str, placed: _Staged | str, staged: Sequence[_Staged]
+) -> _Staged | str | ButlerError | OSError:
+    """A file a worker wrote (or why it could not), checked against the registry and the
+    batch here: staged, skipped (its temporary removed), or the error that failed it."""
+    if isinstance(placed, str):
+        return IngestError(placed)
+    try:
+        skipped = _admitted(butler, name, [r[0] for r in placed.rows], placed.done.path, staged)
+    except (ButlerError, OSError) as error:
+        _discard(placed)
+        return error
+    if skipped is not None:
+        _discard(placed)
+        return skipped
+    return placed
+
+
+def _discard(placed: _Staged | str) -> None:
+    """Remove the temporary of a file written but not to be recorded."""
+    if not isinstance(placed, str) and placed.temporary is not None:
+        placed.temporary.unlink(missing_ok=True)
 
 
 #: Files recorded in one registry transaction, their copies fsynced together just before
@@ -603,10 +641,10 @@ class _Reader:
 
 
 def _normalized(
-    butler: Butler, rules: InstrumentRules, dataset_keys: Sequence[str], values: dict[str, Any]
+    mapper: Mapper, rules: InstrumentRules, dataset_keys: Sequence[str], values: dict[str, Any]
 ) -> DataId:
     try:
-        data_id = butler.mapper.normalize(values)
+        data_id = mapper.normalize(values)
     except InvalidDataIdError as error:
         raise IngestError(f"its translated data ID {values} is not valid: {error}") from None
     missing = [k for k in dataset_keys if k not in data_id]
@@ -650,14 +688,36 @@ def _stage(
     ``staged`` are the files of the batch not yet committed: a file mapping to one
     of their paths is skipped (the same data IDs) or refused, as if they were in.
     """
-    mapper, registry, storage = butler.mapper, butler.registry, butler.storage
+    records, relative = _records(butler.mapper, name, data_ids)
+    skipped = _admitted(butler, name, records, relative, staged)
+    if skipped is not None:
+        return skipped
+    return _locate(butler.mapper, butler.storage, name, source, data_ids, transfer, sync=sync)
+
+
+def _records(
+    mapper: Mapper, name: str, data_ids: Sequence[DataId]
+) -> tuple[list[dict[str, Value]], str]:
+    """The registry records of a file's data IDs, and the one path they share."""
     keys = mapper.dataset_type(name).keys
     records = [{k: d[k] for k in keys} for d in data_ids]
     paths = {mapper.path(name, d) for d in data_ids}
     if len(paths) != 1:
         raise IngestError(f"its HDUs map to different paths: {', '.join(sorted(paths))}")
     (relative,) = paths
-    found = [registry.find(name, record) for record in records]
+    return records, relative
+
+
+def _admitted(
+    butler: Butler,
+    name: str,
+    records: Sequence[Mapping[str, Value]],
+    relative: str,
+    staged: Sequence[_Staged],
+) -> str | None:
+    """None if a file's records may go in; why it is skipped (already in); IngestError if
+    it clashes with what is recorded or staged."""
+    found = [butler.registry.find(name, record) for record in records]
     for other in staged:
         if other.done.path == relative:
             found = [relative if (r, relative) in _recorded(other) else None for r in records]
@@ -667,11 +727,26 @@ def _stage(
         return f"already ingested at {found[0]}"
     if any(path is not None for path in found):
         raise IngestError(f"some of its data IDs are already recorded (at {relative})")
+    return None
+
+
+def _locate(
+    mapper: Mapper,
+    storage: LocalStorage,
+    name: str,
+    source: Path,
+    data_ids: list[DataId],
+    transfer: Transfer,
+    *,
+    sync: bool = False,
+) -> _Staged:
+    """Write one file beside its templated path (no registry is asked: a worker can do it)."""
+    records, relative = _records(mapper, name, data_ids)
     source = source.absolute()
     target = storage.checked(relative)
     in_place = _same_file(source, target, transfer)
     if transfer is None or in_place:
-        stored = relative if in_place else _inside(butler.root, source)
+        stored = relative if in_place else _inside(storage.root, source)
         sums = file_checksum(target if in_place else source)
         rows = tuple((r, stored, sums.size, sums.value) for r in records)
         return _Staged(
@@ -692,6 +767,44 @@ def _stage(
     return _Staged(
         source, rows, IngestedFile(str(source), relative, tuple(data_ids)), temporary, target
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Work:
+    """What an ingest worker process needs (pickled to it once): it reads, converts and
+    writes files, and the parent records them."""
+
+    mapper: str  # what it is loaded from (Butler.mapper_source)
+    root: Path
+    name: str
+    transfer: Transfer
+    reader: _Reader
+
+
+def _start_worker(work: _Work) -> Callable[[Path], _Staged | str]:
+    """A worker's set-up (offline, the mapper built once); its work on one file."""
+    from .loading import load_mapper
+    from .storage import LocalStorage
+
+    _offline_worker()
+    mapper, storage = load_mapper(work.mapper), LocalStorage(work.root)
+    keys = mapper.dataset_type(work.name).keys
+    rules = work.reader.rules
+
+    def place(source: Path) -> _Staged | str:
+        try:
+            reading = work.reader(source)
+            if isinstance(reading, str):
+                return reading
+            data_ids = [_normalized(mapper, rules, keys, v) for v in reading]
+            staged = _locate(mapper, storage, work.name, source, data_ids, work.transfer)
+        except (ButlerError, OSError) as error:
+            return _message(error, source)
+        plain = tuple(DataId(dict(d)) for d in staged.done.data_ids)  # no mapper in a pickle
+        done = IngestedFile(staged.done.source, staged.done.path, plain)
+        return _Staged(staged.source, staged.rows, done, staged.temporary, staged.target)
+
+    return place
 
 
 def _recorded(staged: _Staged) -> list[tuple[Mapping[str, Value], str]]:

@@ -11,7 +11,9 @@ Workers are started with ``forkserver`` (``spawn`` where there is none), never
 must not inherit. ``start`` and ``context`` are pickled to each worker once; the set-up
 ``start`` does (a mapper built from its spec, say) stays in the worker's own frame, so
 nothing is kept in module state. At most ``2 * jobs`` chunks are out at a time, so the
-parent is never far behind the workers. A worker that dies makes the map raise
+parent is never far behind the workers; a worker whose parent is killed stops within
+half a second (its unrecorded copies are temporaries that ``butler verify --repair``
+removes). A worker that dies makes the map raise
 :class:`WorkerError`; leaving the loop early (an exception, a break) stops the workers.
 """
 
@@ -47,7 +49,17 @@ def _work(
 ) -> None:
     """A worker's life: set up once, then do chunks until told to stop (``None``)."""
     do = start(context)
-    for index, chunk in iter(tasks.get, None):
+    parent = multiprocessing.parent_process()
+    while True:
+        try:
+            task = tasks.get(timeout=_POLL_SECONDS)
+        except queue.Empty:
+            if parent is not None and not parent.is_alive():  # killed: no one will ask more
+                return
+            continue
+        if task is None:
+            return
+        index, chunk = task
         results.put((index, [do(item) for item in chunk]))
 
 

@@ -1571,7 +1571,8 @@ class Butler:
         ``transfer`` is ``"copy"``, ``"move"``, ``"link"``, ``"symlink"`` or ``None``
         (the file stays where it is). A file that cannot be ingested is listed in
         the report with the reason while the rest go on; one already ingested is
-        skipped. ``jobs`` processes read the headers. See :mod:`butler.ingest`.
+        skipped. ``jobs`` processes read and copy the files; this one records them. See
+        :mod:`butler.ingest`.
         """
         from .ingest import ingest
 

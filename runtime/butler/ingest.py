@@ -4,9 +4,10 @@
     print(report)          # ingested, skipped (already there), failed (with the reason per file)
 
 Each file's primary header (for a multi-extension file whose dataset type has an
-HDU key, each extension header merged over the primary) is read, and translated by
-astro-metadata-translator into an ``ObservationInfo`` when a rule needs a
-translated property. The rules are the ``ingest`` clause of the dataset type in
+HDU key, each extension header merged over the primary) is read (the primary alone
+by :mod:`butler.fits_cards`, each card parsed only when read), and its translated
+properties that the rules read are computed by astro-metadata-translator's
+translators (:mod:`butler.translation`). The rules are the ``ingest`` clause of the dataset type in
 the instrument's policy (docs/language.md, "Ingest rules"), carried by the
 generated mapper as data: which property, header card, HDU index or part of the
 file name gives each key, and the conversions on the way. This module is only the
@@ -496,8 +497,13 @@ def ingest(
     A file whose data IDs are already recorded is ``skipped``, never recorded twice,
     and a file already at its path with the source's bytes (placed by an ingest
     killed before its commit) is recorded as it is, so a rerun after an interruption
-    goes on where it stopped. With ``jobs`` > 1, headers are read and converted by
-    that many processes; files are placed and recorded by this one, in order.
+    goes on where it stopped. With ``jobs`` > 1, that many worker processes
+    (:mod:`butler.process_pool`) read, convert and copy the files (each copy a hidden
+    temporary, not yet synced); this process checks each against the registry and the
+    batch, in the files' order, syncs and records each batch in one transaction, and
+    renames the copies into place. A killed ingest leaves only temporaries (``butler
+    verify --repair`` removes them) and complete files, recorded or recorded by the rerun.
+    The workers load the mapper from ``Butler.mapper_source``.
     """
     if transfer not in TRANSFERS:
         raise IngestError(

@@ -527,7 +527,9 @@ def ingest(
         outcomes: Iterator[_Staged | str | ButlerError | OSError]
         if jobs > 1 and len(sources) > 1:
             work = _Work(butler.mapper_source, butler.root, name, transfer, reader)
-            placed = ordered_map(_start_worker, work, sources, jobs=jobs, unused=_discard)
+            placed = ordered_map(
+                _start_worker, work, sources, jobs=jobs, unused=_discard, preload=_PRELOAD
+            )
             stack.callback(placed.close)  # stops the workers, removes their unused copies
             outcomes = (_admit(butler, name, p, staged) for p in placed)
         else:
@@ -595,6 +597,9 @@ def _discard(placed: _Staged | str) -> None:
     if not isinstance(placed, str) and placed.temporary is not None:
         placed.temporary.unlink(missing_ok=True)
 
+
+#: What ingest workers need, imported once by the fork server (a second or two each).
+_PRELOAD = ("butler.ingest", "butler.loading", "astro_metadata_translator", "astropy.time")
 
 #: Files recorded in one registry transaction, their copies fsynced together just before
 #: (:meth:`LocalStorage.sync`: one ``syncfs`` from 64 files on).

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import multiprocessing
 import queue
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Sequence
 from typing import Any, TypeVar
 
 from .errors import ButlerError
@@ -39,9 +39,13 @@ class WorkerError(ButlerError):
     """A worker process ended without finishing its work."""
 
 
-def _context() -> Any:
+def _context(preload: Sequence[str]) -> Any:
     methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if "forkserver" not in methods:
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(list(preload))  # imported once, by the server
+    return context
 
 
 def _work(
@@ -71,17 +75,20 @@ def ordered_map(
     jobs: int,
     chunk: int = 16,
     unused: Callable[[R], object] = lambda result: None,
+    preload: Sequence[str] = (),
 ) -> Generator[R, None, None]:
     """``start(context)(item)`` for each item, in ``jobs`` processes; results in order.
 
-    Left early, the results made but not yielded are given to ``unused`` (to remove
-    what they made) once the workers are stopped.
+    ``preload`` names modules the fork server imports before it forks the workers (a
+    worker then starts without importing them again). Left early, the results made but
+    not yielded are given to ``unused`` (to remove what they made) once the workers are
+    stopped.
     """
     listed = list(items)
     chunks = [listed[i : i + chunk] for i in range(0, len(listed), chunk)]
     if not chunks:
         return
-    mp = _context()
+    mp = _context(preload)
     tasks, results = mp.Queue(), mp.Queue()
     workers = [
         mp.Process(target=_work, args=(start, context, tasks, results), daemon=True)

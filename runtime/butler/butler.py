@@ -170,7 +170,10 @@ class Butler:
         self.root = self.datastore.root
         self.config: RepositoryConfig = self.datastore.read_config()
         self.writeable = writeable and not self.config.read_only
-        self.mapper: Mapper = load_mapper(self._mapper_spec(mapper or self.config.mapper))
+        #: What the mapper was loaded from (a generated file, a module or an instrument),
+        #: for processes that load it again (``ingest(jobs=N)``).
+        self.mapper_source: str = self._mapper_spec(mapper or self.config.mapper)
+        self.mapper: Mapper = load_mapper(self.mapper_source)
         self.registry = creation.open_registry(
             self.root,
             self.datastore.registry_url(self.config.registry),
@@ -1695,7 +1698,8 @@ class Butler:
         ``transfer`` is ``"copy"``, ``"move"``, ``"link"``, ``"symlink"`` or ``None``
         (the file stays where it is). A file that cannot be ingested is listed in
         the report with the reason while the rest go on; one already ingested is
-        skipped. ``jobs`` processes read the headers. See :mod:`butler.ingest`.
+        skipped. ``jobs`` processes read and copy the files; this one records them. See
+        :mod:`butler.ingest`.
         """
         self.check_writeable("ingest")
         self.datastore.local_root("ingest files")  # RepositoryError for a back-end without

@@ -51,6 +51,13 @@ class Plan:
                 f"{self.format.name!r}): {error}"
             ) from None
 
+    @functools.cached_property
+    def sky(self) -> bool:
+        """Whether this dataset type's datasets may have a sky region (see regions.py)."""
+        from .regions import has_sky
+
+        return has_sky(self.spec, self.format)
+
     def check_put(self, obj: object) -> None:
         """Refuse ``obj`` before anything is written: no formatter, or the wrong type."""
         if self.formatter is not None:

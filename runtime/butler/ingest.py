@@ -39,7 +39,7 @@ import re
 import shutil
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -502,6 +502,7 @@ def ingest(
         rules,
         {t.name: dict(t.rows) for t in butler.mapper.spec.tables},
         frozenset(key.name for key in butler.mapper.spec.keys),
+        butler.plan(name).sky,
     )
     sources = [Path(p) for p in paths]
     batch = _Batch()
@@ -522,8 +523,11 @@ def ingest(
                 try:
                     if isinstance(reading, str):
                         raise IngestError(reading)
+                    regions = tuple(v.pop(_REGION, None) for v in reading)  # sky (issue 17)
                     data_ids = [_normalized(butler, rules, spec.keys, v) for v in reading]
                     outcome = _stage(butler, name, source, data_ids, transfer, staged)
+                    if not isinstance(outcome, str):
+                        outcome = replace(outcome, regions=regions)
                 except (ButlerError, OSError) as error:
                     batch.failed.append((str(source), _message(error, source)))
                     continue
@@ -568,10 +572,17 @@ class _Reader:
     rules: InstrumentRules
     tables: Mapping[str, Mapping[Any, Value]]
     keys: frozenset[str]
+    sky: bool = False  # whether each data ID's sky region is read too (see regions.py)
 
     def __call__(self, source: Path) -> list[dict[str, Any]] | str:
         try:
-            return [self.values(source, o) for o in read_observations(source, self.rules)]
+            found = []
+            for observation in read_observations(source, self.rules):
+                values = self.values(source, observation)
+                if self.sky:
+                    values[_REGION] = _region(observation)
+                found.append(values)
+            return found
         except ButlerError as error:
             return str(error)
         except OSError as error:
@@ -586,6 +597,21 @@ class _Reader:
                 f"{rules.instrument} data"
             )
         return _key_values(rules, observation, source, self.tables, set(self.keys))
+
+
+#: Where a reading carries a data ID's sky region (popped before the data ID is normalized).
+_REGION = "\0region"
+
+
+def _region(observation: Observation) -> Any:
+    """The observation's region, as the registry stores it; None if it has none (a header
+    without sky is not an error, nor is one whose WCS cannot be understood)."""
+    from .regions import observation_region
+
+    try:
+        return observation_region(observation.header, observation.info)
+    except Exception:
+        return None
 
 
 def _normalized(
@@ -619,6 +645,7 @@ class _Staged:
     done: IngestedFile
     temporary: Path | None
     target: Path
+    regions: tuple[Any, ...] = ()  # one per row: its sky region as stored, or None
 
 
 def _stage(
@@ -707,11 +734,19 @@ def _commit(butler: Butler, name: str, staged: Sequence[_Staged], transfer: Tran
 
     A failure records none of them and leaves none of their files (nor temporaries).
     """
+    from .regions import rows
+    from .registry import new_dataset_id
+
     registry, storage = butler.registry, butler.storage
     published: list[Path] = []
+    records = [row for s in staged for row in s.rows]
+    ids = [new_dataset_id() for _ in records]
+    found = [r for s in staged for r in (s.regions or (None,) * len(s.rows))]
     try:
         with registry.transaction():
-            registry.insert_many(name, [row for s in staged for row in s.rows])
+            registry.insert_many(name, records, dataset_ids=ids)
+            if any(r is not None for r in found):  # sky regions (issue 17)
+                registry.record_regions(name, rows(zip(ids, found, strict=True)))
             for file in staged:
                 if file.temporary is not None:
                     storage.publish(file.temporary, file.target)
@@ -753,7 +788,9 @@ def _commit_batch(
     except (ButlerError, OSError):
         for file in staged:
             try:
-                outcome = _place(butler, name, file.source, list(file.done.data_ids), transfer)
+                outcome = _place(
+                    butler, name, file.source, list(file.done.data_ids), transfer, file.regions
+                )
             except (ButlerError, OSError) as error:
                 batch.failed.append((str(file.source), _message(error, file.source)))
                 continue
@@ -766,12 +803,18 @@ def _commit_batch(
 
 
 def _place(
-    butler: Butler, name: str, source: Path, data_ids: list[DataId], transfer: Transfer
+    butler: Butler,
+    name: str,
+    source: Path,
+    data_ids: list[DataId],
+    transfer: Transfer,
+    regions: tuple[Any, ...] = (),
 ) -> IngestedFile | str:
     """Put one file at its templated path and record its data IDs; a reason if skipped."""
     staged = _stage(butler, name, source, data_ids, transfer, sync=True)
     if isinstance(staged, str):
         return staged
+    staged = replace(staged, regions=regions)
     _commit(butler, name, [staged], transfer)
     return staged.done
 

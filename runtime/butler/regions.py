@@ -50,11 +50,15 @@ __all__ = [
     "file_region",
     "has_sky",
     "header_region",
+    "indexed",
     "object_region",
+    "observation_region",
     "pixel_ranges",
     "pointing_region",
     "record",
+    "record_files",
     "record_put",
+    "rows",
     "skymap_region",
 ]
 
@@ -78,11 +82,12 @@ class Detector:
 #: header's INSTRUME card: the size of a raw CCD (overscan included) and the radius of
 #: a circle holding the whole focal plane.
 INSTRUMENTS: Mapping[str, Detector] = {
-    "HSC": Detector(2144, 4241, 0.168, 0.80),
-    "Hyper Suprime-Cam": Detector(2144, 4241, 0.168, 0.80),
+    "HSC": Detector(2144, 4241, 0.168, 0.95),
+    "Hyper Suprime-Cam": Detector(2144, 4241, 0.168, 0.95),
     "DECam": Detector(2160, 4146, 0.263, 1.15),
     "MegaPrime": Detector(2112, 4644, 0.187, 0.75),
-    "SuprimeCam": Detector(2048, 4096, 0.200, 0.30),
+    "SuprimeCam": Detector(2048, 4096, 0.200, 0.40),
+    "Suprime-Cam": Detector(2048, 4096, 0.200, 0.40),
 }
 
 
@@ -126,13 +131,22 @@ def pixel_ranges(region: lsst.sphgeom.Region, max_ranges: int = 0) -> list[tuple
 
 
 @functools.cache
-def _skymap(name: str) -> Any:
+def _bundled(name: str) -> Any:
     from .skymap import skymap
 
     return skymap(name)
 
 
-def skymap_region(spec: DatasetTypeSpec, data_id: Mapping[str, Value]) -> Any:
+def _skymap(butler: Butler, name: str) -> Any:
+    """The skymap ``name``: the policy's (``Mapper.skymap``, where the mapper has skymap
+    definitions), else the bundled one of that name."""
+    defined = getattr(butler.mapper, "skymap", None)
+    return defined(name) if callable(defined) else _bundled(name)
+
+
+def skymap_region(
+    butler: Butler, spec: DatasetTypeSpec, data_id: Mapping[str, Value]
+) -> lsst.sphgeom.Region | None:
     """The tract's (with a patch key: the patch's) region, if the dataset type declares a
     skymap and the data ID names a tract (and patch) in it; else None."""
     from .errors import ButlerError
@@ -142,12 +156,13 @@ def skymap_region(spec: DatasetTypeSpec, data_id: Mapping[str, Value]) -> Any:
     if name is None or not isinstance(tract_id, int):
         return None
     try:
-        tract = _skymap(name).tract(tract_id)
+        tract = _skymap(butler, name).tract(tract_id)
         patch = data_id.get("patch")
         shape = tract.region if patch is None else tract.patch(patch).region
     except (ButlerError, TypeError, ValueError):
         return None
-    return shape.to_sphgeom()
+    region: lsst.sphgeom.Region = shape.to_sphgeom()
+    return region
 
 
 _CELESTIAL = ("RA", "DEC", "GLON", "GLAT", "ELON", "ELAT")
@@ -206,7 +221,9 @@ def _instrument(header: Mapping[str, Any]) -> Detector | None:
     return INSTRUMENTS.get(name.strip()) if isinstance(name, str) else None
 
 
-def _size(header: Mapping[str, Any], shape: Sequence[int] | None) -> tuple[float, float] | None:
+def _size(
+    header: Mapping[str, Any], shape: Sequence[int] | None, detector: Detector | None = None
+) -> tuple[float, float] | None:
     for x_key, y_key in (("ZNAXIS1", "ZNAXIS2"), ("NAXIS1", "NAXIS2")):
         if x_key == "NAXIS1" and header.get("XTENSION") == "BINTABLE":
             continue
@@ -215,21 +232,24 @@ def _size(header: Mapping[str, Any], shape: Sequence[int] | None) -> tuple[float
             return width, height
     if shape is not None and len(shape) >= 2:
         return float(shape[-1]), float(shape[-2])
-    detector = _instrument(header)
+    detector = detector or _instrument(header)
     return None if detector is None else (float(detector.width), float(detector.height))
 
 
 def header_region(
-    header: Mapping[str, Any], shape: Sequence[int] | None = None
+    header: Mapping[str, Any],
+    shape: Sequence[int] | None = None,
+    detector: Detector | None = None,
 ) -> lsst.sphgeom.ConvexPolygon | None:
     """The region under an image's pixels from its header's WCS; None without one.
 
-    ``shape`` (numpy order) gives the size when the header has no NAXIS cards.
+    ``shape`` (numpy order), else ``detector`` (else the INSTRUME card's), gives the size
+    when the header has no NAXIS cards.
     """
     import lsst.sphgeom as sg
 
     wcs = _linear_wcs(header)
-    size = None if wcs is None else _size(header, shape)
+    size = None if wcs is None else _size(header, shape, detector)
     if wcs is None or size is None:
         return None
     width, height = size
@@ -251,15 +271,21 @@ def header_region(
 def pointing_region(header: Mapping[str, Any]) -> lsst.sphgeom.Circle | None:
     """The field of view around the translated pointing: a circle of the instrument's
     field radius about ``tracking_radec``; None if there is no pointing or instrument."""
-    import lsst.sphgeom as sg
 
     try:
         from astro_metadata_translator import ObservationInfo
+        from astropy.utils import iers
+        from astropy.utils.data import conf
 
-        with warnings.catch_warnings():
+        # offline: a translator may ask astropy for a site list or IERS tables
+        with (
+            warnings.catch_warnings(),
+            conf.set_temp("allow_internet", False),
+            iers.conf.set_temp("auto_download", False),
+        ):
             warnings.simplefilter("ignore")
             info = ObservationInfo(
-                dict(header), pedantic=False, subset={"instrument", "tracking_radec"}
+                dict(header), pedantic=False, subset={"instrument", "tracking_radec"}, quiet=True
             )
     except Exception:  # no translator knows it, or it lacks what the subset needs
         return None
@@ -267,9 +293,7 @@ def pointing_region(header: Mapping[str, Any]) -> lsst.sphgeom.Circle | None:
     radec = info.tracking_radec
     if detector is None or radec is None:
         return None
-    icrs = radec.icrs
-    centre = _vector(float(icrs.ra.degree), float(icrs.dec.degree))
-    return sg.Circle(centre, sg.Angle.fromDegrees(detector.field_radius))
+    return _circle(radec, detector)
 
 
 def _header_or_pointing(
@@ -315,6 +339,45 @@ def file_region(path: Path, hdu: int | str | None = None) -> lsst.sphgeom.Region
 
 # ---- recording ------------------------------------------------------------------------------
 
+#: What the registry stores of one region: its encoding and its HTM pixel ranges.
+Indexed = tuple[bytes, list[tuple[int, int]]]
+
+
+def indexed(region: lsst.sphgeom.Region | None) -> Indexed | None:
+    """A region as the registry stores it (None: no region)."""
+    return None if region is None else (encode(region), pixel_ranges(region))
+
+
+def observation_region(header: Mapping[str, Any], info: Any = None) -> Indexed | None:
+    """The region of one ingested HDU: its header's WCS, else the pointing of its translated
+    observation (``info``, an ObservationInfo, or translated here); indexed."""
+    detector = None
+    if info is not None:
+        detector = INSTRUMENTS.get(str(getattr(info, "instrument", ""))) or _instrument(header)
+    region: lsst.sphgeom.Region | None = header_region(header, None, detector)
+    if region is None and info is not None:
+        radec = getattr(info, "tracking_radec", None)
+        if detector is not None and radec is not None:
+            region = _circle(radec, detector)
+    elif region is None:
+        region = pointing_region(header)
+    return indexed(region)
+
+
+def _circle(radec: Any, detector: Detector) -> lsst.sphgeom.Circle:
+    import lsst.sphgeom as sg
+
+    icrs = radec.icrs
+    centre = _vector(float(icrs.ra.degree), float(icrs.dec.degree))
+    return sg.Circle(centre, sg.Angle.fromDegrees(detector.field_radius))
+
+
+def rows(
+    pairs: Iterable[tuple[str, Indexed | None]],
+) -> list[tuple[str, bytes, list[tuple[int, int]]]]:
+    """Registry rows (``Registry.record_regions``) of ``(dataset id, indexed region)`` pairs."""
+    return [(dataset_id, *found) for dataset_id, found in pairs if found is not None]
+
 
 def record(
     registry: Registry,
@@ -322,12 +385,8 @@ def record(
     regions: Iterable[tuple[str, lsst.sphgeom.Region | None]],
 ) -> int:
     """Record ``(dataset id, region)`` pairs (None: no region) in the registry; how many."""
-    rows = [
-        (dataset_id, encode(region), pixel_ranges(region))
-        for dataset_id, region in regions
-        if region is not None
-    ]
-    return registry.record_regions(dataset_type, rows) if rows else 0
+    found = rows((dataset_id, indexed(region)) for dataset_id, region in regions)
+    return registry.record_regions(dataset_type, found) if found else 0
 
 
 def record_put(
@@ -339,7 +398,7 @@ def record_put(
     """Record the regions of objects being put (before their datasets' rows: a region
     is found only once its dataset is recorded, so a failed put leaves nothing visible)."""
     pairs = [
-        (dataset_id, skymap_region(plan.spec, data_id) or object_region(obj))
+        (dataset_id, skymap_region(butler, plan.spec, data_id) or object_region(obj))
         for (obj, data_id), dataset_id in zip(items, ids, strict=True)
     ]
     record(butler.registry, plan.spec.name, pairs)
@@ -350,10 +409,11 @@ def record_files(
     plan: Plan,
     files: Iterable[tuple[str, Mapping[str, Value], Path]],
 ) -> int:
-    """Record the regions of files being recorded: ``(dataset id, data ID, file)`` each."""
+    """Record the regions of files being recorded (``index``, Gen2 import): ``(dataset id,
+    data ID, file)`` each; how many had one. Joins an open registry transaction."""
     pairs = []
     for dataset_id, data_id, path in files:
-        region = skymap_region(plan.spec, data_id)
+        region = skymap_region(butler, plan.spec, data_id)
         if region is None:
             region = file_region(path, _hdu(butler, plan, data_id))
         pairs.append((dataset_id, region))

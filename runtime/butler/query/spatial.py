@@ -139,7 +139,7 @@ def _regions_matching(
         return found
     from ..regions import skymap_region
 
-    region = skymap_region(plan.spec, partial)
+    region = skymap_region(butler, plan.spec, partial)
     return [] if region is None else [region]
 
 

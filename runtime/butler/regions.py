@@ -124,10 +124,15 @@ def encode(region: lsst.sphgeom.Region) -> bytes:
 
 def pixel_ranges(region: lsst.sphgeom.Region, max_ranges: int = 0) -> list[tuple[int, int]]:
     """The HTM ranges ``[begin, end)`` covering ``region`` (at most ``max_ranges``; 0: exact)."""
+    ranges: list[tuple[int, int]] = _htm().envelope(region, max_ranges).ranges()
+    return ranges
+
+
+@functools.cache
+def _htm() -> lsst.sphgeom.HtmPixelization:
     import lsst.sphgeom as sg
 
-    envelope = sg.HtmPixelization(HTM_LEVEL).envelope(region, max_ranges)
-    return [(int(begin), int(end)) for begin, end in envelope]
+    return sg.HtmPixelization(HTM_LEVEL)
 
 
 @functools.cache

@@ -191,16 +191,19 @@ def regions_of(
             test.ranges[i : i + _RANGES_PER_QUERY]
             for i in range(0, len(test.ranges), _RANGES_PER_QUERY)
         ]
+
+    def keep(encoded: bytes) -> bool:
+        region = sg.Region.decode(encoded)
+        return test is None or all(check(region) for check in test.tests)
+
     for member in _members(butler, dataset_type):
         for batch in batches:
-            for data_id, encoded in member.registry.search_regions(dataset_type, batch, selection):
+            found = member.registry.search_regions(dataset_type, batch, selection, keep)
+            for data_id, encoded in found:
                 identity = tuple(data_id[k] for k in keys)
-                if identity in seen:
-                    continue
-                region = sg.Region.decode(encoded)
-                if test is None or all(check(region) for check in test.tests):
+                if identity not in seen:
                     seen.add(identity)
-                    yield data_id, region
+                    yield data_id, sg.Region.decode(encoded)
 
 
 def data_ids(butler: Butler, request: run.Request, test: SkyTest) -> Iterator[DataId]:

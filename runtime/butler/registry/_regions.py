@@ -22,7 +22,7 @@ and bytes, and make the exact overlap test on what comes back.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -43,6 +43,9 @@ __all__ = ["MAX_RANGE", "RegionRow", "RegionStore", "cut_ranges"]
 
 #: The longest pixel range stored in one row; longer ranges are cut into pieces.
 MAX_RANGE = 64
+
+#: Searches are padded to a multiple of this many ranges (see ``RegionStore.search``).
+RANGE_SLOTS = 8
 
 #: One region to record: the dataset's id, the encoded region and its pixel ranges.
 RegionRow = tuple[str, bytes, Sequence[tuple[int, int]]]
@@ -102,9 +105,18 @@ class RegionStore:
     def __init__(self, registry: Registry) -> None:
         self._registry = registry
         self._present: set[str] = set()  # dataset tables whose region tables exist
+        # the same Table objects every time: SQLAlchemy's compiled-statement cache keys on them
+        self._tables: dict[str, tuple[sa.Table, sa.Table]] = {}
+        self._sql: dict[tuple[str, int], str] = {}  # candidate searches, by table and ranges
+
+    def _pair(self, dataset_table: str) -> tuple[sa.Table, sa.Table]:
+        pair = self._tables.get(dataset_table)
+        if pair is None:
+            pair = self._tables[dataset_table] = _tables(dataset_table)
+        return pair
 
     def _ensure(self, table: DatasetTable) -> tuple[sa.Table, sa.Table]:
-        regions, pixels = _tables(table.table.name)
+        regions, pixels = self._pair(table.table.name)
         if table.table.name in self._present:
             return regions, pixels
         with self._registry.writer() as conn:
@@ -118,7 +130,7 @@ class RegionStore:
         return regions, pixels
 
     def _existing(self, table: DatasetTable) -> tuple[sa.Table, sa.Table] | None:
-        regions, pixels = _tables(table.table.name)
+        regions, pixels = self._pair(table.table.name)
         if table.table.name not in self._present:
             with self._registry.reader() as conn:
                 if not sa.inspect(conn).has_table(pixels.name):
@@ -133,14 +145,22 @@ class RegionStore:
         if not rows:
             return 0
         regions, pixels = self._ensure(table)
+        dialect = self._registry.engine.dialect
+        quote = dialect.identifier_preparer.quote
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        # plain SQL with tuples: SQLAlchemy's per-row parameter handling cost more than the rows
+        insert_pixels = (
+            f"INSERT INTO {quote(pixels.name)} (pix_begin, pix_end, region) "
+            f"VALUES ({mark}, {mark}, {mark})"
+        )
         with self._registry.writer() as conn:
             for start in range(0, len(rows), _CHUNK):
                 chunk = rows[start : start + _CHUNK]
-                ids = self._insert_regions(conn, regions, chunk)
-                conn.execute(
-                    pixels.insert(),
+                ids = self._insert_regions(conn, regions, chunk, mark)
+                conn.exec_driver_sql(
+                    insert_pixels,
                     [
-                        {"pix_begin": begin, "pix_end": end, "region": region_id}
+                        (begin, end, region_id)
                         for region_id, (_, _, ranges) in zip(ids, chunk, strict=True)
                         for begin, end in cut_ranges(ranges)
                     ],
@@ -149,15 +169,16 @@ class RegionStore:
 
     @staticmethod
     def _insert_regions(
-        conn: sa.Connection, regions: sa.Table, chunk: Sequence[RegionRow]
+        conn: sa.Connection, regions: sa.Table, chunk: Sequence[RegionRow], mark: str
     ) -> list[int]:
         """Insert the ``rg`` rows of a chunk; their ids, in order."""
         dataset_ids = [dataset_id for dataset_id, _, _ in chunk]
         if len(set(dataset_ids)) != len(dataset_ids):
             raise RegistryError("a dataset id appears twice among the regions recorded at once")
-        conn.execute(
-            regions.insert(),
-            [{"dataset_id": d, "encoded": encoded} for d, encoded, _ in chunk],
+        quote = conn.dialect.identifier_preparer.quote
+        conn.exec_driver_sql(
+            f"INSERT INTO {quote(regions.name)} (dataset_id, encoded) VALUES ({mark}, {mark})",
+            [(d, encoded) for d, encoded, _ in chunk],
         )
         found: dict[str, int] = {}
         column = regions.c
@@ -174,44 +195,69 @@ class RegionStore:
         dataset_type: str,
         ranges: Sequence[tuple[int, int]] | None,
         selection: Selection | None = None,
+        keep: Callable[[bytes], bool] | None = None,
     ) -> Iterator[tuple[dict[str, Value], bytes]]:
         """``(data ID, encoded region)`` of the selected datasets whose regions have a pixel
-        range meeting one of ``ranges`` (None: every region), in no particular order."""
+        range meeting one of ``ranges`` (None: every region) and that ``keep`` keeps, in no
+        particular order.
+
+        With ``ranges``, two statements: the pixel search (plain SQL, one text per number of
+        range slots) gives candidate regions, ``keep`` tests their bytes, and only those kept
+        are joined to their datasets and ``selection``.
+        """
         table = self._registry.dataset_table(dataset_type)
         tables = self._existing(table)
-        if tables is None or ranges == []:
+        if tables is None or (ranges is not None and not ranges):
             return iter(())
         regions, pixels = tables
         ds = table.table
         where = condition(table, selection or Selection(), self._registry.dataset_table_or_none)
         keys = [table.column(key) for key in table.keys]
-        joined: sa.FromClause = ds.join(regions, regions.c.dataset_id == ds.c.dataset_id)
-        if ranges is not None:
-            # the pixel search drives the join (a derived table the planners start from)
-            px = pixels.c
-            hits = (
-                sa.select(px.region)
-                .where(
-                    sa.or_(
-                        *(
-                            sa.and_(
-                                px.pix_begin > int(begin) - MAX_RANGE,
-                                px.pix_begin < int(end),
-                                px.pix_end > int(begin),
-                            )
-                            for begin, end in ranges
-                        )
-                    )
-                )
-                .distinct()
-                .subquery("hits")
-            )
-            joined = hits.join(regions, regions.c.id == hits.c.region).join(
-                ds, regions.c.dataset_id == ds.c.dataset_id
-            )
-        statement = sa.select(*keys, regions.c.encoded).select_from(joined).where(where)
         names = table.keys
-        return self._registry.select_rows(statement, lambda row: _split(names, row))
+        if ranges is None:
+            statement = (
+                sa.select(*keys, regions.c.encoded)
+                .select_from(ds.join(regions, regions.c.dataset_id == ds.c.dataset_id))
+                .where(where)
+            )
+            found = self._registry.select_rows(statement, lambda row: _split(names, row))
+            return (item for item in found if keep is None or keep(item[1]))
+        # padded to a multiple of RANGE_SLOTS ranges (repeating the last): a few texts
+        ranges = [*ranges, *[ranges[-1]] * (-len(ranges) % RANGE_SLOTS)]
+        params: list[int] = []
+        for begin, end in ranges:
+            params += [int(begin) - MAX_RANGE, int(end), int(begin)]
+        candidates = self._registry.rows(
+            self._candidates_sql(regions, pixels, len(ranges)),
+            params,
+            lambda row: (str(row[0]), bytes(row[1])),
+        )
+        kept = {d: encoded for d, encoded in candidates if keep is None or keep(encoded)}
+        if not kept:
+            return iter(())
+        statement = sa.select(*keys, ds.c.dataset_id).where(ds.c.dataset_id.in_(list(kept)), where)
+        return self._registry.select_rows(
+            statement,
+            lambda row: (dict(zip(names, row[:-1], strict=True)), kept[str(row[-1])]),
+        )
+
+    def _candidates_sql(self, regions: sa.Table, pixels: sa.Table, count: int) -> str:
+        """``SELECT dataset_id, encoded`` of the regions with a pixel range meeting one of
+        ``count`` ranges, each given as three parameters: ``begin - MAX_RANGE, end, begin``."""
+        key = (regions.name, count)
+        sql = self._sql.get(key)
+        if sql is None:
+            dialect = self._registry.engine.dialect
+            quote = dialect.identifier_preparer.quote
+            mark = "?" if dialect.paramstyle == "qmark" else "%s"
+            terms = " OR ".join(
+                [f"(pix_begin > {mark} AND pix_begin < {mark} AND pix_end > {mark})"] * count
+            )
+            sql = self._sql[key] = (
+                f"SELECT dataset_id, encoded FROM {quote(regions.name)} WHERE id IN "
+                f"(SELECT region FROM {quote(pixels.name)} WHERE {terms})"
+            )
+        return sql
 
 
 def _split(names: Sequence[str], row: Any) -> tuple[dict[str, Value], bytes]:

@@ -695,14 +695,16 @@ class Registry:
         dataset_type: str,
         ranges: Sequence[tuple[int, int]] | None,
         selection: Selection | None = None,
+        keep: Callable[[bytes], bool] | None = None,
     ) -> Iterator[tuple[dict[str, Value], bytes]]:
         """``(data ID, encoded region)`` of the datasets ``selection`` selects whose recorded
-        regions have a pixel range meeting one of ``ranges`` (half-open; None: any region),
-        in no particular order. The caller makes the exact test: a range search finds a
-        superset. No regions recorded for the type: nothing."""
+        regions have a pixel range meeting one of ``ranges`` (half-open; None: any region)
+        and whose encoded region ``keep`` keeps, in no particular order. A range search
+        finds a superset: ``keep`` is the caller's exact test, made before the candidates
+        are joined to their datasets. No regions recorded for the type: nothing."""
         if not self.has_dataset_type(dataset_type):
             return iter(())
-        return self._regions.search(dataset_type, ranges, selection)
+        return self._regions.search(dataset_type, ranges, selection, keep)
 
     # ---- committed file operations (the Butler's recovery journal; see _operations.py) ---------
 

@@ -135,9 +135,9 @@ def _sky(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _query(args: argparse.Namespace) -> int:
+    sky = _sky(args)  # checked before the repository is opened
     with _open(args.root) as butler:
         selection = _selection(args)
-        sky = _sky(args)
         if sky:  # spatial (issue 17): the data IDs, counted or their values listed here
             matched = list(butler.query(args.dataset_type, args.data_id, **selection, **sky))
             if args.count:

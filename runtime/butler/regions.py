@@ -64,8 +64,8 @@ __all__ = [
 
 #: HTM level of the index: trixels of about 0.18 degrees, so a CCD covers a handful.
 HTM_LEVEL = 9
-#: Most pixel ranges of a query region (more are merged: a few more candidates).
-QUERY_MAX_RANGES = 32
+#: Most pixel ranges of a query region (more are merged: more index entries to read).
+QUERY_MAX_RANGES = 64
 
 
 @dataclass(frozen=True)

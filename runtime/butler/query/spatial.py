@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["SkyTest", "data_ids", "regions_of", "sky_test", "union_region"]
 
 #: Query ranges asked of the registry in one statement.
-_RANGES_PER_QUERY = 32
+_RANGES_PER_QUERY = 64
 
 
 @dataclass(frozen=True)

@@ -41,8 +41,10 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_RANGE", "RegionRow", "RegionStore", "cut_ranges"]
 
-#: The longest pixel range stored in one row; longer ranges are cut into pieces.
-MAX_RANGE = 64
+#: The longest pixel range stored in one row; longer ranges are cut into pieces. A search
+#: reads the index entries of ``MAX_RANGE`` pixels before each query range: short, since at
+#: a million CCDs over a survey field each pixel has dozens of entries.
+MAX_RANGE = 4
 
 #: Searches are padded to a multiple of this many ranges (see ``RegionStore.search``).
 RANGE_SLOTS = 8

@@ -68,6 +68,8 @@ if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ imports the
     from .maintenance import IndexReport as IndexReport
     from .maintenance import VerifyReport as VerifyReport
     from .registry import Registry as Registry
+    from .skymap import Circle as Circle
+    from .skymap import Polygon as Polygon
 
 #: Public names imported on first use -> the module that defines them.
 _LAZY = {
@@ -81,6 +83,8 @@ _LAZY = {
     "IngestReport": ".ingest",
     "IndexReport": ".maintenance",
     "VerifyReport": ".maintenance",
+    "Circle": ".skymap",  # sky regions for butler.query(region=...) (issue 17)
+    "Polygon": ".skymap",
 }
 
 __all__ = sorted(

@@ -796,6 +796,10 @@ class Butler:
         overwrite: bool,
         run: str | None,
     ) -> None:
+        if plan.sky:  # sky regions (issue 17): one cached check for types without sky
+            from .regions import record_put
+
+            record_put(self, plan, items, ids)
         if len(items) == 1:
             self._store_one(*items[0], ids[0], plan, overwrite, run)
             return
@@ -1488,6 +1492,9 @@ class Butler:
         without_datasets: Iterable[str] = (),
         order_by: str | Sequence[str] = (),
         limit: int | None = None,
+        region: object = None,
+        contains: object = None,
+        overlapping: object = None,
         **keys: object,
     ) -> Iterator[DataId]:
         """The data IDs of stored ``dataset_type`` datasets that match, streamed.
@@ -1499,9 +1506,20 @@ class Butler:
         whose shared keys have (have no) dataset of those types; ``order_by`` keys
         (``-key`` descending) then the rest ascending; at most ``limit``. Checked
         before any SQL runs: InvalidQueryError shows the expression with a caret.
-        See docs/runtime.md, "Queries".
+        Sky (issue 17, docs/spatial.md): ``region=Circle(ra, dec, radius)`` or
+        ``Polygon([(ra, dec), ...])``, ``contains=(ra, dec)`` (degrees), and
+        ``overlapping=("calexp", {"visit": 903334})`` keep the datasets whose recorded
+        regions meet it. See docs/runtime.md, "Queries".
         """
         plan = self.plan(dataset_type)
+        if region is not None or contains is not None or overlapping is not None:
+            from .query import spatial
+
+            test = spatial.sky_test(self, region, contains, overlapping)
+            request = self._query_request(
+                plan, data_id, keys, where, bind, with_datasets, without_datasets, order_by, limit
+            )
+            return spatial.data_ids(self, request, test)
         if _plain_query(
             data_id, keys, where, bind, with_datasets, without_datasets, order_by, limit
         ):
@@ -1543,6 +1561,16 @@ class Butler:
             order_by=order_by,
             limit=limit,
         )
+
+    def region(
+        self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object
+    ) -> Any:
+        """The sky region (an lsst.sphgeom region) of the stored datasets that match: one
+        dataset's, or the union of several (``butler.region("calexp", visit=903334)``: the
+        visit's CCDs); a tract's or patch's from its skymap; None if none has one."""
+        from .query import spatial
+
+        return spatial.union_region(self, dataset_type, {**(data_id or {}), **keys})
 
     def query_values(
         self,

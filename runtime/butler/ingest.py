@@ -40,7 +40,7 @@ import re
 import shutil
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Literal
@@ -525,6 +525,7 @@ def ingest(
         rules,
         {t.name: dict(t.rows) for t in butler.mapper.spec.tables},
         frozenset(key.name for key in butler.mapper.spec.keys),
+        butler.plan(name).sky,
     )
     sources = [Path(p) for p in paths]
     batch = _Batch()
@@ -575,8 +576,10 @@ def _read_and_stage(
         if isinstance(reading, str):
             raise IngestError(reading)
         keys = butler.mapper.dataset_type(name).keys
+        regions = tuple(v.pop(_REGION, None) for v in reading)  # sky (issue 17)
         data_ids = [_normalized(butler.mapper, reader.rules, keys, v) for v in reading]
-        return _stage(butler, name, source, data_ids, transfer, staged)
+        outcome = _stage(butler, name, source, data_ids, transfer, staged)
+        return outcome if isinstance(outcome, str) else replace(outcome, regions=regions)
     except (ButlerError, OSError) as error:
         return error
 
@@ -635,13 +638,17 @@ class _Reader:
     keys: frozenset[str]
     translation: Translation = field(default_factory=Translation, compare=False)
     times: dict[tuple[Any, ...], Any] = field(default_factory=dict, compare=False)
+    sky: bool = False  # whether each data ID's sky region is read too (see regions.py)
 
     def __call__(self, source: Path) -> list[dict[str, Any]] | str:
         try:
-            return [
-                self.values(source, o)
-                for o in read_observations(source, self.rules, self.translation)
-            ]
+            found = []
+            for observation in read_observations(source, self.rules, self.translation):
+                values = self.values(source, observation)
+                if self.sky:
+                    values[_REGION] = _region(observation)
+                found.append(values)
+            return found
         except ButlerError as error:
             return str(error)
         except OSError as error:
@@ -656,6 +663,21 @@ class _Reader:
                 f"{rules.instrument} data"
             )
         return _key_values(rules, observation, source, self.tables, set(self.keys), self.times)
+
+
+#: Where a reading carries a data ID's sky region (popped before the data ID is normalized).
+_REGION = "\0region"
+
+
+def _region(observation: Observation) -> Any:
+    """The observation's region, as the registry stores it; None if it has none (a header
+    without sky is not an error, nor is one whose WCS cannot be understood)."""
+    from .regions import observation_region
+
+    try:
+        return observation_region(observation.header, observation.info)
+    except Exception:
+        return None
 
 
 def _normalized(
@@ -689,6 +711,7 @@ class _Staged:
     done: IngestedFile
     temporary: Path | None
     target: Path
+    regions: tuple[Any, ...] = ()  # one per row: its sky region as stored, or None
 
 
 def _stage(
@@ -813,13 +836,14 @@ def _start_worker(work: _Work) -> Callable[[Path], _Staged | str]:
             reading = work.reader(source)
             if isinstance(reading, str):
                 return reading
+            regions = tuple(v.pop(_REGION, None) for v in reading)  # sky (issue 17)
             data_ids = [_normalized(mapper, rules, keys, v) for v in reading]
             staged = _locate(mapper, storage, work.name, source, data_ids, work.transfer)
         except (ButlerError, OSError) as error:
             return _message(error, source)
         plain = tuple(DataId(dict(d)) for d in staged.done.data_ids)  # no mapper in a pickle
         done = IngestedFile(staged.done.source, staged.done.path, plain)
-        return _Staged(staged.source, staged.rows, done, staged.temporary, staged.target)
+        return _Staged(staged.source, staged.rows, done, staged.temporary, staged.target, regions)
 
     return place
 
@@ -851,11 +875,19 @@ def _commit(butler: Butler, name: str, staged: Sequence[_Staged], transfer: Tran
 
     A failure records none of them and leaves none of their files (nor temporaries).
     """
+    from .regions import rows
+    from .registry import new_dataset_id
+
     registry, storage = butler.registry, _storage(butler)
     published: list[Path] = []
+    records = [row for s in staged for row in s.rows]
+    ids = [new_dataset_id() for _ in records]
+    found = [r for s in staged for r in (s.regions or (None,) * len(s.rows))]
     try:
         with registry.transaction():
-            registry.insert_many(name, [row for s in staged for row in s.rows])
+            registry.insert_many(name, records, dataset_ids=ids)
+            if any(r is not None for r in found):  # sky regions (issue 17)
+                registry.record_regions(name, rows(zip(ids, found, strict=True)))
             for file in staged:
                 if file.temporary is not None:
                     storage.publish(file.temporary, file.target)
@@ -897,7 +929,9 @@ def _commit_batch(
     except (ButlerError, OSError):
         for file in staged:
             try:
-                outcome = _place(butler, name, file.source, list(file.done.data_ids), transfer)
+                outcome = _place(
+                    butler, name, file.source, list(file.done.data_ids), transfer, file.regions
+                )
             except (ButlerError, OSError) as error:
                 batch.failed.append((str(file.source), _message(error, file.source)))
                 continue
@@ -910,12 +944,18 @@ def _commit_batch(
 
 
 def _place(
-    butler: Butler, name: str, source: Path, data_ids: list[DataId], transfer: Transfer
+    butler: Butler,
+    name: str,
+    source: Path,
+    data_ids: list[DataId],
+    transfer: Transfer,
+    regions: tuple[Any, ...] = (),
 ) -> IngestedFile | str:
     """Put one file at its templated path and record its data IDs; a reason if skipped."""
     staged = _stage(butler, name, source, data_ids, transfer, sync=True)
     if isinstance(staged, str):
         return staged
+    staged = replace(staged, regions=regions)
     _commit(butler, name, [staged], transfer)
     return staged.done
 

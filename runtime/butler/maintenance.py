@@ -156,9 +156,7 @@ def index(
                 if plan.sky:  # the file's sky region (issue 17; regions.py)
                     from .regions import record_files
 
-                    record_files(
-                        butler, plan, [(dataset_id, record, storage.absolute(relative))]
-                    )
+                    record_files(butler, plan, [(dataset_id, record, storage.absolute(relative))])
                 butler.registry.insert(
                     plan.spec.name,
                     record,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _remote import served_client
 from butler import Butler, DatasetRef, Image
 from butler.errors import DatasetExistsError, DatasetNotFoundError, ReadOnlyError
 
@@ -32,7 +33,23 @@ def _local(tmp_path: Path) -> Factory:
     return make
 
 
-BACKENDS = {"local": _local}
+def _remote(tmp_path: Path) -> Factory:
+    """A local repository served by a real ``butler serve`` process; the client connected."""
+    roots: dict[int, Path] = {}
+
+    def make(name: str, parents: list[Butler]) -> Butler:
+        local = Butler.create(
+            tmp_path / name, mapper="toycam", parents=[roots[id(p)] for p in parents]
+        )
+        local.close()
+        client = served_client(tmp_path / name)
+        roots[id(client)] = tmp_path / name
+        return client
+
+    return make
+
+
+BACKENDS = {"local": _local, "remote": _remote}
 
 
 @pytest.fixture(params=sorted(BACKENDS))

@@ -30,6 +30,7 @@ __all__ = [
     "ReadOnlyError",
     "RegistryError",
     "RegistryNotFoundError",
+    "RemoteError",
     "RepositoryError",
     "StorageFullError",
     "UnknownDatasetTypeError",
@@ -170,3 +171,9 @@ class DatasetTypeDefinitionError(ButlerError):
 class OverrideError(ConfigError):
     """An override of a policy setting (repository, ``--config`` or environment) that is
     not valid."""
+
+
+class RemoteError(ButlerError):
+    """The server of a remote repository cannot be reached, refused the request (a missing
+    or unknown token, a request too large, too many queries at once) or failed; the message
+    names the server (see docs/remote.md)."""

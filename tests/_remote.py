@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,9 +25,10 @@ def free_port() -> int:
 class Server:
     """A running ``butler serve ROOT...``; ``url(name)`` is a repository's URL."""
 
-    def __init__(self, *roots: Path) -> None:
+    def __init__(self, *roots: Path, options: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop)
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -36,9 +38,10 @@ class Server:
                 *map(str, roots),
                 "--port",
                 str(self.port),
+                *options,
             ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log,
         )
         deadline = time.monotonic() + 60
         while True:
@@ -49,7 +52,8 @@ class Server:
                 pass
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"butler serve did not start: {self.process.stderr!r}")
+                self.log.seek(0)
+                raise RuntimeError(f"butler serve did not start: {self.log.read().decode()}")
             time.sleep(0.05)
 
     def url(self, name: str) -> str:
@@ -63,9 +67,7 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        for stream in (self.process.stdout, self.process.stderr):
-            if stream is not None:
-                stream.close()
+        self.log.close()
 
 
 def serving(*roots: Path) -> Iterator[Server]:

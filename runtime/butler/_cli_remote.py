@@ -1,6 +1,6 @@
 """``butler serve`` and ``butler token create``: serving repositories over HTTP (issue 16).
 
-    butler serve ROOT... [--host 127.0.0.1] [--port 8642]
+    butler serve ROOT... [--host 127.0.0.1] [--port 8642] [--max-queries N] [--max-upload BYTES]
     butler token create ROOT --scope read|write [--label TEXT]
 
 See docs/remote.md.
@@ -24,7 +24,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from .remote.server import create_app, repository_names
+        from .remote.server import Limits, create_app, repository_names
     except ImportError as error:
         raise ButlerError(
             f"`butler serve` needs the server extra ({error.name} is not installed): "
@@ -42,7 +42,7 @@ def _serve(args: argparse.Namespace) -> int:
         if name in named:
             raise ButlerError(f"two served repositories are named {name!r}")
         named[name] = root
-    app = create_app(named)
+    app = create_app(named, Limits(upload_bytes=args.max_upload, streams=args.max_queries))
     for name, root in named.items():
         echo(f"serving {root} at http://{args.host}:{args.port}/repos/{name}")
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
@@ -68,6 +68,20 @@ def add_commands(commands: Any) -> None:
     )
     serve.add_argument("--host", default="127.0.0.1", help="the address to listen on")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="the port to listen on")
+    serve.add_argument(
+        "--max-queries",
+        type=int,
+        default=8,
+        metavar="N",
+        help="streamed queries answered at once; past that, 503 with Retry-After (default 8)",
+    )
+    serve.add_argument(
+        "--max-upload",
+        type=int,
+        default=1 << 30,
+        metavar="BYTES",
+        help="the largest put (all its files together; default 1 GiB); JSON requests: 1 MiB",
+    )
     serve.add_argument(
         "--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"]
     )

@@ -474,8 +474,20 @@ class RemoteButler(Butler):
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        raise ButlerError(
-            f"transactions are not available over the remote API yet ({self.url}); use "
-            "put_many to store several datasets in one commit"
-        )
-        yield  # pragma: no cover
+        """Puts and removes in one commit on the server, all or none (as a local Butler's;
+        reads inside it see what is committed; see butler.remote.transactions)."""
+        session = self._session
+        if session.transaction is not None:
+            yield
+            return
+        opened = session.call("transactions", {}, write=True)["transaction"]
+        session.transaction = opened
+        try:
+            yield
+        except BaseException:
+            session.transaction = None
+            with contextlib.suppress(ButlerError):
+                session.call(f"transactions/{opened}/rollback", {}, write=True)
+            raise
+        session.transaction = None
+        session.call(f"transactions/{opened}/commit", {}, write=True)

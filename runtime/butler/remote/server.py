@@ -45,6 +45,7 @@ from ..image import BBox
 from . import models, wire
 from .streams import QueryStream, Slots
 from .tokens import TokenStore
+from .transactions import Transactions
 
 __all__ = ["Limits", "Repository", "create_app", "repository_names"]
 
@@ -98,6 +99,7 @@ class Repository:
         self.limits = limits
         self.slots = Slots(limits.streams)
         self._write_lock = threading.Lock()
+        self.transactions = Transactions(self.butler, self._write_lock)
         self._recent: collections.OrderedDict[str, tuple[int, Any]] = collections.OrderedDict()
         self._tokens = TokenStore({})
         self._tokens_seen: float | None = None
@@ -149,8 +151,11 @@ class Repository:
                 self._recent[key] = answer
                 while len(self._recent) > self.limits.idempotency_keys:
                     self._recent.popitem(last=False)
-            self._info = None  # a registered dataset type changes it
             return answer
+
+    def changed(self) -> None:
+        """Forget the :meth:`info` answered (a dataset type was registered)."""
+        self._info = None
 
     def info(self) -> dict[str, Any]:
         """The repository's id and its dataset types, as the client needs them to read and
@@ -499,7 +504,24 @@ def _add_read_routes(app: FastAPI, lookup: Callable[..., Repository]) -> None:
 
 def _add_write_routes(app: FastAPI, lookup: Callable[..., Repository]) -> None:
     def answer(served: Repository, request: Request, write: Callable[[], Any]) -> JSONResponse:
-        status, body = served.once(request.headers.get(wire.IDEMPOTENCY_HEADER), write)
+        transaction = request.headers.get(wire.TRANSACTION_HEADER)
+        if transaction is not None:
+            status, body = served.transactions.send(transaction, write)
+        else:
+            status, body = served.once(request.headers.get(wire.IDEMPOTENCY_HEADER), write)
+        served.changed()
+        return JSONResponse(body, status)
+
+    @app.post(f"{PREFIX}/transactions")
+    def begin(request: Request, repo: str) -> Any:
+        return {"transaction": lookup(repo, request, "write").transactions.begin()}
+
+    @app.post(f"{PREFIX}/transactions/{{transaction}}/{{end}}")
+    def end(transaction: str, end: str, request: Request, repo: str) -> JSONResponse:
+        served = lookup(repo, request, "write")
+        if end not in ("commit", "rollback"):
+            raise Refused(404, "RemoteError", "a transaction ends with commit or rollback")
+        status, body = served.transactions.send(transaction, end)
         return JSONResponse(body, status)
 
     @app.post(f"{PREFIX}/put")

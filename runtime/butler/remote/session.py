@@ -43,6 +43,8 @@ class Session:
             timeout=httpx.Timeout(timeout, connect=10.0),
             limits=httpx.Limits(max_keepalive_connections=8),
         )
+        #: The open remote transaction the writes are part of (see butler.remote.transactions).
+        self.transaction: str | None = None
 
     def close(self) -> None:
         self._client.close()
@@ -95,8 +97,12 @@ class Session:
         self, route: str, body: Any, *, write: bool, content: bytes | None = None
     ) -> httpx.Response:
         headers = {wire.IDEMPOTENCY_HEADER: uuid.uuid4().hex} if write else {}
+        tries = len(BACKOFF) + 1
+        if write and self.transaction is not None:  # done once: no retry inside a transaction
+            headers[wire.TRANSACTION_HEADER] = self.transaction
+            tries = 1
         method = "GET" if body is None and content is None else "POST"
-        for attempt in range(len(BACKOFF) + 1):
+        for attempt in range(tries):
             try:
                 response = self._client.request(
                     method,
@@ -106,7 +112,7 @@ class Session:
                     headers=headers,
                 )
             except httpx.TransportError as error:
-                self._pause(attempt, None, error)
+                self._pause(attempt if attempt + 1 < tries else len(BACKOFF), None, error)
                 continue
             if response.status_code in RETRIED_STATUS and not write and attempt < len(BACKOFF):
                 self._pause(attempt, response, None)

@@ -29,6 +29,7 @@ from ..errors import ButlerError, InvalidDataIdError
 __all__ = [
     "API_VERSION",
     "IDEMPOTENCY_HEADER",
+    "TRANSACTION_HEADER",
     "Record",
     "decode",
     "encode",
@@ -43,6 +44,8 @@ __all__ = [
 API_VERSION = "v1"
 #: The header a write carries so that a retried write is done once.
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+#: The header a write inside a remote transaction carries: the transaction's id.
+TRANSACTION_HEADER = "X-Butler-Transaction"
 #: How deep a decoded value may nest (a hostile request cannot exhaust the stack).
 MAX_DEPTH = 16
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from _remote import Server, free_port
 from astropy.table import Table
 from butler import Butler, DatasetRef, Image
 from butler.errors import (
@@ -34,8 +35,6 @@ from butler.errors import (
 )
 from butler.image import BBox
 from butler.remote.tokens import TOKEN_FILE, create_token
-
-from _remote import Server, free_port
 
 FOCUS = {"focus": 0.5}
 
@@ -127,7 +126,7 @@ def test_errors_arrive_as_their_own_class_with_the_servers_message(
     assert caught.value.expression == "visitt > 3" and caught.value.start == 0
     stale = remote.put({"n": 3}, "focusSweep", visit=visit, **FOCUS, overwrite=True)
     remote.remove(stale)
-    with pytest.raises(DatasetNotFoundError, match="stale|no dataset"):
+    with pytest.raises(DatasetNotFoundError, match=r"stale|no dataset"):
         remote.get(stale)
     assert not remote.exists(stale)
     foreign = DatasetRef("focusSweep", stale.data_id, stale.id, None, str(uuid.uuid4()))

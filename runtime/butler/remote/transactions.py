@@ -13,6 +13,7 @@ Reads made inside a remote transaction see what is committed, not its own writes
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import secrets
 import threading
@@ -43,12 +44,21 @@ class Transaction:
         self._butler, self._lock, self._ended = butler, lock, ended
         self._requests: queue.Queue[tuple[Any, queue.Queue[Answer]]] = queue.Queue()
         self._open = True
+        #: Set once the thread holds the write lock (or gave up waiting for it).
+        self.started = threading.Event()
         threading.Thread(target=self._run, daemon=True, name=f"transaction-{self.id}").start()
 
     def _run(self) -> None:
         last: queue.Queue[Answer] | None = None
         answer: Answer = (200, {})
-        with self._lock:
+        if not self._lock.acquire(timeout=IDLE):
+            self._open = False
+            self._ended(self.id)
+            self.started.set()
+            return
+        with contextlib.ExitStack() as held:
+            held.callback(self._lock.release)
+            self.started.set()
             try:
                 with self._butler.transaction():
                     while True:
@@ -73,6 +83,10 @@ class Transaction:
                 self._ended(self.id)
         if last is not None:
             last.put(answer)
+
+    @property
+    def is_open(self) -> bool:
+        return self._open
 
     def send(self, request: Callable[[], Any] | str) -> Answer:
         """Run a write (or ``"commit"``, ``"rollback"``) in the transaction; its answer."""
@@ -110,9 +124,16 @@ class Transactions:
         self._guard = threading.Lock()
 
     def begin(self) -> str:
+        """A new transaction's id, once it holds the write lock; ConflictError if another
+        writer held it for :data:`IDLE` seconds."""
         transaction = Transaction(self._butler, self._lock, self._end)
         with self._guard:
             self._open[transaction.id] = transaction
+        transaction.started.wait()
+        if not transaction.is_open:
+            raise ConflictError(
+                f"another transaction held the repository for {IDLE:.0f} s; try again later"
+            )
         return transaction.id
 
     def _end(self, id: str) -> None:

@@ -92,10 +92,16 @@ def local_root(root: str | os.PathLike[str]) -> Path:
     """``root`` as an absolute local folder; RepositoryError for a URL no back-end serves.
 
     Only local folders have a storage back-end today: ``s3://bucket/repo`` must not
-    become a folder named ``s3:``.
+    become a folder named ``s3:``. An ``http(s)://`` URL is a served repository, which
+    :class:`~butler.butler.Butler` opens as a client and cannot create.
     """
     text = os.fspath(root)
     match = _SCHEME.match(text) if isinstance(text, str) else None
+    if match is not None and match.group(1) in ("http", "https"):
+        raise RepositoryError(
+            f"cannot create a repository at {text!r}: create it where its files are kept and "
+            "serve it with `butler serve ROOT`; Butler(URL) opens a served one (docs/remote.md)"
+        )
     if match is not None:
         raise RepositoryError(
             f"cannot use {text!r}: no storage back-end serves {match.group(1)}:// URLs (a "

@@ -91,6 +91,8 @@ class RemoteButler(Butler):
         return f"Butler({self.url!r})"
 
     def _decode(self, data: Any) -> Any:
+        if type(data) is dict and not any(type(v) in (dict, list) for v in data.values()):
+            return data  # a data ID of plain values: the fast path of a streamed query
         return wire.decode(data, self._records)
 
     # ---- dataset types ----------------------------------------------------------------------

@@ -93,7 +93,7 @@ class Session:
 
     def _documents(self, response: httpx.Response) -> Iterator[Any]:
         try:
-            yield from wire.read_json_lines(response.iter_lines())
+            yield from wire.read_json_lines(response.iter_raw())
         except httpx.TransportError as error:
             raise RemoteError(
                 f"the Butler server at {self.url} broke off a streamed answer: {error}"

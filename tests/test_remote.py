@@ -9,11 +9,13 @@ a server that is down is named.
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime
 import json
 import subprocess
 import sys
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -263,3 +265,37 @@ def test_the_api_is_versioned_and_described_by_openapi(served: Served) -> None:
     assert "/repos/{repo}/v1/get" in schema["paths"]
     assert all(p.startswith("/repos/{repo}/v1/") or p == "/health" for p in schema["paths"])
     assert httpx.get(f"{served.server.base}/docs").status_code == 200
+
+
+def test_eight_clients_at_once_are_all_served(served: Served) -> None:
+    def client(number: int) -> int:
+        with Butler(served.url, token=served.write) as mine:
+            base = 880_000 + number * 100
+            for i in range(5):
+                mine.put({"i": i}, "focusSweep", visit=base + i, focus=1.25)
+                assert mine.get("focusSweep", visit=base + i, focus=1.25) == {"i": i}
+            return sum(1 for _ in mine.query("focusSweep", focus=1.25))
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        counts = list(pool.map(client, range(8)))
+    assert all(5 <= count <= 40 for count in counts) and max(counts) == 40
+
+
+def test_past_the_query_limit_the_server_answers_503_with_retry_after(tmp_path: Path) -> None:
+    from butler.remote.server import Limits, create_app
+
+    with warnings.catch_warnings():  # starlette would rather have httpx2, which is not needed
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    root = tmp_path / "toy"
+    Butler.create(root, mapper="toycam").close()
+    token = create_token(root, "read")
+    with TestClient(create_app({"toy": root}, Limits(streams=0))) as client:
+        answer = client.post(
+            "/repos/toy/v1/query",
+            json={"dataset_type": "focusSweep"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "1"
+    assert answer.json()["error"]["type"] == "RemoteError"

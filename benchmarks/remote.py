@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import os
 import socket
 import statistics
 import subprocess
@@ -49,17 +50,31 @@ def _serve(root: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("butler serve did not start")
 
 
+def _server_cpu(pid: int) -> float:
+    """CPU seconds the server process has used (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _paired(
-    local: Callable[[int], object], remote: Callable[[int], object], n: int
-) -> tuple[float, float]:
-    """Median seconds per call of each, the calls interleaved."""
+    local: Callable[[int], object], remote: Callable[[int], object], n: int, server: int
+) -> tuple[float, float, float, float]:
+    """Median wall seconds per call of each, the calls interleaved; and CPU seconds per call
+    of each (the remote's: this process's and the server's, which is idle between)."""
     times: tuple[list[float], list[float]] = ([], [])
+    cpu = [0.0, 0.0]
+    served = _server_cpu(server)
     for i in range(n):
         for side, call in enumerate((local, remote)):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             call(i)
             times[side].append(time.perf_counter() - start)
-    return statistics.median(times[0]), statistics.median(times[1])
+            cpu[side] += time.process_time() - start_cpu
+    cpu[1] += _server_cpu(server) - served
+    return statistics.median(times[0]), statistics.median(times[1]), cpu[0] / n, cpu[1] / n
 
 
 def main() -> None:
@@ -76,11 +91,20 @@ def main() -> None:
         try:
             remote = Butler(url, token=token)
             print(f"server: {url} (uvicorn, loopback); {args.repeat} calls each, medians")
-            print(f"{'operation':28} {'local':>10} {'remote':>10} {'ratio':>7}")
+            print(
+                "wall: median of interleaved calls; CPU: per call, the remote's counting the server"
+            )
+            print(
+                f"{'operation':20} {'local':>9} {'remote':>9} {'ratio':>6}   "
+                f"{'CPU local':>9} {'remote':>9} {'ratio':>6}"
+            )
 
-            def row(name: str, pair: tuple[float, float]) -> None:
-                ratio = pair[1] / pair[0]
-                print(f"{name:28} {pair[0] * 1e3:8.2f}ms {pair[1] * 1e3:8.2f}ms {ratio:6.1f}x")
+            def row(name: str, pair: tuple[float, float, float, float]) -> None:
+                wall, cpu = pair[1] / pair[0], pair[3] / pair[2]
+                print(
+                    f"{name:20} {pair[0] * 1e3:7.2f}ms {pair[1] * 1e3:7.2f}ms {wall:5.1f}x   "
+                    f"{pair[2] * 1e3:7.2f}ms {pair[3] * 1e3:7.2f}ms {cpu:5.1f}x"
+                )
 
             small = {"value": 1.5, "note": "a small dataset"}
             row(
@@ -89,6 +113,7 @@ def main() -> None:
                     lambda i: local.put(small, "focusSweep", visit=2 * i + 1, focus=0.0),
                     lambda i: remote.put(small, "focusSweep", visit=2 * i + 2, focus=0.0),
                     args.repeat,
+                    process.pid,
                 ),
             )
             row(
@@ -97,6 +122,7 @@ def main() -> None:
                     lambda i: local.get("focusSweep", visit=i + 1, focus=0.0),
                     lambda i: remote.get("focusSweep", visit=i + 1, focus=0.0),
                     args.repeat,
+                    process.pid,
                 ),
             )
             row(
@@ -105,6 +131,7 @@ def main() -> None:
                     lambda i: local.exists("focusSweep", visit=i + 1, focus=0.0),
                     lambda i: remote.exists("focusSweep", visit=i + 1, focus=0.0),
                     args.repeat,
+                    process.pid,
                 ),
             )
             # the query's data IDs: registry rows of a dataset type, put in one commit each 10k
@@ -115,10 +142,16 @@ def main() -> None:
                 )
             local.sync()
             for name, butler in (("local", local), ("remote", remote)):
-                start = time.perf_counter()
+                start, served = time.perf_counter(), _server_cpu(process.pid)
+                start_cpu = time.process_time()
                 n = sum(1 for _ in butler.query("focusSweep", focus=1.0))
                 elapsed = time.perf_counter() - start
-                print(f"query {n} IDs, {name:6}      {elapsed:6.2f}s  {n / elapsed:10,.0f} IDs/s")
+                cpu = time.process_time() - start_cpu
+                server = _server_cpu(process.pid) - served
+                print(
+                    f"query {n} IDs, {name:6}  {elapsed:6.2f}s  {n / elapsed:9,.0f} IDs/s "
+                    f"(CPU: this process {cpu:.2f}s, server {server:.2f}s)"
+                )
             remote.close()
 
             def client(number: int) -> int:

@@ -137,7 +137,7 @@ def json_lines(values: Iterable[Any], batch: int = 512) -> Iterator[bytes]:
     dumps = json.JSONEncoder(separators=(",", ":"), default=_encode_other).encode
     lines: list[str] = []
     for value in values:
-        lines.append(dumps(value))
+        lines.append(dumps(value.fields if type(value) is DataId else value))
         if len(lines) >= batch:
             yield ("\n".join(lines) + "\n").encode()
             lines = []

@@ -83,7 +83,10 @@ def add_commands(commands: Any) -> None:
         help="the largest put (all its files together; default 1 GiB); JSON requests: 1 MiB",
     )
     serve.add_argument(
-        "--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"]
+        "--log-level",
+        default="warning",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="how much the server logs (info: every request)",
     )
     serve.set_defaults(run=_serve)
 

@@ -48,6 +48,7 @@ from .errors import OverrideError as OverrideError
 from .errors import ReadOnlyError as ReadOnlyError
 from .errors import RegistryError as RegistryError
 from .errors import RegistryNotFoundError as RegistryNotFoundError
+from .errors import RemoteError as RemoteError
 from .errors import RepositoryError as RepositoryError
 from .errors import SkyMapDefinitionError as SkyMapDefinitionError
 from .errors import StorageFullError as StorageFullError

@@ -135,6 +135,20 @@ def _format_data_id(data_id: Mapping[str, Any]) -> str:
 class Butler:
     """A repository opened for reading and (unless ``writeable=False``) writing."""
 
+    def __new__(cls, root: object = None, *args: Any, **kwargs: Any) -> Butler:
+        """A local repository; for an ``http(s)://`` URL, the client of a served one, with the
+        same methods (:class:`butler.remote.client.RemoteButler`; docs/remote.md)."""
+        if isinstance(root, str) and root.startswith(("http://", "https://")):
+            from .remote.client import RemoteButler
+
+            remote = cls if issubclass(cls, RemoteButler) else RemoteButler
+            return super().__new__(remote)  # whose __init__ Python calls next
+        if "token" in kwargs:
+            raise RepositoryError(
+                f"token= is for a remote repository (an http(s):// URL), not {root!r}"
+            )
+        return super().__new__(cls)
+
     def __init__(
         self,
         root: str | os.PathLike[str] | Datastore,
@@ -385,6 +399,16 @@ class Butler:
     # Public inside the package, for the features built on the Butler (calibrations, chain,
     # ingest, maintenance, provenance, curated calibrations; see docs/architecture.md):
     # they call these, never the Butler's underscore names. Users need none of them.
+
+    def locate(
+        self,
+        dataset_type: str | DatasetRef,
+        data_id: Mapping[str, object] | None = None,
+        **keys: object,
+    ) -> tuple[Plan, Found]:
+        """The plan and find of the dataset get would read (the remote server streams its
+        file); DatasetNotFoundError naming where it looked."""
+        return self._locate(dataset_type, data_id, keys)
 
     def use_mapper(self, mapper: Mapper) -> None:
         """Read and write with ``mapper`` from now on (runtime dataset types were added)."""

@@ -54,8 +54,8 @@ from ._cli_common import (
 )
 from ._cli_move import add_commands as add_move_commands
 from ._cli_query import add_commands as add_query_commands
-from ._cli_skymap import add_commands as add_skymap_commands
 from ._cli_remote import add_commands as add_remote_commands
+from ._cli_skymap import add_commands as add_skymap_commands
 from .config import DURABILITY
 from .errors import ButlerError, DatasetNotFoundError
 

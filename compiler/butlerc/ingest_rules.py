@@ -2,7 +2,8 @@
 
 A rule ``KEY <- SOURCE | STEP ...`` is checked as a pipeline of value kinds: the
 source has a kind (a translated property's type, ``any`` for a header card, ``str``
-for the file name, ``int`` for the HDU number), each step takes some kinds and
+for the file name or a ``format`` of cards, ``int`` for the HDU number, a ``const``'s
+literal's type), each step takes some kinds and
 gives one, and the last kind must fit the key's type. The runtime
 (``butler.ingest``) implements the same sources and steps, by name.
 """
@@ -75,7 +76,11 @@ SOURCES: dict[str, str] = {
 }
 
 #: What each source's argument is: a card name, a format of cards, a literal value.
-_SOURCE_ARGUMENTS = {"header": 'header("CARD")', "format": 'format("{CARD}...")', "const": "const(VALUE)"}
+_SOURCE_ARGUMENTS = {
+    "header": 'header("CARD")',
+    "format": 'format("{CARD}...")',
+    "const": "const(VALUE)",
+}
 
 #: Time scales ``time("SCALE")`` reads text in (astropy's names).
 TIME_SCALES = ("utc", "tai", "tt", "ut1", "tcg", "tcb", "tdb")
@@ -109,7 +114,7 @@ STEPS: dict[str, Step] = {
     "group": Step(_TEXT, "str", "regex", doc="a regular expression's first group"),
     "table": Step(frozenset(), "any", "table", doc="looked up in a table of the policy"),
     "date": Step(
-        frozenset({"str", "any", "int"}), "date", "pattern", doc='text read by a strptime pattern'
+        frozenset({"str", "any", "int"}), "date", "pattern", doc="text read by a strptime pattern"
     ),
     "time": Step(_TEXT, "time", "scale", doc="text read as a time in a scale (utc, tai, ...)"),
 }
@@ -153,7 +158,6 @@ def format_pattern(text: str) -> re.Pattern[str]:
         if card is not None:
             parts.append(".*")
     return re.compile("".join(parts), re.DOTALL)
-
 
 
 def fits(kind: str, key_type: str, scale: str | None) -> bool:

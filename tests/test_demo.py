@@ -42,9 +42,9 @@ def test_each_policy_is_reported_once(demo: str) -> None:
     assert compile_step[0] == "== compile the bundled policies"
     for name in POLICIES:
         assert sum(line.startswith(f"  {name} ") for line in compile_step) == 1, name
-    # obs_lsst.butler defines five instruments: one line names all five modules
+    # obs_lsst.butler defines six instruments: one line names all six modules
     (lsst,) = [line for line in compile_step if line.startswith("  obs_lsst.butler ")]
-    assert "lsstcam.py, imsim.py" in lsst
+    assert "lsstcam.py, lsstcomcam.py, imsim.py" in lsst
 
 
 def test_warning_counts_say_how_to_see_them(demo: str) -> None:

@@ -26,7 +26,7 @@ MODULES = {
     "hsc.butler": ("hsc",),
     "decam.butler": ("decam",),
     "megacam.butler": ("megacam",),
-    "obs_lsst.butler": ("lsstcam", "imsim", "phosim", "latiss", "ts8"),
+    "obs_lsst.butler": ("lsstcam", "lsstcomcam", "imsim", "phosim", "latiss", "ts8"),
 }
 
 #: Known defects outside the policies, shown by these tests (strict: a fix makes them pass).

@@ -648,11 +648,16 @@ class _Checker:
             )
             for name, table in self.instrument.tables.items()
         }
+        table_keys = {
+            name: tuple(str(row.source.value) for row in table.rows)
+            for name, table in self.instrument.tables.items()
+        }
         checker = IngestChecker(
             self.key_types,
             scales,
             tables,
             lambda code, message, span, hint: self.error(code, message, span, hint),
+            table_keys,
         )
         checker.check(dataset, ingest, keys, self.obtainable)
 

@@ -326,6 +326,31 @@ _ENTRIES = (
         "int one), or change the key's type.",
     ),
     Code(
+        "BC029",
+        "error",
+        "malformed ingest format",
+        "The text of a `format(...)` ingest source is not a list of header cards put together: "
+        "unbalanced braces, a field with no card name or a positional one (`{}`, `{0}`), a "
+        "conversion (`{CARD!r}`), a spec Python cannot format with (`{SEQNUM:5q}`), or no "
+        "field at all.",
+        'dataset raw {\n    ...\n    ingest { expId <- format("{DAYOBS}{SEQNUM:05d") | int }\n}',
+        "Write each card as `{CARD}` or `{CARD:SPEC}` with literal text between them "
+        '(`format("{RAFTBAY}_{CCDSLOT}")`); `{{` and `}}` are literal braces; a constant is '
+        "`const(VALUE)`.",
+    ),
+    Code(
+        "BC030",
+        "error",
+        "ingest format never matches its table",
+        "A rule puts header cards together with `format(...)` and looks the text up in a table, "
+        "but no row of the table's first column has the shape the format gives (its literal "
+        "text differs: `R22_S11` looked up in rows written `R22S11`), so every file would fail.",
+        'table dets(name: str, detector: int) { "R22S11" -> 94 }\n'
+        'ingest { detector <- format("{RAFTBAY}_{CCDSLOT}") | table(dets) }',
+        "Make the format's literal text match how the table writes its first column, or fix "
+        "the table.",
+    ),
+    Code(
         "BC101",
         "warning",
         "inconsistent widths for one key",

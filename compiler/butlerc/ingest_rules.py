@@ -2,7 +2,8 @@
 
 A rule ``KEY <- SOURCE | STEP ...`` is checked as a pipeline of value kinds: the
 source has a kind (a translated property's type, ``any`` for a header card, ``str``
-for the file name, ``int`` for the HDU number), each step takes some kinds and
+for the file name or a ``format`` of cards, ``int`` for the HDU number, a ``const``'s
+literal's type), each step takes some kinds and
 gives one, and the last kind must fit the key's type. The runtime
 (``butler.ingest``) implements the same sources and steps, by name.
 """
@@ -11,11 +12,13 @@ from __future__ import annotations
 
 import datetime
 import re
+import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from .diagnostics import Span, did_you_mean
 from .model import DatasetDef, IngestDef, IngestRule, IngestStep, Literal, Name
+from .values import ValueProblem, coerce_text
 
 __all__ = ["PROPERTIES", "SOURCES", "STEPS", "IngestChecker", "Step"]
 
@@ -63,8 +66,24 @@ PROPERTIES: dict[str, str] = {
     **dict.fromkeys(("has_simulated_content", "can_see_sky"), "bool"),
 }
 
-#: Sources that are not properties: the kind of what they give.
-SOURCES: dict[str, str] = {"header": "any", "hdu": "int", "filename": "str"}
+#: Sources that are not properties: the kind of what they give (``const``: its literal's).
+SOURCES: dict[str, str] = {
+    "header": "any",
+    "hdu": "int",
+    "filename": "str",
+    "format": "str",
+    "const": "any",
+}
+
+#: What each source's argument is: a card name, a format of cards, a literal value.
+_SOURCE_ARGUMENTS = {
+    "header": 'header("CARD")',
+    "format": 'format("{CARD}...")',
+    "const": "const(VALUE)",
+}
+
+#: Time scales ``time("SCALE")`` reads text in (astropy's names).
+TIME_SCALES = ("utc", "tai", "tt", "ut1", "tcg", "tcb", "tdb")
 
 _TEXT = frozenset({"str", "any"})
 _TIME = frozenset({"time", "str", "any"})
@@ -76,7 +95,7 @@ class Step:
 
     takes: frozenset[str]
     gives: str
-    argument: str | None = None  # "date", "regex" or "table"
+    argument: str | None = None  # "date", "regex", "table", "pattern" or "scale"
     doc: str = ""
 
 
@@ -94,7 +113,51 @@ STEPS: dict[str, Step] = {
     "days_since": Step(_TIME, "int", "date", doc="whole UTC days since a date"),
     "group": Step(_TEXT, "str", "regex", doc="a regular expression's first group"),
     "table": Step(frozenset(), "any", "table", doc="looked up in a table of the policy"),
+    "date": Step(
+        frozenset({"str", "any", "int"}), "date", "pattern", doc="text read by a strptime pattern"
+    ),
+    "time": Step(_TEXT, "time", "scale", doc="text read as a time in a scale (utc, tai, ...)"),
 }
+
+
+def format_fields(text: str) -> list[tuple[str, str]] | str:
+    """The ``(card, spec)`` fields of a ``format(...)`` source, or why it is malformed."""
+    try:
+        parsed = list(string.Formatter().parse(text))
+    except ValueError as error:
+        return f"{error} (write {{{{ and }}}} for literal braces)"
+    fields = []
+    for _, card, spec, conversion in parsed:
+        if card is None:
+            continue
+        if not card or card.isdigit() or any(c in card for c in ".[]"):
+            return f"'{{{card}}}' is not a card name: write {{CARD}} or {{CARD:SPEC}}"
+        if conversion is not None:
+            return f"'{{{card}!{conversion}}}' has a conversion; write {{CARD}} or {{CARD:SPEC}}"
+        if spec and "{" in spec:
+            return f"the spec of '{card}' has a nested field"
+        if spec:
+            try:
+                format(0, spec)
+            except ValueError:
+                try:
+                    format("", spec)
+                except ValueError:
+                    return f"'{spec}' is not a format spec (as in {{SEQNUM:05d}})"
+        fields.append((card, spec or ""))
+    if not fields:
+        return "it names no card; a constant is written const(VALUE)"
+    return fields
+
+
+def format_pattern(text: str) -> re.Pattern[str]:
+    """A regular expression every value of a well-formed ``format(...)`` source matches."""
+    parts = []
+    for literal, card, _, _ in string.Formatter().parse(text):
+        parts.append(re.escape(literal))
+        if card is not None:
+            parts.append(".*")
+    return re.compile("".join(parts), re.DOTALL)
 
 
 def fits(kind: str, key_type: str, scale: str | None) -> bool:
@@ -120,11 +183,13 @@ class IngestChecker:
         key_scales: Mapping[str, str | None],
         table_types: Mapping[str, tuple[str, str]],
         report: Report,
+        table_keys: Mapping[str, tuple[str, ...]] | None = None,
     ) -> None:
         self.key_types = key_types
         self.key_scales = key_scales
         self.table_types = table_types
         self.report = report
+        self.table_keys = table_keys or {}
 
     def check(
         self,
@@ -155,14 +220,27 @@ class IngestChecker:
 
     def rule(self, rule: IngestRule, label: str) -> None:
         kind = self.source(rule, label)
-        for step in rule.steps:
+        for index, step in enumerate(rule.steps):
             if kind is None:
                 return
             kind = self.step(step, kind, rule.key.value)
+            if index == 0 and kind is not None and rule.source.value == "format":
+                self.format_meets_table(rule, step)
         key = rule.key.value
         if kind is None or key not in self.key_types:
             return
         key_type, scale = self.key_types[key], self.key_scales.get(key)
+        if rule.source.value == "const" and not rule.steps and rule.argument is not None:
+            try:
+                coerce_text(str(rule.argument.value), key_type)
+            except ValueProblem as problem:
+                self.report(
+                    "BC024",
+                    f"const({rule.argument.value!r}) does not fit '{key}': {problem}",
+                    rule.argument.span,
+                    f"write a value of type {key_type}",
+                )
+            return
         if not fits(kind, key_type, scale):
             shown = key_type if key_type != "datetime" else f"datetime {scale or 'utc'}"
             hint = {
@@ -191,15 +269,58 @@ class IngestChecker:
                 or 'a source is an ObservationInfo property, header("CARD"), hdu or filename',
             )
             return None
-        if (name == "header") != (rule.argument is not None):
+        needs = name in _SOURCE_ARGUMENTS
+        if needs != (rule.argument is not None):
             self.report(
                 "BC024",
-                f"'{name}' {'needs' if name == 'header' else 'takes no'} argument",
+                f"'{name}' {'needs an' if needs else 'takes no'} argument",
                 rule.source.span,
-                'write header("CARD")' if name == "header" else f"write '{name}' alone",
+                f"write {_SOURCE_ARGUMENTS[name]}" if needs else f"write '{name}' alone",
             )
             return None
+        argument = rule.argument
+        if argument is None:
+            return kind
+        if name == "const":
+            return argument.kind
+        if argument.kind != "str":
+            self.report(
+                "BC024",
+                f"'{name}' needs a string argument",
+                argument.span,
+                f"write {_SOURCE_ARGUMENTS[name]}",
+            )
+            return None
+        if name == "format":
+            fields = format_fields(str(argument.value))
+            if isinstance(fields, str):
+                self.report(
+                    "BC029",
+                    f"malformed format in the rule for '{rule.key.value}': {fields}",
+                    argument.span,
+                    'write the cards as fields: format("{RAFTBAY}_{CCDSLOT}"), '
+                    'format("{DAYOBS}{SEQNUM:05d}")',
+                )
+                return None
         return kind
+
+    def format_meets_table(self, rule: IngestRule, step: IngestStep) -> None:
+        """BC030: a ``format(...)`` looked up in a table none of whose rows it can give."""
+        if step.function.value != "table" or not isinstance(step.argument, Name):
+            return
+        assert rule.argument is not None
+        text = str(rule.argument.value)
+        rows = self.table_keys.get(step.argument.value, ())
+        pattern = format_pattern(text)
+        if not rows or any(pattern.fullmatch(row) for row in rows):
+            return
+        self.report(
+            "BC030",
+            f"the rule for '{rule.key.value}' looks up format({text!r}) in table "
+            f"'{step.argument.value}', whose rows ({rows[0]!r}, ...) it can never give",
+            step.span,
+            "make the format's literal text match the table's first column, or fix the table",
+        )
 
     def step(self, step: IngestStep, kind: str, key: str) -> str | None:
         name = step.function.value
@@ -246,6 +367,19 @@ class IngestChecker:
         if not isinstance(argument, Literal) or argument.kind != "str":
             return f"needs a string argument ({entry.argument})"
         text = str(argument.value)
+        if entry.argument == "pattern":
+            sample = datetime.date(2024, 1, 31)
+            try:
+                read = datetime.datetime.strptime(sample.strftime(text), text).date()
+            except ValueError as error:
+                return f"'{text}' is not a strptime pattern: {error}"
+            if read != sample:
+                return f"'{text}' does not give a whole date; use %Y, %m and %d (as in '%Y%m%d')"
+            return None
+        if entry.argument == "scale":
+            if text not in TIME_SCALES:
+                return f"'{text}' is not a time scale (scales: {', '.join(TIME_SCALES)})"
+            return None
         if entry.argument == "date":
             try:
                 datetime.date.fromisoformat(text)

@@ -201,8 +201,9 @@ class IngestStep:
 class IngestRule:
     """``KEY <- SOURCE | STEP ...``: where ingest reads one key, and how it converts it.
 
-    ``source`` is a translated property, ``hdu``, ``filename`` or ``header``
-    (whose card is ``argument``).
+    ``source`` is a translated property, ``hdu``, ``filename``, ``header`` (whose
+    card is ``argument``), ``format`` (whose cards and specs are ``argument``) or
+    ``const`` (whose value is ``argument``).
     """
 
     key: Name
@@ -631,7 +632,7 @@ class _Builder:
     def ingest_rule(self, node: Tree[Token]) -> IngestRule:
         key, source, *steps = node.children
         assert isinstance(source, Tree)
-        argument = self.string(source.children[1]) if len(source.children) > 1 else None
+        argument = self.literal(source.children[1]) if len(source.children) > 1 else None
         converted = []
         for step in steps:
             assert isinstance(step, Tree)

@@ -38,6 +38,7 @@ import json
 import os
 import re
 import shutil
+import string
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -123,7 +124,7 @@ class InstrumentRules:
 
 
 #: Rule sources that are not translated properties.
-_NOT_PROPERTIES = frozenset({"header", "hdu", "filename"})
+_NOT_PROPERTIES = frozenset({"header", "hdu", "filename", "format", "const"})
 
 _MJD_ZERO = datetime.date(1858, 11, 17)
 
@@ -166,6 +167,20 @@ def _group(value: Any, pattern: str | None) -> str:
     return str(match.group(1))
 
 
+def _date(value: Any, pattern: str | None) -> datetime.date:
+    text = str(value).strip()
+    try:
+        return datetime.datetime.strptime(text, str(pattern)).date()
+    except ValueError:
+        raise ValueError(f"it is not a date written as {pattern!r}") from None
+
+
+def _scaled_time(value: Any, scale: str | None) -> Any:
+    from astropy.time import Time
+
+    return Time(str(value).strip(), scale=str(scale))
+
+
 def _number(value: Any, _: str | None) -> float:
     return float(getattr(value, "value", value))
 
@@ -193,6 +208,8 @@ CONVERTERS: dict[str, Callable[[Any, str | None], Value]] = {
     "tai_datetime": _tai_datetime,
     "days_since": _days_since,
     "group": _group,
+    "date": _date,
+    "time": _scaled_time,
 }
 
 
@@ -394,6 +411,12 @@ def _key_values(
             if card not in observation.header:
                 raise IngestError(f"its header has no {card} card, which gives {rule.key!r}")
             raw = observation.header[card]
+        elif rule.source == "format":
+            raw = _formatted(str(rule.argument), observation.header, rule.key)
+            where = f"cards {rule.argument!r}"
+        elif rule.source == "const":
+            raw = rule.argument
+            where = "constant"
         else:
             raw = getattr(observation.info, rule.source)
             where = f"translated {rule.source}"
@@ -403,6 +426,25 @@ def _key_values(
             raw = _apply(step, raw, tables, rule.key, where, times)
         values[rule.key] = raw
     return values
+
+
+def _formatted(text: str, header: Mapping[str, Any], key: str) -> str:
+    """A ``format("{CARD}_{CARD:05d}")`` source: the cards put together (IngestError if not)."""
+    cards = [card for _, card, _, _ in string.Formatter().parse(text) if card is not None]
+    missing = [card for card in cards if card not in header]
+    if missing:
+        raise IngestError(
+            f"its header has no {', '.join(missing)} card, which {key!r} is made from "
+            f"(format {text!r})"
+        )
+    values = {card: header[card] for card in cards}
+    try:
+        return text.format_map(values)
+    except (ValueError, TypeError) as error:
+        shown = ", ".join(f"{card}={value!r}" for card, value in values.items())
+        raise IngestError(
+            f"cannot put its cards {shown} together as {text!r} for {key!r}: {error}"
+        ) from None
 
 
 def _apply(

@@ -179,7 +179,9 @@ class IngestRule:
 
     ``source`` is an ``ObservationInfo`` property (``"exposure_id"``), ``"header"``
     (the card named by ``argument``, read as it is), ``"hdu"`` (the index of the
-    HDU the data ID is for) or ``"filename"`` (the file's name without folders).
+    HDU the data ID is for), ``"filename"`` (the file's name without folders),
+    ``"format"`` (header cards put together by the format ``argument``) or
+    ``"const"`` (``argument`` itself, parsed as the key's type).
     """
 
     key: str

@@ -45,6 +45,10 @@ def _memory(tmp_path: Path, name: str, parents: list[Butler]) -> Butler:
     return Butler.in_memory(mapper="toycam", name=name, parents=[p.root for p in parents])
 
 
+#: A back-end whose repositories need the test's fixtures: yields its factory.
+FixtureBackend = Callable[[pytest.FixtureRequest], Iterator[Factory]]
+
+
 def _s3(request: pytest.FixtureRequest) -> Iterator[Factory]:
     """Repositories in the test's bucket on the moto server, each with its own PostgreSQL
     schema as registry; the endpoint reaches Butler as a user's would, from the environment."""
@@ -70,7 +74,7 @@ def _s3(request: pytest.FixtureRequest) -> Iterator[Factory]:
 
 #: back-end -> (its repositories, the repositories its chains read as parents); a
 #: back-end given as a generator function makes its factory from the test's fixtures.
-BACKENDS: dict[str, tuple[Factory, Factory] | Callable[[pytest.FixtureRequest], Iterator[Factory]]] = {
+BACKENDS: dict[str, tuple[Factory, Factory] | FixtureBackend] = {
     "local": (_local, _local),
     "memory": (_memory, _local),
     "s3": _s3,

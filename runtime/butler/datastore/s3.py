@@ -40,8 +40,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..checksums import FileChecksum, checksum_of, file_checksum, write_hashed
 from ..config import CONFIG_NAME, RepositoryConfig, parse_config
-from ..errors import ConfigError, InvalidDataIdError, RepositoryError
-from ..objectstore import ObjectStore, S3Location, S3Settings, check_relative
+from ..errors import ConfigError, DatasetCorruptError, InvalidDataIdError, RepositoryError
+from ..objectstore import ObjectInfo, ObjectStore, S3Location, S3Settings, check_relative
 from ..objectstore.cache import NoCache, SharedCache, cache_from_environment
 from ..objectstore.ranged import RangedFile
 from ..objectstore.settings import ENDPOINT_VARIABLES
@@ -51,10 +51,20 @@ from .base import Datastore, ReadRequest, WriteRequest
 if TYPE_CHECKING:
     from ..registry import Registry
 
-__all__ = ["SQLITE_VARIABLE", "STALE_SECONDS", "S3Datastore", "Spill", "create_s3", "open_s3"]
+__all__ = [
+    "SQLITE_VARIABLE",
+    "STALE_SECONDS",
+    "STALE_VARIABLE",
+    "S3Datastore",
+    "Spill",
+    "create_s3",
+    "open_s3",
+]
 
 #: Journal entries of an owner on another host count as abandoned after this long.
 STALE_SECONDS = 3600.0
+#: Overrides :data:`STALE_SECONDS` (seconds).
+STALE_VARIABLE = "BUTLER_S3_STALE_SECONDS"
 #: Set to ``1`` to accept a local SQLite registry file for an S3 repository (one host only).
 SQLITE_VARIABLE = "BUTLER_S3_ALLOW_SQLITE"
 PENDING = f"{BUTLER_FOLDER}/pending"
@@ -120,7 +130,7 @@ class _Entry:
         return cls(key, parts[2], int(name[0]), name[1], name[2], parts[4])
 
 
-def _owner_gone(owner: str, newest: datetime) -> bool:
+def _owner_gone(owner: str, newest: datetime, stale_seconds: float) -> bool:
     parts = owner.rsplit("-", 2)
     host, pid = (parts[0], parts[1]) if len(parts) == 3 else ("", "")
     if host == _host() and pid.isdigit():
@@ -129,7 +139,7 @@ def _owner_gone(owner: str, newest: datetime) -> bool:
         except OSError as error:
             return error.errno != errno.EPERM
         return False
-    return (datetime.now(UTC) - newest).total_seconds() > STALE_SECONDS
+    return (datetime.now(UTC) - newest).total_seconds() > stale_seconds
 
 
 class S3Datastore(Datastore):
@@ -137,6 +147,7 @@ class S3Datastore(Datastore):
 
     scheme = "s3"
     default_registry = ""  # an S3 repository needs a shared registry: PostgreSQL
+    read_concurrency = 8
 
     def __init__(
         self,
@@ -151,6 +162,9 @@ class S3Datastore(Datastore):
         self._spill = Path(tempfile.mkdtemp(prefix="butler-s3-spill-"))
         self._seen = threading.local()
         self._temporaries = itertools.count()
+        #: Journal owners on other hosts, objects without records and unfinished uploads
+        #: count as abandoned (recovered, deleted by ``verify --repair``) after this long.
+        self.stale_seconds = float(os.environ.get(STALE_VARIABLE) or STALE_SECONDS)
 
     def __repr__(self) -> str:
         return f"S3Datastore({self.location_.uri!r})"
@@ -233,7 +247,7 @@ class S3Datastore(Datastore):
             newest[entry.owner] = max(newest.get(entry.owner, info), info)
         finished = 0
         for owner, entries in sorted(by_owner.items()):
-            if not _owner_gone(owner, newest[owner]):
+            if not _owner_gone(owner, newest[owner], self.stale_seconds):
                 continue
             committed = registry.committed_operations({e.token for e in entries})
             for entry in sorted(entries, key=lambda e: e.sequence, reverse=True):
@@ -294,9 +308,11 @@ class S3Datastore(Datastore):
         path = self._spill_path(target)
         try:
             if formatter.writes_streams:
-                checksum = write_hashed(
-                    path, lambda stream: formatter.write_stream(obj, stream, hdu=hdu, compress=compress)
-                )
+
+                def stream_writer(stream: BinaryIO) -> None:
+                    formatter.write_stream(obj, stream, hdu=hdu, compress=compress)
+
+                checksum = write_hashed(path, stream_writer)
             else:
                 formatter.write(obj, path, hdu=hdu, compress=compress)
                 checksum = file_checksum(path)
@@ -427,12 +443,33 @@ class S3Datastore(Datastore):
     # ---- the walk (verify, index) --------------------------------------------------------
 
     def walk(self, skip: frozenset[str] = frozenset()) -> Iterator[str]:
+        return (info.relative for info in self.listed(skip))
+
+    def listed(self, skip: frozenset[str] = frozenset()) -> Iterator[ObjectInfo]:
+        """Every dataset object (one listing), with when it was written."""
         for info in self.store.objects():
-            if info.relative.split("/", 1)[0] == BUTLER_FOLDER or info.relative in skip:
+            first = info.relative.split("/", 1)[0]
+            if first == BUTLER_FOLDER or info.relative in skip or info.relative == CONFIG_NAME:
                 continue
-            if info.relative == CONFIG_NAME:
-                continue
-            yield info.relative
+            yield info
+
+    def is_stale(self, when: datetime | None) -> bool:
+        """Whether something written at ``when`` is older than :attr:`stale_seconds`."""
+        if when is None:
+            return False
+        return (datetime.now(UTC) - when).total_seconds() > self.stale_seconds
+
+    def differs(self, path: str, size: int | None, checksum: str | None) -> str | None:
+        """What differs between the object and its recorded size and checksum, if anything
+        (the object is downloaded, hashed on the way, to a temporary file)."""
+        with tempfile.TemporaryDirectory(prefix="butler-verify-") as folder:
+            try:
+                info = self.store.get_file(path, Path(folder) / "data", expected_checksum=checksum)
+            except DatasetCorruptError as error:
+                return str(error)
+        if size is not None and info.size != size:
+            return f"size mismatch: {size} bytes were written, the object has {info.size}"
+        return None
 
     def uploads(self) -> list[Any]:
         """Multipart uploads begun and never completed nor aborted."""

@@ -59,6 +59,8 @@ class ObjectInfo:
     put_id: str | None = None
     #: Whether a retried request found this call's own earlier, successful attempt.
     recovered: bool = False
+    #: When it was last written (objects listed; None otherwise).
+    modified: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,7 +390,12 @@ class ObjectStore:
                 for item in page.get("Contents", []):
                     relative = self.location.relative(item["Key"])
                     if relative is not None:
-                        yield ObjectInfo(relative, int(item["Size"]), _etag(item["ETag"]))
+                        yield ObjectInfo(
+                            relative,
+                            int(item["Size"]),
+                            _etag(item["ETag"]),
+                            modified=item.get("LastModified"),
+                        )
 
     def uploads(self) -> list[Upload]:
         """Multipart uploads begun below the prefix and never completed nor aborted."""

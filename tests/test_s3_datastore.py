@@ -223,6 +223,7 @@ def test_killed_writers_leave_no_partial_object_and_verify_repairs(
         time.sleep(random.uniform(0.0, 0.5))  # then killed at some point of a later one
         writer.send_signal(signal.SIGKILL)
         writer.wait()
+        writer.stdout.close()
     monkeypatch.setenv("BUTLER_S3_STALE_SECONDS", "0")  # every writer is dead: all stale
     with Butler(url) as butler:
         report = butler.verify(repair=True)
@@ -307,5 +308,5 @@ def test_verify_lists_missing_and_unrecorded_objects_and_unfinished_uploads(
         monkeypatch.setenv("BUTLER_S3_STALE_SECONDS", "0")
     with Butler(url) as butler:
         repaired = butler.verify(repair=True)
-        assert repaired.repaired >= 2 and not repaired.untracked and not repaired.temporaries
+        assert repaired.repaired >= 1 and not repaired.untracked and not repaired.temporaries
         assert store.uploads() == [] and store.head("stray/object.yaml") is None

@@ -25,6 +25,7 @@ from _repos import postgres_schemas
 from _s3faults import fault_proxy
 from _s3server import S3Server
 from butler import BBox, Butler, Image
+from butler.cli import main
 from butler.errors import ButlerError, ConfigError, RepositoryError
 from butler.objectstore import ObjectStore, S3Location, S3Settings
 
@@ -137,6 +138,7 @@ def test_exists_many_and_get_many(
 _WRITER = """
 import json, sys
 from butler import Butler
+from butler.cli import main
 from butler.errors import DatasetExistsError
 url, first, count, shared = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 results = {}
@@ -186,6 +188,7 @@ _LOOPING_WRITER = """
 import sys
 import numpy as np
 from butler import Butler, Image
+from butler.cli import main
 from butler.errors import DatasetExistsError
 url, first = sys.argv[1], int(sys.argv[2])
 pixels = np.ones((300, 300), "f4")
@@ -281,6 +284,7 @@ def test_server_faults_are_clear_errors_naming_the_repository(
 
 
 def test_verify_lists_missing_and_unrecorded_objects_and_unfinished_uploads(
+    capsys: pytest.CaptureFixture[str],
     s3_location: S3Location,
     s3_server: S3Server,
     env: dict[str, str],
@@ -298,6 +302,9 @@ def test_verify_lists_missing_and_unrecorded_objects_and_unfinished_uploads(
         store.client.create_multipart_upload(
             Bucket=store.location.bucket, Key=store.location.key("stray/big.fits")
         )
+        assert main(["verify", url]) == 1  # the command line too: not clean
+        shown = capsys.readouterr().out
+        assert gone in shown and "stray/object.yaml" in shown
         report = butler.verify()
         assert not report.clean and [p for _, p in report.missing] == [gone]
         assert report.untracked == ("stray/object.yaml",)
@@ -310,3 +317,29 @@ def test_verify_lists_missing_and_unrecorded_objects_and_unfinished_uploads(
         repaired = butler.verify(repair=True)
         assert repaired.repaired >= 1 and not repaired.untracked and not repaired.temporaries
         assert store.uploads() == [] and store.head("stray/object.yaml") is None
+
+
+def test_an_overwrite_interrupted_on_another_host_is_undone_once_stale(
+    s3_location: S3Location,
+    s3_server: S3Server,
+    env: dict[str, str],
+    schemas: object,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url = _url(s3_location)
+    store = _store(s3_location, s3_server)
+    with Butler.create(url, mapper="toycam", registry=schemas()) as butler:  # type: ignore[operator]
+        butler.put({"n": 1}, "focusSweep", visit=1, **FOCUS)
+        path = butler.uri("focusSweep", visit=1, **FOCUS).removeprefix(store.location.uri + "/")
+    # A writer on another host kept the old object in its journal, replaced it, and died
+    # before its registry commit (its token is in no committed operation).
+    kept = f".butler/pending/otherhost-4242-abcd/000000000000.{'0' * 16}.kept/{path}"
+    store.copy(path, kept)
+    store.replace(path, b"n: 99\n", "crc32c:00000000", store.head(path).etag)  # type: ignore[union-attr]
+    with Butler(url) as butler:  # young: perhaps alive; left alone
+        assert butler.verify().pending == (("kept", path),)
+    monkeypatch.setenv("BUTLER_S3_STALE_SECONDS", "0")
+    with Butler(url) as butler:  # opening a writeable repository recovers it
+        assert butler.get("focusSweep", visit=1, **FOCUS) == {"n": 1}
+        report = butler.verify(read=True)
+        assert report.clean and not report.pending and not report.untracked

@@ -40,7 +40,13 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..checksums import FileChecksum, checksum_of, file_checksum, write_hashed
 from ..config import CONFIG_NAME, RepositoryConfig, parse_config
-from ..errors import ConfigError, DatasetCorruptError, InvalidDataIdError, RepositoryError
+from ..errors import (
+    ConfigError,
+    DatasetCorruptError,
+    InvalidDataIdError,
+    ObjectMissingError,
+    RepositoryError,
+)
 from ..objectstore import ObjectInfo, ObjectStore, S3Location, S3Settings, check_relative
 from ..objectstore.cache import NoCache, SharedCache, cache_from_environment
 from ..objectstore.ranged import RangedFile
@@ -268,13 +274,18 @@ class S3Datastore(Datastore):
                     yield item["LastModified"], entry
 
     def _finish(self, entry: _Entry, committed: bool) -> None:
-        if not committed and entry.kind in ("kept", "aside"):
-            self.store.copy(entry.key, entry.target)
-        elif not committed and entry.kind == "new":
-            marker = self.store.get_bytes(entry.key).decode("ascii", "replace")
-            info = self.store.head(entry.target)
-            if info is not None and info.checksum == marker:
-                self.store.delete(entry.target, info.etag)
+        """Settle one entry; an entry whose copy never completed (the owner died while
+        making it) names nothing to restore."""
+        try:
+            if not committed and entry.kind in ("kept", "aside"):
+                self.store.copy(entry.key, entry.target)
+            elif not committed and entry.kind == "new":
+                marker = self.store.get_bytes(entry.key).decode("ascii", "replace")
+                info = self.store.head(entry.target)
+                if info is not None and info.checksum == marker:
+                    self.store.delete(entry.target, info.etag)
+        except ObjectMissingError:
+            pass
         self.store.delete(entry.key)
 
     def close(self) -> None:

@@ -17,8 +17,13 @@ operation so that both sides see the same slow spells:
   hand with ``get_object(Range=...)``; ours: ``astropy.io.fits`` on a ``RangedFile``),
   with the bytes each section read moved, as a share of the file.
 
-The Butler and lsst-daf-butler columns are slots for the S3 datastore (issue 15, second
-step): they print "—" until ``Butler.put``/``get`` run on ``s3://`` repositories.
+The Butler column runs the same operations through ``Butler.put``/``get``/``exists``/
+``get_section`` on an ``s3://`` repository in the same server (registry: a fresh schema in
+the PostgreSQL at ``BUTLER_BENCH_POSTGRES``, default ``postgresql+psycopg://127.0.0.1:5432/test``;
+"—" if it cannot be reached), with the read cache off (``BUTLER_CACHE_SIZE=0``) so that
+every get downloads, as the floor's does. Its section's bytes are counted by one more,
+untimed, section get through the tests' counting proxy. ``exists`` is a registry lookup
+(the registry is the index). The lsst-daf-butler column is a slot ("—"): not run here.
 Medians in microseconds. moto copies the whole object for every ranged GET (its cost grows
 with the object, unlike S3's), so section times here are an upper bound. Never asserts.
 """
@@ -60,17 +65,23 @@ def main() -> None:
     import numpy as np
     from _s3server import CREDENTIALS, S3Server
     from astropy.io import fits
+    from butler import BBox, Image
     from butler.objectstore import ObjectStore, S3Location, S3Settings
     from butler.objectstore.ranged import RangedFile
 
     os.environ.update(CREDENTIALS)
+    os.environ["BUTLER_CACHE_SIZE"] = "0"
     server = S3Server.start()
     try:
         store = ObjectStore(S3Location("bench", "repo"), S3Settings(endpoint_url=server.url))
         store.create_bucket()
         raw = store.client  # the same connection pool for both sides
         bucket = store.location.bucket
-        times: dict[str, dict[str, list[float]]] = {row: {"floor": [], "ours": []} for row in ROWS}
+        os.environ["AWS_ENDPOINT_URL_S3"] = server.url
+        butler = _butler()
+        sides = ["floor", "ours"] + (["butler"] if butler is not None else [])
+        times: dict[str, dict[str, list[float]]] = {row: {s: [] for s in sides} for row in ROWS}
+        refs: dict[int, object] = {}
         payload = os.urandom(1024)
         keys = [uuid.uuid4().hex for _ in range(args.n)]
         for index, key in enumerate(keys):
@@ -96,13 +107,23 @@ def main() -> None:
             def our_head(k: str = our_key) -> object:
                 return store.head(k)
 
+            def butler_put(i: int = index) -> object:
+                refs[i] = butler.put({"n": i}, "focusSweep", visit=i + 1, focus=0.5)
+                return refs[i]
+
+            def butler_get(i: int = index) -> object:
+                return butler.get(refs[i])
+
+            def butler_exists(i: int = index) -> object:
+                return butler.exists(refs[i])
+
             steps = {
-                "put small": (floor_put, our_put),
-                "get small": (floor_get, our_get),
-                "exists small": (floor_head, our_head),
+                "put small": (floor_put, our_put, butler_put),
+                "get small": (floor_get, our_get, butler_get),
+                "exists small": (floor_head, our_head, butler_exists),
             }
-            for row, (floor, ours) in steps.items():
-                order = [("floor", floor), ("ours", ours)]
+            for row, (floor, ours, theirs) in steps.items():
+                order = list(zip(sides, (floor, ours, theirs), strict=False))
                 for side, call in order if floor_first else order[::-1]:
                     times[row][side].append(timed(call))
 
@@ -121,6 +142,13 @@ def main() -> None:
                 (data_offset + ((y0 + y) * args.side + x0) * 4, width * 4) for y in range(width)
             ]
             moved = {"floor": 0, "ours": 0}
+            bbox = BBox.from_slices(slice(y0, y0 + width), slice(x0, x0 + width))
+            image_ref = None
+            if butler is not None:
+                image_ref = butler.put(Image(image), "calexp", visit=1, detector=1, filter="g")
+
+            def butler_section() -> None:
+                butler.get_section(image_ref, bbox)
 
             def floor_section() -> None:
                 moved["floor"] = 0
@@ -153,17 +181,24 @@ def main() -> None:
                 def our_download() -> None:
                     store.get_file("image.fits", Path(folder) / "ours.fits")
 
+                def butler_download() -> None:
+                    butler.get(image_ref)
+
                 for index in range(args.repeat):
                     pairs = [
-                        ("get 4k FITS", floor_download, our_download),
-                        ("section 200²", floor_section, our_section),
+                        ("get 4k FITS", floor_download, our_download, butler_download),
+                        ("section 200²", floor_section, our_section, butler_section),
                     ]
-                    for row, floor, ours in pairs:
-                        order = [("floor", floor), ("ours", ours)]
+                    for row, floor, ours, theirs in pairs:
+                        order = list(zip(sides, (floor, ours, theirs), strict=False))
                         for side, call in order if index % 2 == 0 else order[::-1]:
                             times[row][side].append(timed(call))
                             clear()
+            if butler is not None:
+                moved["butler"] = _section_bytes(server.url, str(butler.root), image_ref, bbox)
             shares = {side: moved[side] / len(data) for side in moved}
+        if butler is not None:
+            butler.close()
     finally:
         server.stop()
 
@@ -178,14 +213,57 @@ def main() -> None:
         if not floor:
             continue
         f, o = statistics.median(floor), statistics.median(ours)
-        summary[row] = {"floor_us": f, "ours_us": o, "butler_us": None, "peer_us": None}
-        print(f"{row:<14} {f:>11.0f} {o:>11.0f} {o / f:>8.2f}x {'—':>9} {'—':>11}")
+        b = statistics.median(times[row]["butler"]) if times[row].get("butler") else None
+        summary[row] = {"floor_us": f, "ours_us": o, "butler_us": b, "peer_us": None}
+        shown = f"{b:>9.0f}" if b is not None else f"{'—':>9}"
+        ratio = f" ({b / f:.2f}x raw)" if b is not None else ""
+        print(f"{row:<14} {f:>11.0f} {o:>11.0f} {o / f:>8.2f}x {shown} {'—':>11}{ratio}")
     if shares:
+        butler_share = f", Butler {shares['butler']:.2%}" if "butler" in shares else ""
         print(
-            f"section bytes moved: raw {shares['floor']:.2%}, ours {shares['ours']:.2%} of the file"
+            f"section bytes moved: raw {shares['floor']:.2%}, ours {shares['ours']:.2%}"
+            f"{butler_share} of the file"
         )
     if args.json:
         args.json.write_text(json.dumps({"rows": summary, "section_share": shares}, indent=2))
+
+
+def _butler() -> object | None:
+    """A new Butler repository in the bench bucket, with a fresh PostgreSQL schema."""
+    from butler import Butler
+
+    server = os.environ.get("BUTLER_BENCH_POSTGRES", "postgresql+psycopg://127.0.0.1:5432/test")
+    schema = f"bench_s3_{uuid.uuid4().hex[:12]}"
+    try:
+        import psycopg
+        import sqlalchemy as sa
+
+        plain = sa.make_url(server).set(drivername="postgresql")
+        with psycopg.connect(plain.render_as_string(hide_password=False), autocommit=True) as c:
+            c.execute(f"CREATE SCHEMA {schema}")
+    except Exception as error:
+        print(f"Butler column skipped: no PostgreSQL at {server} ({error})")
+        return None
+    registry = sa.make_url(server).update_query_dict({"options": f"-csearch_path={schema}"})
+    return Butler.create(
+        "s3://bench/butler", mapper="toycam", registry=registry.render_as_string(False)
+    )
+
+
+def _section_bytes(endpoint: str, root: str, ref: object, bbox: object) -> int:
+    """Bytes a Butler section get moves, counted by the tests' proxy (untimed)."""
+    from _s3faults import fault_proxy
+    from butler import Butler
+
+    with fault_proxy(endpoint) as proxy:
+        os.environ["AWS_ENDPOINT_URL_S3"] = proxy.url
+        try:
+            with Butler(root) as other:
+                proxy.requests.clear()
+                other.get_section(ref, bbox)
+                return sum(n for method, _, n in proxy.requests if method == "GET")
+        finally:
+            os.environ["AWS_ENDPOINT_URL_S3"] = endpoint
 
 
 if __name__ == "__main__":

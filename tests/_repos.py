@@ -6,6 +6,7 @@ default SQLite file inside the repository) or a fresh PostgreSQL schema.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -27,6 +28,13 @@ def registries(request: pytest.FixtureRequest) -> Iterator[RegistryFactory]:
         yield lambda: None
         return
     server = str(request.getfixturevalue("postgres_server"))
+    with postgres_schemas(server) as make:
+        yield make
+
+
+@contextlib.contextmanager
+def postgres_schemas(server: str) -> Iterator[Callable[[], str]]:
+    """A factory of registry URLs, each a fresh schema on ``server``; dropped at the end."""
     import psycopg
 
     schemas: list[str] = []

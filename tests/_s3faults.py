@@ -28,6 +28,8 @@ class FaultProxy:
         self.faults: dict[str, list[str]] = {}
         self.lock = threading.Lock()
         self.seen: list[str] = []
+        #: (method, path with query, bytes answered) of each request forwarded.
+        self.requests: list[tuple[str, str, int]] = []
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -75,15 +77,20 @@ class FaultProxy:
         if fault and fault.startswith("slow:"):
             time.sleep(float(fault.split(":", 1)[1]))
         status, headers, answer = self._upstream(request, body)
+        with self.lock:
+            self.requests.append((request.command, request.path, len(answer)))
         if fault == "lose-answer":
             request.close_connection = True
             request.connection.shutdown(2)
             return
         request.send_response(status)
+        length = str(len(answer))
         for name, value in headers:
-            if name.lower() not in _HOP and name.lower() != "content-length":
+            if name.lower() == "content-length" and request.command == "HEAD":
+                length = value  # a HEAD's answer has no body, and the object's length
+            elif name.lower() not in _HOP and name.lower() != "content-length":
                 request.send_header(name, value)
-        request.send_header("Content-Length", str(len(answer)))
+        request.send_header("Content-Length", length)
         request.end_headers()
         if request.command != "HEAD":
             request.wfile.write(answer)

@@ -10,6 +10,7 @@ inputs). The registry tests cover PostgreSQL.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import threading
 from collections.abc import Callable, Iterator
@@ -52,11 +53,40 @@ def _remote(tmp_path: Path, name: str, parents: list[Butler]) -> Butler:
     return served_client(tmp_path / name)
 
 
-#: back-end -> (its repositories, the repositories its chains read as parents)
-BACKENDS: dict[str, tuple[Factory, Factory]] = {
+#: A back-end whose repositories need the test's fixtures: yields its factory.
+FixtureBackend = Callable[[pytest.FixtureRequest], Iterator[Factory]]
+
+
+def _s3(request: pytest.FixtureRequest) -> Iterator[Factory]:
+    """Repositories in the test's bucket on the moto server, each with its own PostgreSQL
+    schema as registry; the endpoint reaches Butler as a user's would, from the environment."""
+    from _repos import postgres_schemas
+
+    server = request.getfixturevalue("s3_server")
+    location = request.getfixturevalue("s3_location")
+    monkeypatch = request.getfixturevalue("monkeypatch")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", server.url)
+    monkeypatch.setenv("BUTLER_CACHE_DIR", str(request.getfixturevalue("tmp_path") / "cache"))
+    with postgres_schemas(str(request.getfixturevalue("postgres_server"))) as schemas:
+
+        def make(tmp_path: Path, name: str, parents: list[Butler]) -> Butler:
+            return Butler.create(
+                f"s3://{location.bucket}/{location.prefix}/{name}",
+                mapper="toycam",
+                registry=schemas(),
+                parents=[p.root for p in parents],
+            )
+
+        yield make
+
+
+#: back-end -> (its repositories, the repositories its chains read as parents); a
+#: back-end given as a generator function makes its factory from the test's fixtures.
+BACKENDS: dict[str, tuple[Factory, Factory] | FixtureBackend] = {
     "local": (_local, _local),
     "memory": (_memory, _local),
     "remote": (_remote, _local),
+    "s3": _s3,
 }
 
 
@@ -80,13 +110,24 @@ class Repos:
         return butler
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+@pytest.fixture(
+    params=[
+        pytest.param(name, marks=pytest.mark.postgres) if name == "s3" else name
+        for name in sorted(BACKENDS)
+    ]
+)
 def repos(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Repos]:
-    output, parent = BACKENDS[request.param]
-    made = Repos(tmp_path, output, parent, [])
-    yield made
-    for butler in reversed(made.opened):
-        butler.close()
+    backend = BACKENDS[request.param]
+    with contextlib.ExitStack() as stack:
+        if callable(backend):
+            factory = stack.enter_context(contextlib.contextmanager(backend)(request))
+            output, parent = factory, _local  # chains: an S3 output over on-disk parents
+        else:
+            output, parent = backend
+        made = Repos(tmp_path, output, parent, [])
+        yield made
+        for butler in reversed(made.opened):
+            butler.close()
 
 
 def image(value: float, shape: tuple[int, int] = (4, 6)) -> Image:

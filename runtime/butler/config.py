@@ -27,6 +27,7 @@ __all__ = [
     "DURABILITY",
     "Parent",
     "RepositoryConfig",
+    "parse_config",
     "read_config",
     "software_versions",
     "write_config",
@@ -144,6 +145,12 @@ def read_config(root: Path) -> RepositoryConfig:
         ) from None
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"cannot read {path}: {error}") from None
+    return parse_config(text, path)
+
+
+def parse_config(text: str, path: Path | str) -> RepositoryConfig:
+    """Validate the text of a ``butler.yaml`` (``path`` names it in messages: a file, or an
+    object's URI for a repository in object storage)."""
     import yaml
 
     try:

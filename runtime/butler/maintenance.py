@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .checksums import file_checksum
+from .datastore.s3 import S3Datastore
 from .errors import ButlerError, InvalidDataIdError
 from .progress import progress
 from .recovery import pending_entries, recover
@@ -186,6 +187,8 @@ def verify(
     ``repair`` first finishes the operations of Butlers that died mid-call, and
     deletes the temporaries of writers no longer running (on this host).
     """
+    if isinstance(butler.datastore, S3Datastore):
+        return _verify_objects(butler, butler.datastore, read=read, repair=repair)
     root = butler.datastore.local_root("verify files")
     storage = LocalStorage(root)
     repaired = recover(root, butler.registry, sweep=True) if repair else 0
@@ -240,6 +243,63 @@ def verify(
         count,
         tuple(missing),
         tuple(unreadable),
+        tuple(untracked),
+        tuple(temporaries),
+        pending,
+        repaired,
+        tuple(corrupt),
+        unchecked,
+    )
+
+
+def _verify_objects(
+    butler: Butler, datastore: S3Datastore, *, read: bool, repair: bool
+) -> VerifyReport:
+    """:func:`verify` of a repository in object storage (see docs/s3.md, "verify").
+
+    Missing objects are found with concurrent HEADs; objects without records and
+    unfinished multipart uploads by one listing each. ``repair`` finishes the journal
+    entries of gone writers, then deletes objects without records and aborts uploads,
+    but only those older than the datastore's ``stale_seconds``: a live writer's object
+    is published just before its registry row commits, and its upload is in flight.
+    """
+    repaired = datastore.recover(butler.registry, sweep=True) if repair else 0
+    records = list(butler.registry.stored_datasets())
+    recorded = {stored.file.path for stored in records}
+    present = datastore.exists_many(sorted(recorded))
+    missing: list[tuple[str, str]] = []
+    corrupt: list[tuple[str, str, str, str]] = []
+    unchecked = 0
+    for stored in records:
+        path = stored.file.path
+        if not present.get(path, False):
+            missing.append((stored.dataset_type, path))
+        elif read:
+            unchecked += stored.file.checksum is None
+            problem = datastore.differs(path, stored.file.size, stored.file.checksum)
+            if problem is not None:
+                corrupt.append((stored.dataset_type, _data_id_text(stored.data_id), path, problem))
+    untracked: list[str] = []
+    for info in datastore.listed(butler.own_files()):
+        if info.relative in recorded:
+            continue
+        if repair and datastore.is_stale(info.modified):
+            datastore.discard(info.relative)
+            repaired += 1
+        else:
+            untracked.append(info.relative)
+    temporaries: list[str] = []
+    for upload in datastore.uploads():
+        if repair and datastore.is_stale(upload.initiated):
+            datastore.store.abort(upload)
+            repaired += 1
+        else:
+            temporaries.append(f"{upload.relative} (unfinished upload begun {upload.initiated})")
+    pending = tuple((entry.kind, entry.target) for entry in datastore.pending())
+    return VerifyReport(
+        len(records),
+        tuple(missing),
+        (),
         tuple(untracked),
         tuple(temporaries),
         pending,

@@ -1,8 +1,8 @@
 """Datastores: where and how a repository's datasets live (see :mod:`butler.datastore.base`).
 
 :data:`BACKENDS` is the one table from a repository URL's scheme to the back-end that
-serves it: a local path (or ``file://``) and ``memory://`` today. A URL whose scheme has
-no entry (``s3://``, ``https://`` until their back-ends exist) is refused here, for
+serves it: a local path (or ``file://``), ``memory://`` and ``s3://``. A URL whose scheme
+has no entry (``https://`` until its back-end exists) is refused here, for
 ``Butler.create`` and ``Butler`` alike. A new back-end adds its line (docs/architecture.md,
 "Where a new back-end goes").
 """
@@ -18,6 +18,7 @@ from ..errors import RepositoryError
 from .base import Datastore, Journal, Location, ReadRequest, WriteRequest
 from .local import LocalDatastore, create_local, open_local
 from .memory import COPY_MODES, CopyPolicy, MemoryDatastore, create_memory, open_memory
+from .s3 import S3Datastore, create_s3, open_s3
 
 __all__ = [
     "BACKENDS",
@@ -30,6 +31,7 @@ __all__ = [
     "Location",
     "MemoryDatastore",
     "ReadRequest",
+    "S3Datastore",
     "WriteRequest",
     "create_datastore",
     "open_datastore",
@@ -50,6 +52,7 @@ BACKENDS: Mapping[str, Backend] = {
     "": Backend(open_local, create_local),
     "file": Backend(open_local, create_local),
     "memory": Backend(open_memory, create_memory),
+    "s3": Backend(open_s3, create_s3),
 }
 
 #: A URL's scheme (``s3://``, ``https://``, ``memory://``), as opposed to a local path.

@@ -118,6 +118,10 @@ class Datastore(ABC):
     def write_config(self, config: RepositoryConfig) -> None:
         """Store the repository's configuration, replacing it atomically."""
 
+    #: How many reads ``Butler.get_many`` runs at once (1: one after another; a remote
+    #: back-end, whose reads wait on the network, more).
+    read_concurrency: int = 1
+
     #: The registry a new repository gets unless ``Butler.create`` is given one.
     default_registry: str = "sqlite:///registry.sqlite3"
 

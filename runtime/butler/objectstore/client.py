@@ -59,6 +59,8 @@ class ObjectInfo:
     put_id: str | None = None
     #: Whether a retried request found this call's own earlier, successful attempt.
     recovered: bool = False
+    #: When it was last written (objects listed; None otherwise).
+    modified: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +267,24 @@ class ObjectStore:
                 Bucket=self.location.bucket, Key=self.location.key(relative), UploadId=upload_id
             )
 
+    def copy(self, source: str, target: str, expected_etag: str | None = None) -> ObjectInfo:
+        """Server-side copy of the object at ``source`` to ``target`` (replacing what is
+        there), with its metadata; with ``expected_etag``, only if ``source`` still has it
+        (:class:`ConflictError` otherwise). :class:`ObjectMissingError` if there is none."""
+        extra = {"CopySourceIfMatch": f'"{_etag(expected_etag)}"'} if expected_etag else {}
+        source_ref = {"Bucket": self.location.bucket, "Key": self.location.key(source)}
+        try:
+            answer = self._call(
+                "copying", target, self.client.copy_object, CopySource=source_ref, **extra
+            )
+        except _Refused as refused:
+            raise ConflictError(
+                f"{self.uri(source)} was replaced by another writer while being copied"
+            ) from refused.__cause__
+        etag = _etag(answer["CopyObjectResult"]["ETag"])
+        info = self.head(target)
+        return info if info is not None else ObjectInfo(target, 0, etag)
+
     def delete(self, relative: str, expected_etag: str | None = None) -> None:
         """Remove the object (no error if absent; with ``expected_etag``, only that version)."""
         extra = {"IfMatch": f'"{_etag(expected_etag)}"'} if expected_etag else {}
@@ -370,7 +390,12 @@ class ObjectStore:
                 for item in page.get("Contents", []):
                     relative = self.location.relative(item["Key"])
                     if relative is not None:
-                        yield ObjectInfo(relative, int(item["Size"]), _etag(item["ETag"]))
+                        yield ObjectInfo(
+                            relative,
+                            int(item["Size"]),
+                            _etag(item["ETag"]),
+                            modified=item.get("LastModified"),
+                        )
 
     def uploads(self) -> list[Upload]:
         """Multipart uploads begun below the prefix and never completed nor aborted."""

@@ -1698,7 +1698,6 @@ class Butler:
         skipped. ``jobs`` processes read the headers. See :mod:`butler.ingest`.
         """
         self.check_writeable("ingest")
-        self.datastore.local_root("ingest files")  # RepositoryError for a back-end without
         return ingest(
             self, paths, transfer=transfer, rules=rules, show_progress=show_progress, jobs=jobs
         )

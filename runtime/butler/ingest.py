@@ -44,7 +44,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from .checksums import FileChecksum, copier, file_checksum
+from . import file_access
 from .dataid import DataId
+from .datastore import Location
 from .errors import ButlerError, InvalidDataIdError
 from .progress import progress
 from .spec import IngestSpec, IngestStep, Value
@@ -502,6 +504,7 @@ def ingest(
         )
     if jobs < 1:
         raise IngestError(f"jobs must be 1 or more, not {jobs}")
+    _check_transfer(butler, transfer)
     rules = rules or rules_for(butler.mapper)
     name = rules.dataset_type
     spec = butler.mapper.dataset_type(name)
@@ -547,7 +550,7 @@ def ingest(
         finally:  # interrupted (KeyboardInterrupt, a registry gone): no temporary stays behind
             for waiting in staged:
                 if waiting.temporary is not None:
-                    _storage(butler).discard(waiting.temporary)
+                    butler.datastore.discard(waiting.temporary)
     return IngestReport(name, tuple(batch.ingested), tuple(batch.skipped), tuple(batch.failed))
 
 
@@ -625,8 +628,8 @@ class _Staged:
     source: Path
     rows: tuple[tuple[Mapping[str, Value], str, int, str], ...]
     done: IngestedFile
-    temporary: Path | None
-    target: Path
+    temporary: Location | None
+    target: Location
 
 
 def _stage(
@@ -644,7 +647,7 @@ def _stage(
     ``staged`` are the files of the batch not yet committed: a file mapping to one
     of their paths is skipped (the same data IDs) or refused, as if they were in.
     """
-    mapper, registry, storage = butler.mapper, butler.registry, _storage(butler)
+    mapper, registry = butler.mapper, butler.registry
     keys = mapper.dataset_type(name).keys
     records = [{k: d[k] for k in keys} for d in data_ids]
     paths = {mapper.path(name, d) for d in data_ids}
@@ -661,7 +664,10 @@ def _stage(
         return f"already ingested at {found[0]}"
     if any(path is not None for path in found):
         raise IngestError(f"some of its data IDs are already recorded (at {relative})")
+    if not file_access.is_local(butler):
+        return _stage_elsewhere(butler, source.absolute(), records, data_ids, relative, sync)
     source = source.absolute()
+    storage = _storage(butler)
     target = storage.checked(relative)
     in_place = _same_file(source, target, transfer)
     if transfer is None or in_place:
@@ -686,6 +692,43 @@ def _stage(
     return _Staged(
         source, rows, IngestedFile(str(source), relative, tuple(data_ids)), temporary, target
     )
+
+
+def _stage_elsewhere(
+    butler: Butler,
+    source: Path,
+    records: list[dict[str, Value]],
+    data_ids: list[DataId],
+    relative: str,
+    sync: bool,
+) -> _Staged:
+    """:func:`_stage` into a repository that keeps no local files (memory, S3): the file's
+    bytes are read here and written through its datastore (``transfer="copy"`` only)."""
+    datastore = butler.datastore
+    target = datastore.target(relative)
+    done = IngestedFile(str(source), relative, tuple(data_ids))
+    if datastore.exists(target):
+        there = file_access.stored_checksum(butler, target)
+        if there is None or there != file_checksum(source):
+            raise IngestError(
+                f"a dataset with no record is already at {relative!r} in {butler.root}; "
+                f"`butler verify` lists it"
+            )
+        rows = tuple((r, relative, there.size, there.value) for r in records)
+        return _Staged(source, rows, done, None, target)  # placed by an interrupted ingest
+    temporary, file = datastore.write_stream(target, copier(source), sync=sync)
+    rows = tuple((r, relative, file.size, file.value) for r in records)
+    return _Staged(source, rows, done, temporary, target)
+
+
+def _check_transfer(butler: Butler, transfer: Transfer) -> None:
+    """IngestError for a transfer other than a copy into a repository without local files."""
+    if transfer != "copy" and not file_access.is_local(butler):
+        raise IngestError(
+            f"cannot ingest with transfer={transfer!r} into {butler.root}: it keeps its "
+            f"datasets in {butler.datastore.scheme}:// storage, not local files, so they can "
+            "only be copied there; use transfer='copy' (--transfer copy)"
+        )
 
 
 def _recorded(staged: _Staged) -> list[tuple[Mapping[str, Value], str]]:
@@ -715,8 +758,8 @@ def _commit(butler: Butler, name: str, staged: Sequence[_Staged], transfer: Tran
 
     A failure records none of them and leaves none of their files (nor temporaries).
     """
-    registry, storage = butler.registry, _storage(butler)
-    published: list[Path] = []
+    registry, storage = butler.registry, butler.datastore
+    published: list[Location] = []
     try:
         with registry.transaction():
             registry.insert_many(name, [row for s in staged for row in s.rows])
@@ -756,7 +799,7 @@ def _commit_batch(
         return
     written = [s.temporary for s in staged if s.temporary is not None]
     try:
-        _storage(butler).sync(written)
+        butler.datastore.sync(written)
         _commit(butler, name, staged, transfer)
     except (ButlerError, OSError):
         for file in staged:

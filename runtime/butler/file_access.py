@@ -48,8 +48,8 @@ __all__ = [
     "open_bytes",
     "publish",
     "source_writer",
-    "stored_checksum",
     "stage",
+    "stored_checksum",
     "sync",
 ]
 

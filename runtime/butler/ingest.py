@@ -43,8 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from .checksums import FileChecksum, copier, file_checksum
 from . import file_access
+from .checksums import FileChecksum, copier, file_checksum
 from .dataid import DataId
 from .datastore import Location
 from .errors import ButlerError, InvalidDataIdError

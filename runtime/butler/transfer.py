@@ -12,8 +12,9 @@ follow, with their whole bitemporal history. The two repositories may have any b
 (local files, memory, ...): the bytes go through their datastores. ``mode="link"``
 hard-links the files, and is refused unless both repositories keep local files (a copy
 across file systems); ``mode="move"`` hard-links where it can, copies elsewhere, and
-removes each committed batch from the source. Run again with ``skip_existing=True`` after an interruption: what arrived
-is skipped, the rest transferred. See docs/transfer.md.
+removes each committed batch from the source. Run again with ``skip_existing=True``
+after an interruption: what arrived is skipped, the rest transferred. See
+docs/transfer.md.
 """
 
 from __future__ import annotations

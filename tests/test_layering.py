@@ -172,6 +172,12 @@ def _local_imports(path: Path) -> list[tuple[int, str]]:
     return found
 
 
+#: The one sanctioned function-local import that reaches back: ``Butler(URL)`` returns the
+#: client of a served repository, a subclass of ``Butler`` (so mypy holds it to Butler's
+#: signatures), imported only when a URL is opened so that local use never loads httpx.
+SANCTIONED = {("butler.butler", "butler.remote.client")}
+
+
 def test_no_function_local_import_dodges_a_cycle() -> None:
     """A module imported inside a function must not import the importing module back
     (at its top level, transitively): that would be a cycle hidden from the test above."""
@@ -180,6 +186,8 @@ def test_no_function_local_import_dodges_a_cycle() -> None:
     for path in _modules():
         name = _module_name(path)
         for line, target in _local_imports(path):
+            if (name, target) in SANCTIONED:
+                continue
             if name in _reach(graph, target):
                 found.append(f"{path.relative_to(PACKAGE)}:{line}: imports {target} in a function")
     assert found == [], "function-local imports hiding a cycle:\n" + "\n".join(found)

@@ -326,3 +326,31 @@ def test_jobs_read_headers_in_processes_with_the_same_outcome(
     assert [source for source, _ in rerun.skipped] == [files[0], files[2]]
     assert main(["ingest", root, "--jobs", "0", files[0]]) == 2
     assert "jobs must be 1 or more, not 0" in capsys.readouterr().err
+
+
+def test_ingest_copies_into_an_in_memory_repository_and_refuses_the_other_transfers(
+    tmp_path: Path,
+) -> None:
+    """A repository without local files (memory; S3 alike) takes the files' bytes through
+    its datastore; moving, linking or leaving a file where it is cannot be done there."""
+    source = toycam_raw(tmp_path / "in" / "exposure.fits")
+    original = source.read_bytes()
+    with Butler.in_memory(mapper="toycam") as butler:
+        for transfer in ("move", "link", "symlink", None):
+            with pytest.raises(IngestError, match="only be copied there; use transfer='copy'"):
+                butler.ingest([source], transfer=transfer, show_progress=False)
+        assert butler.count("raw") == 0 and source.read_bytes() == original
+        report = butler.ingest([source], transfer="copy", show_progress=False)
+        assert (len(report.ingested), report.ok) == (1, True), str(report)
+        assert butler.count("raw") == 9
+        header = butler.get_metadata("raw", visit=17, detector=5)
+        assert header["EXTNAME"] == "DET5"
+        again = butler.ingest([source], transfer="copy", show_progress=False)
+        assert (len(again.ingested), len(again.skipped)) == (0, 1)
+        with Butler.create(tmp_path / "disk", mapper="toycam") as disk:  # and out again
+            from butler.transfer import transfer as move
+
+            assert move(butler, disk, "raw").done == 9
+            stored = disk.uri("raw", visit=17, detector=5)[len("file://") :]
+            assert Path(stored).read_bytes() == original
+    assert source.read_bytes() == original

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from butler import Butler, Image
-from butler.errors import ConfigError, RepositoryError
+from butler.errors import ButlerError, ConfigError, RepositoryError
 
 FOCUS = {"focus": 0.5}
 CALEXP = {"visit": 1, "detector": 1, "filter": "g"}
@@ -79,8 +79,8 @@ def test_features_about_local_files_name_what_cannot_be_done(tmp_path: Path) -> 
     with Butler.in_memory(mapper="toycam") as butler:
         with pytest.raises(RepositoryError, match="cannot verify files in repository memory://"):
             butler.verify()
-        with pytest.raises(RepositoryError, match="cannot ingest files"):
-            butler.ingest([tmp_path / "raw.fits"])
+        with pytest.raises(ButlerError, match="only be copied there"):
+            butler.ingest([tmp_path / "raw.fits"], transfer="link")
 
 
 def test_an_in_memory_output_over_an_on_disk_input_leaves_the_input_alone(

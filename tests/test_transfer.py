@@ -467,3 +467,155 @@ def test_query_datasets_selects_what_filtering_in_python_selects(
 def test_query_datasets_checks_before_it_runs(queried: Butler) -> None:
     with pytest.raises(InvalidQueryError, match="did you mean 'visit'"):
         queried.query_datasets("focusSweep", where="vist = 1")
+
+
+# ---- between any two back-ends -------------------------------------------------------------
+#
+# Each back-end a repository can have, as a maker of an empty toycam repository: a new
+# back-end (S3) is one more line here, and every test below runs on its pairs.
+
+BACKENDS: dict[str, Callable[[Path, str], Butler]] = {
+    "local": lambda folder, name: Butler.create(folder / name, mapper="toycam"),
+    "memory": lambda folder, name: Butler.in_memory(mapper="toycam", name=name),
+}
+PAIRS = [(a, b) for a in BACKENDS for b in BACKENDS]
+
+
+@pytest.fixture
+def make(tmp_path: Path, opened: list[Butler]) -> Callable[[str, str], Butler]:
+    """An empty toycam repository of a back-end, closed after the test."""
+
+    def create(backend: str, name: str) -> Butler:
+        butler = BACKENDS[backend](tmp_path, f"{name}-{backend}")
+        opened.append(butler)
+        return butler
+
+    return create
+
+
+def filled(make: Callable[[str, str], Butler], backend: str) -> Butler:
+    """focusSweep visits 1-4 and three certified biases (as ``source``), on ``backend``."""
+    butler = make(backend, "source")
+    fill(butler, range(1, 5))
+    for day in DAYS:
+        image = Image(np.full((3, 3), float(day[-2:]), "f4"))
+        butler.put(image, "bias", calibDate=day, detector=1, run="calib")
+    for n, day in enumerate(DAYS):
+        butler.certify("bias", {"calibDate": day, "detector": 1}, day, supersede=n > 0)
+    return butler
+
+
+def objects(butler: Butler) -> dict[tuple[object, ...], object]:
+    """What a get returns for every dataset (images as their pixel lists)."""
+    found: dict[tuple[object, ...], object] = {}
+    for dataset_type in ("focusSweep", "bias"):
+        for ref in butler.query_datasets(dataset_type):
+            obj = butler.get(ref)
+            shown = obj.array.tolist() if isinstance(obj, Image) else obj
+            found[(dataset_type, *sorted(ref.data_id.items()))] = shown
+    return found
+
+
+def stored_bytes(butler: Butler, dataset_type: str) -> dict[tuple[object, ...], bytes]:
+    """Each dataset's stored bytes, read through its datastore (any back-end)."""
+    from butler.file_access import open_bytes
+
+    found = {}
+    for name in [dataset_type]:
+        for record in butler.registry.select_records(name, None):
+            with open_bytes(butler, record) as stream:
+                found[tuple(sorted(record.data_id.items()))] = stream.read()
+    return found
+
+
+def same_repository(target: Butler, source: Butler) -> None:
+    for dataset_type in ("focusSweep", "bias"):
+        assert refs(target, dataset_type) == refs(source, dataset_type)
+    assert objects(target) == objects(source)
+    assert answers(target) == answers(source)
+    assert target.provenance.runs()["calib"] == source.provenance.runs()["calib"]
+
+
+@pytest.mark.parametrize(("src", "dst"), PAIRS)
+def test_transfer_between_back_ends_keeps_refs_objects_bytes_and_calibrations(
+    make: Callable[[str, str], Butler], src: str, dst: str
+) -> None:
+    source = filled(make, src)
+    target = make(dst, "target")
+    report = transfer(source, target, ["focusSweep", "bias"])
+    assert (report.done, report.certifications, report.ok) == (11, 5, True)
+    same_repository(target, source)
+    if src != "memory":  # a memory source keeps objects: its bytes are the formatter's
+        assert stored_bytes(target, "bias") == stored_bytes(source, "bias")
+    again = transfer(source, target, ["focusSweep", "bias"], skip_existing=True)
+    assert (again.done, again.skipped, again.ok) == (0, 11, True)
+    back = make(src, "back")  # and back again: the same bytes as the first copy
+    assert transfer(target, back, ["focusSweep", "bias"]).ok
+    same_repository(back, source)
+    assert stored_bytes(back, "focusSweep") == stored_bytes(target, "focusSweep")
+
+
+@pytest.mark.parametrize(("src", "dst"), PAIRS)
+@pytest.mark.parametrize("name", ["bundle", "bundle.zip"])
+def test_export_then_import_between_back_ends(
+    tmp_path: Path, make: Callable[[str, str], Butler], src: str, dst: str, name: str
+) -> None:
+    source = filled(make, src)
+    exported = source.export(tmp_path / name, ["focusSweep", "bias"])
+    assert (exported.done, exported.certifications, exported.ok) == (11, 5, True)
+    target = make(dst, "target")
+    report = target.import_bundle(tmp_path / name)
+    assert (report.done, report.certifications, report.ok) == (11, 5, True)
+    same_repository(target, source)
+
+
+@pytest.mark.parametrize(("src", "dst"), [p for p in PAIRS if p != ("local", "local")])
+def test_link_is_refused_unless_both_keep_local_files_and_move_copies(
+    make: Callable[[str, str], Butler], src: str, dst: str
+) -> None:
+    source = filled(make, src)
+    target = make(dst, "target")
+    with pytest.raises(InvalidQueryError, match="links need both repositories on local files"):
+        transfer(source, target, "focusSweep", mode="link")
+    assert target.count("focusSweep") == 0 and source.count("focusSweep") == 8
+    before = objects(source)
+    report = transfer(source, target, "focusSweep", where="visit >= 3", mode="move")
+    assert (report.done, report.ok) == (4, True)
+    assert source.count("focusSweep") == 4
+    assert {k: v for k, v in objects(target).items() if k[0] == "focusSweep"} == {
+        k: v for k, v in before.items() if k[0] == "focusSweep" and dict(k[1:])["visit"] >= 3
+    }
+
+
+def test_a_transfer_into_memory_shows_progress_on_a_terminal(tmp_path: Path) -> None:
+    """Run in a real pseudo-terminal: the progress line is drawn on its stderr."""
+    import pty
+
+    src = tmp_path / "src"
+    with Butler.create(src, mapper="toycam") as butler:
+        fill(butler, range(1, 4))
+    script = (
+        "import sys\nfrom butler import Butler\nfrom butler.transfer import transfer\n"
+        f"source = Butler({str(src)!r})\n"
+        "with Butler.in_memory(mapper='toycam') as target:\n"
+        "    report = transfer(source, target, 'focusSweep', show_progress=True)\n"
+        "    print(report.summary(), target.count('focusSweep'))\n"
+    )
+    leader, follower = pty.openpty()
+    process = subprocess.run(
+        [sys.executable, "-c", script],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        text=True,
+        check=False,
+    )
+    os.close(follower)
+    drawn = b""
+    with contextlib.suppress(OSError):  # EIO once everything is read
+        while chunk := os.read(leader, 4096):
+            drawn += chunk
+    os.close(leader)
+    assert process.returncode == 0, drawn.decode()
+    assert "transferred 6, skipped 0, conflicts 0, failed 0 6" in process.stdout
+    assert "transferred: 6/6 done" in drawn.decode()

@@ -116,12 +116,12 @@ class _FolderOut:
         self.root = root
         self.folders: set[Path] = set()
 
-    def add(self, name: str, source: Path) -> FileChecksum:
+    def add(self, name: str, reader: BinaryIO) -> FileChecksum:
         target = self.root / name
         if target.parent not in self.folders:
             target.parent.mkdir(parents=True, exist_ok=True)
             self.folders.add(target.parent)
-        with source.open("rb") as reader, target.open("wb") as writer:
+        with target.open("wb") as writer:
             return _copy_hashed(reader, writer, None)
 
     def finish(self, manifest: bytes) -> None:
@@ -141,8 +141,8 @@ class _ZipOut:
         self.path = path
         self.zip = zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
 
-    def add(self, name: str, source: Path) -> FileChecksum:
-        with source.open("rb") as reader, self.zip.open(name, "w", force_zip64=True) as writer:
+    def add(self, name: str, reader: BinaryIO) -> FileChecksum:
+        with self.zip.open(name, "w", force_zip64=True) as writer:
             return _copy_hashed(reader, writer, None)
 
     def finish(self, manifest: bytes) -> None:
@@ -230,8 +230,9 @@ def _export_one(
     name = FILES + butler.mapper.path(record.dataset_type, record.data_id)
     shown = f"{record.dataset_type!r} {record.data_id}"
     try:
-        sums = writer.add(name, file_access.source_file(butler, record.path))
-    except OSError as error:
+        with file_access.open_bytes(butler, record) as reader:
+            sums = writer.add(name, reader)
+    except (OSError, ButlerError) as error:
         failed.append(f"{shown}: its file could not be read: {error}")
         return None
     if (record.checksum is not None and sums.value != record.checksum) or (

@@ -1762,7 +1762,6 @@ class Butler:
         :mod:`butler.ingest`.
         """
         self.check_writeable("ingest")
-        self.datastore.local_root("ingest files")  # RepositoryError for a back-end without
         return ingest(
             self, paths, transfer=transfer, rules=rules, show_progress=show_progress, jobs=jobs
         )

@@ -46,8 +46,10 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Literal
 
+from . import file_access
 from .checksums import FileChecksum, copier, file_checksum
 from .dataid import DataId
+from .datastore import Location
 from .errors import ButlerError, InvalidDataIdError
 from .fits_cards import read_primary_cards
 from .process_pool import ordered_map
@@ -560,6 +562,7 @@ def ingest(
         )
     if jobs < 1:
         raise IngestError(f"jobs must be 1 or more, not {jobs}")
+    _check_transfer(butler, transfer)
     rules = rules or rules_for(butler.mapper)
     name = rules.dataset_type
     butler.registry.register_dataset_type(name, butler.mapper.keys(name))
@@ -575,7 +578,7 @@ def ingest(
     with contextlib.ExitStack() as stack:
         stack.enter_context(_offline())  # once, not per file
         outcomes: Iterator[_Staged | str | ButlerError | OSError]
-        if jobs > 1 and len(sources) > 1:
+        if jobs > 1 and len(sources) > 1 and file_access.is_local(butler):
             work = _Work(butler.mapper_source, _storage(butler).root, name, transfer, reader)
             placed = ordered_map(
                 _start_worker, work, sources, jobs=jobs, unused=_discard, preload=_PRELOAD
@@ -603,7 +606,7 @@ def ingest(
         finally:  # interrupted (KeyboardInterrupt, a registry gone): no temporary stays behind
             for waiting in staged:
                 if waiting.temporary is not None:
-                    _storage(butler).discard(waiting.temporary)
+                    butler.datastore.discard(waiting.temporary)
     return IngestReport(name, tuple(batch.ingested), tuple(batch.skipped), tuple(batch.failed))
 
 
@@ -751,8 +754,8 @@ class _Staged:
     source: Path
     rows: tuple[tuple[Mapping[str, Value], str, int, str], ...]
     done: IngestedFile
-    temporary: Path | None
-    target: Path
+    temporary: Location | None
+    target: Location
     regions: tuple[Any, ...] = ()  # one per row: its sky region as stored, or None
 
 
@@ -775,6 +778,8 @@ def _stage(
     skipped = _admitted(butler, name, records, relative, staged)
     if skipped is not None:
         return skipped
+    if not file_access.is_local(butler):  # memory, S3: the bytes go through its datastore
+        return _stage_elsewhere(butler, source.absolute(), records, data_ids, relative, sync)
     return _locate(butler.mapper, _storage(butler), name, source, data_ids, transfer, sync=sync)
 
 
@@ -852,6 +857,43 @@ def _locate(
     )
 
 
+def _stage_elsewhere(
+    butler: Butler,
+    source: Path,
+    records: list[dict[str, Value]],
+    data_ids: list[DataId],
+    relative: str,
+    sync: bool,
+) -> _Staged:
+    """:func:`_stage` into a repository that keeps no local files (memory, S3): the file's
+    bytes are read here and written through its datastore (``transfer="copy"`` only)."""
+    datastore = butler.datastore
+    target = datastore.target(relative)
+    done = IngestedFile(str(source), relative, tuple(data_ids))
+    if datastore.exists(target):
+        there = file_access.stored_checksum(butler, target)
+        if there is None or there != file_checksum(source):
+            raise IngestError(
+                f"a dataset with no record is already at {relative!r} in {butler.root}; "
+                f"`butler verify` lists it"
+            )
+        rows = tuple((r, relative, there.size, there.value) for r in records)
+        return _Staged(source, rows, done, None, target)  # placed by an interrupted ingest
+    temporary, file = datastore.write_stream(target, copier(source), sync=sync)
+    rows = tuple((r, relative, file.size, file.value) for r in records)
+    return _Staged(source, rows, done, temporary, target)
+
+
+def _check_transfer(butler: Butler, transfer: Transfer) -> None:
+    """IngestError for a transfer other than a copy into a repository without local files."""
+    if transfer != "copy" and not file_access.is_local(butler):
+        raise IngestError(
+            f"cannot ingest with transfer={transfer!r} into {butler.root}: it keeps its "
+            f"datasets in {butler.datastore.scheme}:// storage, not local files, so they can "
+            "only be copied there; use transfer='copy' (--transfer copy)"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class _Work:
     """What an ingest worker process needs (pickled to it once): it reads, converts and
@@ -920,8 +962,8 @@ def _commit(butler: Butler, name: str, staged: Sequence[_Staged], transfer: Tran
     from .regions import rows
     from .registry import new_dataset_id
 
-    registry, storage = butler.registry, _storage(butler)
-    published: list[Path] = []
+    registry, storage = butler.registry, butler.datastore
+    published: list[Location] = []
     records = [row for s in staged for row in s.rows]
     ids = [new_dataset_id() for _ in records]
     found = [r for s in staged for r in (s.regions or (None,) * len(s.rows))]
@@ -966,7 +1008,7 @@ def _commit_batch(
         return
     written = [s.temporary for s in staged if s.temporary is not None]
     try:
-        _storage(butler).sync(written)
+        butler.datastore.sync(written)
         _commit(butler, name, staged, transfer)
     except (ButlerError, OSError):
         for file in staged:

@@ -13,7 +13,8 @@ the same content is skipped with ``skip_existing`` (a rerun after an interruptio
 finishes the job without duplicates), other content is a conflict, reported and left
 as it is unless ``overwrite``. A batch that fails changes nothing; the others go on.
 
-Files are reached only through :mod:`butler.file_access`.
+Dataset bytes are reached only through :mod:`butler.file_access`, so the two repositories
+may have any back-ends (local files, memory, ...).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from . import file_access
 from .dataid import format_data_id
+from .datastore import Location
 from .errors import ButlerError, InvalidQueryError
 from .progress import progress
 from .query.keywords import is_collection
@@ -260,10 +262,9 @@ def _batch(
         for item in batch
         if (chosen := _decide(destination, item, plans, tally, skip_existing, overwrite))
     ]
-    folders: set[Path] = set()
 
     def stage(chosen: _Chosen) -> _Prepared | str:
-        return _stage(destination, chosen, mode, folders)
+        return _stage(destination, chosen, mode)
 
     local = [chosen for chosen in decided if chosen.item.writer is None]
     streamed = [chosen for chosen in decided if chosen.item.writer is not None]
@@ -283,7 +284,7 @@ def _batch(
         _commit(destination, prepared)
     except (ButlerError, OSError) as error:
         for ready in prepared:
-            file_access.discard(ready.staged.temporary)
+            file_access.discard(destination, ready.staged.temporary)
         first = prepared[0].source
         tally.failed.append(
             f"a batch of {len(prepared)} dataset(s) from {first.dataset_type!r} "
@@ -353,10 +354,8 @@ def _decide(
     return _Chosen(item, keys, relative, True, shown)
 
 
-def _stage(
-    destination: Butler, chosen: _Chosen, mode: file_access.Mode, folders: set[Path]
-) -> _Prepared | str:
-    """Stage one dataset's file and verify it; what failed, as text, if it did not."""
+def _stage(destination: Butler, chosen: _Chosen, mode: file_access.Mode) -> _Prepared | str:
+    """Stage one dataset's bytes and verify them; what failed, as text, if it did not."""
     item, source = chosen.item, chosen.item.record
     try:
         staged = file_access.stage(
@@ -366,7 +365,6 @@ def _stage(
             local=item.local,
             mode=mode,
             checksum=_recorded(source),
-            folders=folders,
         )
     except (ButlerError, OSError) as error:
         return f"{chosen.shown}: its file could not be written: {error}"
@@ -374,7 +372,7 @@ def _stage(
     if (source.checksum is not None and got.value != source.checksum) or (
         source.size is not None and got.size != source.size
     ):
-        file_access.discard(staged.temporary)
+        file_access.discard(destination, staged.temporary)
         return (
             f"{chosen.shown}: its file is not what was recorded (checksum {got.value}, size "
             f"{got.size}; recorded {source.checksum}, size {source.size}): corrupt at the "
@@ -410,7 +408,7 @@ def _same_content(existing: DatasetRecord, incoming: DatasetRecord) -> bool:
 
 def _commit(destination: Butler, prepared: list[_Prepared]) -> None:
     """One transaction: replaced datasets removed, rows inserted, files published."""
-    published: list[Path] = []
+    published: list[Location] = []
     with destination.transaction():
         try:
             for ready in prepared:
@@ -421,8 +419,8 @@ def _commit(destination: Butler, prepared: list[_Prepared]) -> None:
                 if file_access.publish(destination, ready.staged):
                     published.append(ready.staged.target)
         except BaseException:
-            for path in published:
-                file_access.discard(path)
+            for location in published:
+                file_access.discard(destination, location)
             raise
 
 

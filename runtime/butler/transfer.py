@@ -8,10 +8,13 @@ into the destination with :func:`butler.moving.receive`: their dataset ids, runs
 the runs' provenance records) and creation times kept, their files verified against
 the recorded checksums, ``batch_size`` at a time, each batch one registry transaction
 with its files fsynced together. Calibration certifications of the datasets transferred
-follow, with their whole bitemporal history. ``mode="link"`` hard-links the files
-(a copy across file systems); ``mode="move"`` also removes each committed batch from
-the source. Run again with ``skip_existing=True`` after an interruption: what arrived
-is skipped, the rest transferred. See docs/transfer.md.
+follow, with their whole bitemporal history. The two repositories may have any back-ends
+(local files, memory, ...): the bytes go through their datastores. ``mode="link"``
+hard-links the files, and is refused unless both repositories keep local files (a copy
+across file systems); ``mode="move"`` hard-links where it can, copies elsewhere, and
+removes each committed batch from the source. Run again with ``skip_existing=True``
+after an interruption: what arrived is skipped, the rest transferred. See
+docs/transfer.md.
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ def transfer(
     what = f"transfer from {source.root} to {destination.root}"
     check_same_instrument(source.mapper.name, destination, what)
     destination.check_writeable(what)
+    file_access.check_mode(source, destination, mode)
     if mode == "move":
         source.check_writeable(f"move datasets out of {source.root}")
     names = dataset_type_names(source, dataset_types)
@@ -99,9 +103,15 @@ def transfer(
 
 
 def _incoming(source: Butler, selected: list[Iterator[DatasetRecord]]) -> Iterator[Incoming]:
+    """Each record with its bytes: the local file where the source keeps files (linked, or
+    read whole), else a writer that copies them out through the source's datastore."""
     for records in selected:
         for record in records:
-            yield Incoming(record, local=file_access.source_file(source, record.path))
+            local = file_access.local_file(source, record)
+            if local is not None:
+                yield Incoming(record, local=local)
+            else:
+                yield Incoming(record, writer=file_access.source_writer(source, record))
 
 
 def _copy_runs(source: Butler, destination: Butler) -> None:

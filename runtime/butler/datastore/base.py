@@ -72,6 +72,9 @@ class ReadRequest:
     formatter: Callable[[], Formatter]
     python_type: str | None
     hdu: int | str | None
+    #: The compression the dataset's path names (``.gz``), for a back-end that makes the
+    #: stored bytes from an object (memory's :meth:`Datastore.open_bytes`).
+    compress: str | None = None
 
 
 class Journal(Protocol):
@@ -185,6 +188,13 @@ class Datastore(ABC):
         """Write bytes (``writer`` fills an open binary file) to a fresh temporary for
         ``target`` (a copied calibration file); the temporary, its size and checksum."""
 
+    def link(self, local: Path, target: Location) -> Location | None:
+        """A temporary for ``target`` that is a hard link to the local file ``local`` (the
+        fast path of ``--transfer link``/``move`` between local repositories), not synced;
+        None if this back-end cannot link to it (not local files, another file system):
+        the caller copies the bytes instead."""
+        return None
+
     @abstractmethod
     def sync(self, locations: Sequence[Location], *, missing_ok: bool = False) -> None:
         """Make written temporaries (or published datasets) durable; ``missing_ok`` skips
@@ -237,6 +247,25 @@ class Datastore(ABC):
         ``read_metadata``, ``read_section`` (``args``: the BBox) or ``read_table_info``,
         as the formatter defines them. FileNotFoundError (or a formatter's error) if it is
         missing; FormatError if the back-end cannot answer ``method`` for it."""
+
+    def open_bytes(
+        self, location: Location, request: ReadRequest
+    ) -> AbstractContextManager[BinaryIO]:
+        """The stored bytes of the dataset at ``location``, as a binary file open for
+        reading (closed by the ``with`` block): what export, import and transfer copy out
+        of a repository. A back-end that keeps objects, not bytes, writes the object with
+        its formatter (``request``). FileNotFoundError if nothing is there.
+
+        Every back-end must give them; this default refuses, naming the back-end."""
+        raise RepositoryError(
+            f"cannot read the stored bytes of {location!r} in {self.root}: the "
+            f"{self.scheme or 'local'}:// back-end does not give them (Datastore.open_bytes)"
+        )
+
+    def local_file(self, location: Location) -> Path | None:
+        """The local file holding the dataset at ``location``, if this back-end keeps plain
+        local files (the fast path: a hard link, a read by path); None otherwise."""
+        return None
 
     @abstractmethod
     def exists(self, location: Location) -> bool:

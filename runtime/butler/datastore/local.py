@@ -9,6 +9,7 @@ are :class:`butler.storage.LocalStorage`'s; the journal is :mod:`butler.recovery
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -26,6 +27,9 @@ if TYPE_CHECKING:
     from ..registry import Registry
 
 __all__ = ["LocalDatastore", "local_root"]
+
+#: What ``os.link`` says where a hard link cannot be made (the caller copies instead).
+_NO_LINK = frozenset({errno.EXDEV, errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK})
 
 
 def local_root(root: str | os.PathLike[str]) -> Path:
@@ -116,6 +120,25 @@ class LocalDatastore(Datastore):
     ) -> tuple[Path, FileChecksum]:
         return self.storage.write_stream(target, writer, sync=sync)
 
+    def link(self, local: Path, target: Path) -> Path | None:
+        """A hard link beside ``target``; None across file systems (or where links are not
+        allowed), so that the caller copies."""
+        temporary = self.storage.temporary_for(target)
+        for attempt in range(2):
+            try:
+                os.link(local, temporary)
+            except FileNotFoundError:
+                if attempt or temporary.parent.is_dir() or not local.exists():
+                    raise
+                temporary.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                if error.errno in _NO_LINK:
+                    return None
+                raise
+            else:
+                return temporary
+        return None
+
     def sync(self, locations: Sequence[Path], *, missing_ok: bool = False) -> None:
         self.storage.sync(locations, missing_ok=missing_ok)
 
@@ -151,6 +174,12 @@ class LocalDatastore(Datastore):
         if method == "read":
             return formatter.read(location, python_type=request.python_type, hdu=request.hdu)
         return getattr(formatter, method)(location, *args, hdu=request.hdu)
+
+    def open_bytes(self, location: Path, request: ReadRequest) -> BinaryIO:
+        return location.open("rb")
+
+    def local_file(self, location: Path) -> Path:
+        return location
 
     def exists(self, location: Path) -> bool:
         return location.exists()

@@ -307,6 +307,25 @@ class MemoryDatastore(Datastore):
                 request.formatter().write(held.obj, path, hdu=hdu)
             yield path
 
+    def open_bytes(self, location: str, request: ReadRequest) -> BinaryIO:
+        """Bytes held (a copied file) as they are; an object written by its formatter, as
+        a put into a local repository would have written it."""
+        held = self._get(location)
+        if held.data is not None:
+            return io.BytesIO(held.data)
+        formatter = request.formatter()
+        hdu = request.hdu if isinstance(request.hdu, int) else None
+        buffer = io.BytesIO()
+        if formatter.writes_streams:
+            formatter.write_stream(held.obj, buffer, hdu=hdu, compress=request.compress)
+        else:
+            with tempfile.TemporaryDirectory(prefix="butler-memory-") as folder:
+                path = Path(folder) / ("dataset" + (request.compress or ""))
+                formatter.write(held.obj, path, hdu=hdu, compress=request.compress)
+                buffer.write(path.read_bytes())
+        buffer.seek(0)
+        return buffer
+
     def exists(self, location: str) -> bool:
         with self._lock:
             return location in self._held

@@ -435,6 +435,19 @@ class S3Datastore(Datastore):
                 return formatter.read(path, python_type=request.python_type, hdu=request.hdu)
             return getattr(formatter, method)(path, *args, hdu=request.hdu)
 
+    @contextlib.contextmanager
+    def open_bytes(self, location: str, request: ReadRequest) -> Iterator[BinaryIO]:
+        """The object's bytes, downloaded once into the read cache (checked against the
+        ETag the HEAD saw) and read from there: what export and transfer copy out."""
+        _, etag = self._head(location)
+        name, suffix = self._cache_name(location, etag)
+
+        def fetch(path: Path) -> None:
+            self.store.get_file(location, path, expected_etag=etag)
+
+        with self.cache.open(name, fetch, suffix) as path, path.open("rb") as stream:
+            yield stream
+
     def _cached(self, name: str, suffix: str) -> bool:
         return isinstance(self.cache, SharedCache) and self.cache.contains(name, suffix)
 

@@ -116,7 +116,9 @@ class VerifyReport:
                 "(interrupted ones will be recovered when the repository is next opened for "
                 "writing, or by `butler verify --repair`; never delete them by hand):"
             )
-            lines += [f"    {_KIND_TEXT.get(what, what)} {path}" for what, path in self.pending[:20]]
+            lines += [
+                f"    {_KIND_TEXT.get(what, what)} {path}" for what, path in self.pending[:20]
+            ]
         if self.repaired:
             lines.append(f"  repaired: {self.repaired} file(s) of interrupted operations")
         return "\n".join(lines)

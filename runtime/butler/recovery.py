@@ -105,6 +105,7 @@ class Journal:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._prefix = os.fspath(root).rstrip("/") + "/"
         self._folder: Path | None = None
         self._lock: int | None = None
         self._sequence = itertools.count()
@@ -115,9 +116,14 @@ class Journal:
         return secrets.token_hex(8)
 
     def entry(self, token: str, kind: str, target: Path) -> Path:
-        """A fresh name in this owner's folder for a file set aside from ``target``."""
-        folder = self._owner_folder()
-        relative = target.relative_to(self.root).as_posix()
+        """A fresh name in this owner's folder for a file set aside from ``target``
+        (every put asks for one: the few microseconds are worth keeping few)."""
+        folder = self._folder or self._owner_folder()
+        text = os.fspath(target)
+        if text.startswith(self._prefix):
+            relative = text[len(self._prefix) :]
+        else:
+            relative = target.relative_to(self.root).as_posix()
         with self._mutex:
             sequence = next(self._sequence)
         name = f"{sequence:012d}.{token}.{kind}"

@@ -249,9 +249,7 @@ class LocalStorage:
                 writer(temporary)
             except Exception:  # most often a missing folder; only then is it worth a look
                 # (made here, or by a concurrent writer since: then no temporary was made)
-                if at is not None or (
-                    not self._make_folder(target.parent) and temporary.exists()
-                ):
+                if at is not None or (not self._make_folder(target.parent) and temporary.exists()):
                     raise
                 writer(temporary)
             if sync:
@@ -292,7 +290,10 @@ class LocalStorage:
         """The target's folder is on another file system: copy, fsync, rename beside it."""
         import shutil
 
-        copy = self.write(target, lambda path: shutil.copyfile(temporary, path))
+        def copy_to(path: Path) -> None:
+            shutil.copyfile(temporary, path)
+
+        copy = self.write(target, copy_to)
         try:
             self.publish(copy, target)
         finally:

@@ -100,20 +100,29 @@ def _relative(content: dict[str, int] | None, first: int) -> dict[str, int] | No
     return {k: v - first if k != "old" else v for k, v in content.items()}
 
 
-def _in_child(operation: Operation, root: Path, first: int, crash_at: int) -> int:
-    """Run the operation in a forked child that dies at step ``crash_at``; its exit code."""
+def _fork(root: Path, work: Callable[[Butler], object], steps: Callable[[str], None]) -> int:
+    """Fork a child that runs ``work`` on ``Butler(root, steps=steps)``; its process id."""
     pid = os.fork()
     if pid == 0:  # the child: never returns into pytest
         code = 0
         try:
-            with Butler(root, steps=CrashAt(crash_at, CRASHED)) as butler:
-                operation.run(butler, first)
+            with Butler(root, steps=steps) as butler:
+                work(butler)
         except BaseException:
             traceback.print_exc()
             code = 99
         os._exit(code)
+    return pid
+
+
+def _exit_code(pid: int) -> int:
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status)
+
+
+def _in_child(operation: Operation, root: Path, first: int, crash_at: int) -> int:
+    """Run the operation in a forked child that dies at step ``crash_at``; its exit code."""
+    return _exit_code(_fork(root, lambda b: operation.run(b, first), CrashAt(crash_at, CRASHED)))
 
 
 def _killed_inside_a_transaction(root: Path, work: Callable[[Butler], object]) -> int:
@@ -327,18 +336,7 @@ def _killed_after_publishing(root: Path, work: Callable[[Butler], object]) -> in
         if name == "published":
             os._exit(CRASHED)
 
-    pid = os.fork()
-    if pid == 0:  # the child: never returns into pytest
-        code = 0
-        try:
-            with Butler(root, steps=steps) as butler:
-                work(butler)
-        except BaseException:
-            traceback.print_exc()
-            code = 99
-        os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status)
+    return _exit_code(_fork(root, work, steps))
 
 
 @pytest.mark.parametrize(
@@ -393,19 +391,12 @@ def test_recovery_leaves_a_live_put_alone(
         if name == "published":
             paused.touch()
             deadline = time.monotonic() + 60
-            while not go.exists() and time.monotonic() < deadline:
+            while not go.exists():
+                if time.monotonic() > deadline:  # the test is stuck behind this put's lock
+                    os._exit(98)
                 time.sleep(0.01)
 
-    pid = os.fork()
-    if pid == 0:  # the child: never returns into pytest
-        code = 0
-        try:
-            with Butler(root, steps=steps) as butler:
-                _put(butler, 2)
-        except BaseException:
-            traceback.print_exc()
-            code = 99
-        os._exit(code)
+    pid = _fork(root, lambda b: _put(b, 2), steps)
     try:
         deadline = time.monotonic() + 60
         while not paused.exists() and time.monotonic() < deadline:
@@ -417,12 +408,37 @@ def test_recovery_leaves_a_live_put_alone(
             report = other.verify(repair=True)
             assert report.pending == (("put", "focus/000002/offset0.50.yaml"),), str(report)
             assert "never delete them by hand" in str(report)
+            assert report.untracked == ()  # the put's own file, not a stray one
         assert target.is_file()
     finally:
         go.touch()
-        _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    assert _exit_code(pid) == 0
     with Butler(root) as butler:
         assert butler.get("focusSweep", visit=2, focus=0.5) == {"new": 2}
         report = butler.verify(read=True)
         assert report.clean and report.untracked == report.pending == (), str(report)
+
+
+def test_index_leaves_the_file_of_a_put_in_flight_to_its_put(
+    tmp_path: Path,
+    registries: RegistryFactory,  # noqa: F811
+) -> None:
+    root = tmp_path / "repo"
+    with Butler.create(root, mapper="toycam", registry=registries()) as butler:
+        target = root / butler.mapper.path("focusSweep", {"visit": 2, "focus": 0.5})
+        journal = Journal(root)  # a live writer's, published and not yet committed
+        entry = journal.entry("0b5c3a9e-2a7e-4b7e-9a55-1c1f0b0f6a11", "put", target)
+        entry.write_text("new: 2\n")
+        target.parent.mkdir(parents=True)
+        os.link(entry, target)
+        assert butler.index().registered == {}
+        report = butler.verify(repair=True)
+        assert report.untracked == () and report.pending == (
+            ("put", "focus/000002/offset0.50.yaml"),
+        )
+        assert "put (new file, not yet committed):" in str(report)
+        assert target.is_file() and not butler.exists("focusSweep", visit=2, focus=0.5)
+        journal.close()  # as if its process died: the next recovery deletes both names
+    with Butler(root) as butler:
+        assert not target.exists() and pending_entries(root) == []
+        assert butler.verify().untracked == ()

@@ -23,6 +23,7 @@ import pytest
 from _repos import RegistryFactory, registries  # noqa: F401  (fixture)
 from butler.butler import Butler
 from butler.cli import main
+from butler.datastore.local import LocalDatastore
 from butler.recovery import Journal, pending_entries
 from butler.storage import TEMP_SUFFIX
 from butler.testing import CrashAt
@@ -442,3 +443,14 @@ def test_index_leaves_the_file_of_a_put_in_flight_to_its_put(
     with Butler(root) as butler:
         assert not target.exists() and pending_entries(root) == []
         assert butler.verify().untracked == ()
+
+
+def test_a_settled_entry_with_a_long_path_leaves_nothing_beside_it(tmp_path: Path) -> None:
+    journal, datastore = Journal(tmp_path), LocalDatastore(tmp_path)
+    target = tmp_path / ("d" * 200) / ("f" * 200)
+    entry = journal.entry("0b5c3a9e-2a7e-4b7e-9a55-1c1f0b0f6a11", "put", target)
+    entry.write_text("a put's file")
+    assert [e.target for e in pending_entries(tmp_path)] == [f"{'d' * 200}/{'f' * 200}"]
+    datastore.discard(entry)  # what the put does once its commit settled
+    assert sorted(p.name for p in entry.parent.iterdir()) == ["lock"]
+    journal.close()

@@ -723,8 +723,8 @@ class Butler:
         hdu = self.hdu(plan, data_id)
         write_hdu = hdu if isinstance(hdu, int) else None
         request = WriteRequest(plan.spec.name, plan.load_formatter, write_hdu, plan.compress)
-        entry = self._journal.entry(dataset_id, "put", target)
         try:
+            entry = self._journal.entry(dataset_id, "put", target)
             return self.datastore.write(target, obj, request, sync=sync, at=entry)
         except (ButlerError, OSError) as error:
             if not out_of_space(error):

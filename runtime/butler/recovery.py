@@ -45,7 +45,15 @@ from .storage import BUTLER_FOLDER
 if TYPE_CHECKING:
     from .registry import Registry
 
-__all__ = ["NEW_KINDS", "PENDING", "Entry", "Journal", "pending_entries", "recover"]
+__all__ = [
+    "NEW_KINDS",
+    "PENDING",
+    "Entry",
+    "Journal",
+    "discard_entry",
+    "pending_entries",
+    "recover",
+]
 
 #: Where the owners' folders are, relative to the root.
 PENDING = f"{BUTLER_FOLDER}/pending"
@@ -98,6 +106,13 @@ class Entry:
             except FileNotFoundError:
                 return None  # cannot happen: the .target file is written first
         return cls(file, int(parts[0]), parts[1], parts[2], target)
+
+
+def discard_entry(entry: Path) -> None:
+    """Delete a settled entry, and the ``.target`` file beside it that a long path needs."""
+    entry.unlink(missing_ok=True)
+    if entry.name.count(".") == 2:  # "<sequence>.<token>.<kind>": its path is in a file
+        entry.with_name(entry.name + _TARGET).unlink(missing_ok=True)
 
 
 class Journal:

@@ -18,7 +18,7 @@ from ..checksums import FileChecksum, file_checksum
 from ..config import CONFIG_NAME, RepositoryConfig, read_config, write_config
 from ..creation import undone_on_failure
 from ..errors import RepositoryError
-from ..recovery import Journal, recover
+from ..recovery import PENDING, Journal, discard_entry, recover
 from ..storage import LocalStorage
 from .base import Datastore, ReadRequest, WriteRequest
 
@@ -44,6 +44,7 @@ class LocalDatastore(Datastore):
     def __init__(self, root: Path) -> None:
         self.root = root
         self.storage = LocalStorage(root)
+        self._pending = f"{root / PENDING}/"
 
     def __repr__(self) -> str:
         return f"LocalDatastore({str(self.root)!r})"
@@ -142,7 +143,10 @@ class LocalDatastore(Datastore):
         self.storage.restore(kept, target)
 
     def discard(self, location: Path) -> None:
-        self.storage.discard(location)
+        if str(location).startswith(self._pending):  # a journal entry (every put has one)
+            discard_entry(location)
+        else:
+            self.storage.discard(location)
 
     # ---- reading -------------------------------------------------------------------------
 

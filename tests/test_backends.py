@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _remote import served_client
 from butler import BBox, Butler, DatasetRef, Image
 from butler.errors import (
     DatasetExistsError,
@@ -44,10 +45,18 @@ def _memory(tmp_path: Path, name: str, parents: list[Butler]) -> Butler:
     return Butler.in_memory(mapper="toycam", name=name, parents=[p.root for p in parents])
 
 
+def _remote(tmp_path: Path, name: str, parents: list[Butler]) -> Butler:
+    """A local repository served by a real ``butler serve`` process; the client connected."""
+    local = Butler.create(tmp_path / name, mapper="toycam", parents=[p.root for p in parents])
+    local.close()
+    return served_client(tmp_path / name)
+
+
 #: back-end -> (its repositories, the repositories its chains read as parents)
 BACKENDS: dict[str, tuple[Factory, Factory]] = {
     "local": (_local, _local),
     "memory": (_memory, _local),
+    "remote": (_remote, _local),
 }
 
 

@@ -45,7 +45,14 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise OSError("network disabled in tests")
 
-    monkeypatch.setattr(socket.socket, "connect", refuse)
+    local_connect = socket.socket.connect
+
+    def connect(self: socket.socket, address: object) -> None:  # the forkserver's own socket
+        if self.family != socket.AF_UNIX:
+            refuse()
+        local_connect(self, address)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
 
 

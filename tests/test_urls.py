@@ -10,9 +10,7 @@ from butler import Butler
 from butler.errors import RepositoryError
 
 
-@pytest.mark.parametrize(
-    "url", ["s3://bucket/repo", "https://example.org/repo", "gs://bucket/repo"]
-)
+@pytest.mark.parametrize("url", ["s3://bucket/repo", "gs://bucket/repo"])
 def test_a_url_scheme_without_a_back_end_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str
 ) -> None:
@@ -23,6 +21,23 @@ def test_a_url_scheme_without_a_back_end_is_refused(
     with pytest.raises(RepositoryError, match=rf"no storage back-end serves {scheme}://"):
         Butler(url)
     assert os.listdir(tmp_path) == []  # no folder named "s3:" or "https:"
+
+
+def test_an_http_url_is_a_served_repository_which_create_refuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from _remote import free_port
+    from butler.errors import RemoteError
+
+    monkeypatch.chdir(tmp_path)
+    url = f"http://127.0.0.1:{free_port()}/repos/nothing"
+    with pytest.raises(RepositoryError, match="serve it with `butler serve ROOT`"):
+        Butler.create(url, mapper="toycam")
+    with pytest.raises(RemoteError, match=f"cannot reach the Butler server at {url}"):
+        Butler(url)  # a client, of a server that is not there
+    with pytest.raises(RepositoryError, match="token= is for a remote repository"):
+        Butler(tmp_path, token="bt_x")
+    assert os.listdir(tmp_path) == []
 
 
 @pytest.mark.parametrize("registry", ["sqlite:///:memory:", "sqlite://"])

@@ -48,6 +48,7 @@ from .errors import OverrideError as OverrideError
 from .errors import ReadOnlyError as ReadOnlyError
 from .errors import RegistryError as RegistryError
 from .errors import RegistryNotFoundError as RegistryNotFoundError
+from .errors import RemoteError as RemoteError
 from .errors import RepositoryError as RepositoryError
 from .errors import SkyMapDefinitionError as SkyMapDefinitionError
 from .errors import StorageFullError as StorageFullError
@@ -68,6 +69,8 @@ if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ imports the
     from .maintenance import IndexReport as IndexReport
     from .maintenance import VerifyReport as VerifyReport
     from .registry import Registry as Registry
+    from .skymap import Circle as Circle
+    from .skymap import Polygon as Polygon
 
 #: Public names imported on first use -> the module that defines them.
 _LAZY = {
@@ -81,6 +84,8 @@ _LAZY = {
     "IngestReport": ".ingest",
     "IndexReport": ".maintenance",
     "VerifyReport": ".maintenance",
+    "Circle": ".skymap",  # sky regions for butler.query(region=...) (issue 17)
+    "Polygon": ".skymap",
 }
 
 __all__ = sorted(

@@ -17,6 +17,7 @@ selected was removed.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -79,9 +80,80 @@ def _selection(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _numbers(option: str, text: str, what: str) -> list[float]:
+    try:
+        numbers = [float(part) for part in text.split(",")]
+    except ValueError:
+        numbers = []
+    if not numbers or not all(math.isfinite(n) for n in numbers):
+        raise InvalidQueryError(f"{option} {text!r}: give {what}, numbers in degrees")
+    return numbers
+
+
+def _dec(option: str, text: str, dec: float) -> None:
+    if not -90.0 <= dec <= 90.0:
+        raise InvalidQueryError(f"{option} {text!r}: dec {dec:g} is not in [-90, 90] degrees")
+
+
+def _sky(args: argparse.Namespace) -> dict[str, Any]:
+    """``region``/``contains`` of ``Butler.query`` from --circle, --polygon, --contains."""
+    from .skymap import Circle, Polygon
+
+    sky: dict[str, Any] = {}
+    if args.circle is not None and args.polygon is not None:
+        raise InvalidQueryError("give --circle or --polygon, not both")
+    if args.circle is not None:
+        numbers = _numbers("--circle", args.circle, "RA,DEC,RADIUS")
+        if len(numbers) != 3:
+            raise InvalidQueryError(
+                f"--circle {args.circle!r}: give RA,DEC,RADIUS (three numbers, degrees)"
+            )
+        ra, dec, radius = numbers
+        _dec("--circle", args.circle, dec)
+        if not 0.0 < radius <= 180.0:
+            raise InvalidQueryError(
+                f"--circle {args.circle!r}: the radius {radius:g} must be more than 0 and at "
+                "most 180 degrees"
+            )
+        sky["region"] = Circle(ra, dec, radius)
+    if args.polygon is not None:
+        numbers = _numbers("--polygon", args.polygon, "RA1,DEC1,RA2,DEC2,RA3,DEC3,...")
+        if len(numbers) % 2 or len(numbers) < 6:
+            raise InvalidQueryError(
+                f"--polygon {args.polygon!r}: give at least three RA,DEC vertices "
+                "(RA1,DEC1,RA2,DEC2,RA3,DEC3,...; degrees)"
+            )
+        vertices = tuple(zip(numbers[::2], numbers[1::2], strict=True))
+        for _, dec in vertices:
+            _dec("--polygon", args.polygon, dec)
+        sky["region"] = Polygon(vertices)
+    if args.contains is not None:
+        numbers = _numbers("--contains", args.contains, "RA,DEC")
+        if len(numbers) != 2:
+            raise InvalidQueryError(f"--contains {args.contains!r}: give RA,DEC (degrees)")
+        _dec("--contains", args.contains, numbers[1])
+        sky["contains"] = (numbers[0], numbers[1])
+    return sky
+
+
 def _query(args: argparse.Namespace) -> int:
+    sky = _sky(args)  # checked before the repository is opened
     with _open(args.root) as butler:
         selection = _selection(args)
+        if sky:  # spatial (issue 17): the data IDs, counted or their values listed here
+            matched = list(butler.query(args.dataset_type, args.data_id, **selection, **sky))
+            if args.count:
+                echo(len(matched))
+                return 0
+            if args.values:
+                if args.values not in butler.mapper.keys(args.dataset_type):
+                    raise InvalidQueryError(
+                        f"--values {args.values!r} is not a key of {args.dataset_type!r}"
+                    )
+                for value in sorted({m[args.values] for m in matched}):
+                    echo(shown(value))
+                return 0
+            selection.update(sky)
         if args.count:
             echo(butler.count(args.dataset_type, args.data_id, **selection))
             return 0
@@ -214,6 +286,21 @@ def add_commands(commands: Any) -> None:
         action="append",
         metavar="KEY",
         help="sort by KEY (--order-by=-KEY: descending) before the other keys (repeatable)",
+    )
+    query.add_argument(
+        "--circle",
+        metavar="RA,DEC,R",
+        help="only datasets whose sky region meets this circle (degrees; issue 17)",
+    )
+    query.add_argument(
+        "--polygon",
+        metavar="RA,DEC,...",
+        help="only datasets whose sky region meets this convex polygon (3+ vertices, degrees)",
+    )
+    query.add_argument(
+        "--contains",
+        metavar="RA,DEC",
+        help="only datasets whose sky region contains this position (degrees)",
     )
     query.add_argument("--limit", type=int, metavar="N", help="print at most N data IDs")
     query.add_argument("--count", action="store_true", help="print only how many match")

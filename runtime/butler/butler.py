@@ -135,6 +135,20 @@ def _format_data_id(data_id: Mapping[str, Any]) -> str:
 class Butler:
     """A repository opened for reading and (unless ``writeable=False``) writing."""
 
+    def __new__(cls, root: object = None, *args: Any, **kwargs: Any) -> Butler:
+        """A local repository; for an ``http(s)://`` URL, the client of a served one, with the
+        same methods (:class:`butler.remote.client.RemoteButler`; docs/remote.md)."""
+        if isinstance(root, str) and root.startswith(("http://", "https://")):
+            from .remote.client import RemoteButler
+
+            remote = cls if issubclass(cls, RemoteButler) else RemoteButler
+            return super().__new__(remote)  # whose __init__ Python calls next
+        if "token" in kwargs:
+            raise RepositoryError(
+                f"token= is for a remote repository (an http(s):// URL), not {root!r}"
+            )
+        return super().__new__(cls)
+
     def __init__(
         self,
         root: str | os.PathLike[str] | Datastore,
@@ -170,7 +184,10 @@ class Butler:
         self.root = self.datastore.root
         self.config: RepositoryConfig = self.datastore.read_config()
         self.writeable = writeable and not self.config.read_only
-        self.mapper: Mapper = load_mapper(self._mapper_spec(mapper or self.config.mapper))
+        #: What the mapper was loaded from (a generated file, a module or an instrument),
+        #: for processes that load it again (``ingest(jobs=N)``).
+        self.mapper_source: str = self._mapper_spec(mapper or self.config.mapper)
+        self.mapper: Mapper = load_mapper(self.mapper_source)
         self.registry = creation.open_registry(
             self.root,
             self.datastore.registry_url(self.config.registry),
@@ -382,6 +399,16 @@ class Butler:
     # Public inside the package, for the features built on the Butler (calibrations, chain,
     # ingest, maintenance, provenance, curated calibrations; see docs/architecture.md):
     # they call these, never the Butler's underscore names. Users need none of them.
+
+    def locate(
+        self,
+        dataset_type: str | DatasetRef,
+        data_id: Mapping[str, object] | None = None,
+        **keys: object,
+    ) -> tuple[Plan, Found]:
+        """The plan and find of the dataset get would read (the remote server streams its
+        file); DatasetNotFoundError naming where it looked."""
+        return self._locate(dataset_type, data_id, keys)
 
     def use_mapper(self, mapper: Mapper) -> None:
         """Read and write with ``mapper`` from now on (runtime dataset types were added)."""
@@ -805,6 +832,10 @@ class Butler:
         overwrite: bool,
         run: str | None,
     ) -> None:
+        if plan.sky:  # sky regions (issue 17): one cached check for types without sky
+            from .regions import record_put
+
+            record_put(self, plan, items, ids)
         if len(items) == 1:
             self._store_one(*items[0], ids[0], plan, overwrite, run)
             return
@@ -1495,6 +1526,9 @@ class Butler:
         without_datasets: Iterable[str] = (),
         order_by: str | Sequence[str] = (),
         limit: int | None = None,
+        region: object = None,
+        contains: object = None,
+        overlapping: object = None,
         **keys: object,
     ) -> Iterator[DataId]:
         """The data IDs of stored ``dataset_type`` datasets that match, streamed.
@@ -1506,9 +1540,20 @@ class Butler:
         whose shared keys have (have no) dataset of those types; ``order_by`` keys
         (``-key`` descending) then the rest ascending; at most ``limit``. Checked
         before any SQL runs: InvalidQueryError shows the expression with a caret.
-        See docs/runtime.md, "Queries".
+        Sky (issue 17, docs/spatial.md): ``region=Circle(ra, dec, radius)`` or
+        ``Polygon([(ra, dec), ...])``, ``contains=(ra, dec)`` (degrees), and
+        ``overlapping=("calexp", {"visit": 903334})`` keep the datasets whose recorded
+        regions meet it. See docs/runtime.md, "Queries".
         """
         plan = self.plan(dataset_type)
+        if region is not None or contains is not None or overlapping is not None:
+            from .query import spatial
+
+            test = spatial.sky_test(self, region, contains, overlapping)
+            request = self._query_request(
+                plan, data_id, keys, where, bind, with_datasets, without_datasets, order_by, limit
+            )
+            return spatial.data_ids(self, request, test)
         if _plain_query(
             data_id, keys, where, bind, with_datasets, without_datasets, order_by, limit
         ):
@@ -1550,6 +1595,16 @@ class Butler:
             order_by=order_by,
             limit=limit,
         )
+
+    def region(
+        self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object
+    ) -> Any:
+        """The sky region (an lsst.sphgeom region) of the stored datasets that match: one
+        dataset's, or the union of several (``butler.region("calexp", visit=903334)``: the
+        visit's CCDs); a tract's or patch's from its skymap; None if none has one."""
+        from .query import spatial
+
+        return spatial.union_region(self, dataset_type, {**(data_id or {}), **keys})
 
     def query_values(
         self,
@@ -1705,7 +1760,8 @@ class Butler:
         ``transfer`` is ``"copy"``, ``"move"``, ``"link"``, ``"symlink"`` or ``None``
         (the file stays where it is). A file that cannot be ingested is listed in
         the report with the reason while the rest go on; one already ingested is
-        skipped. ``jobs`` processes read the headers. See :mod:`butler.ingest`.
+        skipped. ``jobs`` processes read and copy the files; this one records them. See
+        :mod:`butler.ingest`.
         """
         self.check_writeable("ingest")
         self.datastore.local_root("ingest files")  # RepositoryError for a back-end without

@@ -22,6 +22,8 @@
     butler decertify ROOT CALIBRATION KEY=VALUE ... [--from TIME] [--to TIME]
     butler calibs ROOT CALIBRATION [KEY=VALUE ...] [--as-of TIME] [--current] [--plot PNG]
     butler ingest-curated ROOT DIR [--dataset-type NAME ...]
+    butler serve ROOT... [--host 127.0.0.1] [--port 8642]
+    butler token create ROOT --scope read|write
 
 Exit status: 0 success; 1 when the operation found nothing or a problem
 (no such dataset, a repository that does not verify); 2 for usage errors and
@@ -52,6 +54,7 @@ from ._cli_common import (
 )
 from ._cli_move import add_commands as add_move_commands
 from ._cli_query import add_commands as add_query_commands
+from ._cli_remote import add_commands as add_remote_commands
 from ._cli_skymap import add_commands as add_skymap_commands
 from .config import DURABILITY
 from .errors import ButlerError, DatasetNotFoundError
@@ -207,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_query_commands(commands)  # query and remove, with --where (issue 18)
     add_skymap_commands(commands)  # skymap, with --find (issue 17)
     add_move_commands(commands)  # export, import, transfer (issue 18)
+    add_remote_commands(commands)  # serve, token create (issue 16)
 
     uri = command(commands, "uri", "print where a dataset is (or would be) stored")
     add_root(uri)

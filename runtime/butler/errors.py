@@ -36,6 +36,7 @@ __all__ = [
     "ReadOnlyError",
     "RegistryError",
     "RegistryNotFoundError",
+    "RemoteError",
     "RepositoryError",
     "SkyMapDefinitionError",
     "StorageFullError",
@@ -223,3 +224,9 @@ class BundleError(ButlerError):
     """A bundle (``butler export``) that cannot be imported: malformed, of another
     instrument, hostile (a path leaving its folder, a link, an entry larger than its
     manifest says), or holding a file whose checksum is not the one recorded."""
+
+
+class RemoteError(ButlerError):
+    """The server of a remote repository cannot be reached, refused the request (a missing
+    or unknown token, a request too large, too many queries at once) or failed; the message
+    names the server (see docs/remote.md)."""

@@ -39,6 +39,7 @@ from .errors import InvalidDataIdError, RepositoryError
 from .gen2calib import Gen2Report, import_registry
 from .ingest import file_writer
 from .mapper import Mapper
+from .registry import new_dataset_id
 from .spec import KeySpec, Value
 from .storage import LocalStorage
 
@@ -403,6 +404,7 @@ def _record(
     storage = LocalStorage(butler.datastore.local_root("import a Gen2 repository"))
     registry.register_dataset_type(name, butler.mapper.keys(name))
     new: list[tuple[dict[str, Value], str]] = []
+    sources: list[Path] = []  # each new row's Gen2 file, for its sky region (issue 17)
     placed: list[tuple[Path, Path]] = []
     published: list[Path] = []
     try:
@@ -415,6 +417,7 @@ def _record(
                     if not source.exists():
                         state.missing_files += 1
                     new.append((record, _stored(butler.root, source)))
+                    sources.append(source)
                     continue
                 if not source.is_file():
                     state.problem(f"{name}: Gen2 file missing, not {transfer}ed", str(source))
@@ -425,7 +428,15 @@ def _record(
                     continue
                 placed.append((storage.write(target, file_writer(source, transfer)), target))
                 new.append((record, relative))
-            registry.insert_many(name, new)
+                sources.append(source)
+            ids = [new_dataset_id() for _ in new]
+            plan = butler.plan(name)
+            if plan.sky and new:
+                from .regions import record_files
+
+                files = [(i, r, f) for i, (r, _), f in zip(ids, new, sources, strict=True)]
+                record_files(butler, plan, [(i, r, f) for i, r, f in files if f.exists()])
+            registry.insert_many(name, new, dataset_ids=ids)
             for temporary, target in placed:
                 storage.publish(temporary, target)
                 published.append(target)

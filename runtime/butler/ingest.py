@@ -4,9 +4,10 @@
     print(report)          # ingested, skipped (already there), failed (with the reason per file)
 
 Each file's primary header (for a multi-extension file whose dataset type has an
-HDU key, each extension header merged over the primary) is read, and translated by
-astro-metadata-translator into an ``ObservationInfo`` when a rule needs a
-translated property. The rules are the ``ingest`` clause of the dataset type in
+HDU key, each extension header merged over the primary) is read (the primary alone
+by :mod:`butler.fits_cards`, each card parsed only when read), and its translated
+properties that the rules read are computed by astro-metadata-translator's
+translators (:mod:`butler.translation`). The rules are the ``ingest`` clause of the dataset type in
 the instrument's policy (docs/language.md, "Ingest rules"), carried by the
 generated mapper as data: which property, header card, HDU index or part of the
 file name gives each key, and the conversions on the way. This module is only the
@@ -39,16 +40,20 @@ import re
 import shutil
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Literal
 
 from .checksums import FileChecksum, copier, file_checksum
 from .dataid import DataId
 from .errors import ButlerError, InvalidDataIdError
+from .fits_cards import read_primary_cards
+from .process_pool import ordered_map
 from .progress import progress
 from .spec import IngestSpec, IngestStep, Value
 from .storage import LocalStorage
+from .translation import Translation, TranslationError
 
 if TYPE_CHECKING:
     from .butler import Butler
@@ -171,6 +176,9 @@ def _whole(value: Any, _: str | None) -> int:
         raise ValueError("it is not a whole number")
     return int(number)
 
+
+#: The steps that convert a time.
+_TIME_STEPS = frozenset({"utc_date", "utc_datetime", "tai_datetime", "days_since"})
 
 #: The conversions of the policy language's ingest steps (``butlerc.ingest_rules``), by name.
 CONVERTERS: dict[str, Callable[[Any, str | None], Value]] = {
@@ -305,9 +313,8 @@ def _headers(source: Path, per_hdu: bool) -> list[tuple[int, MutableMapping[str,
     from astropy.io import fits
 
     try:
-        if not per_hdu:  # the primary header alone, without building the HDU list
-            with open(source, "rb") as file:
-                return [(0, _Cards(fits.Header.fromfile(file)))]
+        if not per_hdu:  # the primary header alone, its cards parsed only when read
+            return [(0, read_primary_cards(source))]
         with fits.open(source, memmap=False) as hdus:
             primary = _Cards(hdus[0].header)
             extensions = [(i, _Cards(h.header)) for i, h in enumerate(hdus) if i > 0]
@@ -327,10 +334,12 @@ def _merged(
     return ChainMap(extension, primary)
 
 
-def read_observations(source: Path, rules: InstrumentRules) -> list[Observation]:
+def read_observations(
+    source: Path, rules: InstrumentRules, translation: Translation | None = None
+) -> list[Observation]:
     """A file's headers as the rules need them: translated only if a rule reads a property."""
     if rules.properties:
-        return translate(source, rules.properties, per_hdu=rules.per_hdu)
+        return translate(source, rules.properties, per_hdu=rules.per_hdu, translation=translation)
     with _offline():
         return [Observation(hdu, "", None, h) for hdu, h in _headers(source, rules.per_hdu)]
 
@@ -340,37 +349,25 @@ def translate(
     properties: Iterable[str] = (),
     *,
     per_hdu: bool = False,
+    translation: Translation | None = None,
 ) -> list[Observation]:
-    """The translated observations of a FITS file (one, or one per extension with ``per_hdu``)."""
-    from astro_metadata_translator import MetadataTranslator, ObservationInfo
+    """The translated observations of a FITS file (one, or one per extension with ``per_hdu``).
 
+    Only ``properties`` (and ``instrument``) are computed (:mod:`butler.translation`);
+    ``translation`` carries what one ingest's files share (a new one if not given).
+    """
     path = Path(source)
-    wanted = {"instrument", *properties}
+    wanted = sorted({"instrument", *properties})
+    translation = translation or Translation()
     observations = []
     with _offline():
         for hdu, header in _headers(path, per_hdu):
             try:
-                translator = MetadataTranslator.determine_translator(header, filename=str(path))
-            except ValueError:
-                known = ", ".join(MetadataTranslator.translators)
-                raise IngestError(
-                    f"no metadata translator understands its header (tried {known})"
-                ) from None
-            try:
-                info = ObservationInfo(
-                    header,
-                    filename=str(path),
-                    translator_class=translator,
-                    required=wanted,
-                    subset=wanted,
-                    quiet=True,
-                )
-            except (KeyError, ValueError, TypeError) as error:
-                raise IngestError(
-                    f"{path}: the {translator.name} translator cannot give "
-                    f"{', '.join(sorted(wanted))}: {error}"
-                ) from None
-            observations.append(Observation(hdu, str(translator.name), info, header))
+                cls, values = translation.translate(header, wanted, str(path))
+            except TranslationError as error:
+                raise IngestError(str(error)) from None
+            info = SimpleNamespace(**values)
+            observations.append(Observation(hdu, str(cls.name), info, header))
     return observations
 
 
@@ -380,6 +377,7 @@ def _key_values(
     source: Path,
     tables: Mapping[str, Mapping[Any, Value]],
     wanted: set[str],
+    times: dict[tuple[Any, ...], Any] | None = None,
 ) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for rule in rules.spec.rules:
@@ -402,14 +400,21 @@ def _key_values(
         if raw is None:
             raise IngestError(f"its {where} is unknown, and it gives {rule.key!r}")
         for step in rule.steps:
-            raw = _apply(step, raw, tables, rule.key, where)
+            raw = _apply(step, raw, tables, rule.key, where, times)
         values[rule.key] = raw
     return values
 
 
 def _apply(
-    step: IngestStep, raw: Any, tables: Mapping[str, Mapping[Any, Value]], key: str, where: str
+    step: IngestStep,
+    raw: Any,
+    tables: Mapping[str, Mapping[Any, Value]],
+    key: str,
+    where: str,
+    times: dict[tuple[Any, ...], Any] | None = None,
 ) -> Any:
+    """One step of a rule. ``times`` remembers conversions of astropy Times (each costs a
+    fraction of a millisecond; the files of one exposure share theirs)."""
     try:
         if step.step == "table":
             table = tables[str(step.argument)]
@@ -417,6 +422,12 @@ def _apply(
             if value not in table:
                 raise ValueError(f"table {step.argument} has no row for it")
             return table[value]
+        if times is not None and step.step in _TIME_STEPS and getattr(raw, "isscalar", False):
+            memo = (step.step, step.argument, raw.scale, float(raw.jd1), float(raw.jd2))
+            value = times.get(memo)
+            if value is None:
+                value = times[memo] = CONVERTERS[step.step](raw, step.argument)
+            return value
         return CONVERTERS[step.step](raw, step.argument)
     except (ValueError, TypeError, AttributeError, IndexError) as error:
         raise IngestError(
@@ -493,8 +504,13 @@ def ingest(
     A file whose data IDs are already recorded is ``skipped``, never recorded twice,
     and a file already at its path with the source's bytes (placed by an ingest
     killed before its commit) is recorded as it is, so a rerun after an interruption
-    goes on where it stopped. With ``jobs`` > 1, headers are read and converted by
-    that many processes; files are placed and recorded by this one, in order.
+    goes on where it stopped. With ``jobs`` > 1, that many worker processes
+    (:mod:`butler.process_pool`) read, convert and copy the files (each copy a hidden
+    temporary, not yet synced); this process checks each against the registry and the
+    batch, in the files' order, syncs and records each batch in one transaction, and
+    renames the copies into place. A killed ingest leaves only temporaries (``butler
+    verify --repair`` removes them) and complete files, recorded or recorded by the rerun.
+    The workers load the mapper from ``Butler.mapper_source``.
     """
     if transfer not in TRANSFERS:
         raise IngestError(
@@ -504,36 +520,34 @@ def ingest(
         raise IngestError(f"jobs must be 1 or more, not {jobs}")
     rules = rules or rules_for(butler.mapper)
     name = rules.dataset_type
-    spec = butler.mapper.dataset_type(name)
     butler.registry.register_dataset_type(name, butler.mapper.keys(name))
     reader = _Reader(
         rules,
         {t.name: dict(t.rows) for t in butler.mapper.spec.tables},
         frozenset(key.name for key in butler.mapper.spec.keys),
+        sky=butler.plan(name).sky,
     )
     sources = [Path(p) for p in paths]
     batch = _Batch()
     staged: list[_Staged] = []
     with contextlib.ExitStack() as stack:
         stack.enter_context(_offline())  # once, not per file
-        readings: Iterable[list[dict[str, Any]] | str] = map(reader, sources)
+        outcomes: Iterator[_Staged | str | ButlerError | OSError]
         if jobs > 1 and len(sources) > 1:
-            from concurrent.futures import ProcessPoolExecutor
-
-            workers = min(jobs, len(sources))
-            pool = stack.enter_context(ProcessPoolExecutor(workers, initializer=_offline_worker))
-            readings = pool.map(reader, sources, chunksize=8)
-        pairs = zip(sources, readings, strict=True)
+            work = _Work(butler.mapper_source, _storage(butler).root, name, transfer, reader)
+            placed = ordered_map(
+                _start_worker, work, sources, jobs=jobs, unused=_discard, preload=_PRELOAD
+            )
+            stack.callback(placed.close)  # stops the workers, removes their unused copies
+            outcomes = (_admit(butler, name, p, staged) for p in placed)
+        else:
+            outcomes = (_read_and_stage(butler, reader, s, transfer, staged) for s in sources)
+        pairs = zip(sources, outcomes, strict=True)
         items = progress(pairs, f"ingest {name}", len(sources)) if show_progress else pairs
         try:
-            for source, reading in items:
-                try:
-                    if isinstance(reading, str):
-                        raise IngestError(reading)
-                    data_ids = [_normalized(butler, rules, spec.keys, v) for v in reading]
-                    outcome = _stage(butler, name, source, data_ids, transfer, staged)
-                except (ButlerError, OSError) as error:
-                    batch.failed.append((str(source), _message(error, source)))
+            for source, outcome in items:
+                if isinstance(outcome, (ButlerError, OSError)):
+                    batch.failed.append((str(source), _message(outcome, source)))
                     continue
                 if isinstance(outcome, str):
                     batch.skipped.append((str(source), outcome))
@@ -550,6 +564,52 @@ def ingest(
                     _storage(butler).discard(waiting.temporary)
     return IngestReport(name, tuple(batch.ingested), tuple(batch.skipped), tuple(batch.failed))
 
+
+def _read_and_stage(
+    butler: Butler, reader: _Reader, source: Path, transfer: Transfer, staged: Sequence[_Staged]
+) -> _Staged | str | ButlerError | OSError:
+    """One file read, converted and written here (``jobs=1``): staged, skipped (why), or
+    the error that failed it."""
+    name = reader.rules.dataset_type
+    try:
+        reading = reader(source)
+        if isinstance(reading, str):
+            raise IngestError(reading)
+        keys = butler.mapper.dataset_type(name).keys
+        regions = tuple(v.pop(_REGION, None) for v in reading)  # sky (issue 17)
+        data_ids = [_normalized(butler.mapper, reader.rules, keys, v) for v in reading]
+        outcome = _stage(butler, name, source, data_ids, transfer, staged)
+        return outcome if isinstance(outcome, str) else replace(outcome, regions=regions)
+    except (ButlerError, OSError) as error:
+        return error
+
+
+def _admit(
+    butler: Butler, name: str, placed: _Staged | str, staged: Sequence[_Staged]
+) -> _Staged | str | ButlerError | OSError:
+    """A file a worker wrote (or why it could not), checked against the registry and the
+    batch here: staged, skipped (its temporary removed), or the error that failed it."""
+    if isinstance(placed, str):
+        return IngestError(placed)
+    try:
+        skipped = _admitted(butler, name, [r[0] for r in placed.rows], placed.done.path, staged)
+    except (ButlerError, OSError) as error:
+        _discard(placed)
+        return error
+    if skipped is not None:
+        _discard(placed)
+        return skipped
+    return placed
+
+
+def _discard(placed: _Staged | str) -> None:
+    """Remove the temporary of a file written but not to be recorded."""
+    if not isinstance(placed, str) and placed.temporary is not None:
+        placed.temporary.unlink(missing_ok=True)
+
+
+#: What ingest workers need, imported once by the fork server (a second or two each).
+_PRELOAD = ("butler.ingest", "butler.loading", "astro_metadata_translator", "astropy.time")
 
 #: Files recorded in one registry transaction, their copies fsynced together just before
 #: (:meth:`LocalStorage.sync`: one ``syncfs`` from 64 files on).
@@ -576,10 +636,19 @@ class _Reader:
     rules: InstrumentRules
     tables: Mapping[str, Mapping[Any, Value]]
     keys: frozenset[str]
+    translation: Translation = field(default_factory=Translation, compare=False)
+    times: dict[tuple[Any, ...], Any] = field(default_factory=dict, compare=False)
+    sky: bool = False  # whether each data ID's sky region is read too (see regions.py)
 
     def __call__(self, source: Path) -> list[dict[str, Any]] | str:
         try:
-            return [self.values(source, o) for o in read_observations(source, self.rules)]
+            found = []
+            for observation in read_observations(source, self.rules, self.translation):
+                values = self.values(source, observation)
+                if self.sky:
+                    values[_REGION] = _region(observation)
+                found.append(values)
+            return found
         except ButlerError as error:
             return str(error)
         except OSError as error:
@@ -593,14 +662,29 @@ class _Reader:
                 f"{observation.translator} translator), but this repository holds "
                 f"{rules.instrument} data"
             )
-        return _key_values(rules, observation, source, self.tables, set(self.keys))
+        return _key_values(rules, observation, source, self.tables, set(self.keys), self.times)
+
+
+#: Where a reading carries a data ID's sky region (popped before the data ID is normalized).
+_REGION = "\0region"
+
+
+def _region(observation: Observation) -> Any:
+    """The observation's region, as the registry stores it; None if it has none (a header
+    without sky is not an error, nor is one whose WCS cannot be understood)."""
+    from .regions import observation_region
+
+    try:
+        return observation_region(observation.header, observation.info)
+    except Exception:
+        return None
 
 
 def _normalized(
-    butler: Butler, rules: InstrumentRules, dataset_keys: Sequence[str], values: dict[str, Any]
+    mapper: Mapper, rules: InstrumentRules, dataset_keys: Sequence[str], values: dict[str, Any]
 ) -> DataId:
     try:
-        data_id = butler.mapper.normalize(values)
+        data_id = mapper.normalize(values)
     except InvalidDataIdError as error:
         raise IngestError(f"its translated data ID {values} is not valid: {error}") from None
     missing = [k for k in dataset_keys if k not in data_id]
@@ -627,6 +711,7 @@ class _Staged:
     done: IngestedFile
     temporary: Path | None
     target: Path
+    regions: tuple[Any, ...] = ()  # one per row: its sky region as stored, or None
 
 
 def _stage(
@@ -644,14 +729,36 @@ def _stage(
     ``staged`` are the files of the batch not yet committed: a file mapping to one
     of their paths is skipped (the same data IDs) or refused, as if they were in.
     """
-    mapper, registry, storage = butler.mapper, butler.registry, _storage(butler)
+    records, relative = _records(butler.mapper, name, data_ids)
+    skipped = _admitted(butler, name, records, relative, staged)
+    if skipped is not None:
+        return skipped
+    return _locate(butler.mapper, _storage(butler), name, source, data_ids, transfer, sync=sync)
+
+
+def _records(
+    mapper: Mapper, name: str, data_ids: Sequence[DataId]
+) -> tuple[list[dict[str, Value]], str]:
+    """The registry records of a file's data IDs, and the one path they share."""
     keys = mapper.dataset_type(name).keys
     records = [{k: d[k] for k in keys} for d in data_ids]
     paths = {mapper.path(name, d) for d in data_ids}
     if len(paths) != 1:
         raise IngestError(f"its HDUs map to different paths: {', '.join(sorted(paths))}")
     (relative,) = paths
-    found = [registry.find(name, record) for record in records]
+    return records, relative
+
+
+def _admitted(
+    butler: Butler,
+    name: str,
+    records: Sequence[Mapping[str, Value]],
+    relative: str,
+    staged: Sequence[_Staged],
+) -> str | None:
+    """None if a file's records may go in; why it is skipped (already in); IngestError if
+    it clashes with what is recorded or staged."""
+    found = [butler.registry.find(name, record) for record in records]
     for other in staged:
         if other.done.path == relative:
             found = [relative if (r, relative) in _recorded(other) else None for r in records]
@@ -661,11 +768,26 @@ def _stage(
         return f"already ingested at {found[0]}"
     if any(path is not None for path in found):
         raise IngestError(f"some of its data IDs are already recorded (at {relative})")
+    return None
+
+
+def _locate(
+    mapper: Mapper,
+    storage: LocalStorage,
+    name: str,
+    source: Path,
+    data_ids: list[DataId],
+    transfer: Transfer,
+    *,
+    sync: bool = False,
+) -> _Staged:
+    """Write one file beside its templated path (no registry is asked: a worker can do it)."""
+    records, relative = _records(mapper, name, data_ids)
     source = source.absolute()
     target = storage.checked(relative)
     in_place = _same_file(source, target, transfer)
     if transfer is None or in_place:
-        stored = relative if in_place else _inside(butler.root, source)
+        stored = relative if in_place else _inside(storage.root, source)
         sums = file_checksum(target if in_place else source)
         rows = tuple((r, stored, sums.size, sums.value) for r in records)
         return _Staged(
@@ -686,6 +808,44 @@ def _stage(
     return _Staged(
         source, rows, IngestedFile(str(source), relative, tuple(data_ids)), temporary, target
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Work:
+    """What an ingest worker process needs (pickled to it once): it reads, converts and
+    writes files, and the parent records them."""
+
+    mapper: str  # what it is loaded from (Butler.mapper_source)
+    root: Path
+    name: str
+    transfer: Transfer
+    reader: _Reader
+
+
+def _start_worker(work: _Work) -> Callable[[Path], _Staged | str]:
+    """A worker's set-up (offline, the mapper built once); its work on one file."""
+    from .loading import load_mapper
+
+    _offline_worker()
+    mapper, storage = load_mapper(work.mapper), LocalStorage(work.root)
+    keys = mapper.dataset_type(work.name).keys
+    rules = work.reader.rules
+
+    def place(source: Path) -> _Staged | str:
+        try:
+            reading = work.reader(source)
+            if isinstance(reading, str):
+                return reading
+            regions = tuple(v.pop(_REGION, None) for v in reading)  # sky (issue 17)
+            data_ids = [_normalized(mapper, rules, keys, v) for v in reading]
+            staged = _locate(mapper, storage, work.name, source, data_ids, work.transfer)
+        except (ButlerError, OSError) as error:
+            return _message(error, source)
+        plain = tuple(DataId(dict(d)) for d in staged.done.data_ids)  # no mapper in a pickle
+        done = IngestedFile(staged.done.source, staged.done.path, plain)
+        return _Staged(staged.source, staged.rows, done, staged.temporary, staged.target, regions)
+
+    return place
 
 
 def _recorded(staged: _Staged) -> list[tuple[Mapping[str, Value], str]]:
@@ -715,11 +875,19 @@ def _commit(butler: Butler, name: str, staged: Sequence[_Staged], transfer: Tran
 
     A failure records none of them and leaves none of their files (nor temporaries).
     """
+    from .regions import rows
+    from .registry import new_dataset_id
+
     registry, storage = butler.registry, _storage(butler)
     published: list[Path] = []
+    records = [row for s in staged for row in s.rows]
+    ids = [new_dataset_id() for _ in records]
+    found = [r for s in staged for r in (s.regions or (None,) * len(s.rows))]
     try:
         with registry.transaction():
-            registry.insert_many(name, [row for s in staged for row in s.rows])
+            registry.insert_many(name, records, dataset_ids=ids)
+            if any(r is not None for r in found):  # sky regions (issue 17)
+                registry.record_regions(name, rows(zip(ids, found, strict=True)))
             for file in staged:
                 if file.temporary is not None:
                     storage.publish(file.temporary, file.target)
@@ -761,7 +929,9 @@ def _commit_batch(
     except (ButlerError, OSError):
         for file in staged:
             try:
-                outcome = _place(butler, name, file.source, list(file.done.data_ids), transfer)
+                outcome = _place(
+                    butler, name, file.source, list(file.done.data_ids), transfer, file.regions
+                )
             except (ButlerError, OSError) as error:
                 batch.failed.append((str(file.source), _message(error, file.source)))
                 continue
@@ -774,12 +944,18 @@ def _commit_batch(
 
 
 def _place(
-    butler: Butler, name: str, source: Path, data_ids: list[DataId], transfer: Transfer
+    butler: Butler,
+    name: str,
+    source: Path,
+    data_ids: list[DataId],
+    transfer: Transfer,
+    regions: tuple[Any, ...] = (),
 ) -> IngestedFile | str:
     """Put one file at its templated path and record its data IDs; a reason if skipped."""
     staged = _stage(butler, name, source, data_ids, transfer, sync=True)
     if isinstance(staged, str):
         return staged
+    staged = replace(staged, regions=regions)
     _commit(butler, name, [staged], transfer)
     return staged.done
 

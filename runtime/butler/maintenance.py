@@ -18,6 +18,7 @@ from .checksums import file_checksum
 from .errors import ButlerError, InvalidDataIdError
 from .progress import progress
 from .recovery import NEW_KINDS, Entry, pending_entries, recover
+from .registry import new_dataset_id
 from .storage import TEMP_SUFFIX, LocalStorage
 
 if TYPE_CHECKING:
@@ -164,8 +165,18 @@ def index(
                     known += 1
                     continue
                 stored = file_checksum(storage.absolute(relative))  # one read, once
+                dataset_id = new_dataset_id()
+                if plan.sky:  # the file's sky region (issue 17; regions.py)
+                    from .regions import record_files
+
+                    record_files(butler, plan, [(dataset_id, record, storage.absolute(relative))])
                 butler.registry.insert(
-                    plan.spec.name, record, relative, size=stored.size, checksum=stored.value
+                    plan.spec.name,
+                    record,
+                    relative,
+                    dataset_id=dataset_id,
+                    size=stored.size,
+                    checksum=stored.value,
                 )
                 recorded.add(relative)
                 registered[plan.spec.name] = registered.get(plan.spec.name, 0) + 1

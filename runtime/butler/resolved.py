@@ -54,6 +54,13 @@ class Plan:
         """:attr:`formatter`, as a function (what a datastore's read and write requests take)."""
         return self.formatter
 
+    @functools.cached_property
+    def sky(self) -> bool:
+        """Whether this dataset type's datasets may have a sky region (see regions.py)."""
+        from .regions import has_sky
+
+        return has_sky(self.spec, self.format)
+
     def check_put(self, obj: object) -> None:
         """Refuse ``obj`` before anything is written: no formatter, or the wrong type."""
         if self.formatter is not None:

@@ -66,6 +66,12 @@ def scheme_of(root: str | os.PathLike[str]) -> str:
 def _backend(root: str | os.PathLike[str]) -> Backend:
     scheme = scheme_of(root)
     backend = BACKENDS.get(scheme)
+    if backend is None and scheme in ("http", "https"):
+        raise RepositoryError(
+            f"cannot create a repository at {os.fspath(root)!r}: create it where its files "
+            "are kept and serve it with `butler serve ROOT`; Butler(URL) opens a served one "
+            "(docs/remote.md)"
+        )
     if backend is None:
         served = ", ".join(f"{s}://" for s in sorted(BACKENDS) if s)
         raise RepositoryError(

@@ -29,6 +29,7 @@ from ._checksum_columns import add_checksum_columns, tables_without_checksums  #
 from ._engine import WRITE_OPTION, create_engine, describe_url, is_shared_memory, lock_ddl
 from ._identity import REPOSITORY_ID, migrate_to_ids, new_id  # dataset ids (issue 13)
 from ._operations import chunks, create_operations_table, operations_table
+from ._regions import RegionRow, RegionStore  # sky regions (issue 17)
 from ._reserve import Reserve, disk_full
 from ._schema import SCHEMA_VERSION, DatasetTypeDef, build_table, static_metadata, utcnow
 from ._select import condition, ordering
@@ -124,6 +125,7 @@ class Registry:
         self._ids = True
         # Dataset tables made before the size and checksum columns (see upgrade_checksums).
         self._without_checksums: frozenset[str] = frozenset()
+        self._regions = RegionStore(self)
 
     # ---- life cycle ----------------------------------------------------------------------------
 
@@ -712,6 +714,33 @@ class Registry:
             with self._write() as conn:
                 deleted = conn.execute(delete)
         return bool(deleted.rowcount)
+
+    # ---- sky regions (issue 17; see _regions.py) ---------------------------------------------
+
+    def record_regions(self, dataset_type: str, rows: Iterable[RegionRow]) -> int:
+        """Record the sky regions of datasets of ``dataset_type``: ``(dataset id, encoded
+        region, pixel ranges)`` each; how many. Joins an open transaction (else one of its
+        own). A region may be recorded before its dataset's row: it is found only once a
+        dataset with that id is recorded, and never once the dataset is removed or
+        overwritten."""
+        self.check_writable(f"record sky regions of {dataset_type!r}")
+        return self._regions.record(dataset_type, rows)
+
+    def search_regions(
+        self,
+        dataset_type: str,
+        ranges: Sequence[tuple[int, int]] | None,
+        selection: Selection | None = None,
+        keep: Callable[[bytes], bool] | None = None,
+    ) -> Iterator[tuple[dict[str, Value], bytes]]:
+        """``(data ID, encoded region)`` of the datasets ``selection`` selects whose recorded
+        regions have a pixel range meeting one of ``ranges`` (half-open; None: any region)
+        and whose encoded region ``keep`` keeps, in no particular order. A range search
+        finds a superset: ``keep`` is the caller's exact test, made before the candidates
+        are joined to their datasets. No regions recorded for the type: nothing."""
+        if not self.has_dataset_type(dataset_type):
+            return iter(())
+        return self._regions.search(dataset_type, ranges, selection, keep)
 
     # ---- committed file operations (the Butler's recovery journal; see _operations.py) ---------
 
@@ -1318,9 +1347,11 @@ class Registry:
     # The package interface, for the certification tables (_calibrations.py), which share
     # the registry's connections and transactions: public inside the registry package.
     dataset_table = _table
+    dataset_table_or_none = _table_or_none
     reader = _reader
     writer = _write
     rows = _rows
+    select_rows = _select_rows
 
 
 ButlerErrorLike = DatasetExistsError | RegistryError

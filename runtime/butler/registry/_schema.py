@@ -45,6 +45,7 @@ __all__ = [
     "build_table",
     "dataset_type_table",
     "meta_table",
+    "short_name",
     "static_metadata",
     "utcnow",
 ]
@@ -87,6 +88,12 @@ def _sanitize(text: str) -> str:
 def _short(name: str, original: str) -> str:
     """``name`` if it fits, else a truncated form made unique by a hash of ``original``."""
     return name if len(name) <= 63 else f"{name[:54]}_{_digest(original)}"
+
+
+def short_name(name: str, original: str) -> str:
+    """A table or index name: ``name`` if it fits PostgreSQL's 63 bytes, else cut and made
+    unique by a hash of ``original``."""
+    return _short(name, original)
 
 
 def table_name_for(dataset_type: str) -> str:

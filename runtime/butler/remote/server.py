@@ -1,0 +1,617 @@
+"""The Butler server: one or more repositories over HTTP, as an ASGI application (FastAPI).
+
+    app = create_app({"hsc": Path("/data/hsc")})     # or: butler serve /data/hsc
+
+Every route of a repository is under ``/repos/<name>/v1/`` and needs a Bearer token of
+that repository (:mod:`butler.remote.tokens`): 401 without one, 403 for a read token
+that writes. Requests name datasets by dataset type and data ID, or by ref; none
+carries a path: the server normalizes every data ID with the repository's mapper,
+places each file where its policy says and commits the registry rows itself. An
+upload is read back with its format's formatter before anything is stored.
+
+Errors are JSON, ``{"error": {"type": <butler.errors class>, "message": ...}}``
+(:mod:`butler.remote.wire`); the OpenAPI schema is at ``/openapi.json`` and its pages
+at ``/docs``. See docs/remote.md.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import tempfile
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ..butler import Butler
+from ..errors import (
+    ButlerError,
+    DatasetCorruptError,
+    DatasetNotFoundError,
+    FormatError,
+    InvalidDataIdError,
+)
+from ..image import BBox
+from . import models, wire
+from .streams import QueryStream, Slots
+from .tokens import TokenStore
+from .transactions import Transactions
+
+__all__ = ["Limits", "Repository", "create_app", "repository_names"]
+
+PREFIX = f"/repos/{{repo}}/{wire.API_VERSION}"
+#: Bytes of a file sent in one piece; larger ones are streamed in chunks this size.
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may ask of the server."""
+
+    #: The largest body of a JSON request.
+    request_bytes: int = 1 << 20
+    #: The largest body of a put (all its files together).
+    upload_bytes: int = 1 << 30
+    #: Streaming queries running at once; past that, 503 with Retry-After.
+    streams: int = 8
+    #: How many recent idempotency keys each repository remembers.
+    idempotency_keys: int = 10_000
+
+
+class Refused(Exception):
+    """A request refused before it reached the repository (token, size, load)."""
+
+    def __init__(self, status: int, kind: str, message: str, **headers: str) -> None:
+        super().__init__(message)
+        self.status, self.kind, self.headers = status, kind, headers
+
+
+def repository_names(roots: list[Path]) -> dict[str, Path]:
+    """Each root by its folder's name; ButlerError if two share one."""
+    named: dict[str, Path] = {}
+    for root in roots:
+        name = root.absolute().name
+        if name in named:
+            raise ButlerError(
+                f"two served repositories are named {name!r} ({named[name]}, {root}); serve "
+                "them as NAME=ROOT to tell them apart"
+            )
+        named[name] = root.absolute()
+    return named
+
+
+class Repository:
+    """One served repository: its Butler, tokens, write lock and recent idempotency keys."""
+
+    def __init__(self, name: str, root: Path, limits: Limits) -> None:
+        self.name = name
+        self.butler = Butler(root)
+        self.limits = limits
+        self.slots = Slots(limits.streams)
+        self._write_lock = threading.Lock()
+        self.transactions = Transactions(self.butler, self._write_lock)
+        self._recent: collections.OrderedDict[str, tuple[int, Any]] = collections.OrderedDict()
+        self._tokens = TokenStore({})
+        self._tokens_seen: float | None = None
+        self._info: dict[str, Any] | None = None
+
+    def tokens(self) -> TokenStore:
+        """The token file, read again when it changed (`butler token create` while serving)."""
+        path = self.butler.root / ".butler" / "tokens.json"
+        try:
+            stamp = path.stat().st_mtime
+        except OSError:
+            stamp = None
+        if stamp != self._tokens_seen:
+            self._tokens, self._tokens_seen = TokenStore.read(self.butler.root), stamp
+        return self._tokens
+
+    def authorize(self, request: Request, scope: str) -> None:
+        """Refused (401, 403) unless the request's Bearer token grants ``scope`` here."""
+        header = request.headers.get("authorization", "")
+        token = header[7:].strip() if header[:7].lower() == "bearer " else None
+        granted = self.tokens().scope(token)
+        if granted is None:
+            raise Refused(
+                401,
+                "RemoteError",
+                f"repository {self.name!r} needs a valid token (Authorization: Bearer ...); "
+                f"its owner makes one with `butler token create ROOT --scope read`",
+                **{"WWW-Authenticate": "Bearer"},
+            )
+        if scope == "write" and granted != "write":
+            raise Refused(
+                403,
+                "ReadOnlyError",
+                f"the token given grants only read access to repository {self.name!r}; "
+                "writing needs a token made with `butler token create ROOT --scope write`",
+            )
+
+    def once(self, key: str | None, write: Callable[[], Any]) -> tuple[int, Any]:
+        """Run ``write`` (under the write lock), or, for an idempotency key seen recently,
+        answer as that write was answered."""
+        with self._write_lock:
+            if key is not None and key in self._recent:
+                return self._recent[key]
+            try:
+                answer: tuple[int, Any] = (200, write())
+            except ButlerError as error:
+                answer = (wire.status_of(error), wire.error_body(error))
+            if key is not None:
+                self._recent[key] = answer
+                while len(self._recent) > self.limits.idempotency_keys:
+                    self._recent.popitem(last=False)
+            return answer
+
+    def changed(self) -> None:
+        """Forget the :meth:`info` answered (a dataset type was registered)."""
+        self._info = None
+
+    def info(self) -> dict[str, Any]:
+        """The repository's id and its dataset types, as the client needs them to read and
+        write their files."""
+        if self._info is not None:
+            return self._info
+        butler = self.butler
+        types = []
+        for name in butler.dataset_types:
+            plan = butler.plan(name)
+            spec, fmt = plan.spec, plan.format
+            types.append(
+                {
+                    "name": name,
+                    "keys": list(spec.keys),
+                    "format": fmt.name,
+                    "formatter": fmt.formatter,
+                    "python_type": fmt.python_type,
+                    "compress": plan.compress,
+                    "hdu": spec.hdu,
+                    "calibration": spec.calibration is not None,
+                }
+            )
+        self._info = {
+            "name": self.name,
+            "id": butler.repository_id,
+            "writeable": butler.writeable,
+            "api": wire.API_VERSION,
+            "dataset_types": types,
+        }
+        return self._info
+
+    # ---- reading -------------------------------------------------------------------------------
+
+    def get(self, target: models.Target) -> Response:
+        """The stored file of a dataset, with the format to read it by in a header."""
+        plan, found = self.butler.locate(*target.args())
+        hdu = found.repository.hdu(plan, found.data_id)
+        header = {
+            "formatter": plan.format.formatter,
+            "python_type": plan.format.python_type,
+            "hdu": hdu,
+            "data_id": wire.encode(found.data_id),
+        }
+        headers = {"X-Butler-Format": json.dumps(header)}
+        try:
+            stream = found.file.open("rb")
+        except FileNotFoundError:
+            raise DatasetNotFoundError(
+                f"dataset {plan.spec.name!r} {wire.encode(found.data_id)} is recorded, but its "
+                f"file is missing from the repository served as {self.name!r}"
+            ) from None
+        size = found.file.stat().st_size
+        if found.size is not None and size != found.size:
+            stream.close()
+            raise DatasetCorruptError(
+                f"dataset {plan.spec.name!r} {wire.encode(found.data_id)}: its file has {size} "
+                f"bytes, but {found.size} were written; it was truncated or changed since"
+            )
+        if size <= CHUNK:
+            with stream:
+                return Response(
+                    stream.read(), media_type="application/octet-stream", headers=headers
+                )
+        headers["Content-Length"] = str(size)
+        return StreamingResponse(
+            _chunks(stream), media_type="application/octet-stream", headers=headers
+        )
+
+    def query(self, make: Callable[[], Any]) -> StreamingResponse:
+        """``make()``'s values as JSON Lines, streamed (see butler.remote.streams)."""
+        if not self.slots.take():
+            raise Refused(
+                503,
+                "RemoteError",
+                f"repository {self.name!r} is running {self.limits.streams} queries already; "
+                "try again in a moment",
+                **{"Retry-After": "1"},
+            )
+        stream = QueryStream(make, self.slots.give)
+        stream.first()
+        return StreamingResponse(iter(stream), media_type="application/x-ndjson")
+
+    # ---- writing -------------------------------------------------------------------------------
+
+    def put(self, body: bytes) -> dict[str, Any]:
+        """Store the objects a put uploaded; their refs."""
+        meta, blobs = _split_upload(body)
+        butler = self.butler
+        dataset_type = meta["dataset_type"]
+        if not isinstance(dataset_type, str):
+            raise InvalidDataIdError("a put names its dataset type")
+        plan = butler.plan(dataset_type)
+        butler.check_writeable(f"put {dataset_type!r}")
+        items = []
+        with tempfile.TemporaryDirectory(prefix="butler-upload-") as folder:
+            for number, (raw, blob) in enumerate(zip(meta["data_ids"], blobs, strict=True)):
+                data_id = models.data_id(raw)
+                normalized = butler.normalize(data_id, {})
+                hdu = butler.hdu(plan, normalized) if _has_hdu(plan.spec.hdu, normalized) else None
+                path = Path(folder) / str(number)
+                path.write_bytes(blob)
+                try:
+                    obj = plan.formatter.read(path, python_type=plan.format.python_type, hdu=hdu)
+                except (ButlerError, OSError, ValueError, TypeError, KeyError) as error:
+                    raise FormatError(
+                        f"the upload for {dataset_type!r} {raw!r} does not read as format "
+                        f"{plan.format.name!r}: {error}; nothing was stored"
+                    ) from None
+                items.append((obj, data_id))
+            overwrite, run = meta["overwrite"] is True, meta.get("run")
+            if not isinstance(run, str | None):
+                raise InvalidDataIdError("a run is a name")
+            if meta.get("many"):
+                refs = butler.put_many(dataset_type, items, overwrite=overwrite, run=run)
+            else:
+                if len(items) != 1:
+                    raise InvalidDataIdError("a put stores one object")
+                obj, data_id = items[0]
+                refs = [butler.put(obj, dataset_type, data_id, overwrite=overwrite, run=run)]
+        return {"refs": wire.encode(refs)}
+
+
+def _has_hdu(hdu: object, data_id: Mapping[str, object]) -> bool:
+    return not isinstance(hdu, str) or hdu in data_id
+
+
+def _chunks(stream: Any) -> Iterator[bytes]:
+    with stream:
+        while chunk := stream.read(CHUNK):
+            yield chunk
+
+
+def _split_upload(body: bytes) -> tuple[dict[str, Any], list[bytes]]:
+    """A put's body: a line of JSON (dataset type, data IDs, sizes, options), then the files."""
+    line, newline, rest = body.partition(b"\n")
+    try:
+        meta = json.loads(line) if newline else None
+    except ValueError:
+        meta = None
+    sizes = meta.get("sizes") if isinstance(meta, dict) else None
+    if (
+        not isinstance(meta, dict)
+        or not isinstance(sizes, list)
+        or not all(type(s) is int and s >= 0 for s in sizes)
+        or not isinstance(meta.get("data_ids"), list)
+        or len(meta["data_ids"]) != len(sizes)
+        or sum(sizes) != len(rest)
+    ):
+        raise InvalidDataIdError(
+            "a put's body is a line of JSON (dataset_type, data_ids, sizes) then the files, "
+            "whose sizes add up to the rest of the body"
+        )
+    blobs, start = [], 0
+    for size in sizes:
+        blobs.append(rest[start : start + size])
+        start += size
+    meta.setdefault("overwrite", False)
+    return meta, blobs
+
+
+class _SizeLimit:
+    """ASGI middleware: 413 for a body over the limit (uploads have their own), 411 for a
+    body without a Content-Length."""
+
+    def __init__(self, app: ASGIApp, limits: Limits) -> None:
+        self.app, self.limits = app, limits
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH"):
+            headers = dict(scope["headers"])
+            length = headers.get(b"content-length")
+            upload = scope["path"].endswith("/put")
+            limit = self.limits.upload_bytes if upload else self.limits.request_bytes
+            problem = None
+            if length is None or not length.isdigit():
+                problem = (411, "a request body needs a Content-Length")
+            elif int(length) > limit:
+                problem = (413, f"a request body is at most {limit} bytes; this one has {length}")
+            if problem is not None:
+                response = JSONResponse(
+                    {"error": {"type": "RemoteError", "message": problem[1]}}, problem[0]
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def create_app(roots: Mapping[str, Path], limits: Limits | None = None) -> FastAPI:
+    """The application serving the repositories of ``roots`` (name -> root)."""
+    limits = limits or Limits()
+    served: dict[str, Repository] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        for repository in served.values():
+            repository.butler.close()
+
+    app = FastAPI(
+        title="Butler",
+        version=wire.API_VERSION,
+        summary="Datasets by name and data ID, read and written over HTTP (docs/remote.md)",
+        lifespan=lifespan,
+    )
+    try:
+        for name, root in roots.items():
+            served[name] = Repository(name, root, limits)
+    except BaseException:
+        for repository in served.values():
+            repository.butler.close()
+        raise
+    app.add_middleware(_SizeLimit, limits=limits)
+    _add_error_handlers(app)
+
+    def lookup(name: str, request: Request, scope: str = "read") -> Repository:
+        repository = served.get(name)
+        if repository is None:
+            raise Refused(404, "RepositoryError", f"no repository named {name!r} is served here")
+        repository.authorize(request, scope)
+        return repository
+
+    app.state.repository = lookup  # for routes added later (DataLink)
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok", "api": wire.API_VERSION}
+
+    @app.get(f"{PREFIX}/repository")
+    def info(repo: str, request: Request) -> dict[str, Any]:
+        return lookup(repo, request).info()
+
+    _add_read_routes(app, lookup)
+    _add_write_routes(app, lookup)
+    # DataLink (issue 16) is added here: GET /repos/{repo}/datalink?ID=<ref text> and its
+    # preview route; use app.state.repository(name, request) to look up and authorize.
+    return app
+
+
+def _add_read_routes(app: FastAPI, lookup: Callable[..., Repository]) -> None:
+    @app.post(f"{PREFIX}/get")
+    def get(target: models.Target, request: Request, repo: str) -> Response:
+        return lookup(repo, request).get(target)
+
+    @app.post(f"{PREFIX}/get-metadata")
+    def get_metadata(target: models.Target, request: Request, repo: str) -> Any:
+        metadata = lookup(repo, request).butler.get_metadata(*target.args())
+        return {"metadata": wire.encode(metadata)}
+
+    @app.post(f"{PREFIX}/get-section")
+    def get_section(body: models.Section, request: Request, repo: str) -> Response:
+        import io
+
+        import numpy as np
+
+        butler = lookup(repo, request).butler
+        x0, y0, x1, y1 = body.bbox
+        ref, data_id = body.args()
+        pixels = butler.get_section(ref, BBox(x0, y0, x1, y1), data_id)
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray(pixels), allow_pickle=False)
+        return Response(buffer.getvalue(), media_type="application/x-npy")
+
+    @app.post(f"{PREFIX}/get-table-info")
+    def get_table_info(target: models.Target, request: Request, repo: str) -> Any:
+        info = lookup(repo, request).butler.get_table_info(*target.args())
+        return {"length": info.length, "columns": info.columns}
+
+    @app.post(f"{PREFIX}/exists")
+    def exists(target: models.Target, request: Request, repo: str) -> Any:
+        return {"exists": lookup(repo, request).butler.exists(*target.args())}
+
+    @app.post(f"{PREFIX}/uri")
+    def uri(target: models.Target, request: Request, repo: str) -> Any:
+        return {"uri": lookup(repo, request).butler.uri(*target.args())}
+
+    @app.post(f"{PREFIX}/explain")
+    def explain(body: models.FindCalibration, request: Request, repo: str) -> Any:
+        butler = lookup(repo, request).butler
+        return {"text": butler.explain(body.dataset_type, models.data_id(body.data_id))}
+
+    @app.post(f"{PREFIX}/get-ref")
+    def get_ref(body: models.RefText, request: Request, repo: str) -> Any:
+        return {"ref": wire.encode(lookup(repo, request).butler.get_ref(body.text))}
+
+    @app.post(f"{PREFIX}/query")
+    def query(body: models.Query, request: Request, repo: str) -> Response:
+        served = lookup(repo, request)
+
+        def make() -> Any:
+            return served.butler.query(
+                body.dataset_type,
+                models.data_id(body.data_id, collections=True),
+                order_by=body.order_by,
+                limit=body.limit,
+                **body.selection(),
+            )
+
+        return served.query(make)
+
+    @app.post(f"{PREFIX}/query-datasets")
+    def query_datasets(body: models.Query, request: Request, repo: str) -> Response:
+        served = lookup(repo, request)
+        data_id = models.data_id(body.data_id)
+        return served.query(lambda: served.butler.query_datasets(body.dataset_type, data_id))
+
+    @app.post(f"{PREFIX}/query-values")
+    def query_values(body: models.ValuesQuery, request: Request, repo: str) -> Any:
+        served = lookup(repo, request)
+
+        def make() -> Any:
+            return served.butler.query_values(
+                body.dataset_type,
+                body.key,
+                models.data_id(body.data_id, collections=True),
+                **body.selection(),
+            )
+
+        return served.query(make)
+
+    @app.post(f"{PREFIX}/count")
+    def count(body: models.Query, request: Request, repo: str) -> Any:
+        butler = lookup(repo, request).butler
+        data_id = models.data_id(body.data_id, collections=True)
+        return {"count": butler.count(body.dataset_type, data_id, **body.selection())}
+
+    @app.post(f"{PREFIX}/find-calibration")
+    def find_calibration(body: models.FindCalibration, request: Request, repo: str) -> Any:
+        butler = lookup(repo, request).butler
+        found = butler.find_calibration(
+            body.dataset_type, models.data_id(body.data_id), as_of=models.value(body.as_of)
+        )
+        return {"calibration": wire.encode(found)}
+
+    @app.post(f"{PREFIX}/calibration-history")
+    def calibration_history(body: models.CalibrationQuery, request: Request, repo: str) -> Any:
+        butler = lookup(repo, request).butler
+        history = butler.calibration_history(
+            body.dataset_type,
+            models.data_id(body.data_id) if body.data_id else None,
+            as_of=models.value(body.as_of),
+            include_closed=body.include_closed,
+        )
+        return {"certifications": wire.encode(history)}
+
+
+def _add_write_routes(app: FastAPI, lookup: Callable[..., Repository]) -> None:
+    def answer(served: Repository, request: Request, write: Callable[[], Any]) -> JSONResponse:
+        transaction = request.headers.get(wire.TRANSACTION_HEADER)
+        if transaction is not None:
+            status, body = served.transactions.send(transaction, write)
+        else:
+            status, body = served.once(request.headers.get(wire.IDEMPOTENCY_HEADER), write)
+        served.changed()
+        return JSONResponse(body, status)
+
+    @app.post(f"{PREFIX}/transactions")
+    def begin(request: Request, repo: str) -> Any:
+        return {"transaction": lookup(repo, request, "write").transactions.begin()}
+
+    @app.post(f"{PREFIX}/transactions/{{transaction}}/{{end}}")
+    def end(transaction: str, end: str, request: Request, repo: str) -> JSONResponse:
+        served = lookup(repo, request, "write")
+        if end not in ("commit", "rollback"):
+            raise Refused(404, "RemoteError", "a transaction ends with commit or rollback")
+        status, body = served.transactions.send(transaction, end)
+        return JSONResponse(body, status)
+
+    @app.post(f"{PREFIX}/put")
+    async def put(request: Request, repo: str) -> JSONResponse:
+        served = lookup(repo, request, "write")  # before the upload is read
+        body = await request.body()
+        return await run_in_threadpool(answer, served, request, lambda: served.put(body))
+
+    @app.post(f"{PREFIX}/remove")
+    def remove(target: models.Target, request: Request, repo: str) -> JSONResponse:
+        served = lookup(repo, request, "write")
+
+        def write() -> Any:
+            served.butler.remove(*target.args())
+            return {}
+
+        return answer(served, request, write)
+
+    @app.post(f"{PREFIX}/certify")
+    def certify(body: models.Certify, request: Request, repo: str) -> JSONResponse:
+        served = lookup(repo, request, "write")
+
+        def write() -> Any:
+            made = served.butler.certify(
+                body.dataset_type,
+                models.data_id(body.data_id),
+                models.value(body.valid_from),
+                models.value(body.valid_to),
+                supersede=body.supersede,
+                source=body.source,
+            )
+            return {"certification": wire.encode(made)}
+
+        return answer(served, request, write)
+
+    @app.post(f"{PREFIX}/decertify")
+    def decertify(body: models.Decertify, request: Request, repo: str) -> JSONResponse:
+        served = lookup(repo, request, "write")
+
+        def write() -> Any:
+            closed = served.butler.decertify(
+                body.dataset_type,
+                models.data_id(body.data_id),
+                models.value(body.valid_from),
+                models.value(body.valid_to),
+            )
+            return {"certifications": wire.encode(closed)}
+
+        return answer(served, request, write)
+
+    @app.post(f"{PREFIX}/register-dataset-type")
+    def register_dataset_type(
+        body: models.RegisterDatasetType, request: Request, repo: str
+    ) -> JSONResponse:
+        served = lookup(repo, request, "write")
+
+        def write() -> Any:
+            served.butler.register_dataset_type(
+                body.name,
+                template=body.template,
+                format=body.format,
+                keys=body.keys,
+                doc=body.doc,
+                text=body.text,
+            )
+            return {}
+
+        return answer(served, request, write)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ButlerError)
+    async def butler_error(request: Request, error: ButlerError) -> JSONResponse:
+        return JSONResponse(wire.error_body(error), wire.status_of(error))
+
+    @app.exception_handler(Refused)
+    async def refused(request: Request, error: Refused) -> JSONResponse:
+        body = {"error": {"type": error.kind, "message": str(error)}}
+        return JSONResponse(body, error.status, headers=error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}"
+            for e in error.errors()[:5]
+        )
+        message = f"invalid request to {request.url.path}: {problems}"
+        return JSONResponse({"error": {"type": "ButlerError", "message": message}}, 422)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+        body = {"error": {"type": "RemoteError", "message": f"{request.url.path}: {error.detail}"}}
+        return JSONResponse(body, error.status_code)

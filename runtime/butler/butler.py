@@ -338,7 +338,7 @@ class Butler:
         """Force the files of the puts made since the last sync to disk.
 
         Only a repository with ``durability: close`` has any: there a put returns
-        once its file is renamed into place and recorded, and the files are fsynced
+        once its file is linked into place and recorded, and the files are fsynced
         together here, by :meth:`close`, or every ``SYNC_BATCH`` puts. With
         ``durability: put`` (the default) each put has already synced its file.
         """

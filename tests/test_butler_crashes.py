@@ -13,6 +13,7 @@ and nothing is left set aside. k runs from 1 until the operation completes.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 import traceback
 from collections.abc import Callable
@@ -454,3 +455,17 @@ def test_a_settled_entry_with_a_long_path_leaves_nothing_beside_it(tmp_path: Pat
     datastore.discard(entry)  # what the put does once its commit settled
     assert sorted(p.name for p in entry.parent.iterdir()) == ["lock"]
     journal.close()
+
+
+def test_an_overwrite_whose_folder_was_deleted_makes_it_again(
+    tmp_path: Path,
+    registries: RegistryFactory,  # noqa: F811
+) -> None:
+    """The new file is written in the journal, so its folder is made when it is published."""
+    root = tmp_path / "repo"
+    with Butler.create(root, mapper="toycam", registry=registries()) as butler:
+        butler.put(OLD, "focusSweep", visit=1, focus=0.5)
+        shutil.rmtree(root / "focus")
+        _overwrite(butler, 1)
+        assert butler.get("focusSweep", visit=1, focus=0.5) == {"new": 1}
+        assert butler.verify().clean and pending_entries(root) == []

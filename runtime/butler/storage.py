@@ -378,7 +378,18 @@ class LocalStorage:
         """
         kept = self._keep(target, keep_as)
         try:
-            os.replace(temporary, target)
+            try:
+                os.replace(temporary, target)
+            except FileNotFoundError:  # the dataset's folder is gone too (a temporary in
+                if not self._make_folder(target.parent):  # the journal does not make it)
+                    raise
+                os.replace(temporary, target)
+        except OSError as error:
+            if kept:
+                self.restore(keep_as, target)
+            if error.errno == errno.EXDEV:
+                raise self._elsewhere(target) from error
+            raise
         except BaseException:
             if kept:
                 self.restore(keep_as, target)

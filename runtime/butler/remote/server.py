@@ -40,6 +40,7 @@ from ..errors import (
     DatasetNotFoundError,
     FormatError,
     InvalidDataIdError,
+    RemoteError,
 )
 from ..image import BBox
 from . import models, wire
@@ -201,14 +202,20 @@ class Repository:
             "data_id": wire.encode(found.data_id),
         }
         headers = {"X-Butler-Format": json.dumps(header)}
+        file = found.repository.datastore.location(found.path)
+        if not isinstance(file, Path):  # only local repositories are served (butler serve ROOT)
+            raise RemoteError(
+                f"dataset {plan.spec.name!r} {wire.encode(found.data_id)} is held by "
+                f"{found.repository.root}, whose datasets are not files this server can send"
+            )
         try:
-            stream = found.file.open("rb")
+            stream = file.open("rb")
         except FileNotFoundError:
             raise DatasetNotFoundError(
                 f"dataset {plan.spec.name!r} {wire.encode(found.data_id)} is recorded, but its "
                 f"file is missing from the repository served as {self.name!r}"
             ) from None
-        size = found.file.stat().st_size
+        size = file.stat().st_size
         if found.size is not None and size != found.size:
             stream.close()
             raise DatasetCorruptError(

@@ -88,7 +88,7 @@ class _Change:
     ``target`` is the dataset's file. ``new``: it holds a file this call published
     (undone by deleting it). ``journal``: the entry in the recovery journal, if any:
     the replaced file kept, the removed file set aside (put back by an undo), or a
-    marker of a new file; deleted once the commit succeeded.
+    new file's temporary, its second name; deleted once the commit succeeded.
     """
 
     target: Location
@@ -338,7 +338,7 @@ class Butler:
         """Force the files of the puts made since the last sync to disk.
 
         Only a repository with ``durability: close`` has any: there a put returns
-        once its file is renamed into place and recorded, and the files are fsynced
+        once its file is linked into place and recorded, and the files are fsynced
         together here, by :meth:`close`, or every ``SYNC_BATCH`` puts. With
         ``durability: put`` (the default) each put has already synced its file.
         """
@@ -732,15 +732,27 @@ class Butler:
         return hdu
 
     def _write_file(
-        self, plan: Plan, obj: object, data_id: DataId, target: Location, *, sync: bool = True
+        self,
+        plan: Plan,
+        obj: object,
+        data_id: DataId,
+        target: Location,
+        dataset_id: str,
+        *,
+        sync: bool = True,
     ) -> tuple[Location, FileChecksum | None]:
         """Write ``obj`` to a (fsynced) temporary for ``target``; the temporary, and the size
-        and checksum of what was written (None: a back-end that keeps objects)."""
+        and checksum of what was written (None: a back-end that keeps objects).
+
+        The temporary is the put's entry in the recovery journal, named by its dataset id:
+        after a crash, recovery deletes it, and the file it was published as unless the
+        registry holds ``dataset_id`` (see butler.recovery)."""
         hdu = self.hdu(plan, data_id)
         write_hdu = hdu if isinstance(hdu, int) else None
         request = WriteRequest(plan.spec.name, plan.load_formatter, write_hdu, plan.compress)
         try:
-            return self.datastore.write(target, obj, request, sync=sync)
+            entry = self._journal.entry(dataset_id, "put", target)
+            return self.datastore.write(target, obj, request, sync=sync, at=entry)
         except (ButlerError, OSError) as error:
             if not out_of_space(error):
                 raise
@@ -837,7 +849,9 @@ class Butler:
                 for (obj, data_id), dataset_id in zip(items, ids, strict=True):
                     relative, target, record, existing = self._destination(plan, data_id, overwrite)
                     # fsync a bulk write's files all at once, before any is published
-                    temporary, file = self._write_file(plan, obj, data_id, target, sync=False)
+                    temporary, file = self._write_file(
+                        plan, obj, data_id, target, dataset_id, sync=False
+                    )
                     written.append((temporary, target, existing is not None))
                     if existing is not None:
                         self.registry.replace(
@@ -899,10 +913,12 @@ class Butler:
     ) -> None:
         """One put: the file written, then recorded; published just before the commit."""
         relative, target, record, existing = self._destination(plan, data_id, overwrite)
-        temporary, sums = self._write_file(plan, obj, data_id, target, sync=self._sync_each_put)
+        temporary, sums = self._write_file(
+            plan, obj, data_id, target, dataset_id, sync=self._sync_each_put
+        )
         self._step("written")
         changes: list[_Change] = []
-        token = ""  # a new dataset's put journals nothing
+        token = ""  # a new dataset's put records no token: recovery goes by its dataset id
         try:
             if existing is None:
                 row = (record, relative, run, dataset_id)
@@ -1009,7 +1025,7 @@ class Butler:
     def _commit_token(self, token: str, changes: list[_Change]) -> None:
         """Inside the registry transaction of a write outside :meth:`transaction`: record
         its token if it set a file aside, so recovery knows it committed (butler.recovery)."""
-        if self._local.open or not any(change.journal for change in changes):
+        if self._local.open or not any(not change.new and change.journal for change in changes):
             return
         self.registry.record_operation(token)
         with self._settled_lock:
@@ -1052,7 +1068,7 @@ class Butler:
         for change in changes:
             if change.journal is not None:
                 self.datastore.discard(change.journal)
-                journaled = True
+                journaled = journaled or not change.new
         if journaled:
             with self._settled_lock:
                 self._settled.append(token)
@@ -1083,20 +1099,14 @@ class Butler:
     def _publish_new(
         self, plan: Plan, data_id: DataId, temporary: Location, target: Location
     ) -> _Change:
-        """Rename a new dataset's file into place; it never goes over a file already there.
+        """Link a new dataset's file into place; it never goes over a file already there.
 
-        Inside :meth:`transaction` the file is first marked in the recovery journal,
-        so a crash before the commit does not leave it behind.
+        The temporary is the put's journal entry and keeps naming the file until the
+        commit settled, so a crash before the commit does not leave the file behind.
         """
-        marker = None
-        if self._local.open:
-            marker = self._journal.entry(self._local.token, "new", target)
-            self.datastore.mark(temporary, marker)
         try:
-            self.datastore.publish(temporary, target)
+            self.datastore.link(temporary, target)
         except DatasetExistsError as error:
-            if marker is not None:
-                self.datastore.discard(marker)
             relative = self.mapper.path(plan.spec.name, data_id)
             raise DatasetExistsError(
                 f"cannot put {plan.spec.name!r} with data ID {_format_data_id(data_id)}: "
@@ -1104,7 +1114,7 @@ class Butler:
                 "(another dataset of a shared or HDU-addressed file, or a file no record "
                 f"knows of: see `butler verify {self.root}`); nothing was written"
             ) from error
-        return _Change(target, marker, new=True)
+        return _Change(target, temporary, new=True)
 
     def _exists_error(self, plan: Plan, data_ids: list[DataId], call: str) -> DatasetExistsError:
         """Why the registry refused a put: which data ID repeats or is already stored."""

@@ -18,7 +18,7 @@ from .checksums import file_checksum
 from .datastore.s3 import S3Datastore
 from .errors import ButlerError, InvalidDataIdError
 from .progress import progress
-from .recovery import pending_entries, recover
+from .recovery import NEW_KINDS, Entry, pending_entries, recover
 from .registry import new_dataset_id
 from .storage import TEMP_SUFFIX, LocalStorage
 
@@ -26,6 +26,14 @@ if TYPE_CHECKING:
     from .butler import Butler
 
 __all__ = ["IndexReport", "VerifyReport", "index", "verify"]
+
+#: How ``verify`` names a journal entry's kind (see butler.recovery).
+_KIND_TEXT = {"put": "put (new file, not yet committed):", "new": "new (not yet committed):"}
+
+
+def _in_flight(entries: Iterable[Entry]) -> set[str]:
+    """Paths of new files published by puts not yet committed (or interrupted ones)."""
+    return {entry.target for entry in entries if entry.kind in NEW_KINDS}
 
 
 @dataclass(frozen=True)
@@ -93,7 +101,8 @@ class VerifyReport:
         if self.untracked:
             lines.append(
                 f"  {len(self.untracked)} file(s) with no record (written by another tool, or by "
-                "a put killed just before it committed; `butler index` registers them):"
+                "a put killed just before it committed on a file system without hard links; "
+                "`butler index` registers them):"
             )
             lines += [f"    {p}" for p in self.untracked[:20]]
         if self.temporaries:
@@ -109,7 +118,9 @@ class VerifyReport:
                 "(interrupted ones will be recovered when the repository is next opened for "
                 "writing, or by `butler verify --repair`; never delete them by hand):"
             )
-            lines += [f"    {what} {path}" for what, path in self.pending[:20]]
+            lines += [
+                f"    {_KIND_TEXT.get(what, what)} {path}" for what, path in self.pending[:20]
+            ]
         if self.repaired:
             lines.append(f"  repaired: {self.repaired} file(s) of interrupted operations")
         return "\n".join(lines)
@@ -127,10 +138,12 @@ def index(
     storage = LocalStorage(butler.datastore.local_root("index files"))
     with butler.registry.transaction():
         recorded = _recorded_paths(butler)
-        files = storage.walk(butler.own_files())
+        files = list(storage.walk(butler.own_files()))
+        # listed after the walk: a put's entry exists before its file is published
+        in_flight = _in_flight(pending_entries(storage.root))
         for relative in progress(files, "index") if show_progress else files:
-            if relative.endswith(TEMP_SUFFIX):
-                continue
+            if relative.endswith(TEMP_SUFFIX) or relative in in_flight:
+                continue  # a put's file before its commit is the put's to record
             if relative in recorded:  # already some dataset's file: never a second record
                 known += 1
                 continue
@@ -229,16 +242,19 @@ def verify(
                 corrupt.append((name, _data_id_text(data_id), path, str(error)))
     untracked: list[str] = []
     temporaries: list[str] = []
-    for relative in storage.walk(butler.own_files()):
+    files = list(storage.walk(butler.own_files()))
+    entries = pending_entries(root)  # after the walk, as in index
+    in_flight = _in_flight(entries)
+    for relative in files:
         if relative.endswith(TEMP_SUFFIX):
             if repair and not _writer_alive(relative):
                 (root / relative).unlink(missing_ok=True)
                 repaired += 1
             else:
                 temporaries.append(relative)
-        elif relative not in recorded:
+        elif relative not in recorded and relative not in in_flight:
             untracked.append(relative)
-    pending = tuple((entry.kind, entry.target) for entry in pending_entries(root))
+    pending = tuple((entry.kind, entry.target) for entry in entries)
     return VerifyReport(
         count,
         tuple(missing),

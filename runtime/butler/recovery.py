@@ -1,18 +1,22 @@
 """The recovery journal: files an operation sets aside, kept until its commit settles.
 
-An overwrite keeps the replaced file, a remove moves the removed file out of the
-way, and a put inside :meth:`Butler.transaction` marks the new file it published.
-Each of those goes into the Butler's own folder ``ROOT/.butler/pending/<owner>/``
-(same file system, so a rename is atomic), under a name that says the order,
-the operation's token, what it is (``kept``, ``aside`` or ``new``) and the
-dataset's path relative to the root (URL-safe base64; a path too long for one
-file name goes into a small ``.target`` file written first). The registry
-commit that makes the operation real records its token in the same transaction
-(see ``Registry.record_operation``). So after a crash at any point:
+Every put writes its file as a temporary in the journal and publishes it by a hard
+link, so the temporary stays a second name of the published file until the commit
+settled; an overwrite keeps the replaced file, and a remove moves the removed file
+out of the way. Each of those goes into the Butler's own folder
+``ROOT/.butler/pending/<owner>/`` (same file system, so a link or rename is atomic),
+under a name that says the order, a token, what it is (``put``, ``kept``, ``aside``,
+or ``new`` from earlier versions) and the dataset's path relative to the root
+(URL-safe base64; a path too long for one file name goes into a small ``.target``
+file written first). A ``put`` entry's token is the new dataset's id; the others'
+is the operation's, which the registry commit that makes it real records in the
+same transaction (see ``Registry.record_operation``). So after a crash at any point:
 
-- token committed: the "after" state is real, and the set-aside files are deleted;
-- token not committed: a kept file is put back over its path, a removed file is
-  renamed back, a new file a transaction's put published is deleted.
+- token committed (for a put: the registry holds its dataset id): the "after" state
+  is real, and the journal's files are deleted (a put's file keeps its final name);
+- not committed: a kept file is put back over its path, a removed file is renamed
+  back, and a put's file is deleted from its path if it was published there (the
+  path and the entry are one file), then from the journal.
 
 Entries are finished last first, so several operations on one path within a
 transaction unwind in order. ``<owner>`` is one Butler object; it holds an
@@ -41,11 +45,21 @@ from .storage import BUTLER_FOLDER
 if TYPE_CHECKING:
     from .registry import Registry
 
-__all__ = ["PENDING", "Entry", "Journal", "pending_entries", "recover"]
+__all__ = [
+    "NEW_KINDS",
+    "PENDING",
+    "Entry",
+    "Journal",
+    "discard_entry",
+    "pending_entries",
+    "recover",
+]
 
 #: Where the owners' folders are, relative to the root.
 PENDING = f"{BUTLER_FOLDER}/pending"
-KINDS = ("kept", "aside", "new")
+KINDS = ("put", "kept", "aside", "new")
+#: Entries of new files (a put's): undone by deleting the file at their path.
+NEW_KINDS = frozenset({"put", "new"})
 _LOCK = "lock"
 _TARGET = ".target"
 _NEW_OWNER = ".new-"
@@ -94,11 +108,19 @@ class Entry:
         return cls(file, int(parts[0]), parts[1], parts[2], target)
 
 
+def discard_entry(entry: Path) -> None:
+    """Delete a settled entry, and the ``.target`` file beside it that a long path needs."""
+    entry.unlink(missing_ok=True)
+    if entry.name.count(".") == 2:  # "<sequence>.<token>.<kind>": its path is in a file
+        entry.with_name(entry.name + _TARGET).unlink(missing_ok=True)
+
+
 class Journal:
     """The entries of one Butler object: created on first use, removed by :meth:`close`."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._prefix = os.fspath(root).rstrip("/") + "/"
         self._folder: Path | None = None
         self._lock: int | None = None
         self._sequence = itertools.count()
@@ -109,9 +131,14 @@ class Journal:
         return secrets.token_hex(8)
 
     def entry(self, token: str, kind: str, target: Path) -> Path:
-        """A fresh name in this owner's folder for a file set aside from ``target``."""
-        folder = self._owner_folder()
-        relative = target.relative_to(self.root).as_posix()
+        """A fresh name in this owner's folder for a file set aside from ``target``
+        (every put asks for one: the few microseconds are worth keeping few)."""
+        folder = self._folder or self._owner_folder()
+        text = os.fspath(target)
+        if text.startswith(self._prefix):
+            relative = text[len(self._prefix) :]
+        else:
+            relative = target.relative_to(self.root).as_posix()
         with self._mutex:
             sequence = next(self._sequence)
         name = f"{sequence:012d}.{token}.{kind}"
@@ -227,9 +254,12 @@ def _recover_owner(root: Path, folder: Path, registry: Registry) -> int:
         if not gone:
             return 0
         entries = _entries(folder)
-        committed = registry.committed_operations({e.token for e in entries})
+        tokens = {e.token for e in entries if e.kind != "put"}
+        committed = registry.committed_operations(tokens) if tokens else set()
+        ids = {e.token for e in entries if e.kind == "put"}
+        stored = registry.stored_ids(ids) if ids else set()
         for entry in reversed(entries):
-            _finish(root, entry, entry.token in committed)
+            _finish(root, entry, entry.token in (stored if entry.kind == "put" else committed))
         for leftover in folder.iterdir():  # .target files and the lock
             leftover.unlink(missing_ok=True)
         folder.rmdir()
@@ -243,8 +273,14 @@ def _finish(root: Path, entry: Entry, committed: bool) -> None:
     if not committed and entry.kind in ("kept", "aside"):
         target.parent.mkdir(parents=True, exist_ok=True)  # in case a tool removed the folder
         os.replace(entry.file, target)  # a no-op if both are links to one file
-    elif not committed and entry.kind == "new":
+    elif not committed and entry.kind in NEW_KINDS:
         with contextlib.suppress(FileNotFoundError):
-            if os.path.samefile(entry.file, target):
+            if _same_file(entry.file, target):  # published: the path is the entry's file
                 target.unlink()
     entry.file.unlink(missing_ok=True)
+
+
+def _same_file(entry: Path, target: Path) -> bool:
+    """Whether ``target`` (not followed, if it is a link) is the file ``entry`` names."""
+    mine, there = os.stat(entry), os.lstat(target)
+    return (mine.st_dev, mine.st_ino) == (there.st_dev, there.st_ino)

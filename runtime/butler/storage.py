@@ -227,20 +227,29 @@ class LocalStorage:
         """A fresh hidden temporary name beside ``target``."""
         return target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}{TEMP_SUFFIX}")
 
-    def write(self, target: Path, writer: Callable[[Path], None], *, sync: bool = True) -> Path:
+    def write(
+        self,
+        target: Path,
+        writer: Callable[[Path], None],
+        *,
+        sync: bool = True,
+        at: Path | None = None,
+    ) -> Path:
         """Write through ``writer`` into a fsynced temporary beside ``target``; the temporary.
 
         The caller renames it into place with :meth:`publish` (or removes it
         with :meth:`discard`) once the registry has the record. With
         ``sync=False`` the caller must :meth:`sync` the temporary before that.
+        ``at`` is the temporary to write instead, a fresh name in a folder that exists
+        (a put's entry in the recovery journal), published with :meth:`link`.
         """
-        temporary = self.temporary_for(target)
+        temporary = self.temporary_for(target) if at is None else at
         try:
             try:
                 writer(temporary)
             except Exception:  # most often a missing folder; only then is it worth a look
                 # (made here, or by a concurrent writer since: then no temporary was made)
-                if not self._make_folder(target.parent) and temporary.exists():
+                if at is not None or (not self._make_folder(target.parent) and temporary.exists()):
                     raise
                 writer(temporary)
             if sync:
@@ -250,8 +259,59 @@ class LocalStorage:
             raise
         return temporary
 
+    def link(self, temporary: Path, target: Path) -> None:
+        """Give a written temporary its final name, which must be free, as a second name.
+
+        The temporary keeps its name until the caller discards it (after its commit), so
+        recovery can tell a published file by its link count. A file already at ``target``
+        is left as it is (DatasetExistsError). Where the temporary cannot be linked there
+        (no hard links on the file system, or the target's folder is on another file
+        system), the file is moved (or copied, fsynced, then moved) into place the old
+        way instead: the temporary then no longer names it.
+        """
+        try:
+            try:
+                os.link(temporary, target)
+            except FileNotFoundError:
+                if not self._make_folder(target.parent):
+                    raise
+                os.link(temporary, target)
+        except FileExistsError:
+            raise self._taken(target) from None
+        except OSError as error:
+            if error.errno == errno.EXDEV:
+                self._copy_into_place(temporary, target)
+            elif error.errno in (errno.EPERM, errno.EOPNOTSUPP):
+                self.publish(temporary, target)
+            else:
+                raise
+
+    def _copy_into_place(self, temporary: Path, target: Path) -> None:
+        """The target's folder is on another file system: copy, fsync, rename beside it."""
+        import shutil
+
+        def copy_to(path: Path) -> None:
+            shutil.copyfile(temporary, path)
+
+        copy = self.write(target, copy_to)
+        try:
+            self.publish(copy, target)
+        finally:
+            copy.unlink(missing_ok=True)
+
+    def _taken(self, target: Path) -> DatasetExistsError:
+        return DatasetExistsError(
+            f"a file is already at {target} and no record being written knows it; "
+            f"nothing was replaced (`butler verify {self.root}` lists such files)"
+        )
+
     def write_stream(
-        self, target: Path, writer: Callable[[BinaryIO], None], *, sync: bool = True
+        self,
+        target: Path,
+        writer: Callable[[BinaryIO], None],
+        *,
+        sync: bool = True,
+        at: Path | None = None,
     ) -> tuple[Path, FileChecksum]:
         """:meth:`write`, with ``writer`` writing into an open file that hashes every byte
         on its way (:class:`~butler.checksums.HashingFile`); the temporary and its size
@@ -261,7 +321,7 @@ class LocalStorage:
         def by_path(temporary: Path) -> None:
             checksums[:] = [write_hashed(temporary, writer)]
 
-        return self.write(target, by_path, sync=sync), checksums[0]
+        return self.write(target, by_path, sync=sync, at=at), checksums[0]
 
     @staticmethod
     def _make_folder(folder: Path) -> bool:
@@ -305,10 +365,7 @@ class LocalStorage:
         try:
             _rename_no_replace(temporary, target)
         except FileExistsError:
-            raise DatasetExistsError(
-                f"a file is already at {target} and no record being written knows it; "
-                f"nothing was replaced (`butler verify {self.root}` lists such files)"
-            ) from None
+            raise self._taken(target) from None
 
     def replace(self, temporary: Path, target: Path, keep_as: Path) -> bool:
         """Rename a written temporary over ``target``, keeping the replaced file as ``keep_as``.
@@ -321,7 +378,18 @@ class LocalStorage:
         """
         kept = self._keep(target, keep_as)
         try:
-            os.replace(temporary, target)
+            try:
+                os.replace(temporary, target)
+            except FileNotFoundError:  # the dataset's folder is gone too (a temporary in
+                if not self._make_folder(target.parent):  # the journal does not make it)
+                    raise
+                os.replace(temporary, target)
+        except OSError as error:
+            if kept:
+                self.restore(keep_as, target)
+            if error.errno == errno.EXDEV:
+                raise self._elsewhere(target) from error
+            raise
         except BaseException:
             if kept:
                 self.restore(keep_as, target)
@@ -361,17 +429,6 @@ class LocalStorage:
             f"Butler keeps the files it replaces or removes in {self.root / BUTLER_FOLDER} "
             "until the registry commits, which needs one file system; nothing was changed"
         )
-
-    def mark(self, temporary: Path, marker: Path) -> None:
-        """Give a written temporary a second name, so a journal can tell its file later."""
-        try:
-            os.link(temporary, marker)
-        except OSError as error:
-            if error.errno == errno.EXDEV:
-                raise self._elsewhere(temporary) from error
-            if error.errno not in (errno.EPERM, errno.EOPNOTSUPP):
-                raise
-            marker.touch()  # no hard links: the marker then only names the path
 
     @staticmethod
     def restore(kept: Path, target: Path) -> None:

@@ -19,13 +19,14 @@ The write protocol, for every back-end:
    *temporary* location no reader sees; it returns the temporary and the size and checksum
    of what was written (recorded in the registry; ``get`` compares the size).
 2. The registry row is written (not yet committed).
-3. :meth:`~Datastore.publish` the temporary at the target, never replacing anything there
-   (DatasetExistsError), or, for an overwrite, :meth:`~Datastore.replace` it, keeping the
-   old content aside under a journal location; a remove :meth:`~Datastore.set_aside` s
-   the content.
-4. The registry commits. Afterwards the Butler :meth:`~Datastore.discard` s what was
-   kept aside; if the commit failed, it :meth:`~Datastore.restore` s it and discards the
-   published content.
+3. :meth:`~Datastore.link` the temporary (a put's journal entry) at the target, never
+   replacing anything there (DatasetExistsError), or, for an overwrite,
+   :meth:`~Datastore.replace` it, keeping the old content aside under a journal location;
+   a remove :meth:`~Datastore.set_aside` s the content. (:meth:`~Datastore.publish` is
+   the same step for a temporary outside the journal: calibrations copied in.)
+4. The registry commits. Afterwards the Butler :meth:`~Datastore.discard` s the put's
+   entry and what was kept aside; if the commit failed, it :meth:`~Datastore.restore` s
+   that and discards the published content.
 """
 
 from __future__ import annotations
@@ -89,7 +90,8 @@ class Journal(Protocol):
         """A new operation's token (recorded by the registry commit that makes it real)."""
 
     def entry(self, token: str, kind: str, target: Location) -> Location:
-        """A fresh journal location for ``target``: ``kind`` is kept, aside or new."""
+        """A fresh journal location for ``target``: ``kind`` is kept, aside or new (with
+        the operation's token), or put (with the dataset id as token)."""
 
     def close(self) -> None:
         """Release the journal (the owner's lock, for the local one)."""
@@ -173,12 +175,20 @@ class Datastore(ABC):
 
     @abstractmethod
     def write(
-        self, target: Location, obj: object, request: WriteRequest, *, sync: bool = True
+        self,
+        target: Location,
+        obj: object,
+        request: WriteRequest,
+        *,
+        sync: bool = True,
+        at: Location | None = None,
     ) -> tuple[Location, FileChecksum | None]:
         """Write ``obj`` to a fresh temporary for ``target``; the temporary, and the size and
         checksum of the bytes written (None: the back-end keeps objects, not bytes).
 
         With ``sync=False`` the caller :meth:`sync` s the temporary before publishing it.
+        ``at``: the temporary is the journal location ``at`` (a put's entry, from
+        ``journal.entry(dataset_id, "put", target)``), published with :meth:`link`.
         """
 
     @abstractmethod
@@ -206,6 +216,15 @@ class Datastore(ABC):
         anything: DatasetExistsError if ``target`` is taken (the temporary stays)."""
 
     @abstractmethod
+    def link(self, temporary: Location, target: Location) -> None:
+        """:meth:`publish` a temporary written ``at`` a journal entry, which keeps naming the
+        content until the Butler :meth:`discard` s it after the commit: so recovery can tell
+        a dead put's published file (the entry and the target are one file) and delete it
+        unless the registry holds the put's dataset id. DatasetExistsError if ``target``
+        is taken. A back-end that cannot keep both names moves the content (as
+        :meth:`publish`)."""
+
+    @abstractmethod
     def replace(self, temporary: Location, target: Location, keep_as: Location) -> bool:
         """Make the temporary the dataset at ``target``, keeping what was there at the
         journal location ``keep_as`` (``target`` is never missing meanwhile); whether
@@ -215,11 +234,6 @@ class Datastore(ABC):
     def set_aside(self, target: Location, aside: Location) -> bool:
         """Move a removed dataset's content to the journal location ``aside``; False if
         there was none."""
-
-    @abstractmethod
-    def mark(self, temporary: Location, marker: Location) -> None:
-        """Record at the journal location ``marker`` that ``temporary`` is being published
-        by an open transaction (so a crash before its commit removes it)."""
 
     @abstractmethod
     def restore(self, kept: Location, target: Location) -> None:

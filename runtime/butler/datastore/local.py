@@ -19,7 +19,7 @@ from ..checksums import FileChecksum, file_checksum
 from ..config import CONFIG_NAME, RepositoryConfig, read_config, write_config
 from ..creation import undone_on_failure
 from ..errors import RepositoryError
-from ..recovery import Journal, recover
+from ..recovery import PENDING, Journal, discard_entry, recover
 from ..storage import LocalStorage
 from .base import Datastore, ReadRequest, WriteRequest
 
@@ -48,6 +48,7 @@ class LocalDatastore(Datastore):
     def __init__(self, root: Path) -> None:
         self.root = root
         self.storage = LocalStorage(root)
+        self._pending = f"{root / PENDING}/"
 
     def __repr__(self) -> str:
         return f"LocalDatastore({str(self.root)!r})"
@@ -97,22 +98,29 @@ class LocalDatastore(Datastore):
         return self.storage.checked(relative)
 
     def write(
-        self, target: Path, obj: object, request: WriteRequest, *, sync: bool = True
+        self,
+        target: Path,
+        obj: object,
+        request: WriteRequest,
+        *,
+        sync: bool = True,
+        at: Path | None = None,
     ) -> tuple[Path, FileChecksum]:
-        """The formatter writes into a hidden temporary beside ``target``, hashed as it is
-        written (by one read after it, for a formatter plug-in that writes by path only)."""
+        """The formatter writes into a hidden temporary beside ``target`` (or at the
+        journal entry ``at``), hashed as it is written (by one read after it, for a
+        formatter plug-in that writes by path only)."""
         formatter, hdu, compress = request.formatter(), request.hdu, request.compress
         if formatter.writes_streams:
 
             def stream_writer(stream: BinaryIO) -> None:
                 formatter.write_stream(obj, stream, hdu=hdu, compress=compress)
 
-            return self.storage.write_stream(target, stream_writer, sync=sync)
+            return self.storage.write_stream(target, stream_writer, sync=sync, at=at)
 
         def writer(path: Path) -> None:
             formatter.write(obj, path, hdu=hdu, compress=compress)
 
-        temporary = self.storage.write(target, writer, sync=sync)
+        temporary = self.storage.write(target, writer, sync=sync, at=at)
         return temporary, file_checksum(temporary)
 
     def write_stream(
@@ -145,20 +153,23 @@ class LocalDatastore(Datastore):
     def publish(self, temporary: Path, target: Path) -> None:
         self.storage.publish(temporary, target)
 
+    def link(self, temporary: Path, target: Path) -> None:
+        self.storage.link(temporary, target)
+
     def replace(self, temporary: Path, target: Path, keep_as: Path) -> bool:
         return self.storage.replace(temporary, target, keep_as)
 
     def set_aside(self, target: Path, aside: Path) -> bool:
         return self.storage.set_aside(target, aside)
 
-    def mark(self, temporary: Path, marker: Path) -> None:
-        self.storage.mark(temporary, marker)
-
     def restore(self, kept: Path, target: Path) -> None:
         self.storage.restore(kept, target)
 
     def discard(self, location: Path) -> None:
-        self.storage.discard(location)
+        if str(location).startswith(self._pending):  # a journal entry (every put has one)
+            discard_entry(location)
+        else:
+            self.storage.discard(location)
 
     # ---- reading -------------------------------------------------------------------------
 

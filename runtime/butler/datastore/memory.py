@@ -206,9 +206,15 @@ class MemoryDatastore(Datastore):
         return f".tmp/{next(self._temporaries)}/{target}"
 
     def write(
-        self, target: str, obj: object, request: WriteRequest, *, sync: bool = True
+        self,
+        target: str,
+        obj: object,
+        request: WriteRequest,
+        *,
+        sync: bool = True,
+        at: str | None = None,
     ) -> tuple[str, None]:
-        temporary = self._temporary(target)
+        temporary = self._temporary(target) if at is None else at
         held = _Held(obj=self.copy.apply(request.dataset_type, obj))
         with self._lock:
             self._held[temporary] = held
@@ -236,6 +242,9 @@ class MemoryDatastore(Datastore):
                 )
             self._held[target] = self._held.pop(temporary)
 
+    def link(self, temporary: str, target: str) -> None:
+        self.publish(temporary, target)  # nothing outlives the process: no second name
+
     def replace(self, temporary: str, target: str, keep_as: str) -> bool:
         with self._lock:
             old = self._held.get(target)
@@ -251,9 +260,6 @@ class MemoryDatastore(Datastore):
                 return False
             self._held[aside] = held
         return True
-
-    def mark(self, temporary: str, marker: str) -> None:
-        return None  # nothing to find after a crash: the repository ends with the process
 
     def restore(self, kept: str, target: str) -> None:
         with self._lock:

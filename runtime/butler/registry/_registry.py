@@ -939,6 +939,20 @@ class Registry:
         n = len(table.keys)
         return table.data_id(row[:n]), str(row[n]), row[n + 1], row[n + 2]
 
+    def stored_ids(self, dataset_ids: Iterable[str]) -> set[str]:
+        """Those of ``dataset_ids`` that some dataset has (of any dataset type); a few
+        queries per dataset type (recovery asks it of a dead writer's puts)."""
+        wanted = list(dataset_ids)
+        found: set[str] = set()
+        if not self._ids or not wanted:
+            return found
+        with self._reader() as conn:
+            for name in self.dataset_types():
+                column = self._table(name).table.c.dataset_id
+                for chunk in chunks(wanted):
+                    found.update(conn.scalars(sa.select(column).where(column.in_(chunk))))
+        return found
+
     def dataset_type_of(self, dataset_id: str) -> str | None:
         """The dataset type of the dataset with this id, or None if none has it."""
         if not self._ids:

@@ -1105,7 +1105,7 @@ class Butler:
         commit settled, so a crash before the commit does not leave the file behind.
         """
         try:
-            self.datastore.link(temporary, target)
+            self.datastore.publish_entry(temporary, target)
         except DatasetExistsError as error:
             relative = self.mapper.path(plan.spec.name, data_id)
             raise DatasetExistsError(

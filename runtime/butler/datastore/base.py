@@ -188,7 +188,7 @@ class Datastore(ABC):
 
         With ``sync=False`` the caller :meth:`sync` s the temporary before publishing it.
         ``at``: the temporary is the journal location ``at`` (a put's entry, from
-        ``journal.entry(dataset_id, "put", target)``), published with :meth:`link`.
+        ``journal.entry(dataset_id, "put", target)``), published with :meth:`publish_entry`.
         """
 
     @abstractmethod
@@ -216,7 +216,7 @@ class Datastore(ABC):
         anything: DatasetExistsError if ``target`` is taken (the temporary stays)."""
 
     @abstractmethod
-    def link(self, temporary: Location, target: Location) -> None:
+    def publish_entry(self, temporary: Location, target: Location) -> None:
         """:meth:`publish` a temporary written ``at`` a journal entry, which keeps naming the
         content until the Butler :meth:`discard` s it after the commit: so recovery can tell
         a dead put's published file (the entry and the target are one file) and delete it

@@ -153,7 +153,7 @@ class LocalDatastore(Datastore):
     def publish(self, temporary: Path, target: Path) -> None:
         self.storage.publish(temporary, target)
 
-    def link(self, temporary: Path, target: Path) -> None:
+    def publish_entry(self, temporary: Path, target: Path) -> None:
         self.storage.link(temporary, target)
 
     def replace(self, temporary: Path, target: Path, keep_as: Path) -> bool:

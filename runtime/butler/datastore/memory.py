@@ -242,7 +242,7 @@ class MemoryDatastore(Datastore):
                 )
             self._held[target] = self._held.pop(temporary)
 
-    def link(self, temporary: str, target: str) -> None:
+    def publish_entry(self, temporary: str, target: str) -> None:
         self.publish(temporary, target)  # nothing outlives the process: no second name
 
     def replace(self, temporary: str, target: str, keep_as: str) -> bool:

@@ -313,8 +313,17 @@ class S3Datastore(Datastore):
         return self._spill / f"{next(self._temporaries)}-{secrets.token_hex(4)}-{name}"
 
     def write(
-        self, target: str, obj: object, request: WriteRequest, *, sync: bool = True
+        self,
+        target: str,
+        obj: object,
+        request: WriteRequest,
+        *,
+        sync: bool = True,
+        at: str | None = None,
     ) -> tuple[Spill, FileChecksum]:
+        # ``at`` (a put's journal entry) names nothing here: the spill is local, and an
+        # object published by a put that died before its commit is an object without a
+        # record, which `verify` lists and `--repair` removes once stale (docs/s3.md).
         formatter, hdu, compress = request.formatter(), request.hdu, request.compress
         path = self._spill_path(target)
         try:
@@ -368,9 +377,8 @@ class S3Datastore(Datastore):
         self.store.delete(target)
         return True
 
-    def mark(self, temporary: Spill, marker: str) -> None:
-        data = temporary.checksum.value.encode("ascii")
-        self.store.put_new(marker, data, checksum_of(data))
+    def publish_entry(self, temporary: Spill, target: str) -> None:
+        self.publish(temporary, target)  # one conditional PUT; no second name to keep
 
     def restore(self, kept: str, target: str) -> None:
         if self.store.head(kept) is None:

@@ -1469,6 +1469,15 @@ class Butler:
 
     # ---- queries -------------------------------------------------------------------------------
 
+    def _sky_given(
+        self, plan: Plan, data_id: Mapping[str, object] | None, keys: Mapping[str, object]
+    ) -> tuple[Mapping[str, object] | None, Mapping[str, object]]:
+        """A query's data ID and keys with ``patch`` written as the dataset type's skymap
+        writes it (``patch=(5, 4)``, ``"5,4"`` or the index; a list of those), as put does."""
+        if plan.spec.skymap is None or ("patch" not in keys and "patch" not in (data_id or {})):
+            return data_id, keys
+        return None, self.mapper.sky_keys(plan.spec.name, {**(data_id or {}), **keys})
+
     def _partial(
         self, plan: Plan, data_id: Mapping[str, object] | None, keys: Mapping[str, object]
     ) -> dict[str, Value]:
@@ -1512,6 +1521,7 @@ class Butler:
         regions meet it. See docs/runtime.md, "Queries".
         """
         plan = self.plan(dataset_type)
+        data_id, keys = self._sky_given(plan, data_id, keys)
         if region is not None or contains is not None or overlapping is not None:
             from .query import spatial
 
@@ -1582,11 +1592,14 @@ class Butler:
         bind: Mapping[str, object] | None = None,
         with_datasets: Iterable[str] = (),
         without_datasets: Iterable[str] = (),
+        region: object = None,
+        contains: object = None,
+        overlapping: object = None,
         **keys: object,
     ) -> list[Value]:
         """The distinct values of ``key`` among the stored datasets that match, sorted.
 
-        Takes the same selection as :meth:`query`.
+        Takes the same selection as :meth:`query` (sky included).
         """
         plan = self.plan(dataset_type)
         if key not in plan.keys:
@@ -1594,6 +1607,14 @@ class Butler:
                 f"{key!r} is not a key of {dataset_type!r}; "
                 f"its keys are {', '.join(plan.spec.keys) or 'none'}"
             )
+        data_id, keys = self._sky_given(plan, data_id, keys)
+        if region is not None or contains is not None or overlapping is not None:
+            found = self.query(
+                dataset_type, data_id, where=where, bind=bind, with_datasets=with_datasets,
+                without_datasets=without_datasets, region=region, contains=contains,
+                overlapping=overlapping, **keys,
+            )  # fmt: skip
+            return sorted({data_id[key] for data_id in found})
         if _plain_query(data_id, keys, where, bind, with_datasets, without_datasets):
             partial = self._partial(plan, data_id, keys)
             return self.chain.query_values(self, dataset_type, key, partial)
@@ -1613,10 +1634,21 @@ class Butler:
         bind: Mapping[str, object] | None = None,
         with_datasets: Iterable[str] = (),
         without_datasets: Iterable[str] = (),
+        region: object = None,
+        contains: object = None,
+        overlapping: object = None,
         **keys: object,
     ) -> int:
-        """How many stored datasets match (as for :meth:`query`)."""
+        """How many stored datasets match (as for :meth:`query`, sky included)."""
+        if region is not None or contains is not None or overlapping is not None:
+            found = self.query(
+                dataset_type, data_id, where=where, bind=bind, with_datasets=with_datasets,
+                without_datasets=without_datasets, region=region, contains=contains,
+                overlapping=overlapping, **keys,
+            )  # fmt: skip
+            return sum(1 for _ in found)
         plan = self.plan(dataset_type)
+        data_id, keys = self._sky_given(plan, data_id, keys)
         if _plain_query(data_id, keys, where, bind, with_datasets, without_datasets):
             partial = self._partial(plan, data_id, keys)
             return self.chain.count(self, dataset_type, partial)

@@ -525,7 +525,7 @@ def ingest(
         rules,
         {t.name: dict(t.rows) for t in butler.mapper.spec.tables},
         frozenset(key.name for key in butler.mapper.spec.keys),
-        butler.plan(name).sky,
+        sky=butler.plan(name).sky,
     )
     sources = [Path(p) for p in paths]
     batch = _Batch()

@@ -541,12 +541,12 @@ def test_hsc_coadds_get_their_patch_regions_from_the_skymap(tmp_path: Path) -> N
         expected = sorted(
             (9813, f"{x},{y}")
             for x, y in stored
-            if butler.region("deepCoadd", filter="HSC-I", tract=9813, patch=(x, y)).overlaps(
-                calexp
-            )
+            if butler.region("deepCoadd", filter="HSC-I", tract=9813, patch=(x, y)).overlaps(calexp)
         )
         assert pairs == expected and (9813, "5,4") in pairs and (9813, "0,0") not in pairs
-        back = list(butler.query("calexp", overlapping=("deepCoadd", {"tract": 9813, "patch": (5, 4)})))
+        back = list(
+            butler.query("calexp", overlapping=("deepCoadd", {"tract": 9813, "patch": (5, 4)}))
+        )
         assert [d["visit"] for d in back] == [1228]
         assert butler.count("calexp", region=Circle(*COSMOS, 0.01)) == 1
 

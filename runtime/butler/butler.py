@@ -1470,8 +1470,8 @@ class Butler:
     # ---- queries -------------------------------------------------------------------------------
 
     def _sky_given(
-        self, plan: Plan, data_id: Mapping[str, object] | None, keys: Mapping[str, object]
-    ) -> tuple[Mapping[str, object] | None, Mapping[str, object]]:
+        self, plan: Plan, data_id: Mapping[str, object] | None, keys: dict[str, object]
+    ) -> tuple[Mapping[str, object] | None, dict[str, object]]:
         """A query's data ID and keys with ``patch`` written as the dataset type's skymap
         writes it (``patch=(5, 4)``, ``"5,4"`` or the index; a list of those), as put does."""
         if plan.spec.skymap is None or ("patch" not in keys and "patch" not in (data_id or {})):
@@ -1542,6 +1542,27 @@ class Butler:
         )
         return run.data_ids(self, request)
 
+    def _sky_query(
+        self,
+        plan: Plan,
+        data_id: Mapping[str, object] | None,
+        keys: Mapping[str, object],
+        where: str | None,
+        bind: Mapping[str, object] | None,
+        with_datasets: Iterable[str],
+        without_datasets: Iterable[str],
+        sky: tuple[object, object, object],
+    ) -> Iterator[DataId]:
+        """The data IDs a spatial ``count``/``query_values`` selects (``sky``: region,
+        contains, overlapping), unordered."""
+        from .query import spatial
+
+        test = spatial.sky_test(self, *sky)
+        request = self._query_request(
+            plan, data_id, keys, where, bind, with_datasets, without_datasets
+        )
+        return spatial.data_ids(self, request, test)
+
     def _query_request(
         self,
         plan: Plan,
@@ -1609,10 +1630,9 @@ class Butler:
             )
         data_id, keys = self._sky_given(plan, data_id, keys)
         if region is not None or contains is not None or overlapping is not None:
-            found = self.query(
-                dataset_type, data_id, where=where, bind=bind, with_datasets=with_datasets,
-                without_datasets=without_datasets, region=region, contains=contains,
-                overlapping=overlapping, **keys,
+            found = self._sky_query(
+                plan, data_id, keys, where, bind, with_datasets, without_datasets,
+                (region, contains, overlapping),
             )  # fmt: skip
             return sorted({data_id[key] for data_id in found})
         if _plain_query(data_id, keys, where, bind, with_datasets, without_datasets):
@@ -1640,15 +1660,14 @@ class Butler:
         **keys: object,
     ) -> int:
         """How many stored datasets match (as for :meth:`query`, sky included)."""
-        if region is not None or contains is not None or overlapping is not None:
-            found = self.query(
-                dataset_type, data_id, where=where, bind=bind, with_datasets=with_datasets,
-                without_datasets=without_datasets, region=region, contains=contains,
-                overlapping=overlapping, **keys,
-            )  # fmt: skip
-            return sum(1 for _ in found)
         plan = self.plan(dataset_type)
         data_id, keys = self._sky_given(plan, data_id, keys)
+        if region is not None or contains is not None or overlapping is not None:
+            found = self._sky_query(
+                plan, data_id, keys, where, bind, with_datasets, without_datasets,
+                (region, contains, overlapping),
+            )  # fmt: skip
+            return sum(1 for _ in found)
         if _plain_query(data_id, keys, where, bind, with_datasets, without_datasets):
             partial = self._partial(plan, data_id, keys)
             return self.chain.count(self, dataset_type, partial)

@@ -98,7 +98,9 @@ class SkyIds:
         result["patch"] = self._patch(dataset, result, given)
         return result
 
-    def _patch(self, dataset: DatasetTypeSpec, values: Mapping[str, object], given: object) -> object:
+    def _patch(
+        self, dataset: DatasetTypeSpec, values: Mapping[str, object], given: object
+    ) -> object:
         """One patch value written as ``dataset``'s skymap writes it (else as given)."""
         pair = _pair(given)
         if pair is None or (dataset.patch_form == "gen2" and isinstance(given, str)):

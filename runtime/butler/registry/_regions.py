@@ -238,9 +238,7 @@ class RegionStore:
         width = len(keys)
         found: Iterator[tuple[dict[str, Value], bytes]]
         if ranges is None or not plain:
-            where = condition(
-                table, selection or Selection(), self._registry.dataset_table_or_none
-            )
+            where = condition(table, selection or Selection(), self._registry.dataset_table_or_none)
             statement = (
                 sa.select(*keys, regions.c.encoded)
                 .select_from(ds.join(regions, regions.c.dataset_id == ds.c.dataset_id))

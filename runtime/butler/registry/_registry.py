@@ -552,7 +552,9 @@ class Registry:
         if self._regions.present(table):  # the replaced dataset's sky region goes with it
             with self._write() as conn:
                 self._regions.forget(conn, table, table.match(table.check_complete(data_id)))
-                row = self._write_one(dataset_type, data_id, stored, run, before_commit, upsert=True)
+                row = self._write_one(
+                    dataset_type, data_id, stored, run, before_commit, upsert=True
+                )
             assert row is not None, "an upsert returns the row's id"
             return int(row[0])
         row = self._write_one(dataset_type, data_id, stored, run, before_commit, upsert=True)

@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/spatial.py                      # 1,000,000 regions
     .venv/bin/python benchmarks/spatial.py --regions 100000     # quicker
     .venv/bin/python benchmarks/spatial.py --postgres ''        # SQLite only
+    .venv/bin/python benchmarks/spatial.py --cache /tmp/spatial # populate once, reuse after
 
 Workload: ``--regions`` CCD-sized quadrilaterals (6' x 12', HSC's detector, at random
 angles) spread evenly over a 40 x 35 degree survey field (RA 0..40, Dec -10..25, about
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import math
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -135,11 +137,23 @@ def run(label: str, work: Path, url: str | None, shapes: list[Any], args: Any) -
     assert not compiled.diagnostics, [str(d) for d in compiled.diagnostics]
     module = work / "skycam.py"
     module.write_text(compiled.modules["skycam"], encoding="utf-8")
-    with Butler.create(work / f"repo-{label}", mapper=module, registry=url) as butler:
-        seconds = populate(butler, shapes)
-        if url is not None and url.startswith("postgresql"):
-            analyze(url)
-        print(f"{label}: {len(shapes):,} regions recorded in {seconds:.1f} s")
+    root = work / f"repo-{label}-{len(shapes)}"
+    done = root / "POPULATED"
+    if done.exists():  # --cache: populated by an earlier run with the same --regions
+        opened = Butler(root)
+    else:
+        if root.exists():  # an interrupted population: start again
+            shutil.rmtree(root)
+        opened = Butler.create(root, mapper=module, registry=url)
+    with opened as butler:
+        if done.exists():
+            print(f"{label}: {len(shapes):,} regions, reused from {root}")
+        else:
+            seconds = populate(butler, shapes)
+            if url is not None and url.startswith("postgresql"):
+                analyze(url)
+            done.write_text(f"{len(shapes)}\n", encoding="utf-8")
+            print(f"{label}: {len(shapes):,} regions recorded in {seconds:.1f} s")
         rng = random.Random(5)
         for radius in args.radii:
             ours: list[float] = []
@@ -184,18 +198,50 @@ def main() -> None:
         help="PostgreSQL URL ('' skips it)",
     )
     parser.add_argument("--no-sqlite", action="store_true")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="keep the populated repositories (and a PostgreSQL schema named by --regions) "
+        "here and reuse them in later runs with the same --regions",
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     shapes = list(regions(args.regions))
     print(f"{len(shapes):,} regions made in {time.perf_counter() - started:.1f} s")
     with tempfile.TemporaryDirectory() as folder:
-        work = Path(folder)
+        work = Path(folder) if args.cache is None else args.cache
+        work.mkdir(parents=True, exist_ok=True)
         if not args.no_sqlite:
             run("SQLite", work, None, shapes, args)
         if args.postgres:
-            with postgres_schema(args.postgres) as url:
+            if args.cache is not None:  # a schema kept for the next run, named by the size
+                url = kept_schema(args.postgres, f"butler_bench_spatial_{args.regions}")
                 if url is not None:
                     run("PostgreSQL", work, url, shapes, args)
+            else:
+                with postgres_schema(args.postgres) as fresh:
+                    if fresh is not None:
+                        run("PostgreSQL", work, fresh, shapes, args)
+
+
+def kept_schema(url: str, schema: str) -> str | None:
+    """A URL on schema ``schema`` of ``url`` (created if absent, kept); None if unreachable."""
+    import psycopg
+    import sqlalchemy as sa
+
+    conninfo = sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    try:
+        with psycopg.connect(conninfo, autocommit=True, connect_timeout=3) as admin:
+            admin.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    except psycopg.Error as error:
+        print(f"  PostgreSQL at {url} is not reachable: {error}", file=sys.stderr)
+        return None
+    return (
+        sa.make_url(url)
+        .update_query_dict({"options": f"-csearch_path={schema}"})
+        .render_as_string(hide_password=False)
+    )
 
 
 if __name__ == "__main__":

@@ -465,3 +465,101 @@ def test_registries_without_region_tables_answer_nothing(registry_url: str) -> N
         registry.insert("shape", {"n": 1}, "s/1")
         assert list(registry.search_regions("shape", [(0, 1 << 40)])) == []
         assert list(registry.search_regions("unregistered", None)) == []
+
+
+def _stored_rows(registry: Registry, prefix: str) -> int:
+    """Rows of the registry's table whose name begins with ``prefix`` (rg_ or px_)."""
+    import sqlalchemy as sa
+
+    with registry.reader() as conn:
+        names = [n for n in sa.inspect(conn).get_table_names() if n.startswith(prefix)]
+        assert len(names) == 1, names
+        return int(conn.exec_driver_sql(f'SELECT COUNT(*) FROM "{names[0]}"').scalar_one())
+
+
+def test_removed_and_overwritten_regions_are_deleted_with_their_datasets(
+    registry_url: str,
+) -> None:
+    regions = _random_regions(6, seed=3)
+    with Registry.create(registry_url, "test") as registry:
+        registry.register_dataset_type("shape", {"n": "int"})
+        ids = [new_dataset_id() for _ in regions]
+        registry.insert_many("shape", [({"n": n}, f"s/{n}") for n in range(6)], dataset_ids=ids)
+        registry.record_regions(
+            "shape", [(i, *indexed(r)) for i, r in zip(ids, regions, strict=True)]
+        )
+        pixels = _stored_rows(registry, "px_")
+        assert _stored_rows(registry, "rg_") == 6
+        assert registry.remove("shape", {"n": 0})
+        assert _stored_rows(registry, "rg_") == 5
+        assert 0 < _stored_rows(registry, "px_") < pixels
+        # an overwrite (a new dataset id) takes the old region with it, in one transaction
+        fresh = new_dataset_id()
+        with registry.transaction():
+            registry.replace("shape", {"n": 1}, "s/1b", dataset_id=fresh)
+            registry.record_regions("shape", [(fresh, *indexed(regions[5]))])
+        assert _stored_rows(registry, "rg_") == 5
+        everything = {int(d["n"]): blob for d, blob in registry.search_regions("shape", None)}
+        assert sorted(everything) == [1, 2, 3, 4, 5]
+        assert sg.Region.decode(everything[1]) == regions[5]
+        for n in range(1, 6):
+            assert registry.remove("shape", {"n": n})
+        assert _stored_rows(registry, "rg_") == _stored_rows(registry, "px_") == 0
+
+
+# ---- tracts and patches of a declared skymap, end to end (HSC) -------------------------------
+
+COSMOS = (150.1, 2.2)  # hsc_rings_v1: tract 9813, patch "5,4"
+
+
+def _hsc_calexp(butler: Butler, visit: int, ra: float, dec: float) -> None:
+    keys = {"visit": visit, "ccd": 50, "pointing": 1, "filter": "HSC-I"}
+    butler.put(_image(ra, dec, 120), "calexp", **keys)
+
+
+def test_hsc_coadds_get_their_patch_regions_from_the_skymap(tmp_path: Path) -> None:
+    with Butler.create(tmp_path / "hsc", mapper="hsc") as butler:
+        sky = butler.skymap("hsc_rings_v1")
+        image = np.zeros((4, 4), dtype=np.float32)  # no WCS: the region is the skymap's
+        stored = [(5, 4), (4, 4), (6, 4), (5, 5), (0, 0)]
+        for patch in stored:
+            butler.put(image, "deepCoadd", filter="HSC-I", tract=9813, patch=patch)
+        region = butler.region("deepCoadd", filter="HSC-I", tract=9813, patch="5,4")
+        assert region is not None and region.contains(_vector(*COSMOS))
+        assert sky.find_patch(*COSMOS).gen2 == "5,4"
+        found = list(butler.query("deepCoadd", contains=COSMOS))
+        assert [(d["tract"], d["patch"]) for d in found] == [(9813, "5,4")]
+        assert butler.count("deepCoadd", contains=COSMOS) == 1
+        assert butler.query_values("deepCoadd", "patch", contains=COSMOS) == ["5,4"]
+        # a calexp (its header WCS) overlapping: the tract/patch pairs it touches, and back
+        _hsc_calexp(butler, 1228, *COSMOS)
+        calexp = butler.region("calexp", visit=1228)
+        pairs = [
+            (d["tract"], d["patch"])
+            for d in butler.query("deepCoadd", overlapping=("calexp", {"visit": 1228}))
+        ]
+        expected = sorted(
+            (9813, f"{x},{y}")
+            for x, y in stored
+            if butler.region("deepCoadd", filter="HSC-I", tract=9813, patch=(x, y)).overlaps(calexp)
+        )
+        assert pairs == expected and (9813, "5,4") in pairs and (9813, "0,0") not in pairs
+        back = list(
+            butler.query("calexp", overlapping=("deepCoadd", {"tract": 9813, "patch": (5, 4)}))
+        )
+        assert [d["visit"] for d in back] == [1228]
+        assert butler.count("calexp", region=Circle(*COSMOS, 0.01)) == 1
+
+
+@pytest.mark.parametrize("patch", [(5, 4), "5,4", [5, 4]])
+def test_queries_take_a_patch_as_put_does(tmp_path: Path, patch: object) -> None:
+    with Butler.create(tmp_path / "hsc", mapper="hsc") as butler:
+        image = np.zeros((2, 2), dtype=np.float32)
+        for pair in [(5, 4), (4, 4)]:
+            butler.put(image, "deepCoadd", filter="HSC-I", tract=9813, patch=pair)
+        found = list(butler.query("deepCoadd", tract=9813, patch=patch))
+        assert [d["patch"] for d in found] == ["5,4"]
+        assert butler.count("deepCoadd", {"tract": 9813, "patch": patch}) == 1
+        assert butler.query_values("deepCoadd", "filter", tract=9813, patch=patch) == ["HSC-I"]
+        either = butler.query("deepCoadd", tract=9813, patch=[(5, 4), "4,4"], order_by="patch")
+        assert [d["patch"] for d in either] == ["4,4", "5,4"]

@@ -140,20 +140,7 @@ def _query(args: argparse.Namespace) -> int:
     sky = _sky(args)  # checked before the repository is opened
     with _open(args.root) as butler:
         selection = _selection(args)
-        if sky:  # spatial (issue 17): the data IDs, counted or their values listed here
-            matched = list(butler.query(args.dataset_type, args.data_id, **selection, **sky))
-            if args.count:
-                echo(len(matched))
-                return 0
-            if args.values:
-                if args.values not in butler.mapper.keys(args.dataset_type):
-                    raise InvalidQueryError(
-                        f"--values {args.values!r} is not a key of {args.dataset_type!r}"
-                    )
-                for value in sorted({m[args.values] for m in matched}):
-                    echo(shown(value))
-                return 0
-            selection.update(sky)
+        selection.update(sky)  # spatial (issue 17): count, values and query all take it
         if args.count:
             echo(butler.count(args.dataset_type, args.data_id, **selection))
             return 0

@@ -1511,6 +1511,15 @@ class Butler:
 
     # ---- queries -------------------------------------------------------------------------------
 
+    def _sky_given(
+        self, plan: Plan, data_id: Mapping[str, object] | None, keys: dict[str, object]
+    ) -> tuple[Mapping[str, object] | None, dict[str, object]]:
+        """A query's data ID and keys with ``patch`` written as the dataset type's skymap
+        writes it (``patch=(5, 4)``, ``"5,4"`` or the index; a list of those), as put does."""
+        if plan.spec.skymap is None or ("patch" not in keys and "patch" not in (data_id or {})):
+            return data_id, keys
+        return None, self.mapper.sky_keys(plan.spec.name, {**(data_id or {}), **keys})
+
     def _partial(
         self, plan: Plan, data_id: Mapping[str, object] | None, keys: Mapping[str, object]
     ) -> dict[str, Value]:
@@ -1554,6 +1563,7 @@ class Butler:
         regions meet it. See docs/runtime.md, "Queries".
         """
         plan = self.plan(dataset_type)
+        data_id, keys = self._sky_given(plan, data_id, keys)
         if region is not None or contains is not None or overlapping is not None:
             from .query import spatial
 
@@ -1573,6 +1583,27 @@ class Butler:
             plan, data_id, keys, where, bind, with_datasets, without_datasets, order_by, limit
         )
         return run.data_ids(self, request)
+
+    def _sky_query(
+        self,
+        plan: Plan,
+        data_id: Mapping[str, object] | None,
+        keys: Mapping[str, object],
+        where: str | None,
+        bind: Mapping[str, object] | None,
+        with_datasets: Iterable[str],
+        without_datasets: Iterable[str],
+        sky: tuple[object, object, object],
+    ) -> Iterator[DataId]:
+        """The data IDs a spatial ``count``/``query_values`` selects (``sky``: region,
+        contains, overlapping), unordered."""
+        from .query import spatial
+
+        test = spatial.sky_test(self, *sky)
+        request = self._query_request(
+            plan, data_id, keys, where, bind, with_datasets, without_datasets
+        )
+        return spatial.data_ids(self, request, test)
 
     def _query_request(
         self,
@@ -1624,11 +1655,14 @@ class Butler:
         bind: Mapping[str, object] | None = None,
         with_datasets: Iterable[str] = (),
         without_datasets: Iterable[str] = (),
+        region: object = None,
+        contains: object = None,
+        overlapping: object = None,
         **keys: object,
     ) -> list[Value]:
         """The distinct values of ``key`` among the stored datasets that match, sorted.
 
-        Takes the same selection as :meth:`query`.
+        Takes the same selection as :meth:`query` (sky included).
         """
         plan = self.plan(dataset_type)
         if key not in plan.keys:
@@ -1636,6 +1670,13 @@ class Butler:
                 f"{key!r} is not a key of {dataset_type!r}; "
                 f"its keys are {', '.join(plan.spec.keys) or 'none'}"
             )
+        data_id, keys = self._sky_given(plan, data_id, keys)
+        if region is not None or contains is not None or overlapping is not None:
+            found = self._sky_query(
+                plan, data_id, keys, where, bind, with_datasets, without_datasets,
+                (region, contains, overlapping),
+            )  # fmt: skip
+            return sorted({data_id[key] for data_id in found})
         if _plain_query(data_id, keys, where, bind, with_datasets, without_datasets):
             partial = self._partial(plan, data_id, keys)
             return self.chain.query_values(self, dataset_type, key, partial)
@@ -1655,10 +1696,20 @@ class Butler:
         bind: Mapping[str, object] | None = None,
         with_datasets: Iterable[str] = (),
         without_datasets: Iterable[str] = (),
+        region: object = None,
+        contains: object = None,
+        overlapping: object = None,
         **keys: object,
     ) -> int:
-        """How many stored datasets match (as for :meth:`query`)."""
+        """How many stored datasets match (as for :meth:`query`, sky included)."""
         plan = self.plan(dataset_type)
+        data_id, keys = self._sky_given(plan, data_id, keys)
+        if region is not None or contains is not None or overlapping is not None:
+            found = self._sky_query(
+                plan, data_id, keys, where, bind, with_datasets, without_datasets,
+                (region, contains, overlapping),
+            )  # fmt: skip
+            return sum(1 for _ in found)
         if _plain_query(data_id, keys, where, bind, with_datasets, without_datasets):
             partial = self._partial(plan, data_id, keys)
             return self.chain.count(self, dataset_type, partial)

@@ -89,15 +89,27 @@ class SkyIds:
         result = dict(values)
         if dataset.skymap is None or "patch" not in result:
             return result
-        pair = _pair(result["patch"])
-        if pair is None or (dataset.patch_form == "gen2" and isinstance(result["patch"], str)):
+        given = result["patch"]
+        if _pair(given) is None and isinstance(given, list | tuple | set | frozenset):
+            # a query's "any of these patches": each converted ([(5, 4), "5,5"])
+            if given and all(_pair(item) is not None for item in given):
+                result["patch"] = [self._patch(dataset, result, item) for item in given]
             return result
-        if dataset.patch_form == "gen2":
-            result["patch"] = f"{pair[0]},{pair[1]}"
-        elif "tract" in result:
-            tract = self._tract(dataset, result["tract"])
-            result["patch"] = tract.patch(pair).index
+        result["patch"] = self._patch(dataset, result, given)
         return result
+
+    def _patch(
+        self, dataset: DatasetTypeSpec, values: Mapping[str, object], given: object
+    ) -> object:
+        """One patch value written as ``dataset``'s skymap writes it (else as given)."""
+        pair = _pair(given)
+        if pair is None or (dataset.patch_form == "gen2" and isinstance(given, str)):
+            return given
+        if dataset.patch_form == "gen2":
+            return f"{pair[0]},{pair[1]}"
+        if "tract" in values and not isinstance(values["tract"], list | tuple | set | range):
+            return self._tract(dataset, values["tract"]).patch(pair).index
+        return given
 
     def check(self, dataset: DatasetTypeSpec, data_id: Mapping[str, object]) -> None:
         """Refuse a data ID whose tract is not in the skymap or whose patch is not in its tract."""

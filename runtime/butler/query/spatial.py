@@ -132,7 +132,7 @@ def _regions_matching(
     butler: Butler, dataset_type: str, data_id: Mapping[str, object]
 ) -> list[lsst.sphgeom.Region]:
     plan = butler.plan(dataset_type)  # UnknownDatasetTypeError with a did-you-mean
-    partial = butler.restrict(plan, butler.normalize(data_id, {}))
+    partial = butler.restrict(plan, butler.normalize(data_id, {}, dataset_type))
     request = run.build(butler, dataset_type, partial, {})
     found = [region for _, region in regions_of(butler, dataset_type, request.selection)]
     if found:
@@ -192,18 +192,21 @@ def regions_of(
             for i in range(0, len(test.ranges), _RANGES_PER_QUERY)
         ]
 
-    def keep(encoded: bytes) -> bool:
-        region = sg.Region.decode(encoded)
-        return test is None or all(check(region) for check in test.tests)
-
-    for member in _members(butler, dataset_type):
+    decode = sg.Region.decode
+    tests = () if test is None else test.tests
+    members = _members(butler, dataset_type)
+    for member in members:
         for batch in batches:
-            found = member.registry.search_regions(dataset_type, batch, selection, keep)
-            for data_id, encoded in found:
-                identity = tuple(data_id[k] for k in keys)
-                if identity not in seen:
+            for data_id, encoded in member.registry.search_regions(dataset_type, batch, selection):
+                region = decode(encoded)  # once: the exact tests, then the caller
+                if not all(check(region) for check in tests):
+                    continue
+                if len(members) > 1 or len(batches) > 1:  # each data ID once
+                    identity = tuple(data_id[k] for k in keys)
+                    if identity in seen:
+                        continue
                     seen.add(identity)
-                    yield data_id, sg.Region.decode(encoded)
+                yield data_id, region
 
 
 def data_ids(butler: Butler, request: run.Request, test: SkyTest) -> Iterator[DataId]:

@@ -548,6 +548,15 @@ class Registry:
         """
         self.check_writable(f"replace {dataset_type!r} {format_data_id(data_id)}")
         stored = (path, dataset_id or new_id(), size, checksum)
+        table = self._table(dataset_type)
+        if self._regions.present(table):  # the replaced dataset's sky region goes with it
+            with self._write() as conn:
+                self._regions.forget(conn, table, table.match(table.check_complete(data_id)))
+                row = self._write_one(
+                    dataset_type, data_id, stored, run, before_commit, upsert=True
+                )
+            assert row is not None, "an upsert returns the row's id"
+            return int(row[0])
         row = self._write_one(dataset_type, data_id, stored, run, before_commit, upsert=True)
         assert row is not None, "an upsert returns the row's id"
         return int(row[0])
@@ -697,14 +706,18 @@ class Registry:
         self.check_writable(f"remove {dataset_type!r} {format_data_id(data_id)}")
         table = self._table(dataset_type)
         checked = table.check_complete(data_id)
-        delete = sa.delete(table.table).where(table.match(checked))
+        which = table.match(checked)
         if dataset_id is not None:
-            delete = delete.where(table.table.c.dataset_id == dataset_id)
+            which = sa.and_(which, table.table.c.dataset_id == dataset_id)
+        delete = sa.delete(table.table).where(which)
+        sky = self._regions.present(table)  # its sky region goes in the same transaction
         own = self._local.txn is None
         if own:
             self._ensure_reserve()
         try:
             with self._write() as conn:
+                if sky:
+                    self._regions.forget(conn, table, which)
                 deleted = conn.execute(delete)
         except StorageFullError:
             # On a full disk, spend the reserve (_reserve.py) and delete again in its space.
@@ -712,6 +725,8 @@ class Registry:
             if not own or not self.make_room():
                 raise
             with self._write() as conn:
+                if sky:
+                    self._regions.forget(conn, table, which)
                 deleted = conn.execute(delete)
         return bool(deleted.rowcount)
 

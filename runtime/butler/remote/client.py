@@ -162,6 +162,11 @@ class RemoteButler(Butler):
             obj = formatter.read(path, python_type=how["python_type"], hdu=how["hdu"])
             return obj
 
+    def get_many(self, dataset_type: str, data_ids: Iterable[Mapping[str, object]]) -> list[Any]:
+        """The stored objects for many data IDs, in order (one request each, on the one
+        connection pool)."""
+        return [self.get(dataset_type, data_id) for data_id in data_ids]
+
     def get_metadata(
         self,
         dataset_type: str | DatasetRef,

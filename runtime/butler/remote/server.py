@@ -108,6 +108,9 @@ class Repository:
         self._recent: collections.OrderedDict[str, tuple[int, Any]] = collections.OrderedDict()
         self._tokens = TokenStore({})
         self._tokens_seen: float | None = None
+        #: The scope of each valid token seen since the token file last changed (no hash
+        #: per request; unknown tokens are not kept, so guessing cannot grow it).
+        self._granted: dict[str, str] = {}
         self._info: dict[str, Any] | None = None
 
     def tokens(self) -> TokenStore:
@@ -119,7 +122,20 @@ class Repository:
             stamp = None
         if stamp != self._tokens_seen:
             self._tokens, self._tokens_seen = TokenStore.read(self.butler.root), stamp
+            self._granted = {}
         return self._tokens
+
+    def scope_of(self, token: str | None) -> str | None:
+        """The scope ``token`` grants here (None: none), cached per valid token."""
+        store = self.tokens()
+        if token is None:
+            return None
+        granted = self._granted.get(token)
+        if granted is None:
+            granted = store.scope(token)
+            if granted is not None:
+                self._granted[token] = granted
+        return granted
 
     def authorize(self, request: Request, scope: str, *, query_token: bool = False) -> None:
         """Refused (401, 403) unless the request's Bearer token grants ``scope`` here; with
@@ -129,7 +145,7 @@ class Repository:
         token = header[7:].strip() if header[:7].lower() == "bearer " else None
         if token is None and query_token and scope == "read":
             token = request.query_params.get("token")
-        granted = self.tokens().scope(token)
+        granted = self.scope_of(token)
         if granted is None:
             raise Refused(
                 401,

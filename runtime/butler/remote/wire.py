@@ -132,7 +132,7 @@ def data_id(value: Any) -> DataId:
 # ---- streams -----------------------------------------------------------------------------------
 
 
-def json_lines(values: Iterable[Any], batch: int = 512) -> Iterator[bytes]:
+def json_lines(values: Iterable[Any], batch: int = 4096) -> Iterator[bytes]:
     """``values`` encoded, one JSON document a line, in chunks of ``batch`` lines."""
     dumps = json.JSONEncoder(separators=(",", ":"), default=_encode_other).encode
     lines: list[str] = []

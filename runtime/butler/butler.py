@@ -48,6 +48,7 @@ from .errors import (
     InvalidDataIdError,
     ReadOnlyError,
     RegistryError,
+    RemoteError,
     RepositoryError,
     StorageFullError,
 )
@@ -651,6 +652,15 @@ class Butler:
             )
         _, path, _, size = row
         return holder.plan(ref.dataset_type), Found(ref.data_id, path, holder, ref.id, size)
+
+    def datalink_url(self, ref: DatasetRef | str) -> str:
+        """The URL of ``ref``'s IVOA DataLink table; a repository opened from its folder has
+        no URL, so this raises RemoteError saying how to get one (a remote Butler answers)."""
+        raise RemoteError(
+            f"the repository at {self.root} is opened from its folder and has no URL, so "
+            f"dataset {ref} has no DataLink URL; serve it (`butler serve {self.root}`) and ask "
+            "a Butler opened at its URL (Butler('http://HOST:PORT/repos/NAME', token=...))"
+        )
 
     def get_ref(self, text: str) -> DatasetRef:
         """The ref of ``str(ref)`` (``butler:<repository-uuid>/<dataset-uuid>``), looked up in

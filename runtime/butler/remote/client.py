@@ -22,13 +22,14 @@ import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from ..butler import Butler
 from ..dataid import DataId
 from ..errors import ButlerError, UnknownDatasetTypeError
 from ..formatters import BBox, FormatterRegistry, TableInfo
 from ..objects import check_object
-from ..refs import DatasetRef
+from ..refs import DatasetRef, parse_ref
 from ..spec import Value
 from . import wire
 from .session import Session
@@ -217,8 +218,17 @@ class RemoteButler(Butler):
         data_id: Mapping[str, object] | None = None,
         **keys: object,
     ) -> str:
+        """The dataset's download URL on the server (``.../v1/datasets/<id>``, GET with the
+        token), never the server's own path; DatasetNotFoundError if none is stored."""
         answer = self._session.call("uri", self._target(dataset_type, data_id, keys))
         return str(answer["uri"])
+
+    def datalink_url(self, ref: DatasetRef | str) -> str:
+        """The URL of ``ref``'s DataLink table (IVOA DataLink 1.1) on the server; a VO
+        client sends the token as ``Authorization: Bearer`` or appends ``&token=...``."""
+        text = str(ref)
+        parse_ref(text)  # InvalidDataIdError for anything but a ref
+        return f"{self.url}/datalink?ID={quote(text, safe='')}"
 
     def explain(
         self,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import json
+import os
 import tempfile
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
@@ -34,6 +35,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..butler import Butler
+from ..dataid import DataId
 from ..errors import (
     ButlerError,
     DatasetCorruptError,
@@ -43,7 +45,9 @@ from ..errors import (
     RemoteError,
 )
 from ..image import BBox
+from ..refs import DatasetRef
 from . import models, wire
+from .links import add_datalink_routes, dataset_id, dataset_path
 from .streams import QueryStream, Slots
 from .tokens import TokenStore
 from .transactions import Transactions
@@ -104,6 +108,9 @@ class Repository:
         self._recent: collections.OrderedDict[str, tuple[int, Any]] = collections.OrderedDict()
         self._tokens = TokenStore({})
         self._tokens_seen: float | None = None
+        #: The scope of each valid token seen since the token file last changed (no hash
+        #: per request; unknown tokens are not kept, so guessing cannot grow it).
+        self._granted: dict[str, str] = {}
         self._info: dict[str, Any] | None = None
 
     def tokens(self) -> TokenStore:
@@ -115,13 +122,30 @@ class Repository:
             stamp = None
         if stamp != self._tokens_seen:
             self._tokens, self._tokens_seen = TokenStore.read(self.butler.root), stamp
+            self._granted = {}
         return self._tokens
 
-    def authorize(self, request: Request, scope: str) -> None:
-        """Refused (401, 403) unless the request's Bearer token grants ``scope`` here."""
+    def scope_of(self, token: str | None) -> str | None:
+        """The scope ``token`` grants here (None: none), cached per valid token."""
+        store = self.tokens()
+        if token is None:
+            return None
+        granted = self._granted.get(token)
+        if granted is None:
+            granted = store.scope(token)
+            if granted is not None:
+                self._granted[token] = granted
+        return granted
+
+    def authorize(self, request: Request, scope: str, *, query_token: bool = False) -> None:
+        """Refused (401, 403) unless the request's Bearer token grants ``scope`` here; with
+        ``query_token`` (the DataLink GET routes, which only read) a ``token`` query
+        parameter is taken when there is no Authorization header."""
         header = request.headers.get("authorization", "")
         token = header[7:].strip() if header[:7].lower() == "bearer " else None
-        granted = self.tokens().scope(token)
+        if token is None and query_token and scope == "read":
+            token = request.query_params.get("token")
+        granted = self.scope_of(token)
         if granted is None:
             raise Refused(
                 401,
@@ -193,7 +217,17 @@ class Repository:
 
     def get(self, target: models.Target) -> Response:
         """The stored file of a dataset, with the format to read it by in a header."""
-        plan, found = self.butler.locate(*target.args())
+        return self.download(*target.args())
+
+    def download(
+        self,
+        dataset_type: str | DatasetRef,
+        data_id: DataId | None,
+        media_type: str | None = None,
+    ) -> Response:
+        """The stored file of a dataset (as ``media_type``), with the format to read it by
+        in a header."""
+        plan, found = self.butler.locate(dataset_type, data_id)
         hdu = found.repository.hdu(plan, found.data_id)
         header = {
             "formatter": plan.format.formatter,
@@ -202,35 +236,33 @@ class Repository:
             "data_id": wire.encode(found.data_id),
         }
         headers = {"X-Butler-Format": json.dumps(header)}
-        file = found.repository.datastore.location(found.path)
-        if not isinstance(file, Path):  # only local repositories are served (butler serve ROOT)
+        location = found.repository.datastore.location(found.path)
+        if not isinstance(location, Path):
             raise RemoteError(
-                f"dataset {plan.spec.name!r} {wire.encode(found.data_id)} is held by "
-                f"{found.repository.root}, whose datasets are not files this server can send"
+                f"dataset {plan.spec.name!r} {wire.encode(found.data_id)} is not on local "
+                f"storage ({location}), which is all the repository served as {self.name!r} "
+                "streams"
             )
         try:
-            stream = file.open("rb")
+            stream = location.open("rb")
         except FileNotFoundError:
             raise DatasetNotFoundError(
                 f"dataset {plan.spec.name!r} {wire.encode(found.data_id)} is recorded, but its "
                 f"file is missing from the repository served as {self.name!r}"
             ) from None
-        size = file.stat().st_size
+        size = os.fstat(stream.fileno()).st_size
         if found.size is not None and size != found.size:
             stream.close()
             raise DatasetCorruptError(
                 f"dataset {plan.spec.name!r} {wire.encode(found.data_id)}: its file has {size} "
                 f"bytes, but {found.size} were written; it was truncated or changed since"
             )
+        media_type = media_type or "application/octet-stream"
         if size <= CHUNK:
             with stream:
-                return Response(
-                    stream.read(), media_type="application/octet-stream", headers=headers
-                )
+                return Response(stream.read(), media_type=media_type, headers=headers)
         headers["Content-Length"] = str(size)
-        return StreamingResponse(
-            _chunks(stream), media_type="application/octet-stream", headers=headers
-        )
+        return StreamingResponse(_chunks(stream), media_type=media_type, headers=headers)
 
     def query(self, make: Callable[[], Any]) -> StreamingResponse:
         """``make()``'s values as JSON Lines, streamed (see butler.remote.streams)."""
@@ -378,14 +410,16 @@ def create_app(roots: Mapping[str, Path], limits: Limits | None = None) -> FastA
     app.add_middleware(_SizeLimit, limits=limits)
     _add_error_handlers(app)
 
-    def lookup(name: str, request: Request, scope: str = "read") -> Repository:
+    def lookup(
+        name: str, request: Request, scope: str = "read", *, query_token: bool = False
+    ) -> Repository:
         repository = served.get(name)
         if repository is None:
             raise Refused(404, "RepositoryError", f"no repository named {name!r} is served here")
-        repository.authorize(request, scope)
+        repository.authorize(request, scope, query_token=query_token)
         return repository
 
-    app.state.repository = lookup  # for routes added later (DataLink)
+    app.state.repository = lookup
 
     @app.get("/health")
     def health() -> dict[str, str]:
@@ -397,8 +431,7 @@ def create_app(roots: Mapping[str, Path], limits: Limits | None = None) -> FastA
 
     _add_read_routes(app, lookup)
     _add_write_routes(app, lookup)
-    # DataLink (issue 16) is added here: GET /repos/{repo}/datalink?ID=<ref text> and its
-    # preview route; use app.state.repository(name, request) to look up and authorize.
+    add_datalink_routes(app, lookup)
     return app
 
 
@@ -437,7 +470,9 @@ def _add_read_routes(app: FastAPI, lookup: Callable[..., Repository]) -> None:
 
     @app.post(f"{PREFIX}/uri")
     def uri(target: models.Target, request: Request, repo: str) -> Any:
-        return {"uri": lookup(repo, request).butler.uri(*target.args())}
+        # the download URL, never the server's own path of the file
+        found = dataset_id(lookup(repo, request).butler, *target.args())
+        return {"uri": f"{request.base_url}{dataset_path(repo, found)}"}
 
     @app.post(f"{PREFIX}/explain")
     def explain(body: models.FindCalibration, request: Request, repo: str) -> Any:

@@ -234,7 +234,8 @@ def test_metadata_and_sections_read_like_the_file(repos: Repos) -> None:
     assert metadata["EXPTIME"] == 30.0 and metadata["OBJECT"] == "toy"
     section = repo.get_section(ref, BBox.from_slices(slice(1, 3), slice(2, 5)))
     assert np.array_equal(section, stored.array[1:3, 2:5])
-    assert repo.uri(ref).endswith("calexp-000001-det01.fits") or "calexp" in repo.uri(ref)
+    uri = repo.uri(ref)  # the file's URI; a served repository's: its download URL, by id
+    assert uri.endswith("/calexp-000001-A1.fits") or uri.endswith(f"/datasets/{ref.id}")
 
 
 def test_a_ref_of_another_repository_is_refused(repos: Repos) -> None:

@@ -17,8 +17,14 @@ from astropy.io import fits
 from butler.butler import Butler
 from butler.calibrations import timeline, timeline_figure
 from butler.cli import main
-from butler.curated import ingest_curated, parse_start, scan
-from butler.gen2calib import analyze, convert_end, convert_start, import_registry, read_registry
+from butler.gen2.calib_registry import (
+    analyze,
+    convert_end,
+    convert_start,
+    import_registry,
+    read_registry,
+)
+from butler.gen2.curated import ingest_curated, parse_start, scan
 
 DATA = Path(__file__).parent / "data" / "calibrations"
 CI_HSC = DATA / "ci_hsc-CALIB-calibRegistry.sqlite3"

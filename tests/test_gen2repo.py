@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from butler.butler import Butler
 from butler.cli import main
-from butler.gen2repo import IN_PLACE_REGISTRY, find_registries, gen2_instrument, import_gen2
+from butler.gen2.repository import IN_PLACE_REGISTRY, find_registries, gen2_instrument, import_gen2
 from butlerc import compile_policy
 
 DATA = Path(__file__).parent / "data" / "gen2"
@@ -51,7 +51,7 @@ def test_in_place_import_of_the_ci_hsc_calibration_registry(ci_hsc: Path) -> Non
         assert butler.uri("bias", ccd=5).endswith(
             "CALIB/BIAS/2013-11-03/NONE/BIAS-2013-11-03-005.fits"
         )
-        # validity certified through gen2calib: a lookup by observation time works
+        # validity certified through gen2.calib_registry: a lookup by observation time works
         found = butler.find_calibration("bias", ccd=5, taiObs=datetime.date(2013, 11, 2))
         assert found.data_id["calibDate"] == "2013-11-03"
     again = import_gen2(ci_hsc, ci_hsc)

@@ -145,7 +145,7 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _import_gen2(args: argparse.Namespace) -> int:
-    from .gen2repo import import_gen2
+    from .gen2.repository import import_gen2
 
     report = import_gen2(
         args.gen2_root,
@@ -347,7 +347,7 @@ def _calibs(args: argparse.Namespace) -> int:
 
 
 def _ingest_curated(args: argparse.Namespace) -> int:
-    from .curated import ingest_curated
+    from .gen2.curated import ingest_curated
 
     with _open(args.root, writeable=True) as butler:
         report = ingest_curated(butler, args.directory, dataset_types=args.dataset_types or None)

@@ -27,13 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from .checksums import copier
-from .dataid import DataId
-from .errors import ButlerError, InvalidDataIdError
-from .spec import Value
+from ..checksums import copier
+from ..dataid import DataId
+from ..errors import ButlerError, InvalidDataIdError
+from ..spec import Value
 
 if TYPE_CHECKING:
-    from .butler import Butler
+    from ..butler import Butler
 
 __all__ = ["CuratedFile", "CuratedReport", "ingest_curated", "parse_start", "scan"]
 
@@ -152,7 +152,7 @@ def ingest_curated(
     filter_key: str | None = None,
 ) -> CuratedReport:
     """Copy, record and certify the curated calibrations below ``directory``."""
-    from .calibrations import for_butler
+    from ..calibrations import for_butler
 
     butler.check_writeable("ingest curated calibrations")
     root = Path(directory)
@@ -267,7 +267,7 @@ def _ingest_group(
     root: Path,
     report: CuratedReport,
 ) -> None:
-    from .calibrations import Calibrations
+    from ..calibrations import Calibrations
 
     assert isinstance(manager, Calibrations)
     plan = butler.plan(calib_type)

@@ -33,15 +33,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .butler import Butler
-from .config import CONFIG_NAME
-from .errors import InvalidDataIdError, RepositoryError
-from .gen2calib import Gen2Report, import_registry
-from .ingest import file_writer
-from .mapper import Mapper
-from .registry import new_dataset_id
-from .spec import KeySpec, Value
-from .storage import LocalStorage
+from ..butler import Butler
+from ..config import CONFIG_NAME
+from ..errors import InvalidDataIdError, RepositoryError
+from ..ingest import file_writer
+from ..mapper import Mapper
+from ..registry import new_dataset_id
+from ..spec import KeySpec, Value
+from ..storage import LocalStorage
+from .calib_registry import Gen2Report, import_registry
 
 __all__ = [
     "GEN2_MAPPERS",
@@ -194,7 +194,7 @@ def import_gen2(
         calibrations = None
         if calib_registry is not None:
             _import_calibrations(butler, calib_registry, calib_registry.parent, transfer, state)
-            # The records are in place; gen2calib certifies their validity ranges.
+            # The records are in place; calib_registry certifies their validity ranges.
             calibrations = import_registry(butler, calib_registry)
         return Gen2ImportReport(
             str(butler.root),
@@ -340,12 +340,12 @@ def _import_raw(
 def _import_calibrations(
     butler: Butler, path: Path, base: Path, transfer: Gen2Transfer, state: _State
 ) -> None:
-    """Record the calibration files (placed per ``transfer``); certification is gen2calib's."""
+    """Record the calibration files (placed per ``transfer``); certification is calib_registry's."""
     keys = _Keys(butler.mapper)
     with contextlib.closing(_connect(path)) as conn:
         for table in _tables(conn):
             if table.endswith("_visit") or table not in butler.mapper.dataset_types:
-                continue  # gen2calib's report names the tables it skips
+                continue  # calib_registry's report names the tables it skips
             pending = _Pending()
             wanted = keys.wanted(butler.mapper, table)
             for row in _rows(conn, table):
@@ -432,7 +432,7 @@ def _record(
             ids = [new_dataset_id() for _ in new]
             plan = butler.plan(name)
             if plan.sky and new:
-                from .regions import record_files
+                from ..regions import record_files
 
                 files = [(i, r, f) for i, (r, _), f in zip(ids, new, sources, strict=True)]
                 record_files(butler, plan, [(i, r, f) for i, r, f in files if f.exists()])

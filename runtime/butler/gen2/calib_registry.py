@@ -35,11 +35,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import ButlerError
-from .registry._calibrations import format_values, overlaps
+from ..errors import ButlerError
+from ..registry._calibrations import format_values, overlaps
 
 if TYPE_CHECKING:
-    from .butler import Butler
+    from ..butler import Butler
 
 __all__ = [
     "Gap",
@@ -295,7 +295,7 @@ def import_registry(
     policy gives it (the files themselves are not copied). All in one
     transaction; the report lists overlaps, gaps and refused rows.
     """
-    from .calibrations import for_butler
+    from ..calibrations import for_butler
 
     butler.check_writeable("import a Gen2 calibration registry")
     records = read_registry(path, tables)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -168,9 +169,18 @@ def test_refuses_a_spec_from_another_abi(mapper: Mapper) -> None:
     assert "butlerc compile policies/hsc.butler -o DIR" in message
 
 
-def test_load_mapper_by_module_name(module_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.syspath_prepend(str(module_path.parent))
-    assert load_mapper("hsc").dataset_types[0] == "raw"
+def test_load_mapper_by_module_name(
+    module_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # under a name of its own, and forgotten after: a module imported as "hsc" would stay
+    # in sys.modules and stand for the bundled HSC mapper in every later test
+    name = "butler_test_mapper_by_name"
+    (tmp_path / f"{name}.py").write_bytes(module_path.read_bytes())
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        assert load_mapper(name).dataset_types[0] == "raw"
+    finally:
+        sys.modules.pop(name, None)
 
 
 @pytest.mark.parametrize("spec", ["no/such/file.py", "no_such_instrument_or_module"])

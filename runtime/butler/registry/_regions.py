@@ -240,10 +240,14 @@ class RegionStore:
         With ranges, two statements: the candidates' ``(dataset id, encoded region)`` from
         the pixel search (index entries, then the regions' rows, near each other as they
         were recorded in sky order), ``keep`` made on those bytes, then the data IDs of the
-        kept datasets alone (with a ``selection``, its condition too). Without a selection
-        both are plain SQL, one text per table and number of slots, run on the DBAPI
-        cursor: at a millisecond a query SQLAlchemy's per-statement work would be most of
-        the time.
+        kept datasets alone (with a ``selection``, its condition too): on SQLite a dataset
+        row is a page read at a random place of the file, and reading only the kept ones
+        measured 1.3 ms a query at 1,000,000 regions against 15 ms for one statement
+        joining every candidate. On PostgreSQL without a selection, one statement
+        joining the candidates to their datasets (a round trip costs more than the
+        server's lookups), ``keep`` made after. Without a selection the statements are
+        plain SQL, one text per table and number of slots, run on the DBAPI cursor: at a
+        millisecond a query SQLAlchemy's per-statement work would be most of the time.
         """
         table = self._registry.dataset_table(dataset_type)
         tables = self._existing(table)
@@ -258,6 +262,15 @@ class RegionStore:
         params: list[int] = []
         for begin, end in ranges:
             params += [int(begin) - MAX_RANGE, int(end), int(begin)]
+        plain = selection is None or selection == Selection()
+        if plain and self._registry.engine.dialect.name == "postgresql":
+            width = len(table.keys)
+            found = self._registry.rows(
+                self._joined_sql(table, regions, pixels, len(ranges)),
+                params,
+                lambda row: (table.data_id(row[:width]), bytes(row[width])),
+            )
+            return iter(found) if keep is None else (item for item in found if keep(item[1]))
         candidates = self._registry.rows(
             self._candidates_sql(regions, pixels, len(ranges)),
             params,
@@ -324,21 +337,52 @@ class RegionStore:
         dialect = self._registry.engine.dialect
         return dialect.identifier_preparer.quote, "?" if dialect.paramstyle == "qmark" else "%s"
 
-    def _candidates_sql(self, regions: sa.Table, pixels: sa.Table, count: int) -> str:
-        """``SELECT dataset_id, encoded`` of the regions that have a pixel range meeting one
+    def _candidate_ids(self, regions: sa.Table, pixels: sa.Table, count: int) -> str:
+        """The condition on ``regions`` (as ``r``) that its row has a pixel range meeting one
         of ``count`` ranges, each given as three parameters: ``begin - MAX_RANGE, end,
         begin`` (a stored range is at most MAX_RANGE long: one beginning earlier ends
-        before ``begin``)."""
+        before ``begin``).
+
+        On PostgreSQL the ids are an array (``r.id = ANY(ARRAY(...))``): a prepared
+        statement's generic plan then still reads the regions by key, where ``IN``'s
+        semi-join was planned as a scan of every region (10 ms at 100,000 regions)."""
+        quote, mark = self._mark()
+        terms = " OR ".join(
+            [f"(pix_begin > {mark} AND pix_begin < {mark} AND pix_end > {mark})"] * count
+        )
+        ids = f"SELECT region FROM {quote(pixels.name)} WHERE {terms}"
+        if self._registry.engine.dialect.name == "postgresql":
+            return f"r.id = ANY(ARRAY({ids}))"
+        return f"r.id IN ({ids})"
+
+    def _candidates_sql(self, regions: sa.Table, pixels: sa.Table, count: int) -> str:
+        """``SELECT dataset_id, encoded`` of the regions meeting ``count`` ranges (SQLite:
+        the exact test is made on these before any dataset row is read, at random
+        places of the file)."""
         key = (regions.name, count)
         sql = self._sql.get(key)
         if sql is None:
-            quote, mark = self._mark()
-            terms = " OR ".join(
-                [f"(pix_begin > {mark} AND pix_begin < {mark} AND pix_end > {mark})"] * count
-            )
+            quote, _ = self._mark()
             sql = self._sql[key] = (
-                f"SELECT dataset_id, encoded FROM {quote(regions.name)} "
-                f"WHERE id IN (SELECT region FROM {quote(pixels.name)} WHERE {terms})"
+                f"SELECT r.dataset_id, r.encoded FROM {quote(regions.name)} r "
+                f"WHERE {self._candidate_ids(regions, pixels, count)}"
+            )
+        return sql
+
+    def _joined_sql(
+        self, table: DatasetTable, regions: sa.Table, pixels: sa.Table, count: int
+    ) -> str:
+        """``SELECT <keys>, encoded`` of the datasets whose regions meet ``count`` ranges
+        (PostgreSQL: one round trip, the server's index lookups cost less than a second)."""
+        key = (f"{regions.name}+{table.table.name}", count)
+        sql = self._sql.get(key)
+        if sql is None:
+            quote, _ = self._mark()
+            columns = ", ".join(f"d.{quote(table.column(k).name)}" for k in table.keys)
+            sql = self._sql[key] = (
+                f"SELECT {columns}, r.encoded FROM {quote(regions.name)} r "
+                f"JOIN {quote(table.table.name)} d ON d.dataset_id = r.dataset_id "
+                f"WHERE {self._candidate_ids(regions, pixels, count)}"
             )
         return sql
 

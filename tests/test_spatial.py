@@ -510,6 +510,45 @@ def test_pixel_search_finds_what_a_brute_force_scan_does(registry_url: str) -> N
         assert 0 not in search(sg.Circle(_vector(40.0, 20.0), sg.Angle.fromDegrees(10)))
 
 
+def test_regions_recorded_by_concurrent_writers_all_get_ids(registry_url: str) -> None:
+    """Region ids are taken as max + 1 in the writing transaction: a second writer waits
+    for the first's commit (PostgreSQL: an advisory lock; SQLite: the write lock)."""
+    import threading
+
+    regions = _random_regions(60, seed=5)
+    with Registry.create(registry_url, "test") as first:
+        first.register_dataset_type("shape", {"n": "int"})
+        ids = [new_dataset_id() for _ in regions]
+        first.insert_many(
+            "shape", [({"n": n}, f"s/{n}") for n in range(len(regions))], dataset_ids=ids
+        )
+        rows = [(i, *e) for i, e in zip(ids, map(indexed, regions), strict=True) if e]
+        first.record_regions("shape", rows[:5])  # the tables exist before the race
+        errors: list[BaseException] = []
+        with Registry.open(registry_url) as second:
+
+            def record_second() -> None:
+                try:
+                    second.record_regions("shape", rows[30:])
+                except BaseException as error:  # reported below
+                    errors.append(error)
+
+            with first.transaction():
+                first.record_regions("shape", rows[5:30])
+                other = threading.Thread(target=record_second)
+                other.start()
+                other.join(0.5)  # it waits for this transaction
+                assert other.is_alive()
+            other.join(60)
+        assert not errors, errors
+        everything = sg.Circle(_vector(0.0, 0.0), sg.Angle.fromDegrees(180))
+        found = {
+            int(data_id["n"])
+            for data_id, _ in first.search_regions("shape", pixel_ranges(everything, 8))
+        }
+        assert found == {n for n, region in enumerate(regions) if indexed(region)}
+
+
 def test_registries_without_region_tables_answer_nothing(registry_url: str) -> None:
     with Registry.create(registry_url, "test") as registry:
         registry.register_dataset_type("shape", {"n": "int"})

@@ -303,6 +303,57 @@ def test_coadds_overlapping_a_visit_and_the_reverse(sky_butler: Butler) -> None:
     assert (1, 5) in back
 
 
+def _sky_arguments(butler: Butler) -> list[dict[str, Any]]:
+    """region=, contains= and overlapping= queries of the sky_butler's calexps, with keys."""
+    return [
+        {"region": Circle(150.2, 2.3, 0.25)},
+        {"region": Polygon(((149.95, 2.15), (150.05, 2.15), (150.05, 2.25), (149.95, 2.25)))},
+        {"region": Circle(150.0, 2.2, 0.05).to_sphgeom()},
+        {"contains": (150.2, 2.3)},
+        {"contains": (150.2, 2.3), "visit": 2},
+        {"overlapping": ("calexp", {"visit": 1}), "visit": 2},
+        {"overlapping": ("calexp", {"visit": 2, "detector": 1}), "where": "detector > 1"},
+        {"region": Circle(150.2, 2.3, 0.25), "order_by": "-detector", "limit": 3},
+        {"region": Circle(10.0, -40.0, 1.0)},
+    ]
+
+
+def test_query_datasets_takes_the_sky_arguments_of_query(sky_butler: Butler) -> None:
+    butler = sky_butler
+    for arguments in _sky_arguments(butler):
+        expected = _pairs(butler.query("calexp", **arguments))
+        refs = list(butler.query_datasets("calexp", **arguments))
+        assert _pairs(ref.data_id for ref in refs) == expected, arguments
+    refs = list(butler.query_datasets("calexp", contains=(150.2, 2.3)))
+    assert len(refs) >= 2
+    for ref in refs:  # usable refs: get by ref gives the dataset of that data ID
+        assert butler.get(ref).metadata["CRVAL1"] == pytest.approx(
+            CENTRES[ref.data_id["visit"]][ref.data_id["detector"]][0]
+        )
+        assert butler.get_ref(str(ref)) == ref
+    with pytest.raises(InvalidQueryError, match="give a position"):
+        list(butler.query_datasets("calexp", contains="north"))
+
+
+def test_remote_query_datasets_takes_the_sky_arguments(sky_butler: Butler) -> None:
+    from _remote import served_client
+
+    butler = sky_butler
+    client = served_client(butler.root, "read")
+    try:
+        for arguments in _sky_arguments(butler):
+            expected = list(butler.query_datasets("calexp", **arguments))
+            assert list(client.query_datasets("calexp", **arguments)) == expected, arguments
+        ref = next(client.query_datasets("calexp", contains=(150.2, 2.3)))
+        assert client.get(ref).array.shape == butler.get(ref).array.shape
+        with pytest.raises(InvalidQueryError, match="not in \\[-90, 90\\]"):
+            list(client.query_datasets("calexp", contains=(10.0, 100.0)))
+        with pytest.raises(InvalidQueryError, match="no 'calexp' dataset with that data ID"):
+            list(client.query_datasets("calexp", overlapping=("calexp", {"visit": 3})))
+    finally:
+        client.close()
+
+
 def test_bad_spatial_arguments_are_refused(sky_butler: Butler) -> None:
     butler = sky_butler
     with pytest.raises(InvalidRegionError, match="dec must be in"):
@@ -457,6 +508,45 @@ def test_pixel_search_finds_what_a_brute_force_scan_does(registry_url: str) -> N
         # a removed dataset's region is never found again
         registry.remove("shape", {"n": 0})
         assert 0 not in search(sg.Circle(_vector(40.0, 20.0), sg.Angle.fromDegrees(10)))
+
+
+def test_regions_recorded_by_concurrent_writers_all_get_ids(registry_url: str) -> None:
+    """Region ids are taken as max + 1 in the writing transaction: a second writer waits
+    for the first's commit (PostgreSQL: an advisory lock; SQLite: the write lock)."""
+    import threading
+
+    regions = _random_regions(60, seed=5)
+    with Registry.create(registry_url, "test") as first:
+        first.register_dataset_type("shape", {"n": "int"})
+        ids = [new_dataset_id() for _ in regions]
+        first.insert_many(
+            "shape", [({"n": n}, f"s/{n}") for n in range(len(regions))], dataset_ids=ids
+        )
+        rows = [(i, *e) for i, e in zip(ids, map(indexed, regions), strict=True) if e]
+        first.record_regions("shape", rows[:5])  # the tables exist before the race
+        errors: list[BaseException] = []
+        with Registry.open(registry_url) as second:
+
+            def record_second() -> None:
+                try:
+                    second.record_regions("shape", rows[30:])
+                except BaseException as error:  # reported below
+                    errors.append(error)
+
+            with first.transaction():
+                first.record_regions("shape", rows[5:30])
+                other = threading.Thread(target=record_second)
+                other.start()
+                other.join(0.5)  # it waits for this transaction
+                assert other.is_alive()
+            other.join(60)
+        assert not errors, errors
+        everything = sg.Circle(_vector(0.0, 0.0), sg.Angle.fromDegrees(180))
+        found = {
+            int(data_id["n"])
+            for data_id, _ in first.search_regions("shape", pixel_ranges(everything, 8))
+        }
+        assert found == {n for n, region in enumerate(regions) if indexed(region)}
 
 
 def test_registries_without_region_tables_answer_nothing(registry_url: str) -> None:

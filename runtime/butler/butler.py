@@ -689,10 +689,14 @@ class Butler:
         without_datasets: Iterable[str] = (),
         order_by: str | Sequence[str] = (),
         limit: int | None = None,
+        region: object = None,
+        contains: object = None,
+        overlapping: object = None,
         **keys: object,
     ) -> Iterator[DatasetRef]:
         """The refs of the stored ``dataset_type`` datasets that match, streamed; takes the
-        same selection as :meth:`query` (this repository's first, then its parents')."""
+        same selection as :meth:`query`, sky included (``region``, ``contains``,
+        ``overlapping``; this repository's first, then its parents')."""
         found_ids = self.query(
             dataset_type,
             data_id,
@@ -702,6 +706,9 @@ class Butler:
             without_datasets=without_datasets,
             order_by=order_by,
             limit=limit,
+            region=region,
+            contains=contains,
+            overlapping=overlapping,
             **keys,
         )
         return self._refs(self.plan(dataset_type), found_ids)  # errors now, not at first next()

@@ -24,7 +24,16 @@ if TYPE_CHECKING:
 
     from ..butler import Butler
 
-__all__ = ["SkyTest", "data_ids", "regions_of", "sky_test", "union_region"]
+__all__ = [
+    "SkyTest",
+    "as_region",
+    "data_ids",
+    "overlapping_arg",
+    "point",
+    "regions_of",
+    "sky_test",
+    "union_region",
+]
 
 #: Query ranges asked of the registry in one statement.
 _RANGES_PER_QUERY = 64
@@ -47,7 +56,7 @@ def _meets(query: lsst.sphgeom.Region) -> Callable[[Any], bool]:
     return test
 
 
-def _as_region(given: object) -> lsst.sphgeom.Region:
+def as_region(given: object) -> lsst.sphgeom.Region:
     import lsst.sphgeom as sg
 
     if isinstance(given, sg.Region):
@@ -62,7 +71,7 @@ def _as_region(given: object) -> lsst.sphgeom.Region:
     return region
 
 
-def _point(given: object) -> tuple[float, float]:
+def point(given: object) -> tuple[float, float]:
     try:
         first, second = given  # type: ignore[misc]
         ra, dec = float(first), float(second)  # type: ignore[has-type]
@@ -96,15 +105,15 @@ def sky_test(
     tests: list[Callable[[Any], bool]] = []
     ranges: list[tuple[int, int]] | None = None
     if region is not None:
-        query = _as_region(region)
+        query = as_region(region)
         tests.append(_meets(query))
         ranges = pixel_ranges(query, QUERY_MAX_RANGES)
     if contains is not None:
-        ra, dec = _point(contains)
-        point = sg.UnitVector3d(sg.LonLat.fromDegrees(ra, dec))
-        tests.append(lambda found: bool(found.contains(point)))
+        ra, dec = point(contains)
+        position = sg.UnitVector3d(sg.LonLat.fromDegrees(ra, dec))
+        tests.append(lambda found: bool(found.contains(position)))
         if ranges is None:
-            ranges = pixel_ranges(sg.Circle(point), QUERY_MAX_RANGES)
+            ranges = pixel_ranges(sg.Circle(position), QUERY_MAX_RANGES)
     if overlapping is not None:
         others = _overlapping(butler, overlapping)
         tests.append(lambda found: any(_meets(other)(found) for other in others))
@@ -143,8 +152,8 @@ def _regions_matching(
     return [] if region is None else [region]
 
 
-def _overlapping(butler: Butler, given: object) -> list[lsst.sphgeom.Region]:
-    """The regions ``overlapping=(dataset type, data ID)`` names (at least one)."""
+def overlapping_arg(given: object) -> tuple[str, dict[str, object]]:
+    """``overlapping=(dataset type, data ID)`` checked; InvalidQueryError for anything else."""
     if (
         not isinstance(given, tuple | list)
         or len(given) != 2
@@ -155,7 +164,12 @@ def _overlapping(butler: Butler, given: object) -> list[lsst.sphgeom.Region]:
             f"overlapping={given!r}: give (dataset type, data ID), e.g. "
             "('calexp', {'visit': 903334})"
         )
-    other, data_id = given[0], dict(given[1])
+    return given[0], dict(given[1])
+
+
+def _overlapping(butler: Butler, given: object) -> list[lsst.sphgeom.Region]:
+    """The regions ``overlapping=(dataset type, data ID)`` names (at least one)."""
+    other, data_id = overlapping_arg(given)
     found = _regions_matching(butler, other, data_id)
     if found:
         return found
@@ -194,13 +208,23 @@ def regions_of(
 
     decode = sg.Region.decode
     tests = () if test is None else test.tests
+    passed: dict[bytes, Any] = {}  # decoded once: the exact tests, then the caller
+
+    def keep(encoded: bytes) -> bool:
+        region = decode(encoded)
+        if all(check(region) for check in tests):
+            passed[encoded] = region
+            return True
+        return False
+
     members = _members(butler, dataset_type)
     for member in members:
         for batch in batches:
-            for data_id, encoded in member.registry.search_regions(dataset_type, batch, selection):
-                region = decode(encoded)  # once: the exact tests, then the caller
-                if not all(check(region) for check in tests):
-                    continue
+            found = member.registry.search_regions(dataset_type, batch, selection, keep)
+            for data_id, encoded in found:
+                region = passed.get(encoded)
+                if region is None:
+                    region = decode(encoded)
                 if len(members) > 1 or len(batches) > 1:  # each data ID once
                     identity = tuple(data_id[k] for k in keys)
                     if identity in seen:

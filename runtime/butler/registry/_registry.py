@@ -751,8 +751,9 @@ class Registry:
         """``(data ID, encoded region)`` of the datasets ``selection`` selects whose recorded
         regions have a pixel range meeting one of ``ranges`` (half-open; None: any region)
         and whose encoded region ``keep`` keeps, in no particular order. A range search
-        finds a superset: ``keep`` is the caller's exact test, made before the candidates
-        are joined to their datasets. No regions recorded for the type: nothing."""
+        finds a superset: ``keep`` is the caller's exact test (on SQLite made before the
+        kept candidates' dataset rows are read). No regions recorded for the type:
+        nothing."""
         if not self.has_dataset_type(dataset_type):
             return iter(())
         return self._regions.search(dataset_type, ranges, selection, keep)

@@ -296,9 +296,28 @@ class RemoteButler(Butler):
         return (DataId(values) for values in self._streamed("query", body))
 
     def query_datasets(
-        self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object
+        self,
+        dataset_type: str,
+        data_id: Mapping[str, object] | None = None,
+        *,
+        where: str | None = None,
+        bind: Mapping[str, object] | None = None,
+        with_datasets: Iterable[str] = (),
+        without_datasets: Iterable[str] = (),
+        order_by: str | Sequence[str] = (),
+        limit: int | None = None,
+        region: object = None,
+        contains: object = None,
+        overlapping: object = None,
+        **keys: object,
     ) -> Iterator[DatasetRef]:
-        return self._streamed("query-datasets", self._query_body(dataset_type, data_id, keys))
+        body = self._query_body(
+            dataset_type, data_id, keys, where, bind, with_datasets, without_datasets
+        )
+        body["order_by"] = [order_by] if isinstance(order_by, str) else list(order_by)
+        body["limit"] = limit
+        body.update(_sky_body(region, contains, overlapping))
+        return self._streamed("query-datasets", body)
 
     def query_values(
         self,
@@ -508,3 +527,18 @@ class RemoteButler(Butler):
             raise
         session.transaction = None
         session.call(f"transactions/{opened}/commit", {}, write=True)
+
+
+def _sky_body(region: object, contains: object, overlapping: object) -> dict[str, Any]:
+    """The sky part of a query's body (issue 17), checked here as Butler.query checks it."""
+    from ..query import spatial
+
+    body: dict[str, Any] = {}
+    if region is not None:
+        body["region"] = bytes(spatial.as_region(region).encode()).hex()
+    if contains is not None:
+        body["contains"] = list(spatial.point(contains))
+    if overlapping is not None:
+        other, data_id = spatial.overlapping_arg(overlapping)
+        body["overlapping"] = [other, wire.encode(data_id)]
+    return body

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..dataid import DataId
-from ..errors import InvalidDataIdError
+from ..errors import InvalidDataIdError, InvalidQueryError
 from ..refs import DatasetRef, parse_ref
 from . import wire
 
@@ -88,6 +88,10 @@ class Query(_Model):
     without_datasets: list[str] = []
     order_by: list[str] = []
     limit: int | None = None
+    # sky (issue 17): an lsst.sphgeom Region.encode() in hex, (ra, dec), (type, data ID)
+    region: str | None = Field(None, max_length=1_000_000)
+    contains: tuple[float, float] | None = None
+    overlapping: tuple[str, dict[str, Any]] | None = None
 
     def selection(self) -> dict[str, Any]:
         """The keyword arguments of Butler.query, decoded."""
@@ -96,7 +100,31 @@ class Query(_Model):
             "bind": None if self.bind is None else data_id(self.bind, collections=True),
             "with_datasets": self.with_datasets,
             "without_datasets": self.without_datasets,
+            "region": None if self.region is None else _region(self.region),
+            "contains": self.contains,
+            "overlapping": None
+            if self.overlapping is None
+            else (self.overlapping[0], data_id(self.overlapping[1])),
         }
+
+    def arguments(self) -> tuple[tuple[str, DataId], dict[str, Any]]:
+        """The arguments of Butler.query (and query_datasets), decoded: the dataset type
+        and data ID, and the keywords (``order_by``, ``limit`` and the selection's)."""
+        found = data_id(self.data_id, collections=True)
+        keywords = {"order_by": self.order_by, "limit": self.limit, **self.selection()}
+        return (self.dataset_type, found), keywords
+
+
+def _region(text: str) -> Any:
+    """A request's region (hex of lsst.sphgeom's encoding), decoded."""
+    import lsst.sphgeom as sg
+
+    try:
+        return sg.Region.decode(bytes.fromhex(text))
+    except (ValueError, TypeError, RuntimeError) as error:
+        raise InvalidQueryError(
+            f"region: not the hex of an encoded lsst.sphgeom region ({error})"
+        ) from None
 
 
 class ValuesQuery(Query):

@@ -501,8 +501,12 @@ def _add_read_routes(app: FastAPI, lookup: Callable[..., Repository]) -> None:
     @app.post(f"{PREFIX}/query-datasets")
     def query_datasets(body: models.Query, request: Request, repo: str) -> Response:
         served = lookup(repo, request)
-        data_id = models.data_id(body.data_id)
-        return served.query(lambda: served.butler.query_datasets(body.dataset_type, data_id))
+
+        def make() -> Any:
+            args, keywords = body.arguments()
+            return served.butler.query_datasets(*args, **keywords)
+
+        return served.query(make)
 
     @app.post(f"{PREFIX}/query-values")
     def query_values(body: models.ValuesQuery, request: Request, repo: str) -> Any:

@@ -1,0 +1,183 @@
+"""A served S3 repository (issue 16): bytes move through signed URLs of the object store,
+not through the server. A real moto server, a real PostgreSQL registry and a real
+``butler serve`` process on 127.0.0.1."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from _remote import Server
+from butler import Butler
+from butler.checksums import checksum_of
+from butler.errors import DatasetCorruptError, DatasetNotFoundError, ReadOnlyError
+from butler.remote.client import RemoteButler
+from butler.remote.tokens import create_stored_token
+
+pytestmark = pytest.mark.postgres
+
+FOCUS = {"focus": 0.5}
+
+
+@pytest.fixture
+def served(
+    s3_server: Any,
+    s3_location: Any,
+    postgres_server: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Any,
+) -> Iterator[tuple[Server, str, str, str]]:
+    """An S3 repository served by ``butler serve``: the server, repository URL, write and
+    read tokens."""
+    from _repos import postgres_schemas
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_server.url)
+    monkeypatch.setenv("BUTLER_CACHE_DIR", str(tmp_path / "cache"))
+    url = f"s3://{s3_location.bucket}/{s3_location.prefix}/hsc"
+    with postgres_schemas(postgres_server) as schemas:
+        with Butler.create(url, mapper="toycam", registry=schemas()) as local:
+            local.put({"n": 1}, "focusSweep", visit=1, **FOCUS)
+            write = create_stored_token(local.datastore, "write")
+            read = create_stored_token(local.datastore, "read")
+        server = Server(url)  # type: ignore[arg-type]
+        try:
+            yield server, server.url("hsc"), write, read
+        finally:
+            server.stop()
+
+
+def test_get_redirects_to_the_store_and_the_client_checks_the_bytes(
+    served: tuple[Server, str, str, str], s3_server: Any
+) -> None:
+    _, url, write, _ = served
+    answer = httpx.post(
+        f"{url}/v1/get",
+        json={"dataset_type": "focusSweep", "data_id": {"visit": 1, **FOCUS}},
+        headers={"Authorization": f"Bearer {write}"},
+    )
+    assert answer.status_code == 307 and not answer.content
+    location = answer.headers["Location"]
+    assert location.startswith(s3_server.url) and "X-Amz-Signature=" in location
+    assert "/hsc/focus/000001/" in location and write not in location
+    stored = httpx.get(location)
+    assert stored.status_code == 200
+    assert answer.headers["X-Butler-Size"] == str(len(stored.content))
+    assert answer.headers["X-Butler-Checksum"] == checksum_of(stored.content)
+    with RemoteButler(url, token=write) as client:
+        assert client.get("focusSweep", visit=1, **FOCUS) == {"n": 1}
+        assert "authorization" not in client._session.store().headers  # the token stays home
+
+
+def test_put_through_a_signed_url_is_recorded_and_read_back(
+    served: tuple[Server, str, str, str],
+) -> None:
+    _, url, write, _ = served
+    with RemoteButler(url, token=write) as client:
+        ref = client.put({"n": 2}, "focusSweep", visit=2, **FOCUS)
+        assert client.get(ref) == {"n": 2}
+        refs = client.put_many("focusSweep", [({"n": v}, {"visit": v, **FOCUS}) for v in (3, 4)])
+        assert [client.get(r) for r in refs] == [{"n": 3}, {"n": 4}]
+        new = client.put({"n": 9}, "focusSweep", visit=1, **FOCUS, overwrite=True)
+        assert client.get(new) == {"n": 9}
+        assert client.count("focusSweep") == 4
+        report = client._session.call("repository")
+        assert report["signed_urls"] is True
+
+
+def _begin(url: str, token: str, blob: bytes, visit: int) -> dict[str, Any]:
+    body = {
+        "dataset_type": "focusSweep",
+        "data_ids": [{"visit": visit, **FOCUS}],
+        "sizes": [len(blob)],
+        "md5s": [hashlib.md5(blob).hexdigest()],
+        "checksums": [checksum_of(blob)],
+    }
+    answer = httpx.post(
+        f"{url}/v1/put-begin", json=body, headers={"Authorization": f"Bearer {token}"}
+    )
+    return {"status": answer.status_code, **answer.json()}
+
+
+def test_a_tampered_upload_is_refused_at_commit_and_nothing_is_recorded(
+    served: tuple[Server, str, str, str],
+) -> None:
+    _, url, write, _ = served
+    announced, sent = b"n: 5\n", b"n: 6\n"
+    begun = _begin(url, write, announced, 5)
+    assert begun["status"] == 200
+    (signed,) = begun["files"]
+    assert signed["headers"]["If-None-Match"] == "*"
+    headers = {k: v for k, v in signed["headers"].items() if k != "Content-MD5"}
+    assert httpx.put(signed["url"], content=sent, headers=headers).status_code in (200, 403)
+    commit = httpx.post(
+        f"{url}/v1/put-commit",
+        json={"upload": begun["upload"]},
+        headers={"Authorization": f"Bearer {write}", "Idempotency-Key": "k1"},
+    )
+    assert commit.status_code in (404, 422)
+    assert commit.json()["error"]["type"] in ("DatasetCorruptError", "DatasetNotFoundError")
+    with RemoteButler(url, token=write) as client:
+        assert not client.exists("focusSweep", visit=5, **FOCUS)
+        with pytest.raises(DatasetNotFoundError):
+            client.get("focusSweep", visit=5, **FOCUS)
+
+
+def test_a_commit_of_different_bytes_with_the_signed_headers_is_refused(
+    served: tuple[Server, str, str, str],
+) -> None:
+    _, url, write, _ = served
+    begun = _begin(url, write, b"n: 7\n", 7)
+    (signed,) = begun["files"]
+    # moto does not check Content-MD5 (S3 would refuse the PUT): the commit's HEAD does
+    httpx.put(signed["url"], content=b"n: 8\n", headers=signed["headers"])
+    commit = httpx.post(
+        f"{url}/v1/put-commit",
+        json={"upload": begun["upload"]},
+        headers={"Authorization": f"Bearer {write}"},
+    )
+    assert commit.status_code == 422, commit.text
+    assert commit.json()["error"]["type"] == "DatasetCorruptError"
+    with RemoteButler(url, token=write) as client:
+        assert not client.exists("focusSweep", visit=7, **FOCUS)
+    again = httpx.post(  # the upload is gone: a second commit finds nothing
+        f"{url}/v1/put-commit",
+        json={"upload": begun["upload"]},
+        headers={"Authorization": f"Bearer {write}"},
+    )
+    assert again.status_code == 404
+
+
+def test_a_read_token_gets_no_upload_url(served: tuple[Server, str, str, str]) -> None:
+    _, url, _, read = served
+    begun = _begin(url, read, b"n: 1\n", 9)
+    assert begun["status"] == 403 and "files" not in begun
+    with RemoteButler(url, token=read) as client:
+        assert client.get("focusSweep", visit=1, **FOCUS) == {"n": 1}
+        with pytest.raises(ReadOnlyError):
+            client.put({"n": 1}, "focusSweep", visit=9, **FOCUS)
+
+
+def test_the_client_refuses_bytes_that_differ_from_the_record(
+    served: tuple[Server, str, str, str], s3_location: Any
+) -> None:
+    from butler.objectstore import ObjectStore, S3Location
+
+    _, url, write, _ = served
+    with RemoteButler(url, token=write) as client:
+        ref = client.put({"n": 3}, "focusSweep", visit=3, **FOCUS)
+        uri = client.uri(ref)
+        assert uri.startswith("http")  # the server's URL, which redirects
+    store = ObjectStore(S3Location(s3_location.bucket, f"{s3_location.prefix}/hsc"))
+    (key,) = [
+        o.relative for o in store.objects() if "3" in o.relative and o.relative.endswith(".yaml")
+    ]
+    info = store.head(key)
+    assert info is not None
+    store.replace(key, b"n: 4\n", "crc32c:00000000", info.etag)  # changed behind the registry
+    with RemoteButler(url, token=write) as client, pytest.raises(DatasetCorruptError):
+        client.get(ref)
+    _ = json

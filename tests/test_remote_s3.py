@@ -1,17 +1,25 @@
 """A served S3 repository (issue 16): bytes move through signed URLs of the object store,
-not through the server. A real moto server, a real PostgreSQL registry and a real
-``butler serve`` process on 127.0.0.1."""
+not through the server. A real moto server (behind a proxy that records each request's
+headers), a real PostgreSQL registry and a real ``butler serve`` process on 127.0.0.1.
+
+moto 5.2 checks neither a signed URL's signature nor its expiry while its authentication
+is off, and answers 500 to every signed URL while it is on, so a forged or expired URL
+refused by the store cannot be shown against it (S3 refuses both with 403); an expired
+upload refused at its commit by the server is tested instead.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 from _remote import Server
+from _s3faults import FaultProxy
 from butler import Butler
 from butler.checksums import checksum_of
 from butler.errors import DatasetCorruptError, DatasetNotFoundError, ReadOnlyError
@@ -23,35 +31,73 @@ pytestmark = pytest.mark.postgres
 FOCUS = {"focus": 0.5}
 
 
+class Recording(FaultProxy):
+    """The fault proxy, keeping each request's method, path and headers."""
+
+    def __init__(self, upstream: str) -> None:
+        super().__init__(upstream)
+        self.seen_headers: list[tuple[str, str, dict[str, str]]] = []
+
+    def handle(self, request: Any) -> None:
+        with self.lock:
+            self.seen_headers.append((request.command, request.path, dict(request.headers)))
+        super().handle(request)
+
+
 @pytest.fixture
-def served(
-    s3_server: Any,
+def proxy(s3_server: Any) -> Iterator[Recording]:
+    recording = Recording(s3_server.url)
+    try:
+        yield recording
+    finally:
+        recording.close()
+
+
+@pytest.fixture
+def s3_url(
     s3_location: Any,
-    postgres_server: str,
+    proxy: Recording,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Any,
-) -> Iterator[tuple[Server, str, str, str]]:
-    """An S3 repository served by ``butler serve``: the server, repository URL, write and
-    read tokens."""
+    postgres_server: str,
+) -> Iterator[str]:
+    """An S3 repository (its store reached through the recording proxy) with one dataset."""
     from _repos import postgres_schemas
 
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_server.url)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)
     monkeypatch.setenv("BUTLER_CACHE_DIR", str(tmp_path / "cache"))
     url = f"s3://{s3_location.bucket}/{s3_location.prefix}/hsc"
     with postgres_schemas(postgres_server) as schemas:
         with Butler.create(url, mapper="toycam", registry=schemas()) as local:
             local.put({"n": 1}, "focusSweep", visit=1, **FOCUS)
-            write = create_stored_token(local.datastore, "write")
-            read = create_stored_token(local.datastore, "read")
-        server = Server(url)  # type: ignore[arg-type]
-        try:
-            yield server, server.url("hsc"), write, read
-        finally:
-            server.stop()
+        yield url
+
+
+def _serve(url: str, *options: str) -> tuple[Server, str, str, str]:
+    with Butler(url) as local:
+        write = create_stored_token(local.datastore, "write")
+        read = create_stored_token(local.datastore, "read")
+    server = Server(url, options=options)  # type: ignore[arg-type]
+    return server, server.url("hsc"), write, read
+
+
+@pytest.fixture
+def served(s3_url: str) -> Iterator[tuple[Server, str, str, str]]:
+    """The repository served by ``butler serve``: the server, its URL, write and read
+    tokens."""
+    server, url, write, read = _serve(s3_url)
+    try:
+        yield server, url, write, read
+    finally:
+        server.stop()
+
+
+def _agent(headers: dict[str, str]) -> str:
+    return headers.get("User-Agent", headers.get("user-agent", ""))
 
 
 def test_get_redirects_to_the_store_and_the_client_checks_the_bytes(
-    served: tuple[Server, str, str, str], s3_server: Any
+    served: tuple[Server, str, str, str], proxy: Recording
 ) -> None:
     _, url, write, _ = served
     answer = httpx.post(
@@ -61,15 +107,69 @@ def test_get_redirects_to_the_store_and_the_client_checks_the_bytes(
     )
     assert answer.status_code == 307 and not answer.content
     location = answer.headers["Location"]
-    assert location.startswith(s3_server.url) and "X-Amz-Signature=" in location
+    assert location.startswith(proxy.url) and "X-Amz-Signature=" in location
     assert "/hsc/focus/000001/" in location and write not in location
     stored = httpx.get(location)
     assert stored.status_code == 200
     assert answer.headers["X-Butler-Size"] == str(len(stored.content))
     assert answer.headers["X-Butler-Checksum"] == checksum_of(stored.content)
+    proxy.seen_headers.clear()
     with RemoteButler(url, token=write) as client:
         assert client.get("focusSweep", visit=1, **FOCUS) == {"n": 1}
-        assert "authorization" not in client._session.store().headers  # the token stays home
+        client.put({"n": 2}, "focusSweep", visit=2, **FOCUS)
+        assert client.get("focusSweep", visit=2, **FOCUS) == {"n": 2}
+    seen = list(proxy.seen_headers)
+    by_client = [(m, p) for m, p, h in seen if _agent(h).startswith("python-httpx")]
+    assert [m for m, p in by_client if "/hsc/focus/" in p] == ["GET", "GET"]
+    assert [m for m, p in by_client if "/.butler/uploads/" in p] == ["PUT"]
+    # the server (botocore) never downloads a dataset: it HEADs and copies in the store
+    by_server = [(m, p) for m, p, h in seen if not _agent(h).startswith("python-httpx")]
+    assert by_server and not [p for m, p in by_server if m == "GET" and "/hsc/focus/" in p]
+    for _, path, headers in seen:  # the token never reaches the store
+        assert write not in path and all(write not in v for v in headers.values())
+        assert "bearer" not in " ".join(headers.values()).lower()
+
+
+def test_the_datalink_download_route_redirects_too(
+    served: tuple[Server, str, str, str],
+) -> None:
+    _, url, _, read = served
+    with RemoteButler(url, token=read) as client:
+        access = client.uri(next(client.query_datasets("focusSweep")))
+    answer = httpx.get(access, params={"token": read})
+    assert answer.status_code == 307
+    followed = httpx.get(access, params={"token": read}, follow_redirects=True)
+    assert followed.status_code == 200 and yaml.safe_load(followed.content) == {"n": 1}
+
+
+def test_an_upload_never_committed_expires_and_verify_repairs_leftovers(
+    s3_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, url, write, _ = _serve(s3_url, "--signed-url-seconds", "1")
+    try:
+        begun = _begin(url, write, b"n: 5\n", 5)
+        (signed,) = begun["files"]
+        assert httpx.put(signed["url"], content=b"n: 5\n", headers=signed["headers"]).is_success
+        time.sleep(3.5)  # the URL's second, and the commit's grace (1 s + 1 s + 1 s)
+        late = httpx.post(
+            f"{url}/v1/put-commit",
+            json={"upload": begun["upload"]},
+            headers={"Authorization": f"Bearer {write}"},
+        )
+        assert late.status_code == 404 and "expired" in late.json()["error"]["message"]
+        forgotten = _begin(url, write, b"n: 6\n", 6)["files"][0]  # begun, never committed
+        httpx.put(forgotten["url"], content=b"n: 6\n", headers=forgotten["headers"])
+    finally:
+        server.stop()  # stopped before that upload expired: it stays until verify --repair
+    with Butler(s3_url) as local:
+        assert not local.exists("focusSweep", visit=5, **FOCUS)
+        listed = [t for t in local.verify().temporaries if ".butler/uploads/" in t]
+        assert len(listed) == 1
+    monkeypatch.setenv("BUTLER_S3_STALE_SECONDS", "0")
+    with Butler(s3_url) as local:
+        assert local.verify(repair=True).repaired >= 1
+        assert not [t for t in local.verify().temporaries if ".butler/uploads/" in t]
+        assert local.count("focusSweep") == 1
 
 
 def test_put_through_a_signed_url_is_recorded_and_read_back(
@@ -180,4 +280,3 @@ def test_the_client_refuses_bytes_that_differ_from_the_record(
     store.replace(key, b"n: 4\n", "crc32c:00000000", info.etag)  # changed behind the registry
     with RemoteButler(url, token=write) as client, pytest.raises(DatasetCorruptError):
         client.get(ref)
-    _ = json

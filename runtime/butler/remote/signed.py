@@ -174,6 +174,12 @@ class Uploads:
             return [self._pending.pop(u) for u in gone]
 
 
+def lifetime(seconds: int) -> int:
+    """How long a begun put waits for its commit when its URLs live ``seconds``: the last
+    PUT may begin just before its URL expires, and take as long again."""
+    return 2 * seconds + min(60, seconds)
+
+
 def begin(repository: Repository, uploads: Uploads, body: Begin) -> dict[str, Any]:
     """Check a signed put and sign its uploads (see the module docs)."""
     butler = repository.butler
@@ -213,8 +219,7 @@ def begin(repository: Repository, uploads: Uploads, body: Begin) -> dict[str, An
         url, headers = signed
         names.append(name)
         files.append({"url": url, "headers": headers})
-    # the commit may come after the last PUT, which may begin just before its URL expires
-    uploads.add(upload, Pending(body, tuple(names), time.monotonic() + 2 * seconds + 60))
+    uploads.add(upload, Pending(body, tuple(names), time.monotonic() + lifetime(seconds)))
     return {"upload": upload, "files": files, "expires": seconds}
 
 
@@ -266,11 +271,16 @@ def add_signed_routes(
 
         def write() -> Any:
             pending = uploads.take(body.upload)
-            if pending is None:
+            expired = pending is not None and pending.expires < time.monotonic()
+            if pending is not None and expired:
+                for name in pending.names:
+                    served.butler.datastore.unstage(name)
+            if pending is None or expired:
                 raise DatasetNotFoundError(
                     f"no signed put {body.upload!r} is waiting for its commit in repository "
                     f"{served.name!r}: it was committed already, or it expired (after "
-                    f"{served.limits.signed_seconds * 2 + 60} s); put again"
+                    f"{lifetime(served.limits.signed_seconds)} s); nothing was recorded, "
+                    "put again"
                 )
             return commit(served, pending)
 

@@ -280,3 +280,23 @@ def test_the_client_refuses_bytes_that_differ_from_the_record(
     store.replace(key, b"n: 4\n", "crc32c:00000000", info.etag)  # changed behind the registry
     with RemoteButler(url, token=write) as client, pytest.raises(DatasetCorruptError):
         client.get(ref)
+
+
+def test_token_create_of_an_s3_repository_keeps_only_a_hash_in_the_bucket(
+    served: tuple[Server, str, str, str],
+    s3_url: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from butler.cli import main
+
+    _, url, _, _ = served
+    assert main(["token", "create", s3_url, "--scope", "read", "--label", "vo"]) == 0
+    token = capsys.readouterr().out.strip().splitlines()[-1]
+    with Butler(s3_url) as local:
+        kept = local.datastore.read_private("tokens.json")
+    assert kept is not None and token.encode() not in kept
+    time.sleep(2.5)  # the server reads the token file again every 2 s
+    with RemoteButler(url, token=token) as client:
+        assert client.get("focusSweep", visit=1, **FOCUS) == {"n": 1}
+        with pytest.raises(ReadOnlyError):
+            client.remove("focusSweep", visit=1, **FOCUS)

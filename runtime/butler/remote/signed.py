@@ -81,7 +81,7 @@ class StoredTokens:
             return self._store, False
         self._read_at = now
         data = self.datastore.read_private(TOKEN_NAME)
-        if data == self._data and self._read_at is not None and self._store.scopes:
+        if data == self._data:
             return self._store, False
         self._data = data
         self._store = TokenStore.parse(data, f"{self.datastore.root}/.butler/{TOKEN_NAME}")

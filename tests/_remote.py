@@ -25,7 +25,7 @@ def free_port() -> int:
 class Server:
     """A running ``butler serve ROOT...``; ``url(name)`` is a repository's URL."""
 
-    def __init__(self, *roots: Path, options: tuple[str, ...] = ()) -> None:
+    def __init__(self, *roots: Path | str, options: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop)
@@ -79,12 +79,18 @@ def serving(*roots: Path) -> Iterator[Server]:
         server.stop()
 
 
-def served_client(root: Path, scope: str = "write") -> Butler:
-    """A client of ``root`` served by a server of its own, which its close() stops."""
+def served_client(root: Path | str, scope: str = "write") -> Butler:
+    """A client of ``root`` (a folder, or an ``s3://`` URL) served by a server of its own,
+    which its close() stops."""
     from butler.remote.client import RemoteButler
-    from butler.remote.tokens import create_token
+    from butler.remote.tokens import create_stored_token, create_token
 
-    token = create_token(root, scope)
+    if isinstance(root, str):
+        with Butler(root) as local:
+            token = create_stored_token(local.datastore, scope)
+        name = root.rstrip("/").rsplit("/", 1)[-1]
+    else:
+        token, name = create_token(root, scope), root.name
     server = Server(root)
 
     class Served(RemoteButler):
@@ -95,7 +101,7 @@ def served_client(root: Path, scope: str = "write") -> Butler:
                 server.stop()
 
     try:
-        return Served(server.url(root.name), token=token)
+        return Served(server.url(name), token=token)
     except BaseException:
         server.stop()
         raise

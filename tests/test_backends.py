@@ -80,6 +80,22 @@ def _s3(request: pytest.FixtureRequest) -> Iterator[Factory]:
         yield make
 
 
+def _remote_s3(request: pytest.FixtureRequest) -> Iterator[Factory]:
+    """An S3 repository (as ``_s3`` makes them) served by a real ``butler serve`` process,
+    the client connected: its files move through signed URLs of the store."""
+    repositories = _s3(request)
+    make = next(repositories)
+
+    def served(tmp_path: Path, name: str, parents: list[Butler]) -> Butler:
+        local = make(tmp_path, name, parents)
+        url = str(local.root)
+        local.close()
+        return served_client(url)
+
+    yield served
+    next(repositories, None)  # the schemas dropped
+
+
 #: back-end -> (its repositories, the repositories its chains read as parents); a
 #: back-end given as a generator function makes its factory from the test's fixtures.
 BACKENDS: dict[str, tuple[Factory, Factory] | FixtureBackend] = {
@@ -87,6 +103,7 @@ BACKENDS: dict[str, tuple[Factory, Factory] | FixtureBackend] = {
     "memory": (_memory, _local),
     "remote": (_remote, _local),
     "s3": _s3,
+    "remote-s3": _remote_s3,
 }
 
 
@@ -112,7 +129,7 @@ class Repos:
 
 @pytest.fixture(
     params=[
-        pytest.param(name, marks=pytest.mark.postgres) if name == "s3" else name
+        pytest.param(name, marks=pytest.mark.postgres) if "s3" in name else name
         for name in sorted(BACKENDS)
     ]
 )

@@ -14,6 +14,7 @@ from typing import Any
 
 from ._cli_common import add_root, command, echo
 from .errors import ButlerError
+from .objectstore.location import is_s3_uri
 
 __all__ = ["add_commands"]
 
@@ -30,19 +31,24 @@ def _serve(args: argparse.Namespace) -> int:
             f"`butler serve` needs the server extra ({error.name} is not installed): "
             "pip install 'butler[server]'"
         ) from None
-    named: dict[str, Path] = {}
-    plain = []
+    named: dict[str, Path | str] = {}
+    plain: list[Path | str] = []
     for given in args.roots:
         name, equals, root = given.partition("=")
         if equals and name and "/" not in name:
-            named[name] = Path(root).absolute()
+            named[name] = root if is_s3_uri(root) else Path(root).absolute()
         else:
-            plain.append(Path(given))
+            plain.append(given if is_s3_uri(given) else Path(given))
     for name, root in repository_names(plain).items():
         if name in named:
             raise ButlerError(f"two served repositories are named {name!r}")
         named[name] = root
-    app = create_app(named, Limits(upload_bytes=args.max_upload, streams=args.max_queries))
+    limits = Limits(
+        upload_bytes=args.max_upload,
+        streams=args.max_queries,
+        signed_seconds=args.signed_url_seconds,
+    )
+    app = create_app(named, limits)
     for name, root in named.items():
         echo(f"serving {root} at http://{args.host}:{args.port}/repos/{name}")
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
@@ -50,9 +56,15 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _token_create(args: argparse.Namespace) -> int:
-    from .remote.tokens import create_token
+    from .remote.tokens import create_stored_token, create_token
 
-    token = create_token(Path(args.root).absolute(), args.scope, args.label)
+    if is_s3_uri(args.root):  # the token file is an object of the repository
+        from .butler import Butler
+
+        with Butler(args.root) as butler:
+            token = create_stored_token(butler.datastore, args.scope, args.label)
+    else:
+        token = create_token(Path(args.root).absolute(), args.scope, args.label)
     echo(token)  # shown once: only its hash is kept
     return 0
 
@@ -81,6 +93,13 @@ def add_commands(commands: Any) -> None:
         default=1 << 30,
         metavar="BYTES",
         help="the largest put (all its files together; default 1 GiB); JSON requests: 1 MiB",
+    )
+    serve.add_argument(
+        "--signed-url-seconds",
+        type=int,
+        default=300,
+        metavar="S",
+        help="how long the signed URLs of object storage live (downloads, uploads; default 300)",
     )
     serve.add_argument(
         "--log-level",

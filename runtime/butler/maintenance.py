@@ -311,6 +311,12 @@ def _verify_objects(
             repaired += 1
         else:
             temporaries.append(f"{upload.relative} (unfinished upload begun {upload.initiated})")
+    for info in datastore.staged_leftovers():  # a server's signed uploads never committed
+        if repair and datastore.is_stale(info.modified):
+            datastore.discard(info.relative)
+            repaired += 1
+        else:
+            temporaries.append(f"{info.relative} (signed upload staged {info.modified})")
     pending = tuple((entry.kind, entry.target) for entry in datastore.pending())
     return VerifyReport(
         len(records),

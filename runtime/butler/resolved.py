@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .dataid import DataId
+from .datastore.base import Staged
 from .errors import FormatError
 from .formatters import Formatter, FormatterRegistry
 from .objects import check_object
@@ -62,8 +63,10 @@ class Plan:
         return has_sky(self.spec, self.format)
 
     def check_put(self, obj: object) -> None:
-        """Refuse ``obj`` before anything is written: no formatter, or the wrong type."""
-        if self.formatter is not None:
+        """Refuse ``obj`` before anything is written: no formatter, or the wrong type (a
+        :class:`~butler.datastore.base.Staged` upload was written by the formatter, on
+        the client of a server, and checked by the datastore)."""
+        if self.formatter is not None and not isinstance(obj, Staged):
             check_object(self.spec.name, self.format.python_type, obj)
 
 

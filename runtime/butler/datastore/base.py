@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from ..formatters import Formatter
     from ..registry import Registry
 
-__all__ = ["Datastore", "Journal", "Location", "ReadRequest", "WriteRequest"]
+__all__ = ["Datastore", "Journal", "Location", "ReadRequest", "Staged", "WriteRequest"]
 
 #: A back-end's name for one stored thing (a Path for local files, a key elsewhere); hashable.
 #: ``Any`` so that each back-end's methods take its own kind (``Path``, ``str``).
@@ -76,6 +76,17 @@ class ReadRequest:
     #: The compression the dataset's path names (``.gz``), for a back-end that makes the
     #: stored bytes from an object (memory's :meth:`Datastore.open_bytes`).
     compress: str | None = None
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A new dataset's bytes already in the store, uploaded by a client through a signed
+    URL and checked by :meth:`Datastore.staged` (size and digest): ``Butler.put`` takes
+    it in place of an object, and the back-end's ``write`` hands it back as the
+    temporary, which ``publish`` copies to the dataset's key inside the store."""
+
+    location: Location
+    checksum: FileChecksum
 
 
 class Journal(Protocol):
@@ -293,6 +304,44 @@ class Datastore(ABC):
     @abstractmethod
     def uri(self, path: str) -> str:
         """The URI of the dataset recorded (or to be written) at ``path``."""
+
+    # ---- signed URLs (a server hands bytes to its clients through the store) -------------
+
+    #: Whether :meth:`signed_download` and :meth:`signed_upload` give URLs.
+    signs_urls = False
+
+    def signed_download(self, location: Location, *, expires: int) -> str | None:
+        """A URL that reads the dataset at ``location`` directly from the store for
+        ``expires`` seconds; None (the default) for a back-end whose bytes are read
+        through the process holding them."""
+        return None
+
+    def signed_upload(
+        self, name: str, *, size: int, md5: str, checksum: str, expires: int
+    ) -> tuple[str, dict[str, str]] | None:
+        """A URL (and the headers it must be sent with) to which a client PUTs the bytes
+        of one new dataset, staged under ``name`` (unique per upload); None (the default)
+        for a back-end that takes uploads through the process holding it."""
+        return None
+
+    def staged(self, name: str, *, size: int, md5: str, checksum: str) -> Staged:
+        """The upload staged under ``name``, once the store shows it has ``size`` bytes of
+        MD5 digest ``md5`` (hex); DatasetCorruptError (and the upload discarded) if not,
+        DatasetNotFoundError if nothing was uploaded."""
+        raise RepositoryError(f"{self.root} takes no signed uploads")
+
+    def read_private(self, name: str) -> bytes | None:
+        """The repository's own file ``.butler/<name>`` (a served repository's token
+        hashes), None if there is none; a back-end without such files refuses."""
+        raise RepositoryError(f"{self.root} keeps no files of its own ({name})")
+
+    def write_private(self, name: str, data: bytes) -> None:
+        """Replace the repository's own file ``.butler/<name>`` with ``data``."""
+        raise RepositoryError(f"{self.root} keeps no files of its own ({name})")
+
+    def unstage(self, name: str) -> None:
+        """Delete what was uploaded under ``name``, if anything (an upload never committed)."""
+        return None
 
     # ---- the walk (verify, index) --------------------------------------------------------
 

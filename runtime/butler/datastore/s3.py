@@ -52,7 +52,8 @@ from ..objectstore.cache import NoCache, SharedCache, cache_from_environment
 from ..objectstore.ranged import RangedFile
 from ..objectstore.settings import ENDPOINT_VARIABLES
 from ..storage import BUTLER_FOLDER
-from .base import Datastore, ReadRequest, WriteRequest
+from .base import Datastore, ReadRequest, Staged, WriteRequest
+from .s3_signed import SignedURLs, publish_staged, replace_staged
 
 if TYPE_CHECKING:
     from ..registry import Registry
@@ -148,7 +149,7 @@ def _owner_gone(owner: str, newest: datetime, stale_seconds: float) -> bool:
     return (datetime.now(UTC) - newest).total_seconds() > stale_seconds
 
 
-class S3Datastore(Datastore):
+class S3Datastore(SignedURLs, Datastore):
     """Objects below one S3 location, through one :class:`ObjectStore`."""
 
     scheme = "s3"
@@ -324,6 +325,8 @@ class S3Datastore(Datastore):
         # ``at`` (a put's journal entry) names nothing here: the spill is local, and an
         # object published by a put that died before its commit is an object without a
         # record, which `verify` lists and `--repair` removes once stale (docs/s3.md).
+        if isinstance(obj, Staged):  # a client's signed upload, checked by `staged`
+            return obj, obj.checksum  # type: ignore[return-value]
         formatter, hdu, compress = request.formatter(), request.hdu, request.compress
         path = self._spill_path(target)
         try:
@@ -356,6 +359,9 @@ class S3Datastore(Datastore):
         return None  # a spill is durable once published; a completed PUT is durable
 
     def publish(self, temporary: Spill, target: str) -> None:
+        if isinstance(temporary, Staged):
+            publish_staged(self.store, temporary, target)
+            return
         self.store.put_new(target, temporary.path, temporary.checksum.value)
         temporary.path.unlink(missing_ok=True)
 
@@ -365,6 +371,9 @@ class S3Datastore(Datastore):
             self.publish(temporary, target)
             return False
         self.store.copy(target, keep_as, info.etag)
+        if isinstance(temporary, Staged):
+            replace_staged(self.store, temporary, target, info.etag)
+            return True
         self.store.replace(target, temporary.path, temporary.checksum.value, info.etag)
         temporary.path.unlink(missing_ok=True)
         return True
@@ -386,9 +395,11 @@ class S3Datastore(Datastore):
         self.store.copy(kept, target)
         self.store.delete(kept)
 
-    def discard(self, location: Spill | str) -> None:
+    def discard(self, location: Spill | Staged | str) -> None:
         if isinstance(location, Spill):
             location.path.unlink(missing_ok=True)
+        elif isinstance(location, Staged):
+            self.store.delete(location.location)
         else:
             self.store.delete(location)
 

@@ -48,11 +48,12 @@ from ..image import BBox
 from ..refs import DatasetRef
 from . import models, wire
 from .links import add_datalink_routes, dataset_id, dataset_path
+from .signed import add_signed_routes, redirect, stored_tokens
 from .streams import QueryStream, Slots
 from .tokens import TokenStore
 from .transactions import Transactions
 
-__all__ = ["Limits", "Repository", "create_app", "repository_names"]
+__all__ = ["Limits", "Repository", "answer", "create_app", "repository_names"]
 
 PREFIX = f"/repos/{{repo}}/{wire.API_VERSION}"
 #: Bytes of a file sent in one piece; larger ones are streamed in chunks this size.
@@ -71,6 +72,8 @@ class Limits:
     streams: int = 8
     #: How many recent idempotency keys each repository remembers.
     idempotency_keys: int = 10_000
+    #: How long a signed URL of object storage lives (a download's redirect, an upload).
+    signed_seconds: int = 300
 
 
 class Refused(Exception):
@@ -81,26 +84,29 @@ class Refused(Exception):
         self.status, self.kind, self.headers = status, kind, headers
 
 
-def repository_names(roots: list[Path]) -> dict[str, Path]:
-    """Each root by its folder's name; ButlerError if two share one."""
-    named: dict[str, Path] = {}
-    for root in roots:
-        name = root.absolute().name
+def repository_names(roots: list[Path | str]) -> dict[str, Path | str]:
+    """Each root by its folder's name (an ``s3://`` URL's last part); ButlerError if two
+    share one."""
+    named: dict[str, Path | str] = {}
+    for given in roots:
+        root = given if isinstance(given, str) else given.absolute()
+        name = root.rstrip("/").rsplit("/", 1)[-1] if isinstance(root, str) else root.name
         if name in named:
             raise ButlerError(
                 f"two served repositories are named {name!r} ({named[name]}, {root}); serve "
                 "them as NAME=ROOT to tell them apart"
             )
-        named[name] = root.absolute()
+        named[name] = root
     return named
 
 
 class Repository:
     """One served repository: its Butler, tokens, write lock and recent idempotency keys."""
 
-    def __init__(self, name: str, root: Path, limits: Limits) -> None:
+    def __init__(self, name: str, root: Path | str, limits: Limits) -> None:
         self.name = name
         self.butler = Butler(root)
+        self._stored_tokens = stored_tokens(self.butler)
         self.limits = limits
         self.slots = Slots(limits.streams)
         self._write_lock = threading.Lock()
@@ -115,6 +121,11 @@ class Repository:
 
     def tokens(self) -> TokenStore:
         """The token file, read again when it changed (`butler token create` while serving)."""
+        if self._stored_tokens is not None:  # object storage: read again every few seconds
+            self._tokens, changed = self._stored_tokens.read()
+            if changed:
+                self._granted = {}
+            return self._tokens
         path = self.butler.root / ".butler" / "tokens.json"
         try:
             stamp = path.stat().st_mtime
@@ -209,6 +220,7 @@ class Repository:
             "id": butler.repository_id,
             "writeable": butler.writeable,
             "api": wire.API_VERSION,
+            "signed_urls": butler.datastore.signs_urls,
             "dataset_types": types,
         }
         return self._info
@@ -236,6 +248,9 @@ class Repository:
             "data_id": wire.encode(found.data_id),
         }
         headers = {"X-Butler-Format": json.dumps(header)}
+        signed = redirect(self, plan, found, headers)  # object storage: 307 to the store
+        if signed is not None:
+            return signed
         location = found.repository.datastore.location(found.path)
         if not isinstance(location, Path):
             raise RemoteError(
@@ -383,7 +398,7 @@ class _SizeLimit:
         await self.app(scope, receive, send)
 
 
-def create_app(roots: Mapping[str, Path], limits: Limits | None = None) -> FastAPI:
+def create_app(roots: Mapping[str, Path | str], limits: Limits | None = None) -> FastAPI:
     """The application serving the repositories of ``roots`` (name -> root)."""
     limits = limits or Limits()
     served: dict[str, Repository] = {}
@@ -431,6 +446,7 @@ def create_app(roots: Mapping[str, Path], limits: Limits | None = None) -> FastA
 
     _add_read_routes(app, lookup)
     _add_write_routes(app, lookup)
+    add_signed_routes(app, lookup, answer)
     add_datalink_routes(app, lookup)
     return app
 
@@ -548,15 +564,18 @@ def _add_read_routes(app: FastAPI, lookup: Callable[..., Repository]) -> None:
         return {"certifications": wire.encode(history)}
 
 
+def answer(served: Repository, request: Request, write: Callable[[], Any]) -> JSONResponse:
+    """The answer of a write: done in the request's transaction, or once per idempotency key."""
+    transaction = request.headers.get(wire.TRANSACTION_HEADER)
+    if transaction is not None:
+        status, body = served.transactions.send(transaction, write)
+    else:
+        status, body = served.once(request.headers.get(wire.IDEMPOTENCY_HEADER), write)
+    served.changed()
+    return JSONResponse(body, status)
+
+
 def _add_write_routes(app: FastAPI, lookup: Callable[..., Repository]) -> None:
-    def answer(served: Repository, request: Request, write: Callable[[], Any]) -> JSONResponse:
-        transaction = request.headers.get(wire.TRANSACTION_HEADER)
-        if transaction is not None:
-            status, body = served.transactions.send(transaction, write)
-        else:
-            status, body = served.once(request.headers.get(wire.IDEMPOTENCY_HEADER), write)
-        served.changed()
-        return JSONResponse(body, status)
 
     @app.post(f"{PREFIX}/transactions")
     def begin(request: Request, repo: str) -> Any:

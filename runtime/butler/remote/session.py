@@ -51,9 +51,28 @@ class Session:
         )
         #: The open remote transaction the writes are part of (see butler.remote.transactions).
         self.transaction: str | None = None
+        #: The client of the object store's signed URLs: another pool, without the token.
+        self._store: httpx.Client | None = None
+        self._timeout = timeout
 
     def close(self) -> None:
         self._client.close()
+        if self._store is not None:
+            self._store.close()
+
+    def fetch_or_redirect(self, route: str, body: Any) -> httpx.Response:
+        """:meth:`fetch`, but a ``307`` (to a signed URL of the object store) is answered,
+        not followed."""
+        return self._send(route, body, write=False, redirect=True)
+
+    def store(self) -> httpx.Client:
+        """The HTTP client for signed URLs of the object store: no Authorization header
+        (the token is for the Butler server alone), no redirects followed."""
+        if self._store is None:
+            self._store = httpx.Client(
+                timeout=httpx.Timeout(self._timeout, connect=10.0), follow_redirects=False
+            )
+        return self._store
 
     def call(self, route: str, body: Any = None, *, write: bool = False) -> Any:
         """POST ``body`` (JSON) to ``route`` (GET with no body); the JSON answer."""
@@ -100,7 +119,13 @@ class Session:
             ) from None
 
     def _send(
-        self, route: str, body: Any, *, write: bool, content: bytes | None = None
+        self,
+        route: str,
+        body: Any,
+        *,
+        write: bool,
+        content: bytes | None = None,
+        redirect: bool = False,
     ) -> httpx.Response:
         headers = {wire.IDEMPOTENCY_HEADER: uuid.uuid4().hex} if write else {}
         tries = len(BACKOFF) + 1
@@ -123,7 +148,7 @@ class Session:
             if response.status_code in RETRIED_STATUS and not write and attempt < len(BACKOFF):
                 self._pause(attempt, response, None)
                 continue
-            if response.status_code >= 300:
+            if response.status_code >= 300 and not (redirect and response.status_code == 307):
                 raise self._error(response)
             return response
         raise AssertionError("unreachable: the last try raises")

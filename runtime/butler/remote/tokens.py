@@ -23,21 +23,27 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, RepositoryError
 from ..storage import BUTLER_FOLDER
+
+if TYPE_CHECKING:
+    from ..datastore.base import Datastore
 
 __all__ = [
     "SCOPES",
     "TOKEN_FILE",
     "TokenStore",
     "client_token",
+    "create_stored_token",
     "create_token",
 ]
 
 SCOPES = ("read", "write")
-#: The token file of a repository, below its root.
-TOKEN_FILE = f"{BUTLER_FOLDER}/tokens.json"
+#: The token file of a repository, below its root (in its ``.butler`` folder).
+TOKEN_NAME = "tokens.json"
+TOKEN_FILE = f"{BUTLER_FOLDER}/{TOKEN_NAME}"
 #: The client's token file, unless ``$BUTLER_TOKEN_FILE`` names another.
 CLIENT_TOKEN_FILE = "~/.config/butler/tokens"
 
@@ -63,6 +69,17 @@ class TokenStore:
             return cls({})
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise ConfigError(f"cannot read the token file {path}: {error}") from None
+
+    @classmethod
+    def parse(cls, data: bytes | None, where: str) -> TokenStore:
+        """The tokens of a token file's bytes (none for None)."""
+        if data is None:
+            return cls({})
+        try:
+            entries = json.loads(data)["tokens"]
+            return cls({e["sha256"]: e["scope"] for e in entries if e["scope"] in SCOPES})
+        except (ValueError, KeyError, TypeError) as error:
+            raise ConfigError(f"cannot read the token file {where}: {error}") from None
 
     def scope(self, token: str | None) -> str | None:
         """The scope ``token`` grants here; None for no token or an unknown one."""
@@ -97,6 +114,23 @@ def create_token(root: Path, scope: str, label: str = "") -> str:
     with os.fdopen(fd, "w", encoding="utf-8") as stream:
         json.dump({"tokens": entries}, stream, indent=1)
     os.replace(temporary, path)
+    return token
+
+
+def create_stored_token(datastore: Datastore, scope: str, label: str = "") -> str:
+    """:func:`create_token` for a repository without a folder (S3): its token file is the
+    object ``.butler/tokens.json`` (kept by ``datastore.write_private``)."""
+    if scope not in SCOPES:
+        raise RepositoryError(f"a token's scope is one of {', '.join(SCOPES)}, not {scope!r}")
+    data = datastore.read_private(TOKEN_NAME)
+    try:
+        entries = [] if data is None else json.loads(data)["tokens"]
+    except (ValueError, KeyError) as error:
+        raise ConfigError(f"cannot read the token file of {datastore.root}: {error}") from None
+    token = "bt_" + secrets.token_urlsafe(32)
+    made = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    entries.append({"sha256": _digest(token), "scope": scope, "label": label, "created": made})
+    datastore.write_private(TOKEN_NAME, json.dumps({"tokens": entries}, indent=1).encode())
     return token
 
 

@@ -23,7 +23,15 @@ the PostgreSQL at ``BUTLER_BENCH_POSTGRES``, default ``postgresql+psycopg://127.
 "—" if it cannot be reached), with the read cache off (``BUTLER_CACHE_SIZE=0``) so that
 every get downloads, as the floor's does. Its section's bytes are counted by one more,
 untimed, section get through the tests' counting proxy. ``exists`` is a registry lookup
-(the registry is the index). The lsst-daf-butler column is a slot ("—"): not run here.
+(the registry is the index). The "Butler, cached" row is a second Butler on the same
+repository with the read cache on (its default), getting datasets it has read before.
+
+The lsst-daf-butler column (the ``peers`` extra; run in ``.venv-bench``) is a Gen3
+repository at ``s3://bench/daf`` in the same server (lsst-resources, through boto3, reads
+``S3_ENDPOINT_URL``), its registry a fresh schema of the same PostgreSQL: ``put`` of a
+``StructuredDataDict`` (YAML, as ours) for ``instrument, detector``, ``get`` of the ref,
+``exists(ref, full_check=False)`` (registry only, as ours). Its images are not timed (a
+FITS image needs lsst.afw's storage classes). When it cannot run, the reason is printed.
 Medians in microseconds. moto copies the whole object for every ranged GET (its cost grows
 with the object, unlike S3's), so section times here are an upper bound. Never asserts.
 """
@@ -45,7 +53,14 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-ROWS = ["put small", "get small", "exists small", "get 4k FITS", "section 200²"]
+ROWS = [
+    "put small",
+    "get small",
+    "get small, cached",
+    "exists small",
+    "get 4k FITS",
+    "section 200²",
+]
 
 
 def timed(function: Callable[[], object]) -> float:
@@ -79,9 +94,16 @@ def main() -> None:
         bucket = store.location.bucket
         os.environ["AWS_ENDPOINT_URL_S3"] = server.url
         butler = _butler()
+        cached = _cached_butler(butler) if butler is not None else None
+        peer, why_not, peer_root = _peer(server.url, args.n)
+        peer_cached = _cached_peer(peer_root) if peer is not None else None
         sides = ["floor", "ours"] + (["butler"] if butler is not None else [])
-        times: dict[str, dict[str, list[float]]] = {row: {s: [] for s in sides} for row in ROWS}
+        sides += ["peer"] if peer is not None else []
+        times: dict[str, dict[str, list[float]]] = {
+            row: {s: [] for s in [*sides, "cached"]} for row in ROWS
+        }
         refs: dict[int, object] = {}
+        peer_refs: dict[int, object] = {}
         payload = os.urandom(1024)
         keys = [uuid.uuid4().hex for _ in range(args.n)]
         for index, key in enumerate(keys):
@@ -117,15 +139,36 @@ def main() -> None:
             def butler_exists(i: int = index) -> object:
                 return butler.exists(refs[i])
 
+            def peer_put(i: int = index) -> object:
+                peer_refs[i] = peer.put({"n": i}, "metrics", instrument=PEER_CAMERA, detector=i)
+                return peer_refs[i]
+
+            def peer_get(i: int = index) -> object:
+                return peer.get(peer_refs[i])
+
+            def peer_exists(i: int = index) -> object:
+                return peer.exists(peer_refs[i], full_check=False)
+
             steps = {
-                "put small": (floor_put, our_put, butler_put),
-                "get small": (floor_get, our_get, butler_get),
-                "exists small": (floor_head, our_head, butler_exists),
+                "put small": (floor_put, our_put, butler_put, peer_put),
+                "get small": (floor_get, our_get, butler_get, peer_get),
+                "exists small": (floor_head, our_head, butler_exists, peer_exists),
             }
-            for row, (floor, ours, theirs) in steps.items():
-                order = list(zip(sides, (floor, ours, theirs), strict=False))
+            for row, calls in steps.items():
+                by_side = dict(zip(["floor", "ours", "butler", "peer"], calls, strict=True))
+                order = [(side, by_side[side]) for side in sides]
                 for side, call in order if floor_first else order[::-1]:
                     times[row][side].append(timed(call))
+            if cached is not None:
+                cached.get(refs[index])  # read once: in the cache from now on
+                times["get small, cached"]["cached"].append(
+                    timed(lambda i=index: cached.get(refs[i]))
+                )
+            if peer_cached is not None:
+                peer_cached.get(peer_refs[index])  # read once: in its cache from now on
+                times["get small, cached"]["peer"].append(
+                    timed(lambda i=index: peer_cached.get(peer_refs[i]))
+                )
 
         shares: dict[str, float] = {}
         if args.side:
@@ -190,7 +233,8 @@ def main() -> None:
                         ("section 200²", floor_section, our_section, butler_section),
                     ]
                     for row, floor, ours, theirs in pairs:
-                        order = list(zip(sides, (floor, ours, theirs), strict=False))
+                        image_sides = [side for side in sides if side != "peer"]
+                        order = list(zip(image_sides, (floor, ours, theirs), strict=False))
                         for side, call in order if index % 2 == 0 else order[::-1]:
                             times[row][side].append(timed(call))
                             clear()
@@ -199,25 +243,45 @@ def main() -> None:
             shares = {side: moved[side] / len(data) for side in moved}
         if butler is not None:
             butler.close()
+        if cached is not None:
+            cached.close()
+        for other in (peer, peer_cached):
+            if other is not None:
+                other.close()
     finally:
         server.stop()
 
     print(f"S3 on a local moto server; medians in µs; N = {args.n}, image {args.side}²")
     print(
-        f"{'operation':<14} {'raw boto3':>11} {'ours':>11} {'ours/raw':>9} {'Butler':>9} "
-        f"{'daf_butler':>11}"
+        f"{'operation':<18} {'raw boto3':>10} {'ObjectStore':>17} {'Butler':>17}"
+        f" {'lsst-daf-butler':>17} {'daf/Butler':>10}"
     )
     summary: dict[str, dict[str, float | None]] = {}
     for row in ROWS:
-        floor, ours = times[row]["floor"], times[row]["ours"]
-        if not floor:
+        medians = {
+            side: statistics.median(values) if values else None
+            for side, values in times[row].items()
+        }
+        if row == "get small, cached":  # the Butler with its cache on, against the same floor
+            medians["butler"], medians["cached"] = medians["cached"], None
+            medians["floor"] = medians.get("floor") or _median(times["get small"]["floor"])
+        f = medians.get("floor")
+        if f is None:
             continue
-        f, o = statistics.median(floor), statistics.median(ours)
-        b = statistics.median(times[row]["butler"]) if times[row].get("butler") else None
-        summary[row] = {"floor_us": f, "ours_us": o, "butler_us": b, "peer_us": None}
-        shown = f"{b:>9.0f}" if b is not None else f"{'—':>9}"
-        ratio = f" ({b / f:.2f}x raw)" if b is not None else ""
-        print(f"{row:<14} {f:>11.0f} {o:>11.0f} {o / f:>8.2f}x {shown} {'—':>11}{ratio}")
+        o, b, p = medians.get("ours"), medians.get("butler"), medians.get("peer")
+        summary[row] = {"floor_us": f, "ours_us": o, "butler_us": b, "peer_us": p}
+
+        def cell(value: float | None, floor: float = f) -> str:
+            if value is None:
+                return f"{'—':>17}"
+            return f"{value:>9.0f} ({value / floor:>4.2f}x)"
+
+        peer_cell = cell(p)
+        ratio = f"{p / b:>9.1f}x" if p is not None and b is not None else f"{'—':>10}"
+        print(f"{row:<18} {f:>10.0f} {cell(o)} {cell(b)} {peer_cell} {ratio}")
+    print("(x): against raw boto3 on the same row; daf/Butler: how many times faster Butler is")
+    if why_not:
+        print(f"lsst-daf-butler not run: {why_not}")
     if shares:
         butler_share = f", Butler {shares['butler']:.2%}" if "butler" in shares else ""
         print(
@@ -225,7 +289,8 @@ def main() -> None:
             f"{butler_share} of the file"
         )
     if args.json:
-        args.json.write_text(json.dumps({"rows": summary, "section_share": shares}, indent=2))
+        record = {"rows": summary, "section_share": shares, "peer_not_run": why_not}
+        args.json.write_text(json.dumps(record, indent=2))
 
 
 def _butler() -> object | None:
@@ -248,6 +313,91 @@ def _butler() -> object | None:
     return Butler.create(
         "s3://bench/butler", mapper="toycam", registry=registry.render_as_string(False)
     )
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _cached_butler(butler: object) -> object:
+    """A second Butler on the same repository, with its read cache on (a fresh folder)."""
+    from butler import Butler
+
+    folder = tempfile.mkdtemp(prefix="butler-bench-cache-")
+    os.environ.update(BUTLER_CACHE_SIZE="4GiB", BUTLER_CACHE_DIR=folder)
+    try:
+        return Butler(str(butler.root))  # type: ignore[attr-defined]
+    finally:
+        os.environ["BUTLER_CACHE_SIZE"] = "0"
+
+
+PEER_CAMERA = "BenchCam"
+
+
+def _cached_peer(root: str) -> object:
+    """A second lsst-daf-butler on the peer's repository, with its datastore cache on (its
+    default; a fresh folder)."""
+    import lsst.daf.butler as daf
+
+    os.environ["DAF_BUTLER_CACHE_DIRECTORY"] = tempfile.mkdtemp(prefix="daf-bench-cache-")
+    return daf.Butler.from_config(root, run="bench")
+
+
+def _peer(endpoint: str, detectors: int) -> tuple[object | None, str, str]:
+    """An lsst-daf-butler repository in the bench bucket with a PostgreSQL registry, or
+    None and why not; and its root."""
+    try:
+        import lsst.daf.butler as daf
+    except ImportError:
+        return None, "lsst-daf-butler is not installed (the peers extra: run in .venv-bench)", ""
+    import logging
+
+    logging.getLogger("lsst").setLevel(logging.WARNING)
+    server = os.environ.get("BUTLER_BENCH_POSTGRES", "postgresql+psycopg://127.0.0.1:5432/test")
+    os.environ["S3_ENDPOINT_URL"] = endpoint  # lsst-resources' variable for the endpoint
+    schema = f"bench_daf_{uuid.uuid4().hex[:12]}"
+    root = f"s3://bench/daf-{schema}/"
+    try:
+        import psycopg
+        import sqlalchemy as sa
+
+        plain = sa.make_url(server).set(drivername="postgresql")
+        with psycopg.connect(plain.render_as_string(hide_password=False), autocommit=True) as c:
+            c.execute("CREATE EXTENSION IF NOT EXISTS btree_gist")  # Gen3 needs it
+        config = daf.Config({"registry": {"db": server, "namespace": schema}})
+        daf.Butler.makeRepo(root, config=config)
+        os.environ["DAF_BUTLER_CACHE_EXPIRATION_MODE"] = "disabled"  # as ours: cache off
+        peer = daf.Butler.from_config(root, writeable=True, run="bench")
+        del os.environ["DAF_BUTLER_CACHE_EXPIRATION_MODE"]
+        registry = peer.registry
+        registry.insertDimensionData(
+            "instrument",
+            {
+                "name": PEER_CAMERA,
+                "detector_max": detectors + 1,
+                "visit_max": 10**8,
+                "exposure_max": 10**8,
+                "class_name": "benchcam.BenchCam",
+            },
+        )
+        registry.insertDimensionData(
+            "detector",
+            *[
+                {"instrument": PEER_CAMERA, "id": d, "full_name": f"D{d:04d}"}
+                for d in range(detectors)
+            ],
+        )
+        registry.registerDatasetType(
+            daf.DatasetType(
+                "metrics",
+                ("instrument", "detector"),
+                "StructuredDataDict",
+                universe=peer.dimensions,
+            )
+        )
+    except Exception as error:  # any failure of the peer's set-up: say why, run ours
+        return None, f"{type(error).__name__}: {error}", root
+    return peer, "", root
 
 
 def _section_bytes(endpoint: str, root: str, ref: object, bbox: object) -> int:

@@ -33,6 +33,7 @@ from .datastore import (
     Location,
     ReadRequest,
     WriteRequest,
+    WrongSizeError,
     create_datastore,
     open_datastore,
 )
@@ -533,18 +534,22 @@ class Butler:
         if len(restricted) == len(plan.keys):
             if not self.is_registered(name):
                 return None
-            stored = self.registry.stored(name, restricted)
-            return None if stored is None else Found(data_id, stored.path, self, size=stored.size)
+            row = self.registry.stored_ref(name, restricted)
+            if row is None:
+                return None
+            stored, dataset_id = row
+            return Found(data_id, stored.path, self, dataset_id, stored.size, stored.checksum)
         rows = self.candidates(name, restricted)
         if len(rows) > 1:
             raise self._ambiguous(f"get {name!r}", name, restricted, rows)
         if not rows:
             return None
-        stored = self.registry.stored(name, rows[0])
-        if stored is None:
+        row = self.registry.stored_ref(name, rows[0])
+        if row is None:
             return None
+        stored, dataset_id = row
         complete = self.mapper.normalize(data_id, **rows[0])
-        return Found(complete, stored.path, self, size=stored.size)
+        return Found(complete, stored.path, self, dataset_id, stored.size, stored.checksum)
 
     def _resolve(
         self, dataset_type: str, data_id: Mapping[str, object] | None, keys: Mapping[str, object]
@@ -642,16 +647,16 @@ class Butler:
                 f"{_format_data_id({**(data_id or {}), **keys})})"
             )
         holder = self._holder(ref)
-        row = holder.registry.find_id(ref.dataset_type, ref.id)
-        if row is None:
+        stored = holder.registry.stored_id(ref.dataset_type, ref.id)
+        if stored is None:
             raise DatasetNotFoundError(
                 f"dataset ref {ref} ({ref.dataset_type!r} {_format_data_id(ref.data_id)}) is "
                 f"stale: repository {holder.root} holds no dataset with id {ref.id} (it was "
                 "removed, or overwritten, which records a new id); ask by data ID for what is "
                 "stored now"
             )
-        _, path, _, size = row
-        return holder.plan(ref.dataset_type), Found(ref.data_id, path, holder, ref.id, size)
+        found = Found(ref.data_id, stored.path, holder, ref.id, stored.size, stored.checksum)
+        return holder.plan(ref.dataset_type), found
 
     def datalink_url(self, ref: DatasetRef | str) -> str:
         """The URL of ``ref``'s IVOA DataLink table; a repository opened from its folder has
@@ -1251,14 +1256,22 @@ class Butler:
         datastore, data_id = found.repository.datastore, found.data_id
         location = datastore.location(found.path)
         request = ReadRequest(
-            plan.spec.name, plan.load_formatter, plan.format.python_type, self.hdu(plan, data_id)
+            plan.spec.name,
+            plan.load_formatter,
+            plan.format.python_type,
+            self.hdu(plan, data_id),
+            dataset_id=found.dataset_id,
+            size=found.size,
+            checksum=found.checksum,
         )
         try:
-            if found.size is not None:
+            if found.size is not None and not datastore.checks_size:
                 size = datastore.size(location)
                 if size is not None and size != found.size:
                     raise self._wrong_size(plan, found, location, size)
             return datastore.read(location, request, method, *args)
+        except WrongSizeError as wrong:
+            raise self._wrong_size(plan, found, location, wrong.size) from None
         except (ButlerError, OSError, ValueError) as error:
             # Formatters report a missing file as a FormatError; say what happened instead.
             if isinstance(error, FileNotFoundError) or not datastore.exists(location):

@@ -82,7 +82,9 @@ class Found:
     data_id: DataId
     path: str
     repository: Butler
-    #: The dataset's id, when the lookup knew it (a ref's); else None.
+    #: The dataset's id, when the lookup knew it (a ref's, or a registry lookup's); else None.
     dataset_id: str | None = None
     #: The file's size in bytes as recorded when it was written, if it was (get checks it).
     size: int | None = None
+    #: The file's checksum as recorded when it was written, if it was (a remote read checks it).
+    checksum: str | None = None

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ..errors import RepositoryError
-from .base import Datastore, Journal, Location, ReadRequest, WriteRequest
+from .base import Datastore, Journal, Location, ReadRequest, WriteRequest, WrongSizeError
 from .local import LocalDatastore, create_local, open_local
 from .memory import COPY_MODES, CopyPolicy, MemoryDatastore, create_memory, open_memory
 from .s3 import S3Datastore, create_s3, open_s3
@@ -33,6 +33,7 @@ __all__ = [
     "ReadRequest",
     "S3Datastore",
     "WriteRequest",
+    "WrongSizeError",
     "create_datastore",
     "open_datastore",
     "scheme_of",

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
-from ..errors import RepositoryError
+from ..errors import DatasetCorruptError, RepositoryError
 
 if TYPE_CHECKING:
     from ..checksums import FileChecksum
@@ -46,7 +46,15 @@ if TYPE_CHECKING:
     from ..formatters import Formatter
     from ..registry import Registry
 
-__all__ = ["Datastore", "Journal", "Location", "ReadRequest", "Staged", "WriteRequest"]
+__all__ = [
+    "Datastore",
+    "Journal",
+    "Location",
+    "ReadRequest",
+    "Staged",
+    "WriteRequest",
+    "WrongSizeError",
+]
 
 #: A back-end's name for one stored thing (a Path for local files, a key elsewhere); hashable.
 #: ``Any`` so that each back-end's methods take its own kind (``Path``, ``str``).
@@ -76,6 +84,23 @@ class ReadRequest:
     #: The compression the dataset's path names (``.gz``), for a back-end that makes the
     #: stored bytes from an object (memory's :meth:`Datastore.open_bytes`).
     compress: str | None = None
+    #: What the registry recorded of the dataset, when the reader knows it: its id (which
+    #: names immutable content: an overwrite records a new id), and the size and checksum
+    #: of its bytes. A back-end with :attr:`Datastore.checks_size` compares the size itself;
+    #: a remote one keys its read cache by the id.
+    dataset_id: str | None = None
+    size: int | None = None
+    checksum: str | None = None
+
+
+class WrongSizeError(DatasetCorruptError):
+    """Raised by :meth:`Datastore.read` of a back-end that :attr:`~Datastore.checks_size`:
+    the stored bytes are ``size`` long, not the ``ReadRequest.size`` recorded (the Butler
+    says which dataset, and what to do)."""
+
+    def __init__(self, location: object, size: int, recorded: int) -> None:
+        super().__init__(f"{location} has {size} bytes, but {recorded} were written")
+        self.size = size
 
 
 @dataclass(frozen=True)
@@ -137,6 +162,11 @@ class Datastore(ABC):
     #: How many reads ``Butler.get_many`` runs at once (1: one after another; a remote
     #: back-end, whose reads wait on the network, more).
     read_concurrency: int = 1
+
+    #: Whether :meth:`read` compares the stored size with ``ReadRequest.size`` itself
+    #: (:class:`WrongSizeError`), from the read's own request: the Butler then asks no
+    #: :meth:`size` first (for a remote store, a round trip saved on every get).
+    checks_size: bool = False
 
     #: The registry a new repository gets unless ``Butler.create`` is given one.
     default_registry: str = "sqlite:///registry.sqlite3"

@@ -33,6 +33,7 @@ import tempfile
 import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -41,19 +42,22 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from ..checksums import FileChecksum, checksum_of, file_checksum, write_hashed
 from ..config import CONFIG_NAME, RepositoryConfig, parse_config
 from ..errors import (
+    ButlerError,
     ConfigError,
+    ConflictError,
     DatasetCorruptError,
     InvalidDataIdError,
     ObjectMissingError,
     RepositoryError,
 )
 from ..objectstore import ObjectInfo, ObjectStore, S3Location, S3Settings, check_relative
-from ..objectstore.cache import NoCache, SharedCache, cache_from_environment
+from ..objectstore.cache import Fetch, NoCache, SharedCache, cache_from_environment
 from ..objectstore.ranged import RangedFile
 from ..objectstore.settings import ENDPOINT_VARIABLES
 from ..storage import BUTLER_FOLDER
-from .base import Datastore, ReadRequest, Staged, WriteRequest
+from .base import Datastore, ReadRequest, Staged, WriteRequest, WrongSizeError
 from .s3_signed import SignedURLs, publish_staged, replace_staged
+from .s3_spill import EarlyPut, Spill
 
 if TYPE_CHECKING:
     from ..registry import Registry
@@ -72,6 +76,8 @@ __all__ = [
 STALE_SECONDS = 3600.0
 #: Overrides :data:`STALE_SECONDS` (seconds).
 STALE_VARIABLE = "BUTLER_S3_STALE_SECONDS"
+#: Puts' early PUTs under way at once, per datastore (more wait for a thread).
+EARLY_PUTS = 8
 #: Set to ``1`` to accept a local SQLite registry file for an S3 repository (one host only).
 SQLITE_VARIABLE = "BUTLER_S3_ALLOW_SQLITE"
 PENDING = f"{BUTLER_FOLDER}/pending"
@@ -83,14 +89,6 @@ class S3Root(type(Path())):  # type: ignore[misc]  # the platform's concrete Pat
 
     def __str__(self) -> str:
         return "s3://" + "/".join(self.parts[1:])
-
-
-@dataclass(frozen=True)
-class Spill:
-    """A written, not yet published dataset: a local file and its checksum."""
-
-    path: Path
-    checksum: FileChecksum
 
 
 def _host() -> str:
@@ -155,6 +153,7 @@ class S3Datastore(SignedURLs, Datastore):
     scheme = "s3"
     default_registry = ""  # an S3 repository needs a shared registry: PostgreSQL
     read_concurrency = 8
+    checks_size = True  # on the GET's own answer: no HEAD before a get
 
     def __init__(
         self,
@@ -167,7 +166,8 @@ class S3Datastore(SignedURLs, Datastore):
         self.root = S3Root("s3:", location.bucket, *([location.prefix] if location.prefix else []))
         self.cache = cache if cache is not None else cache_from_environment()
         self._spill = Path(tempfile.mkdtemp(prefix="butler-s3-spill-"))
-        self._seen = threading.local()
+        #: Sends puts' early PUTs (butler.datastore.s3_spill), one thread per put under way.
+        self._uploads = ThreadPoolExecutor(EARLY_PUTS, thread_name_prefix="butler-s3-put")
         self._temporaries = itertools.count()
         #: Journal owners on other hosts, objects without records and unfinished uploads
         #: count as abandoned (recovered, deleted by ``verify --repair``) after this long.
@@ -290,6 +290,7 @@ class S3Datastore(SignedURLs, Datastore):
         self.store.delete(entry.key)
 
     def close(self) -> None:
+        self._uploads.shutdown(wait=True)
         shutil.rmtree(self._spill, ignore_errors=True)
 
     # ---- writing -------------------------------------------------------------------------
@@ -327,6 +328,7 @@ class S3Datastore(SignedURLs, Datastore):
         # record, which `verify` lists and `--repair` removes once stale (docs/s3.md).
         if isinstance(obj, Staged):  # a client's signed upload, checked by `staged`
             return obj, obj.checksum  # type: ignore[return-value]
+        # A put's spill (``at`` given) is sent at once, while the registry records it.
         formatter, hdu, compress = request.formatter(), request.hdu, request.compress
         path = self._spill_path(target)
         try:
@@ -342,7 +344,10 @@ class S3Datastore(SignedURLs, Datastore):
         except BaseException:
             path.unlink(missing_ok=True)
             raise
-        return Spill(path, checksum), checksum
+        if at is None:
+            return Spill(path, checksum), checksum
+        future = self._uploads.submit(self.store.put_new, target, path, checksum.value)
+        return Spill(path, checksum, EarlyPut(target, future)), checksum
 
     def write_stream(
         self, target: str, writer: Callable[[BinaryIO], None], *, sync: bool = True
@@ -362,10 +367,23 @@ class S3Datastore(SignedURLs, Datastore):
         if isinstance(temporary, Staged):
             publish_staged(self.store, temporary, target)
             return
-        self.store.put_new(target, temporary.path, temporary.checksum.value)
+        early = temporary.early_for(target)
+        if early is not None:
+            early.claim()
+        else:
+            self.store.put_new(target, temporary.path, temporary.checksum.value)
         temporary.path.unlink(missing_ok=True)
 
     def replace(self, temporary: Spill, target: str, keep_as: str) -> bool:
+        early = None if isinstance(temporary, Staged) else temporary.early_for(target)
+        if early is not None:
+            try:
+                early.claim()
+            except ButlerError:  # something is there (or the early PUT failed): replace it
+                pass
+            else:  # nothing was there: published as a new object, nothing to keep
+                temporary.path.unlink(missing_ok=True)
+                return False
         info = self.store.head(target)
         if info is None:
             self.publish(temporary, target)
@@ -397,6 +415,8 @@ class S3Datastore(SignedURLs, Datastore):
 
     def discard(self, location: Spill | Staged | str) -> None:
         if isinstance(location, Spill):
+            if location.early is not None:
+                location.early.settle(self.store)
             location.path.unlink(missing_ok=True)
         elif isinstance(location, Staged):
             self.store.delete(location.location)
@@ -411,44 +431,86 @@ class S3Datastore(SignedURLs, Datastore):
     def check_inside(self, path: str) -> None:
         return None  # keys cannot lead outside the prefix
 
-    def _head(self, location: str) -> tuple[int, str]:
+    def _head(self, location: str, request: ReadRequest | None = None) -> ObjectInfo:
+        """One HEAD; FileNotFoundError if there is no object, WrongSizeError if its size
+        is not the one ``request`` says was recorded."""
         info = self.store.head(location)
         if info is None:
             raise FileNotFoundError(self.store.uri(location))
-        self._seen.last = (location, info.size, info.etag)
-        return info.size, info.etag
+        if request is not None and request.size is not None and info.size != request.size:
+            raise WrongSizeError(self.store.uri(location), info.size, request.size)
+        return info
 
-    def _etag(self, location: str) -> tuple[int, str]:
-        """The size and ETag of ``location``: the HEAD just sent by :meth:`size` (a get
-        sends one HEAD, then reads), or a new one."""
-        last = getattr(self._seen, "last", None)
-        self._seen.last = None
-        if last is not None and last[0] == location:
-            return last[1], last[2]
-        return self._head(location)
-
-    def _cache_name(self, location: str, etag: str) -> tuple[str, str]:
-        digest = hashlib.sha256(location.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    def _cache_name(self, location: str, version: str) -> tuple[str, str]:
+        """The cache entry of ``location``'s content ``version`` (a dataset id, or for a
+        read that knows none, the object's ETag), and its file suffix."""
+        uri = self.store.uri(location).encode("utf-8", "surrogatepass")
+        digest = hashlib.sha256(uri).hexdigest()[:32]
         suffix = "".join(PurePosixPath(location).suffixes[-2:])
         if not suffix.replace(".", "").isalnum():
             suffix = ""
-        return f"{digest}-{''.join(c for c in etag if c.isalnum() or c == '-')}", suffix
+        return f"{''.join(c for c in version if c.isalnum() or c == '-')}-{digest}", suffix
+
+    def _checker(self, location: str, request: ReadRequest) -> Callable[[ObjectInfo], None]:
+        """What a GET's answer must show before its body is read: the recorded size
+        (WrongSizeError), and the recorded checksum in the object's metadata, where Butler
+        wrote one (else the object was replaced since the registry was asked)."""
+
+        def check(info: ObjectInfo) -> None:
+            if request.size is not None and info.size != request.size:
+                raise WrongSizeError(self.store.uri(location), info.size, request.size)
+            if request.checksum and info.checksum and info.checksum != request.checksum:
+                raise ConflictError(
+                    f"{self.store.uri(location)} holds another dataset's bytes (checksum"
+                    f" {info.checksum}, recorded {request.checksum}): it was replaced since the"
+                    " registry was asked; get it again"
+                )
+
+        return check
+
+    def _fetcher(self, location: str, request: ReadRequest) -> tuple[str, str, Fetch]:
+        """The cache entry of a read and how to fill it.
+
+        With the dataset's id (every get by ref or data ID), the entry is keyed by the id,
+        which names immutable content, so a cached copy needs no request at all; a miss is
+        one GET, whose size and checksum metadata are checked against the registry's record
+        before its body is read, and whose bytes are hashed against the recorded checksum
+        on their way to the cache. Without an id (export's reads, a calibration found by
+        observation), one HEAD checks the size and gives the ETag that keys the entry, and
+        the GET carries ``If-Match`` on it.
+        """
+        check = self._checker(location, request)
+        if request.dataset_id is not None:
+            name, suffix = self._cache_name(location, request.dataset_id)
+
+            def fetch(path: Path) -> None:
+                self.store.get_file(location, path, expected_checksum=request.checksum, check=check)
+
+            return name, suffix, fetch
+        etag = self._head(location, request).etag
+        name, suffix = self._cache_name(location, etag)
+
+        def fetch_version(path: Path) -> None:
+            self.store.get_file(
+                location,
+                path,
+                expected_etag=etag,
+                expected_checksum=request.checksum,
+                check=check,
+            )
+
+        return name, suffix, fetch_version
 
     def read(self, location: str, request: ReadRequest, method: str, *args: Any) -> Any:
-        size, etag = self._etag(location)
         formatter = request.formatter()
-        name, suffix = self._cache_name(location, etag)
-        if (
-            method in ("read_section", "read_metadata")
-            and formatter.name == "fits"
-            and not self._cached(name, suffix)
-        ):
-            with RangedFile(self.store, location, size=size) as ranged:
-                return getattr(formatter, method)(ranged, *args, hdu=request.hdu)
-
-        def fetch(path: Path) -> None:
-            self.store.get_file(location, path, expected_etag=etag)
-
+        if method in ("read_section", "read_metadata") and formatter.name == "fits":
+            name, suffix = self._cache_name(location, request.dataset_id or "")
+            if request.dataset_id is None or not self._cached(name, suffix):
+                # byte ranges: the header blocks, one range per row of the section
+                size = self._head(location, request).size
+                with RangedFile(self.store, location, size=size) as ranged:
+                    return getattr(formatter, method)(ranged, *args, hdu=request.hdu)
+        name, suffix, fetch = self._fetcher(location, request)
         with self.cache.open(name, fetch, suffix) as path:
             if method == "read":
                 return formatter.read(path, python_type=request.python_type, hdu=request.hdu)
@@ -456,14 +518,9 @@ class S3Datastore(SignedURLs, Datastore):
 
     @contextlib.contextmanager
     def open_bytes(self, location: str, request: ReadRequest) -> Iterator[BinaryIO]:
-        """The object's bytes, downloaded once into the read cache (checked against the
-        ETag the HEAD saw) and read from there: what export and transfer copy out."""
-        _, etag = self._head(location)
-        name, suffix = self._cache_name(location, etag)
-
-        def fetch(path: Path) -> None:
-            self.store.get_file(location, path, expected_etag=etag)
-
+        """The object's bytes, downloaded once into the read cache and read from there:
+        what export and transfer copy out (see :meth:`_fetcher`)."""
+        name, suffix, fetch = self._fetcher(location, request)
         with self.cache.open(name, fetch, suffix) as path, path.open("rb") as stream:
             yield stream
 
@@ -478,7 +535,7 @@ class S3Datastore(SignedURLs, Datastore):
         return {k: v is not None for k, v in self.store.head_many(locations).items()}
 
     def size(self, location: str) -> int:
-        return self._head(location)[0]
+        return self._head(location).size
 
     def uri(self, path: str) -> str:
         return self.store.uri(path)

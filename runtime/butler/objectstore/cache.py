@@ -11,6 +11,7 @@ Layout of the cache folder (``BUTLER_CACHE_DIR``, default ``~/.cache/butler``)::
     held/<pid>-<random><suffix>  hard links to copies in use by a reader
     tmp/<pid>-<random>/          downloads under way
     lock                         taken (flock) by whoever evicts
+    usage                        the bytes and files in ``files/`` (see SharedCache.evict)
 
 Safety between processes: a reader never uses ``files/...`` itself; it first makes a
 hard link to it under ``held/`` (one atomic ``link``) and reads that. Eviction only
@@ -19,8 +20,9 @@ reader drops its link. A download goes to ``tmp/`` and is published with one ato
 rename, so no reader sees a partial file; two processes fetching the same id at once
 both succeed (the second rename replaces identical bytes). Eviction runs after each
 download, under the lock: the least recently used copies (oldest mtime) go until the
-cache is within ``max_bytes`` and ``max_files``; links and downloads left by processes
-that died are removed at the same time.
+cache is within ``max_bytes`` and ``max_files`` (the folder is listed only when the
+``usage`` count says a bound is passed); links and downloads left by processes that died
+are removed at the same time.
 
 :func:`cache_from_environment` reads ``BUTLER_CACHE_DIR``, ``BUTLER_CACHE_SIZE``
 (``10GB``, ``500MB``, bytes; ``0`` or ``off`` turns the cache off) and
@@ -134,6 +136,7 @@ class SharedCache:
         temporary = work / "data"
         try:
             fetch(temporary)
+            size = temporary.stat().st_size
             os.link(temporary, held)  # ours to read, whatever eviction does next
             os.replace(temporary, entry)
         except BaseException:
@@ -142,32 +145,67 @@ class SharedCache:
             raise
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        self.evict()
+        self.evict(added=size)
 
     def stats(self) -> CacheStats:
         sizes = [s.st_size for s in _stats(self.files).values()]
         return CacheStats(len(sizes), sum(sizes))
 
-    def evict(self) -> None:
-        """Drop least recently used copies until within bounds; clear dead processes' files."""
+    def evict(self, added: int | None = None) -> None:
+        """Drop least recently used copies until within bounds; clear dead processes' files.
+
+        ``added``: the size of the one copy just downloaded. The bytes and files in the
+        cache are kept in ``usage`` (under the lock): a download within the bounds adds
+        itself there instead of listing every copy, so it costs the same in a cache of ten
+        files or of a hundred thousand. The count never falls short of the copies there
+        (only a download killed between its publish and this call is missed, until the
+        next listing); when it passes a bound, or is missing, the folder is listed and the
+        count made exact.
+        """
         with open(self.folder / "lock", "a+b") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 self._clear_dead()
-                entries = sorted(_stats(self.files).items(), key=lambda item: item[1].st_mtime_ns)
-                total = sum(s.st_size for _, s in entries)
-                count = len(entries)
-                for path, stat in entries:
-                    over_size = self.max_bytes is not None and total > self.max_bytes
-                    over_count = self.max_files is not None and count > self.max_files
-                    if not (over_size or over_count):
-                        break
-                    with contextlib.suppress(FileNotFoundError):
-                        path.unlink()
-                    total -= stat.st_size
-                    count -= 1
+                usage = self._usage() if added is not None else None
+                if usage is not None and added is not None:
+                    total, count = usage[0] + added, usage[1] + 1
+                    if self._within(total, count):
+                        self._write_usage(total, count)
+                        return
+                self._write_usage(*self._evict_listed())
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _within(self, total: int, count: int) -> bool:
+        return (self.max_bytes is None or total <= self.max_bytes) and (
+            self.max_files is None or count <= self.max_files
+        )
+
+    def _evict_listed(self) -> tuple[int, int]:
+        """List every copy, drop the least recently used until within bounds; what is left."""
+        entries = sorted(_stats(self.files).items(), key=lambda item: item[1].st_mtime_ns)
+        total = sum(s.st_size for _, s in entries)
+        count = len(entries)
+        for path, stat in entries:
+            if self._within(total, count):
+                break
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            total -= stat.st_size
+            count -= 1
+        return total, count
+
+    def _usage(self) -> tuple[int, int] | None:
+        """The bytes and files counted in ``usage``; None if missing or unreadable."""
+        try:
+            total, count = (self.folder / "usage").read_text().split()
+            return int(total), int(count)
+        except (OSError, ValueError):
+            return None
+
+    def _write_usage(self, total: int, count: int) -> None:
+        with contextlib.suppress(OSError):  # a missing count only costs the next a listing
+            (self.folder / "usage").write_text(f"{total} {count}\n")
 
     def _clear_dead(self) -> None:
         for folder in (self.held, self.tmp):
@@ -182,6 +220,8 @@ class SharedCache:
 
     def clear(self) -> None:
         """Remove every cached copy (files in use stay readable by their readers)."""
+        with contextlib.suppress(FileNotFoundError):
+            (self.folder / "usage").unlink()  # the next download lists the folder
         for path in self.files.iterdir():
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()

@@ -21,7 +21,6 @@ Every failure is a :class:`butler.errors.ButlerError` (see :mod:`.failures`).
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import secrets
 from collections.abc import Callable, Iterable, Iterator
@@ -162,7 +161,7 @@ class ObjectStore:
             if size >= self.settings.multipart_threshold:
                 etag = self._multipart(relative, source, size, metadata, condition)
             else:
-                with _opened(source) as body:
+                with _opened(source, size) as body:
                     answer = self._call(
                         "writing",
                         relative,
@@ -332,13 +331,16 @@ class ObjectStore:
         target: Path,
         expected_etag: str | None = None,
         expected_checksum: str | None = None,
+        check: Callable[[ObjectInfo], None] | None = None,
     ) -> ObjectInfo:
-        """Download the object to ``target``, atomically (a temporary beside it, renamed).
+        """Download the object to ``target``, atomically (a temporary beside it, renamed),
+        with one GET.
 
         With ``expected_etag``, :class:`ConflictError` if the object was replaced since.
         With ``expected_checksum`` (``crc32c:...``, as the registry records it), the bytes
         are hashed on their way to the disk and :class:`DatasetCorruptError` raised, with
-        nothing left at ``target``, if they differ.
+        nothing left at ``target``, if they differ. ``check`` is given the answer's size,
+        ETag and metadata before the body is read, and may raise to refuse it.
         """
         from crc32c import crc32c
 
@@ -352,9 +354,15 @@ class ObjectStore:
                 raise ConflictError(
                     f"{uri} was replaced since it was looked up; read it again"
                 ) from refused.__cause__
+            body = answer["Body"]
+            if check is not None:
+                try:
+                    check(_described(relative, answer))
+                except BaseException:
+                    body.close()
+                    raise
             crc = size = 0
             with self._failures("reading", uri), open(temporary, "wb") as out:
-                body = answer["Body"]
                 for chunk in iter(lambda: body.read(_CHUNK), b""):
                     out.write(chunk)
                     if expected_checksum:
@@ -450,10 +458,17 @@ def _recovered(info: ObjectInfo) -> ObjectInfo:
     )
 
 
+#: A file up to this size is sent from memory: botocore sends a file object's PUT with
+#: ``Expect: 100-continue``, which costs a round trip before the body goes.
+_IN_MEMORY = 8 << 20
+
+
 @contextlib.contextmanager
-def _opened(source: Source) -> Iterator[BinaryIO]:
+def _opened(source: Source, size: int) -> Iterator[BinaryIO | bytes]:
     if isinstance(source, bytes):
-        yield io.BytesIO(source)
+        yield source
+    elif size <= _IN_MEMORY:
+        yield source.read_bytes()
     else:
         with open(source, "rb") as stream:
             yield stream

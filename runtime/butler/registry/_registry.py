@@ -38,7 +38,7 @@ from ._statements import DatasetTable, dialect_insert
 __all__ = ["DatasetRecord", "Registry", "StoredDataset", "StoredFile"]
 
 _T = TypeVar("_T")
-_FindColumns = Literal["path", "ref", "stored", "record"]
+_FindColumns = Literal["path", "ref", "stored", "stored_ref", "record"]
 _FETCH = 1000
 
 
@@ -901,12 +901,42 @@ class Registry:
         row = self._find_row(dataset_type, data_id, "stored")
         return None if row is None else StoredFile(*row)
 
+    def stored_ref(
+        self, dataset_type: str, data_id: Mapping[str, Value]
+    ) -> tuple[StoredFile, str | None] | None:
+        """:meth:`stored`, with the dataset's id (None only in a version 1 registry opened
+        read-only): what a get looks up."""
+        row = self._find_row(dataset_type, data_id, "stored_ref")
+        if row is None:
+            return None
+        return StoredFile(row[0], row[1], row[2]), None if row[3] is None else str(row[3])
+
+    def stored_id(self, dataset_type: str, dataset_id: str) -> StoredFile | None:
+        """The file of the dataset with this id, with its recorded size and checksum, or
+        None (as :meth:`find_id`): the hot lookup of a get by ref, on the thread's cursor."""
+        table = self._tables.get(dataset_type)
+        if table is None:
+            if not self._ids or not self.has_dataset_type(dataset_type):
+                return None
+            table = self._table(dataset_type)
+        if not table.stored_by_id_sql:
+            return None
+        cursor = self._local.cursor
+        if cursor is None:
+            cursor = self._find_cursor()
+        try:
+            cursor.execute(table.stored_by_id_sql, [dataset_id])
+            row = cursor.fetchone()
+        except self._db_error as err:
+            raise RegistryError(f"registry query on {self._url} failed: {err}") from err
+        return None if row is None else StoredFile(*row)
+
     def _find_row(
         self, dataset_type: str, data_id: Mapping[str, Value], columns: _FindColumns
     ) -> Any:
         """The hot lookup by complete data ID, on the thread's raw cursor: ``columns`` are
-        the path (``find``), with the id and run (``find_ref``), or with the recorded size
-        and checksum (``stored``)."""
+        the path (``find``), with the id and run (``find_ref``), with the recorded size
+        and checksum (``stored``), and the id too (``stored_ref``)."""
         table = self._tables.get(dataset_type)
         if table is None:
             table = self._table(dataset_type)
@@ -923,6 +953,8 @@ class Registry:
                 if columns == "ref"
                 else table.record_sql
                 if columns == "record"
+                else table.stored_ref_sql
+                if columns == "stored_ref"
                 else table.stored_sql,
                 table.find_params(data_id),
             )

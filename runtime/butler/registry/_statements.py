@@ -87,6 +87,15 @@ class DatasetTable:
         )
         self._stored = "path, file_size, file_checksum" if self.checksums else "path, NULL, NULL"
         self.stored_sql = f"SELECT {self._stored} FROM {self._from}{self._where(self.keys)}"
+        # a get's lookups: the file and the dataset's id (the key of a remote read cache)
+        self.stored_ref_sql = (
+            f"SELECT {self._stored}, {id_column} FROM {self._from}{self._where(self.keys)}"
+        )
+        self.stored_by_id_sql = (
+            f"SELECT {self._stored} FROM {self._from} WHERE dataset_id = {self._placeholder}"
+            if ids
+            else ""
+        )
         self.record_sql = (
             f"SELECT path, {id_column}, run, created, {self._stored.partition(', ')[2]} "
             f"FROM {self._from}{self._where(self.keys)}"

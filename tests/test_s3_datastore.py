@@ -15,7 +15,7 @@ import os
 import random
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,11 @@ from _repos import postgres_schemas
 from _s3faults import fault_proxy
 from _s3server import S3Server
 from butler import BBox, Butler, Image
+from butler.checksums import checksum_of
 from butler.cli import main
 from butler.errors import ButlerError, ConfigError, RepositoryError
+from butler.file_access import open_bytes
+from butler.ingest import IngestError, read_header_file, write_header_only_fits
 from butler.objectstore import ObjectStore, S3Location, S3Settings
 
 pytestmark = pytest.mark.postgres
@@ -133,6 +136,98 @@ def test_exists_many_and_get_many(
         asked = [{"visit": v, **FOCUS} for v in range(1, 11)]
         assert butler.exists_many("focusSweep", asked) == [True] * 8 + [False] * 2
         assert butler.get_many("focusSweep", asked[:8]) == [{"n": v} for v in range(1, 9)]
+
+
+def test_open_bytes_gives_the_stored_bytes_through_the_cache_or_without_it(
+    tmp_path: Path,
+    s3_location: S3Location,
+    s3_server: S3Server,
+    schemas: object,
+    env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What export and transfer copy out: the object's bytes as stored, downloaded once
+    into the read cache (a second read is a HEAD), or each time with the cache off; an
+    export of a dataset whose object is gone reports it and exports the rest."""
+    url = _url(s3_location)
+    store = _store(s3_location, s3_server)
+    with Butler.create(url, mapper="toycam", registry=schemas()) as butler:  # type: ignore[operator]
+        butler.put({"n": 1}, "focusSweep", visit=1, **FOCUS)
+        butler.put(Image(np.ones((50, 40), "f4")), "calexp", visit=1, detector=1, filter="g")
+    for cache_size, gets in (("4GiB", 1), ("0", 2)):
+        monkeypatch.setenv("BUTLER_CACHE_SIZE", cache_size)
+        with fault_proxy(s3_server.url) as proxy:
+            monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)
+            with Butler(url) as butler:
+                for name in ("focusSweep", "calexp"):
+                    (record,) = butler.registry.select_records(name, None)
+                    stored = store.get_bytes(record.path)
+                    proxy.requests.clear()
+                    for _ in range(2):
+                        with open_bytes(butler, record) as stream:
+                            assert stream.read() == stored
+                    assert [m for m, _, _ in proxy.requests].count("GET") == gets, name
+                    assert checksum_of(stored) == record.checksum
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_server.url)
+        monkeypatch.setenv("BUTLER_CACHE_DIR", str(tmp_path / "another-cache"))
+    with Butler(url) as butler:
+        (record,) = butler.registry.select_records("focusSweep", None)
+        store.delete(record.path)
+        report = butler.export(tmp_path / "bundle", ["focusSweep", "calexp"])
+        assert (report.done, len(report.failed)) == (1, 1)
+        assert store.uri(record.path) in report.failed[0]
+
+
+HEADERS = Path(__file__).parent / "data" / "headers"
+HSC_RAWS = {  # real HSC headers: HSC-I visit 904024 CCD 50; HSC-R visit 40900 CCD 37
+    "fitsheader-hsc.yaml": 904024,
+    "fitsheader-hsc-HSCA04090107.yaml": 40900,
+}
+
+
+def test_cli_ingest_copies_raws_into_the_bucket_and_refuses_other_transfers(
+    s3_repository: Callable[..., Butler],
+    s3_location: S3Location,
+    s3_server: S3Server,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`butler ingest s3://... FILE... --transfer copy` records each raw and puts its
+    bytes in the bucket (stderr not a terminal: no progress line, no failure); links,
+    symlinks, moves and in-place records are refused naming the one that works, and
+    leave the sources and the repository as they were."""
+    raws = [
+        write_header_only_fits(read_header_file(HEADERS / name), tmp_path / f"{n}.fits")
+        for n, name in enumerate(HSC_RAWS)
+    ]
+    with s3_repository("hsc-repo", mapper="hsc") as created:
+        url = str(created.root)
+    store = _store(s3_location, s3_server, "hsc-repo")
+    capsys.readouterr()
+    for transfer in ("symlink", "link", "move", "none"):
+        assert main(["ingest", url, "--transfer", transfer, *map(str, raws)]) != 0
+        refused = capsys.readouterr().err
+        assert f"transfer={transfer if transfer != 'none' else None!r}" in refused, refused
+        assert "--transfer copy" in refused and url in refused
+    assert all(raw.exists() for raw in raws)
+    assert main(["ingest", url, "--transfer", "copy", *map(str, raws)]) == 0
+    shown = capsys.readouterr()
+    assert "ingested 2 file(s)" in shown.out and "Traceback" not in shown.err
+    with Butler(url) as butler:
+        visits = sorted(ref.data_id["visit"] for ref in butler.query_datasets("raw"))
+        assert visits == sorted(HSC_RAWS.values())
+        for raw, record in zip(
+            raws,
+            sorted(butler.registry.select_records("raw", None), key=lambda r: -r.data_id["visit"]),
+            strict=True,
+        ):
+            assert store.get_bytes(record.path) == raw.read_bytes()  # the object, in the bucket
+            assert record.size == raw.stat().st_size
+        assert butler.verify(read=True).clean
+        with pytest.raises(IngestError, match="only be copied"):
+            butler.ingest(raws, transfer="symlink")
+    assert main(["ingest", url, *map(str, raws)]) == 0  # again: both already there
+    assert "2 skipped" in capsys.readouterr().out
 
 
 # -- writers in other processes ------------------------------------------------------------

@@ -478,15 +478,25 @@ BACKENDS: dict[str, Callable[[Path, str], Butler]] = {
     "local": lambda folder, name: Butler.create(folder / name, mapper="toycam"),
     "memory": lambda folder, name: Butler.in_memory(mapper="toycam", name=name),
 }
-PAIRS = [(a, b) for a in BACKENDS for b in BACKENDS]
+#: Back-ends whose repositories need fixtures: the name of a fixture giving ``make(name)``.
+FIXTURE_BACKENDS = {"s3": "s3_repository"}  # the moto server and PostgreSQL (_s3server.py)
+PAIRS = [(a, b) for a in BACKENDS for b in BACKENDS] + [
+    pytest.param(a, b, marks=pytest.mark.postgres, id=f"{a}-{b}")
+    for a, b in (("local", "s3"), ("s3", "local"))
+]
 
 
 @pytest.fixture
-def make(tmp_path: Path, opened: list[Butler]) -> Callable[[str, str], Butler]:
+def make(
+    tmp_path: Path, opened: list[Butler], request: pytest.FixtureRequest
+) -> Callable[[str, str], Butler]:
     """An empty toycam repository of a back-end, closed after the test."""
 
     def create(backend: str, name: str) -> Butler:
-        butler = BACKENDS[backend](tmp_path, f"{name}-{backend}")
+        if backend in FIXTURE_BACKENDS:
+            butler = request.getfixturevalue(FIXTURE_BACKENDS[backend])(f"{name}-{backend}")
+        else:
+            butler = BACKENDS[backend](tmp_path, f"{name}-{backend}")
         opened.append(butler)
         return butler
 

@@ -11,8 +11,12 @@ not the test's, so such workers take the environment they need as an argument.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
-from collections.abc import Callable, Sequence
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 
@@ -46,3 +50,29 @@ def run_together(
     errors.join_thread()
     assert reports == []
     assert [process.exitcode for process in processes] == [0] * len(args)
+
+
+def run_on_a_terminal(
+    script: str, env: Mapping[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], str]:
+    """Run a Python ``script`` with its stderr a real pseudo-terminal (where progress lines
+    are drawn); the finished process (stdout captured) and what was drawn on the terminal."""
+    import pty
+
+    leader, follower = pty.openpty()
+    process = subprocess.run(
+        [sys.executable, "-c", script],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        text=True,
+        check=False,
+        env=None if env is None else dict(env),
+    )
+    os.close(follower)
+    drawn = b""
+    with contextlib.suppress(OSError):  # EIO once everything is read
+        while chunk := os.read(leader, 4096):
+            drawn += chunk
+    os.close(leader)
+    return process, drawn.decode()

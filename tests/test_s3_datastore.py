@@ -22,7 +22,7 @@ from typing import Any
 import _s3writers
 import numpy as np
 import pytest
-from _processes import preloaded, run_together
+from _processes import preloaded, run_on_a_terminal, run_together
 from _repos import postgres_schemas
 from _s3faults import fault_proxy
 from _s3server import S3Server
@@ -228,6 +228,14 @@ def test_cli_ingest_copies_raws_into_the_bucket_and_refuses_other_transfers(
             butler.ingest(raws, transfer="symlink")
     assert main(["ingest", url, *map(str, raws)]) == 0  # again: both already there
     assert "2 skipped" in capsys.readouterr().out
+    more = write_header_only_fits(  # on a terminal: the progress line is drawn
+        read_header_file(HEADERS / "fitsheader-hsc.yaml"), tmp_path / "again" / "0.fits"
+    )
+    command = ["ingest", url, str(more)]
+    ingest = f"from butler.cli import main\nraise SystemExit(main({command!r}))"
+    process, drawn = run_on_a_terminal(ingest, os.environ)
+    assert process.returncode == 0 and "1 skipped" in process.stdout, drawn
+    assert "ingest raw: 1/1 done" in drawn
 
 
 # -- writers in other processes ------------------------------------------------------------

@@ -33,11 +33,18 @@ class FaultProxy:
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
+            # HTTP/1.1: answers ``Expect: 100-continue`` (botocore sends it with a file
+            # body, then waits a second for the answer that an HTTP/1.0 server never sends)
+            protocol_version = "HTTP/1.1"
+
             def log_message(self, *args: object) -> None:
                 return
 
             def _forward(self) -> None:
-                proxy.handle(self)
+                try:
+                    proxy.handle(self)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the client is gone (a killed writer)
 
             do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward
 

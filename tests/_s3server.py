@@ -9,7 +9,8 @@ S3 is. Clients still race each other for real: their requests interleave on the 
 
 The fixtures (imported by ``conftest.py``): ``s3_server`` starts the process once per
 session and stops it at the end; ``s3_location`` resets the server (``/moto-api/reset``)
-and creates a fresh bucket for each test; ``s3_settings`` points a client at the server.
+and creates a fresh bucket for each test; ``s3_settings`` points a client at the server;
+``s3_repository`` makes Butler repositories in that bucket, with PostgreSQL registries.
 Credentials are the dummy ``testing`` pair, set in the environment as a user would set
 theirs, so subprocesses inherit them.
 """
@@ -23,7 +24,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,6 +133,32 @@ def s3_location(s3_server: S3Server, s3_settings: object) -> object:
     location = S3Location(f"test-{uuid.uuid4().hex[:12]}", "repo")
     ObjectStore(location, s3_settings).create_bucket()  # type: ignore[arg-type]
     return location
+
+
+@pytest.fixture
+def s3_repository(
+    s3_server: S3Server,
+    s3_location: object,
+    postgres_server: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> Iterator[Callable[[str], object]]:
+    """``make(name)``: a new, empty toycam repository (or ``mapper``'s, over on-disk
+    ``parents``) in the test's bucket, with a fresh
+    PostgreSQL schema as registry; the endpoint and the read cache reach Butler from the
+    environment, as a user's would."""
+    from _repos import postgres_schemas
+    from butler import Butler
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_server.url)
+    monkeypatch.setenv("BUTLER_CACHE_DIR", str(tmp_path / "s3-cache"))
+    with postgres_schemas(postgres_server) as schemas:
+
+        def make(name: str, mapper: str = "toycam", parents: Sequence[object] = ()) -> Butler:
+            url = f"s3://{s3_location.bucket}/{s3_location.prefix}/{name}"  # type: ignore[attr-defined]
+            return Butler.create(url, mapper=mapper, registry=schemas(), parents=list(parents))
+
+        yield make
 
 
 def _serve(port: int) -> None:

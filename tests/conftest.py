@@ -84,4 +84,4 @@ def registry_url(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue(f"{request.param}_url"))
 
 
-from _s3server import s3_location, s3_server, s3_settings  # noqa: E402, F401  (fixtures)
+from _s3server import s3_location, s3_repository, s3_server, s3_settings  # noqa: E402, F401  (fixtures)

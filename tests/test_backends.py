@@ -59,25 +59,9 @@ FixtureBackend = Callable[[pytest.FixtureRequest], Iterator[Factory]]
 
 def _s3(request: pytest.FixtureRequest) -> Iterator[Factory]:
     """Repositories in the test's bucket on the moto server, each with its own PostgreSQL
-    schema as registry; the endpoint reaches Butler as a user's would, from the environment."""
-    from _repos import postgres_schemas
-
-    server = request.getfixturevalue("s3_server")
-    location = request.getfixturevalue("s3_location")
-    monkeypatch = request.getfixturevalue("monkeypatch")
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", server.url)
-    monkeypatch.setenv("BUTLER_CACHE_DIR", str(request.getfixturevalue("tmp_path") / "cache"))
-    with postgres_schemas(str(request.getfixturevalue("postgres_server"))) as schemas:
-
-        def make(tmp_path: Path, name: str, parents: list[Butler]) -> Butler:
-            return Butler.create(
-                f"s3://{location.bucket}/{location.prefix}/{name}",
-                mapper="toycam",
-                registry=schemas(),
-                parents=[p.root for p in parents],
-            )
-
-        yield make
+    schema as registry (the ``s3_repository`` fixture of tests/_s3server.py)."""
+    make = request.getfixturevalue("s3_repository")
+    yield lambda tmp_path, name, parents: make(name, parents=[p.root for p in parents])
 
 
 def _remote_s3(request: pytest.FixtureRequest) -> Iterator[Factory]:

@@ -9,24 +9,29 @@ The server is moto's, in its own process (tests/_s3server.py); the registry Post
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import _s3writers
 import numpy as np
 import pytest
+from _processes import preloaded, run_on_a_terminal, run_together
 from _repos import postgres_schemas
 from _s3faults import fault_proxy
 from _s3server import S3Server
 from butler import BBox, Butler, Image
+from butler.checksums import checksum_of
 from butler.cli import main
 from butler.errors import ButlerError, ConfigError, RepositoryError
+from butler.file_access import open_bytes
+from butler.ingest import IngestError, read_header_file, write_header_only_fits
 from butler.objectstore import ObjectStore, S3Location, S3Settings
 
 pytestmark = pytest.mark.postgres
@@ -133,100 +138,236 @@ def test_exists_many_and_get_many(
         assert butler.get_many("focusSweep", asked[:8]) == [{"n": v} for v in range(1, 9)]
 
 
+def test_open_bytes_gives_the_stored_bytes_through_the_cache_or_without_it(
+    tmp_path: Path,
+    s3_location: S3Location,
+    s3_server: S3Server,
+    schemas: object,
+    env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What export and transfer copy out: the object's bytes as stored, downloaded once
+    into the read cache (a second read is a HEAD), or each time with the cache off; an
+    export of a dataset whose object is gone reports it and exports the rest."""
+    url = _url(s3_location)
+    store = _store(s3_location, s3_server)
+    with Butler.create(url, mapper="toycam", registry=schemas()) as butler:  # type: ignore[operator]
+        butler.put({"n": 1}, "focusSweep", visit=1, **FOCUS)
+        butler.put(Image(np.ones((50, 40), "f4")), "calexp", visit=1, detector=1, filter="g")
+    for cache_size, gets in (("4GiB", 1), ("0", 2)):
+        monkeypatch.setenv("BUTLER_CACHE_SIZE", cache_size)
+        with fault_proxy(s3_server.url) as proxy:
+            monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)
+            with Butler(url) as butler:
+                for name in ("focusSweep", "calexp"):
+                    (record,) = butler.registry.select_records(name, None)
+                    stored = store.get_bytes(record.path)
+                    proxy.requests.clear()
+                    for _ in range(2):
+                        with open_bytes(butler, record) as stream:
+                            assert stream.read() == stored
+                    assert [m for m, _, _ in proxy.requests].count("GET") == gets, name
+                    assert checksum_of(stored) == record.checksum
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_server.url)
+        monkeypatch.setenv("BUTLER_CACHE_DIR", str(tmp_path / "another-cache"))
+    with Butler(url) as butler:
+        (record,) = butler.registry.select_records("focusSweep", None)
+        store.delete(record.path)
+        report = butler.export(tmp_path / "bundle", ["focusSweep", "calexp"])
+        assert (report.done, len(report.failed)) == (1, 1)
+        assert store.uri(record.path) in report.failed[0]
+
+
+HEADERS = Path(__file__).parent / "data" / "headers"
+HSC_RAWS = {  # real HSC headers: HSC-I visit 904024 CCD 50; HSC-R visit 40900 CCD 37
+    "fitsheader-hsc.yaml": 904024,
+    "fitsheader-hsc-HSCA04090107.yaml": 40900,
+}
+
+
+def test_cli_ingest_copies_raws_into_the_bucket_and_refuses_other_transfers(
+    s3_repository: Callable[..., Butler],
+    s3_location: S3Location,
+    s3_server: S3Server,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`butler ingest s3://... FILE... --transfer copy` records each raw and puts its
+    bytes in the bucket (stderr not a terminal: no progress line, no failure); links,
+    symlinks, moves and in-place records are refused naming the one that works, and
+    leave the sources and the repository as they were."""
+    raws = [
+        write_header_only_fits(read_header_file(HEADERS / name), tmp_path / f"{n}.fits")
+        for n, name in enumerate(HSC_RAWS)
+    ]
+    with s3_repository("hsc-repo", mapper="hsc") as created:
+        url = str(created.root)
+    store = _store(s3_location, s3_server, "hsc-repo")
+    capsys.readouterr()
+    for transfer in ("symlink", "link", "move", "none"):
+        assert main(["ingest", url, "--transfer", transfer, *map(str, raws)]) != 0
+        refused = capsys.readouterr().err
+        assert f"transfer={transfer if transfer != 'none' else None!r}" in refused, refused
+        assert "--transfer copy" in refused and url in refused
+    assert all(raw.exists() for raw in raws)
+    assert main(["ingest", url, "--transfer", "copy", *map(str, raws)]) == 0
+    shown = capsys.readouterr()
+    assert "ingested 2 file(s)" in shown.out and "Traceback" not in shown.err
+    with Butler(url) as butler:
+        visits = sorted(ref.data_id["visit"] for ref in butler.query_datasets("raw"))
+        assert visits == sorted(HSC_RAWS.values())
+        for raw, record in zip(
+            raws,
+            sorted(butler.registry.select_records("raw", None), key=lambda r: -r.data_id["visit"]),
+            strict=True,
+        ):
+            assert store.get_bytes(record.path) == raw.read_bytes()  # the object, in the bucket
+            assert record.size == raw.stat().st_size
+        assert butler.verify(read=True).clean
+        with pytest.raises(IngestError, match="only be copied"):
+            butler.ingest(raws, transfer="symlink")
+    assert main(["ingest", url, *map(str, raws)]) == 0  # again: both already there
+    assert "2 skipped" in capsys.readouterr().out
+    more = write_header_only_fits(  # on a terminal: the progress line is drawn
+        read_header_file(HEADERS / "fitsheader-hsc.yaml"), tmp_path / "again" / "0.fits"
+    )
+    command = ["ingest", url, str(more)]
+    ingest = f"from butler.cli import main\nraise SystemExit(main({command!r}))"
+    process, drawn = run_on_a_terminal(ingest, os.environ)
+    assert process.returncode == 0 and "1 skipped" in process.stdout, drawn
+    assert "ingest raw: 1/1 done" in drawn
+
+
 # -- writers in other processes ------------------------------------------------------------
 
-_WRITER = """
-import json, sys
-from butler import Butler
-from butler.cli import main
-from butler.errors import DatasetExistsError
-url, first, count, shared = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-results = {}
-with Butler(url) as butler:
-    for i in range(count):
-        visit = i + 1 if i < shared else first + i   # the first `shared` visits race
-        try:
-            butler.put({"writer": first, "i": i}, "focusSweep", visit=visit, focus=0.5)
-            results[visit] = "won"
-        except DatasetExistsError:
-            results[visit] = "exists"
-print(json.dumps(results))
-"""
+
+def _fork_env(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """The test's environment for forked writers (spill files below ``tmp_path``)."""
+    (tmp_path / "spill").mkdir(exist_ok=True)
+    return {**env, "TMPDIR": str(tmp_path / "spill")}
 
 
 def test_four_processes_racing_lose_nothing_and_leave_no_orphans(
-    s3_location: S3Location, s3_server: S3Server, env: dict[str, str], schemas: object
+    s3_location: S3Location,
+    s3_server: S3Server,
+    env: dict[str, str],
+    schemas: object,
+    tmp_path: Path,
 ) -> None:
-    count, shared = 50, 10  # 4 x 50 puts: moto serves one request at a time
+    """4 writers x 200 puts, the first 20 visits raced for by all four: each raced visit
+    has one winner and three DatasetExistsErrors; the registry names each visit's winner
+    (by its run), and verify reads every object back against its recorded checksum."""
+    count, shared = 200, 20
     url = _url(s3_location)
     Butler.create(url, mapper="toycam", registry=schemas()).close()  # type: ignore[operator]
-    writers = [
-        subprocess.Popen(
-            [sys.executable, "-c", _WRITER, url, str(1000 * (n + 1)), str(count), str(shared)],
-            stdout=subprocess.PIPE,
-            env=env,
-        )
-        for n in range(4)
-    ]
-    results = [json.loads(w.communicate(timeout=600)[0]) for w in writers]
-    assert all(w.returncode == 0 for w in writers)
+    runs = [f"writer-{n}" for n in range(4)]
+    outs = [tmp_path / f"{run}.json" for run in runs]
+    run_together(
+        _s3writers.race,
+        [
+            (url, run, 1000 * (n + 1), count, shared, str(out), _fork_env(env, tmp_path))
+            for n, (run, out) in enumerate(zip(runs, outs, strict=True))
+        ],
+        preloaded(*_s3writers.PRELOAD),
+    )
+    results = [json.loads(out.read_text()) for out in outs]
     for visit in map(str, range(1, shared + 1)):
         assert sorted(r[visit] for r in results) == ["exists"] * 3 + ["won"]
+    assert all(len(r) == count for r in results)
+    won = {
+        int(v): run
+        for run, r in zip(runs, results, strict=True)
+        for v, o in r.items()
+        if o == "won"
+    }
+    assert len(won) == shared + 4 * (count - shared)
     with Butler(url) as butler:
-        assert butler.count("focusSweep") == shared + 4 * (count - shared)
-        for n, result in enumerate(results):
-            for visit in (v for v, outcome in result.items() if outcome == "won"):
-                assert butler.get("focusSweep", visit=int(visit), **FOCUS)["writer"] == 1000 * (
-                    n + 1
-                )
-        report = butler.verify()
-        assert report.clean and not report.untracked and not report.temporaries
-        assert not report.pending
+        stored = {ref.data_id["visit"]: ref.run for ref in butler.query_datasets("focusSweep")}
+        assert stored == won  # 0 lost: every winner's dataset, in the winner's run
+        for visit in range(1, shared + 1):  # the raced ones hold the winner's bytes
+            assert butler.get("focusSweep", visit=visit, **FOCUS)["run"] == won[visit]
+        report = butler.verify(read=True)  # every object is the bytes its record names
+        assert report.clean and not report.corrupt, report
+        assert not report.untracked and not report.temporaries and not report.pending  # 0 orphans
 
 
-_LOOPING_WRITER = """
-import sys
-import numpy as np
-from butler import Butler, Image
-from butler.cli import main
-from butler.errors import DatasetExistsError
-url, first = sys.argv[1], int(sys.argv[2])
-pixels = np.ones((300, 300), "f4")
-with Butler(url) as butler:
-    for i in range(900):
-        try:
-            butler.put(Image(pixels * i), "calexp", visit=first + i, detector=1, filter="g")
-            if i % 3 == 0:
-                butler.put(Image(pixels), "calexp", visit=first + i, detector=1, filter="g",
-                           overwrite=True)
-        except DatasetExistsError:
-            pass
-        print(i, flush=True)
-"""
+def _kill_when_ready(process: Any, ready: Any, wait: float = 0.0) -> None:
+    """SIGKILL a started writer ``wait`` seconds after it is ready; reap it."""
+    assert ready.wait(timeout=120), "the writer never got ready"
+    time.sleep(wait)
+    if process.pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGKILL)
+    process.join(timeout=60)
+    assert process.exitcode == -signal.SIGKILL, process.exitcode
 
 
-def test_killed_writers_leave_no_partial_object_and_verify_repairs(
+def test_writers_killed_mid_put_leave_no_partial_object_and_verify_repairs(
     s3_location: S3Location,
     s3_server: S3Server,
     env: dict[str, str],
     schemas: object,
     monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
+    """Twenty writers SIGKILLed: 8 at each step boundary of a new put and of an overwrite,
+    3 while a PUT is on the wire (held by the proxy), 9 at random moments of a loop of puts
+    and overwrites. Every object visible is whole (its bytes match the checksum stored
+    with it); `verify --repair` then leaves the repository clean, every dataset readable."""
     url = _url(s3_location)
     Butler.create(url, mapper="toycam", registry=schemas()).close()  # type: ignore[operator]
-    kills = 10  # 10 rather than 20: each writer's start (imports, connect) takes seconds
-    for n in range(kills):
-        writer = subprocess.Popen(
-            [sys.executable, "-c", _LOOPING_WRITER, url, str(1000 * (n + 1))],
-            env=env,
-            stdout=subprocess.PIPE,
-        )
-        assert writer.stdout is not None
-        writer.stdout.readline()  # one put done: the writer is in its loop
-        time.sleep(random.uniform(0.0, 0.5))  # then killed at some point of a later one
-        writer.send_signal(signal.SIGKILL)
-        writer.wait()
-        writer.stdout.close()
+    mp = preloaded(*_s3writers.PRELOAD)
+    environ = _fork_env(env, tmp_path)
+    kills = 0
+
+    def killed(target: Any, *args: Any, wait: float = 0.0, environ: Any = environ) -> None:
+        nonlocal kills
+        ready = mp.Event()
+        process = mp.Process(target=target, args=(url, *args, ready, environ))
+        process.start()
+        if target is _s3writers.put_once and args[2]:  # the writer kills itself
+            process.join(timeout=120)
+            assert process.exitcode == -signal.SIGKILL, process.exitcode
+        else:
+            _kill_when_ready(process, ready, wait)
+        kills += 1
+
+    with Butler(url) as butler:  # the datasets the overwrites replace
+        for visit in (11, 12, 13, 14, 22, 23):
+            butler.put(_s3writers.pixels(0), "calexp", visit=visit, detector=1, filter="g")
+    for step in range(1, 5):  # at each step boundary: written, published, committed, settled
+        killed(_s3writers.put_once, step, False, step)
+        killed(_s3writers.put_once, 10 + step, True, step)
+    with fault_proxy(s3_server.url) as proxy:  # a PUT held on the wire, then killed
+        held = {**environ, "AWS_ENDPOINT_URL_S3": proxy.url}
+        for visit, overwrite, faults in (
+            (21, False, ["slow:3"]),
+            (22, True, ["slow:3"]),
+            (23, True, ["slow:0", "slow:3"]),
+        ):
+            proxy.faults.clear()
+            proxy.seen.clear()
+            proxy.plan("PUT", *faults)
+            ready = mp.Event()
+            process = mp.Process(
+                target=_s3writers.put_once, args=(url, visit, overwrite, 0, ready, held)
+            )
+            process.start()
+            deadline = time.monotonic() + 120
+            while proxy.seen.count("PUT") < len(faults) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            _kill_when_ready(process, ready)
+            kills += 1
+        time.sleep(3.5)  # the held PUTs reach the server after their writers died
+    for n in range(20 - kills):
+        killed(_s3writers.put_forever, 1000 * (n + 1), wait=random.uniform(0.0, 0.4))
+    assert kills == 20
+
+    store = _store(s3_location, s3_server)
+    for info in store.objects():  # no partial object: each one visible is whole
+        head = store.head(info.relative)
+        if head is not None and head.checksum is not None:
+            store.get_file(info.relative, tmp_path / "check", expected_checksum=head.checksum)
     monkeypatch.setenv("BUTLER_S3_STALE_SECONDS", "0")  # every writer is dead: all stale
     with Butler(url) as butler:
         report = butler.verify(repair=True)
@@ -235,7 +376,7 @@ def test_killed_writers_leave_no_partial_object_and_verify_repairs(
         assert after.clean and not after.untracked and not after.temporaries, after
         assert not after.pending and not after.corrupt
         refs = list(butler.query_datasets("calexp"))
-        assert len(refs) >= kills
+        assert len(refs) >= 6 + 9
         for ref in refs:
             assert butler.get(ref).array.shape == (300, 300)
 

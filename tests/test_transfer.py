@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _processes import run_on_a_terminal
 from _repos import RegistryFactory, registries  # noqa: F401  (fixture)
 from butler import Butler, Image
 from butler.bundle import export_datasets
@@ -478,15 +479,25 @@ BACKENDS: dict[str, Callable[[Path, str], Butler]] = {
     "local": lambda folder, name: Butler.create(folder / name, mapper="toycam"),
     "memory": lambda folder, name: Butler.in_memory(mapper="toycam", name=name),
 }
-PAIRS = [(a, b) for a in BACKENDS for b in BACKENDS]
+#: Back-ends whose repositories need fixtures: the name of a fixture giving ``make(name)``.
+FIXTURE_BACKENDS = {"s3": "s3_repository"}  # the moto server and PostgreSQL (_s3server.py)
+PAIRS = [(a, b) for a in BACKENDS for b in BACKENDS] + [
+    pytest.param(a, b, marks=pytest.mark.postgres, id=f"{a}-{b}")
+    for a, b in (("local", "s3"), ("s3", "local"))
+]
 
 
 @pytest.fixture
-def make(tmp_path: Path, opened: list[Butler]) -> Callable[[str, str], Butler]:
+def make(
+    tmp_path: Path, opened: list[Butler], request: pytest.FixtureRequest
+) -> Callable[[str, str], Butler]:
     """An empty toycam repository of a back-end, closed after the test."""
 
     def create(backend: str, name: str) -> Butler:
-        butler = BACKENDS[backend](tmp_path, f"{name}-{backend}")
+        if backend in FIXTURE_BACKENDS:
+            butler = request.getfixturevalue(FIXTURE_BACKENDS[backend])(f"{name}-{backend}")
+        else:
+            butler = BACKENDS[backend](tmp_path, f"{name}-{backend}")
         opened.append(butler)
         return butler
 
@@ -589,8 +600,6 @@ def test_link_is_refused_unless_both_keep_local_files_and_move_copies(
 
 def test_a_transfer_into_memory_shows_progress_on_a_terminal(tmp_path: Path) -> None:
     """Run in a real pseudo-terminal: the progress line is drawn on its stderr."""
-    import pty
-
     src = tmp_path / "src"
     with Butler.create(src, mapper="toycam") as butler:
         fill(butler, range(1, 4))
@@ -601,21 +610,7 @@ def test_a_transfer_into_memory_shows_progress_on_a_terminal(tmp_path: Path) -> 
         "    report = transfer(source, target, 'focusSweep', show_progress=True)\n"
         "    print(report.summary(), target.count('focusSweep'))\n"
     )
-    leader, follower = pty.openpty()
-    process = subprocess.run(
-        [sys.executable, "-c", script],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=follower,
-        text=True,
-        check=False,
-    )
-    os.close(follower)
-    drawn = b""
-    with contextlib.suppress(OSError):  # EIO once everything is read
-        while chunk := os.read(leader, 4096):
-            drawn += chunk
-    os.close(leader)
-    assert process.returncode == 0, drawn.decode()
+    process, drawn = run_on_a_terminal(script)
+    assert process.returncode == 0, drawn
     assert "transferred 6, skipped 0, conflicts 0, failed 0 6" in process.stdout
-    assert "transferred: 6/6 done" in drawn.decode()
+    assert "transferred: 6/6 done" in drawn

@@ -16,6 +16,7 @@ at ``/docs``. See docs/remote.md.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextlib
 import json
@@ -291,7 +292,7 @@ class Repository:
         headers["Content-Length"] = str(size)
         return StreamingResponse(_chunks(stream), media_type=media_type, headers=headers)
 
-    def query(self, make: Callable[[], Any]) -> StreamingResponse:
+    async def query(self, make: Callable[[], Any]) -> StreamingResponse:
         """``make()``'s values as JSON Lines, streamed (see butler.remote.streams)."""
         if not self.slots.take():
             raise Refused(
@@ -301,9 +302,9 @@ class Repository:
                 "try again in a moment",
                 **{"Retry-After": "1"},
             )
-        stream = QueryStream(make, self.slots.give)
-        stream.first()
-        return StreamingResponse(iter(stream), media_type="application/x-ndjson")
+        stream = QueryStream(make, self.slots.give, asyncio.get_running_loop())
+        await stream.first()
+        return StreamingResponse(aiter(stream), media_type="application/x-ndjson")
 
     # ---- writing -------------------------------------------------------------------------------
 
@@ -528,7 +529,7 @@ def _add_read_routes(app: FastAPI, lookup: Callable[..., Repository]) -> None:
         return {"ref": wire.encode(lookup(repo, request).butler.get_ref(body.text))}
 
     @app.post(f"{PREFIX}/query")
-    def query(body: models.Query, request: Request, repo: str) -> Response:
+    async def query(body: models.Query, request: Request, repo: str) -> Response:
         served = lookup(repo, request)
 
         def make() -> Any:
@@ -540,16 +541,16 @@ def _add_read_routes(app: FastAPI, lookup: Callable[..., Repository]) -> None:
                 **body.selection(),
             )
 
-        return served.query(make)
+        return await served.query(make)
 
     @app.post(f"{PREFIX}/query-datasets")
-    def query_datasets(body: models.Query, request: Request, repo: str) -> Response:
+    async def query_datasets(body: models.Query, request: Request, repo: str) -> Response:
         served = lookup(repo, request)
         data_id = models.data_id(body.data_id)
-        return served.query(lambda: served.butler.query_datasets(body.dataset_type, data_id))
+        return await served.query(lambda: served.butler.query_datasets(body.dataset_type, data_id))
 
     @app.post(f"{PREFIX}/query-values")
-    def query_values(body: models.ValuesQuery, request: Request, repo: str) -> Any:
+    async def query_values(body: models.ValuesQuery, request: Request, repo: str) -> Any:
         served = lookup(repo, request)
 
         def make() -> Any:
@@ -560,7 +561,7 @@ def _add_read_routes(app: FastAPI, lookup: Callable[..., Repository]) -> None:
                 **body.selection(),
             )
 
-        return served.query(make)
+        return await served.query(make)
 
     @app.post(f"{PREFIX}/count")
     def count(body: models.Query, request: Request, repo: str) -> Any:

@@ -170,8 +170,16 @@ def _line_encoder() -> Callable[[Any], str]:
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:
         return json.JSONEncoder(separators=(",", ":"), default=_encode_other).encode
+    # markers, default, string encoder, indent, separators, sort_keys, skipkeys, allow_nan
     encoder = make(
-        None, _encode_other, json.encoder.encode_basestring_ascii, None, ":", ",", False, False,
+        None,
+        _encode_other,
+        json.encoder.encode_basestring_ascii,
+        None,
+        ":",
+        ",",
+        False,
+        False,
         True,
     )
     join = "".join

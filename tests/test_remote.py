@@ -301,3 +301,52 @@ def test_past_the_query_limit_the_server_answers_503_with_retry_after(tmp_path: 
         )
     assert answer.status_code == 503 and answer.headers["Retry-After"] == "1"
     assert answer.json()["error"]["type"] == "RemoteError"
+
+
+def test_the_hot_routes_answer_as_the_application_does(served: Served) -> None:
+    # get, exists and put are answered before FastAPI's routing (butler.remote.hot): the
+    # same statuses, error bodies and token checks as every other route
+    read = {"Authorization": f"Bearer {served.read}"}
+    v1 = f"{served.url}/v1"
+    wrong = httpx.post(f"{v1}/get", json={"dataset_type": 5}, headers=read)
+    assert wrong.status_code == 422
+    assert wrong.json()["error"]["type"] == "ButlerError"
+    assert "invalid request to /repos/toy/v1/get" in wrong.json()["error"]["message"]
+    extra = {"dataset_type": "focusSweep", "data_id": {"visit": 1}, "path": "/etc/passwd"}
+    assert httpx.post(f"{v1}/exists", json=extra, headers=read).status_code == 422
+    assert httpx.post(f"{v1}/exists", content=b"{not json", headers=read).status_code == 422
+    target = {"dataset_type": "focusSweep", "data_id": {"visit": _visit(), **FOCUS}}
+    anonymous = httpx.post(f"{v1}/exists", json=target)
+    assert anonymous.status_code == 401
+    assert anonymous.headers["WWW-Authenticate"] == "Bearer"
+    assert httpx.post(f"{v1}/exists", json=target, headers=read).json() == {"exists": False}
+    missing = httpx.post(f"{v1}/get", json=target, headers=read)
+    assert missing.status_code == 404
+    assert missing.json()["error"]["type"] == "DatasetNotFoundError"
+    assert httpx.post(f"{v1}/put", content=b"{}\n", headers=read).status_code == 403
+    assert httpx.post(f"{served.server.base}/repos/nope/v1/get", json=target).status_code == 404
+    assert httpx.get(f"{v1}/get", headers=read).status_code == 405
+
+
+@pytest.mark.postgres
+def test_a_repository_on_postgresql_is_read_in_the_thread_pool(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    from butler.remote.hot import quick
+
+    local = tmp_path / "local"
+    with Butler.create(local, mapper="toycam") as butler:
+        assert quick(butler)  # SQLite and local files: read on the event loop
+    root = tmp_path / "pg"
+    with Butler.create(root, mapper="toycam", registry=postgres_url) as butler:
+        assert not quick(butler)  # a registry over the network: never on the event loop
+    token = create_token(root, "write")
+    server = Server(root)
+    try:
+        with Butler(server.url("pg"), token=token) as remote:
+            remote.put({"a": 1}, "focusSweep", visit=7, **FOCUS)
+            assert remote.exists("focusSweep", visit=7, **FOCUS)
+            assert remote.get("focusSweep", visit=7, **FOCUS) == {"a": 1}
+            assert not remote.exists("focusSweep", visit=8, **FOCUS)
+    finally:
+        server.stop()

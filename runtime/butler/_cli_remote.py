@@ -51,7 +51,15 @@ def _serve(args: argparse.Namespace) -> int:
     app = create_app(named, limits)
     for name, root in named.items():
         echo(f"serving {root} at http://{args.host}:{args.port}/repos/{name}")
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    # uvicorn picks httptools and uvloop when installed (the server extra has both); the
+    # access log, a line per request, only when asked for (--log-level info or debug)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=args.log_level in ("info", "debug"),
+    )
     return 0
 
 

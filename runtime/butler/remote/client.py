@@ -18,8 +18,10 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -71,6 +73,8 @@ class RemoteButler(Butler):
         self._session = Session(self.url, client_token(self.url, token), timeout=timeout)
         self.formatters = FormatterRegistry.default()
         self._records = _records()
+        self._scratch_folder: str | None = None
+        self._remove_scratch: Callable[[], object] | None = None
         try:
             self._refresh()
         except BaseException:
@@ -87,6 +91,8 @@ class RemoteButler(Butler):
 
     def close(self) -> None:
         self._session.close()
+        if self._remove_scratch is not None:
+            self._remove_scratch()
 
     def __enter__(self) -> RemoteButler:
         return self
@@ -162,11 +168,22 @@ class RemoteButler(Butler):
         how = json.loads(response.headers["X-Butler-Format"])
         formatter = self.formatters.get(how["formatter"])
         content = content_of(self._session, response, f"dataset {target}")
-        with tempfile.TemporaryDirectory(prefix="butler-get-") as folder:
-            path = Path(folder) / "dataset"
-            path.write_bytes(content)
-            obj = formatter.read(path, python_type=how["python_type"], hdu=how["hdu"])
-            return obj
+        # formatters read files: the download is one, in this client's scratch folder
+        fd, name = tempfile.mkstemp(dir=self._scratch())
+        try:
+            with os.fdopen(fd, "wb") as stream:
+                stream.write(content)
+            return formatter.read(Path(name), python_type=how["python_type"], hdu=how["hdu"])
+        finally:
+            os.unlink(name)
+
+    def _scratch(self) -> str:
+        """The folder downloads are read from (made on first use, removed on close)."""
+        if self._scratch_folder is None:
+            folder = tempfile.mkdtemp(prefix="butler-get-")
+            self._remove_scratch = weakref.finalize(self, shutil.rmtree, folder, True)
+            self._scratch_folder = folder
+        return self._scratch_folder
 
     def get_many(self, dataset_type: str, data_ids: Iterable[Mapping[str, object]]) -> list[Any]:
         """The stored objects for many data IDs, in order (one request each, on the one

@@ -16,10 +16,12 @@ at ``/docs``. See docs/remote.md.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
@@ -47,10 +49,11 @@ from ..errors import (
 from ..image import BBox
 from ..refs import DatasetRef
 from . import models, wire
+from .hot import HotRoutes, quick, validation_message
 from .links import add_datalink_routes, dataset_id, dataset_path
 from .signed import add_signed_routes, redirect, stored_tokens
 from .streams import QueryStream, Slots
-from .tokens import TokenStore
+from .tokens import TOKEN_FILE, TokenStore
 from .transactions import Transactions
 
 __all__ = ["Limits", "Repository", "answer", "create_app", "repository_names"]
@@ -113,11 +116,21 @@ class Repository:
         self.transactions = Transactions(self.butler, self._write_lock)
         self._recent: collections.OrderedDict[str, tuple[int, Any]] = collections.OrderedDict()
         self._tokens = TokenStore({})
+        self._token_file = str(self.butler.root / TOKEN_FILE)
         self._tokens_seen: float | None = None
         #: The scope of each valid token seen since the token file last changed (no hash
         #: per request; unknown tokens are not kept, so guessing cannot grow it).
         self._granted: dict[str, str] = {}
         self._info: dict[str, Any] | None = None
+        #: Whether its reads are answered on the event loop (see butler.remote.hot).
+        self.quick = quick(self.butler)
+        #: Where uploads are written to be read back (one folder, not one per put).
+        self._scratch = tempfile.mkdtemp(prefix="butler-upload-")
+
+    def close(self) -> None:
+        """Close the Butler and remove the upload folder."""
+        self.butler.close()
+        shutil.rmtree(self._scratch, ignore_errors=True)
 
     def tokens(self) -> TokenStore:
         """The token file, read again when it changed (`butler token create` while serving)."""
@@ -126,9 +139,8 @@ class Repository:
             if changed:
                 self._granted = {}
             return self._tokens
-        path = self.butler.root / ".butler" / "tokens.json"
         try:
-            stamp = path.stat().st_mtime
+            stamp = os.stat(self._token_file).st_mtime
         except OSError:
             stamp = None
         if stamp != self._tokens_seen:
@@ -156,6 +168,10 @@ class Repository:
         token = header[7:].strip() if header[:7].lower() == "bearer " else None
         if token is None and query_token and scope == "read":
             token = request.query_params.get("token")
+        self.authorize_token(token, scope)
+
+    def authorize_token(self, token: str | None, scope: str) -> None:
+        """Refused (401, 403) unless ``token`` grants ``scope`` here."""
         granted = self.scope_of(token)
         if granted is None:
             raise Refused(
@@ -172,6 +188,18 @@ class Repository:
                 f"the token given grants only read access to repository {self.name!r}; "
                 "writing needs a token made with `butler token create ROOT --scope write`",
             )
+
+    def write(
+        self, transaction: str | None, key: str | None, write: Callable[[], Any]
+    ) -> tuple[int, Any]:
+        """Run ``write`` as part of remote ``transaction``, or else once per idempotency
+        ``key``; the status and JSON body of its answer."""
+        if transaction is not None:
+            answer = self.transactions.send(transaction, write)
+        else:
+            answer = self.once(key, write)
+        self.changed()
+        return answer
 
     def once(self, key: str | None, write: Callable[[], Any]) -> tuple[int, Any]:
         """Run ``write`` (under the write lock), or, for an idempotency key seen recently,
@@ -279,7 +307,7 @@ class Repository:
         headers["Content-Length"] = str(size)
         return StreamingResponse(_chunks(stream), media_type=media_type, headers=headers)
 
-    def query(self, make: Callable[[], Any]) -> StreamingResponse:
+    async def query(self, make: Callable[[], Any]) -> StreamingResponse:
         """``make()``'s values as JSON Lines, streamed (see butler.remote.streams)."""
         if not self.slots.take():
             raise Refused(
@@ -289,9 +317,9 @@ class Repository:
                 "try again in a moment",
                 **{"Retry-After": "1"},
             )
-        stream = QueryStream(make, self.slots.give)
-        stream.first()
-        return StreamingResponse(iter(stream), media_type="application/x-ndjson")
+        stream = QueryStream(make, self.slots.give, asyncio.get_running_loop())
+        await stream.first()
+        return StreamingResponse(aiter(stream), media_type="application/x-ndjson")
 
     # ---- writing -------------------------------------------------------------------------------
 
@@ -305,32 +333,40 @@ class Repository:
         plan = butler.plan(dataset_type)
         butler.check_writeable(f"put {dataset_type!r}")
         items = []
-        with tempfile.TemporaryDirectory(prefix="butler-upload-") as folder:
-            for number, (raw, blob) in enumerate(zip(meta["data_ids"], blobs, strict=True)):
-                data_id = models.data_id(raw)
-                normalized = butler.normalize(data_id, {})
-                hdu = butler.hdu(plan, normalized) if _has_hdu(plan.spec.hdu, normalized) else None
-                path = Path(folder) / str(number)
-                path.write_bytes(blob)
-                try:
-                    obj = plan.formatter.read(path, python_type=plan.format.python_type, hdu=hdu)
-                except (ButlerError, OSError, ValueError, TypeError, KeyError) as error:
-                    raise FormatError(
-                        f"the upload for {dataset_type!r} {raw!r} does not read as format "
-                        f"{plan.format.name!r}: {error}; nothing was stored"
-                    ) from None
-                items.append((obj, data_id))
-            overwrite, run = meta["overwrite"] is True, meta.get("run")
-            if not isinstance(run, str | None):
-                raise InvalidDataIdError("a run is a name")
-            if meta.get("many"):
-                refs = butler.put_many(dataset_type, items, overwrite=overwrite, run=run)
-            else:
-                if len(items) != 1:
-                    raise InvalidDataIdError("a put stores one object")
-                obj, data_id = items[0]
-                refs = [butler.put(obj, dataset_type, data_id, overwrite=overwrite, run=run)]
+        for raw, blob in zip(meta["data_ids"], blobs, strict=True):
+            data_id = models.data_id(raw)
+            normalized = butler.normalize(data_id, {})
+            hdu = butler.hdu(plan, normalized) if _has_hdu(plan.spec.hdu, normalized) else None
+            try:
+                obj = self._read_upload(plan, blob, hdu)
+            except (ButlerError, OSError, ValueError, TypeError, KeyError) as error:
+                raise FormatError(
+                    f"the upload for {dataset_type!r} {raw!r} does not read as format "
+                    f"{plan.format.name!r}: {error}; nothing was stored"
+                ) from None
+            items.append((obj, data_id))
+        overwrite, run = meta["overwrite"] is True, meta.get("run")
+        if not isinstance(run, str | None):
+            raise InvalidDataIdError("a run is a name")
+        if meta.get("many"):
+            refs = butler.put_many(dataset_type, items, overwrite=overwrite, run=run)
+        else:
+            if len(items) != 1:
+                raise InvalidDataIdError("a put stores one object")
+            obj, data_id = items[0]
+            refs = [butler.put(obj, dataset_type, data_id, overwrite=overwrite, run=run)]
         return {"refs": wire.encode(refs)}
+
+    def _read_upload(self, plan: Any, blob: bytes, hdu: int | str | None) -> Any:
+        """An uploaded file read back with its format's formatter (from a file of its own
+        in the scratch folder, removed after)."""
+        fd, name = tempfile.mkstemp(dir=self._scratch)
+        try:
+            with os.fdopen(fd, "wb") as stream:
+                stream.write(blob)
+            return plan.formatter.read(Path(name), python_type=plan.format.python_type, hdu=hdu)
+        finally:
+            os.unlink(name)
 
 
 def _has_hdu(hdu: object, data_id: Mapping[str, object]) -> bool:
@@ -407,7 +443,7 @@ def create_app(roots: Mapping[str, Path | str], limits: Limits | None = None) ->
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         for repository in served.values():
-            repository.butler.close()
+            repository.close()
 
     app = FastAPI(
         title="Butler",
@@ -420,8 +456,17 @@ def create_app(roots: Mapping[str, Path | str], limits: Limits | None = None) ->
             served[name] = Repository(name, root, limits)
     except BaseException:
         for repository in served.values():
-            repository.butler.close()
+            repository.close()
         raise
+
+    def hot_lookup(name: str, token: str | None, scope: str) -> Repository | None:
+        repository = served.get(name)
+        if repository is not None:
+            repository.authorize_token(token, scope)
+        return repository
+
+    # the hot routes before FastAPI's routing, the size limits before both
+    app.add_middleware(HotRoutes, lookup=hot_lookup, failure=_error_response)
     app.add_middleware(_SizeLimit, limits=limits)
     _add_error_handlers(app)
 
@@ -500,7 +545,7 @@ def _add_read_routes(app: FastAPI, lookup: Callable[..., Repository]) -> None:
         return {"ref": wire.encode(lookup(repo, request).butler.get_ref(body.text))}
 
     @app.post(f"{PREFIX}/query")
-    def query(body: models.Query, request: Request, repo: str) -> Response:
+    async def query(body: models.Query, request: Request, repo: str) -> Response:
         served = lookup(repo, request)
 
         def make() -> Any:
@@ -512,20 +557,20 @@ def _add_read_routes(app: FastAPI, lookup: Callable[..., Repository]) -> None:
                 **body.selection(),
             )
 
-        return served.query(make)
+        return await served.query(make)
 
     @app.post(f"{PREFIX}/query-datasets")
-    def query_datasets(body: models.Query, request: Request, repo: str) -> Response:
+    async def query_datasets(body: models.Query, request: Request, repo: str) -> Response:
         served = lookup(repo, request)
 
         def make() -> Any:
             args, keywords = body.arguments()
             return served.butler.query_datasets(*args, **keywords)
 
-        return served.query(make)
+        return await served.query(make)
 
     @app.post(f"{PREFIX}/query-values")
-    def query_values(body: models.ValuesQuery, request: Request, repo: str) -> Any:
+    async def query_values(body: models.ValuesQuery, request: Request, repo: str) -> Any:
         served = lookup(repo, request)
 
         def make() -> Any:
@@ -536,7 +581,7 @@ def _add_read_routes(app: FastAPI, lookup: Callable[..., Repository]) -> None:
                 **body.selection(),
             )
 
-        return served.query(make)
+        return await served.query(make)
 
     @app.post(f"{PREFIX}/count")
     def count(body: models.Query, request: Request, repo: str) -> Any:
@@ -566,12 +611,10 @@ def _add_read_routes(app: FastAPI, lookup: Callable[..., Repository]) -> None:
 
 def answer(served: Repository, request: Request, write: Callable[[], Any]) -> JSONResponse:
     """The answer of a write: done in the request's transaction, or once per idempotency key."""
-    transaction = request.headers.get(wire.TRANSACTION_HEADER)
-    if transaction is not None:
-        status, body = served.transactions.send(transaction, write)
-    else:
-        status, body = served.once(request.headers.get(wire.IDEMPOTENCY_HEADER), write)
-    served.changed()
+    headers = request.headers
+    status, body = served.write(
+        headers.get(wire.TRANSACTION_HEADER), headers.get(wire.IDEMPOTENCY_HEADER), write
+    )
     return JSONResponse(body, status)
 
 
@@ -657,23 +700,36 @@ def _add_write_routes(app: FastAPI, lookup: Callable[..., Repository]) -> None:
         return answer(served, request, write)
 
 
+def _error_response(error: Exception) -> JSONResponse | None:
+    """The answer to a ButlerError or a refusal (None for any other exception)."""
+    if isinstance(error, ButlerError):
+        return _butler_error(error)
+    if isinstance(error, Refused):
+        return _refused(error)
+    return None
+
+
+def _butler_error(error: ButlerError) -> JSONResponse:
+    return JSONResponse(wire.error_body(error), wire.status_of(error))
+
+
+def _refused(error: Refused) -> JSONResponse:
+    body = {"error": {"type": error.kind, "message": str(error)}}
+    return JSONResponse(body, error.status, headers=error.headers)
+
+
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ButlerError)
     async def butler_error(request: Request, error: ButlerError) -> JSONResponse:
-        return JSONResponse(wire.error_body(error), wire.status_of(error))
+        return _butler_error(error)
 
     @app.exception_handler(Refused)
     async def refused(request: Request, error: Refused) -> JSONResponse:
-        body = {"error": {"type": error.kind, "message": str(error)}}
-        return JSONResponse(body, error.status, headers=error.headers)
+        return _refused(error)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}"
-            for e in error.errors()[:5]
-        )
-        message = f"invalid request to {request.url.path}: {problems}"
+        message = validation_message(request.url.path, list(error.errors()))
         return JSONResponse({"error": {"type": "ButlerError", "message": message}}, 422)
 
     @app.exception_handler(HTTPException)

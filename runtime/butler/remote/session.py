@@ -8,6 +8,12 @@ may not have arrived (no connection, a timeout): the server answers a key it has
 it answered the first time, so a retried put is not a second put. Any other failure of
 the server, and a server that stays away, is a RemoteError naming it; an error the
 server describes is raised as its own :mod:`butler.errors` class.
+
+A request that is not streamed goes straight to the client's transport (its pool of
+keep-alive connections), with the route's URL parsed once and the token's header built
+once: ``httpx.Client.request`` would merge the base URL, headers, cookies, auth and
+redirect handling into every request, which costs more than the server's answer to a
+small get. Streamed answers go through the ``httpx.Client``, on the same pool.
 """
 
 from __future__ import annotations
@@ -38,17 +44,23 @@ class Session:
     def __init__(self, url: str, token: str | None, *, timeout: float = 60.0) -> None:
         self.url = url.rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        timeouts = httpx.Timeout(timeout, connect=10.0)
+        # a request's headers and body go out in two writes: without TCP_NODELAY the
+        # second waits for the server's delayed ACK of the first (40 ms on Linux)
+        self._transport = httpx.HTTPTransport(
+            retries=0,
+            limits=httpx.Limits(max_keepalive_connections=8),
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+        )
         self._client = httpx.Client(
             base_url=f"{self.url}/{wire.API_VERSION}/",
             headers=headers,
-            timeout=httpx.Timeout(timeout, connect=10.0),
-            limits=httpx.Limits(max_keepalive_connections=8),
-            # a request's headers and body go out in two writes: without TCP_NODELAY the
-            # second waits for the server's delayed ACK of the first (40 ms on Linux)
-            transport=httpx.HTTPTransport(
-                retries=0, socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
-            ),
+            timeout=timeouts,
+            transport=self._transport,
         )
+        self._headers = headers
+        self._extensions = {"timeout": timeouts.as_dict()}
+        self._urls: dict[str, httpx.URL] = {}
         #: The open remote transaction the writes are part of (see butler.remote.transactions).
         self.transaction: str | None = None
         #: The client of the object store's signed URLs: another pool, without the token.
@@ -132,16 +144,20 @@ class Session:
         if write and self.transaction is not None:  # done once: no retry inside a transaction
             headers[wire.TRANSACTION_HEADER] = self.transaction
             tries = 1
-        method = "GET" if body is None and content is None else "POST"
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        method = "GET" if content is None else "POST"
+        headers.update(self._headers)
+        url = self._url(route)
         for attempt in range(tries):
+            request = httpx.Request(
+                method, url, headers=headers, content=content, extensions=self._extensions
+            )
             try:
-                response = self._client.request(
-                    method,
-                    route,
-                    json=body if content is None else None,
-                    content=content,
-                    headers=headers,
-                )
+                response = self._transport.handle_request(request)
+                response.request = request
+                response.read()
             except httpx.TransportError as error:
                 self._pause(attempt if attempt + 1 < tries else len(BACKOFF), None, error)
                 continue
@@ -152,6 +168,15 @@ class Session:
                 raise self._error(response)
             return response
         raise AssertionError("unreachable: the last try raises")
+
+    def _url(self, route: str) -> httpx.URL:
+        """The URL of ``route`` (those without an id in them parsed once)."""
+        url = self._urls.get(route)
+        if url is None:
+            url = httpx.URL(f"{self.url}/{wire.API_VERSION}/{route}")
+            if "/" not in route:
+                self._urls[route] = url
+        return url
 
     def _pause(
         self, attempt: int, response: httpx.Response | None, error: Exception | None

@@ -2,18 +2,20 @@
 by a few chunks only (back-pressure), and only so many run at once.
 
 The query's iterator is made and consumed in one thread (the registry's connections are
-per thread); it hands chunks of JSON Lines to the response through a queue of
-:data:`DEPTH` chunks, so a slow reader holds the query where it is instead of the server
-gathering a million data IDs in memory. When the reader goes away, the thread stops at
-its next chunk.
+per thread); it hands chunks of JSON Lines straight to the event loop, which sends them,
+at most :data:`DEPTH` chunks ahead, so a slow reader holds the query where it is instead
+of the server gathering a million data IDs in memory. (The chunks go to the loop itself,
+not through a thread pool worker waiting on a queue: on a loaded machine each extra
+thread in the hand-off waits for the GIL and the scheduler.) When the reader goes away,
+the thread stops at its next chunk.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from ..errors import ButlerError
@@ -48,8 +50,16 @@ class QueryStream:
     ends, however it ends.
     """
 
-    def __init__(self, make: Callable[[], Iterable[Any]], done: Callable[[], None]) -> None:
-        self._queue: queue.Queue[Any] = queue.Queue(DEPTH)
+    def __init__(
+        self,
+        make: Callable[[], Iterable[Any]],
+        done: Callable[[], None],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self._loop = loop
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        #: Room for chunks not yet sent: taken by the query's thread, given back by the loop.
+        self._room = threading.Semaphore(DEPTH)
         self._stop = threading.Event()
         self._done = done
         self._head: list[Any] = []
@@ -69,16 +79,23 @@ class QueryStream:
 
     def _offer(self, item: Any) -> bool:
         while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.5)
-                return True
-            except queue.Full:
+            if not self._room.acquire(timeout=0.5):
                 continue
+            try:
+                self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+            except RuntimeError:  # the loop is closed: the server stopped
+                return False
+            return True
         return False
 
-    def first(self) -> None:
+    async def _take(self) -> Any:
+        item = await self._queue.get()
+        self._room.release()
+        return item
+
+    async def first(self) -> None:
         """Wait for the first chunk; raise the query's error if it failed before it."""
-        item = self._queue.get()
+        item = await self._take()
         if isinstance(item, BaseException):
             self.close()
             raise item
@@ -89,14 +106,14 @@ class QueryStream:
             self._stop.set()
             self._done()
 
-    def __iter__(self) -> Iterator[bytes]:
+    async def __aiter__(self) -> AsyncIterator[bytes]:
         try:
             for item in self._head:
                 if item is _END:
                     return
                 yield item
             while True:
-                item = self._queue.get()
+                item = await self._take()
                 if item is _END:
                     return
                 if isinstance(item, ButlerError):

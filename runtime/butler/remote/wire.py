@@ -53,9 +53,21 @@ MAX_DEPTH = 16
 Record = tuple[type, Mapping[str, Callable[[Any], Any]]]
 
 
+#: The types JSON carries as they are (a float only when finite).
+_PLAIN = frozenset((str, int, bool, type(None)))
+
+
 def encode(value: Any) -> Any:
     """``value`` as JSON-ready data (see the module docs)."""
-    if value is None or isinstance(value, bool | int | str):
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is dict or kind is DataId:  # a data ID of plain values: as it is, no recursion
+        items = value.fields if kind is DataId else value
+        if all(type(k) is str and _plain(v) for k, v in items.items()):
+            return dict(items)
+        return {str(k): encode(v) for k, v in items.items()}
+    if isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else {"$float": repr(value)}
@@ -76,6 +88,12 @@ def encode(value: Any) -> Any:
     if callable(item):
         return encode(item())
     return str(value)  # a header value of another kind (astropy's Undefined): its text
+
+
+def _plain(value: Any) -> bool:
+    """Whether JSON carries ``value`` as it is (a finite float: ``x - x`` is 0)."""
+    kind = type(value)
+    return kind in _PLAIN or (kind is float and value - value == 0)
 
 
 def decode(data: Any, records: Mapping[str, Record] | None = None, depth: int = 0) -> Any:
@@ -134,7 +152,7 @@ def data_id(value: Any) -> DataId:
 
 def json_lines(values: Iterable[Any], batch: int = 4096) -> Iterator[bytes]:
     """``values`` encoded, one JSON document a line, in chunks of ``batch`` lines."""
-    dumps = json.JSONEncoder(separators=(",", ":"), default=_encode_other).encode
+    dumps = _line_encoder()
     lines: list[str] = []
     for value in values:
         lines.append(dumps(value.fields if type(value) is DataId else value))
@@ -143,6 +161,29 @@ def json_lines(values: Iterable[Any], batch: int = 4096) -> Iterator[bytes]:
             lines = []
     if lines:
         yield ("\n".join(lines) + "\n").encode()
+
+
+def _line_encoder() -> Callable[[Any], str]:
+    """One document as a compact line of JSON. The standard library's C encoder, made once
+    (``JSONEncoder.encode`` makes a new one for every call, which costs more than a data
+    ID's line); the JSONEncoder itself where there is no C encoder."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return json.JSONEncoder(separators=(",", ":"), default=_encode_other).encode
+    # markers, default, string encoder, indent, separators, sort_keys, skipkeys, allow_nan
+    encoder = make(
+        None,
+        _encode_other,
+        json.encoder.encode_basestring_ascii,
+        None,
+        ":",
+        ",",
+        False,
+        False,
+        True,
+    )
+    join = "".join
+    return lambda document: join(encoder(document, 0))
 
 
 def _encode_other(value: Any) -> Any:

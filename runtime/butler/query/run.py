@@ -173,7 +173,7 @@ def _members(butler: Butler, dataset_type: str) -> list[Butler]:
     """The repositories of the chain (this one first) that hold ``dataset_type`` datasets."""
     return [
         member
-        for member in [butler, *butler.chain.parents]
+        for member in butler.chain.registries(butler, f"query {dataset_type!r}")
         if dataset_type in member.mapper.dataset_types
         and member.registry.has_dataset_type(dataset_type)
     ]

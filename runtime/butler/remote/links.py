@@ -71,10 +71,10 @@ def dataset_id(butler: Butler, dataset_type: str | DatasetRef, data_id: Any) -> 
     plan, found = butler.locate(dataset_type, data_id)
     if found.dataset_id is not None:
         return found.dataset_id
-    holder, name = found.repository, plan.spec.name
-    keys = holder.mapper.keys(name)
+    name = plan.spec.name  # found by data ID in the repository itself (a parent's has an id)
+    keys = butler.mapper.keys(name)
     complete = {k: v for k, v in found.data_id.items() if k in keys}
-    ref = next(holder.query_datasets(name, complete), None)
+    ref = next(butler.query_datasets(name, complete), None)
     if ref is None:
         raise DatasetNotFoundError(f"dataset {name!r} {complete} is not recorded with an id")
     return ref.id

@@ -196,6 +196,7 @@ class Repository:
                 {
                     "name": name,
                     "keys": list(spec.keys),
+                    "key_types": butler.mapper.keys(name),
                     "format": fmt.name,
                     "formatter": fmt.formatter,
                     "python_type": fmt.python_type,
@@ -207,6 +208,7 @@ class Repository:
         self._info = {
             "name": self.name,
             "id": butler.repository_id,
+            "instrument": butler.mapper.name,
             "writeable": butler.writeable,
             "api": wire.API_VERSION,
             "dataset_types": types,
@@ -228,7 +230,15 @@ class Repository:
         """The stored file of a dataset (as ``media_type``), with the format to read it by
         in a header."""
         plan, found = self.butler.locate(dataset_type, data_id)
-        hdu = found.repository.hdu(plan, found.data_id)
+        holder = found.repository.local()
+        if holder is None:  # the chain's parent is served elsewhere: no file here to stream
+            raise RemoteError(
+                f"dataset {plan.spec.name!r} {wire.encode(found.data_id)} is stored in parent "
+                f"repository {found.repository.address}, which is served; read it there"
+            )
+        if found.ref is not None:  # a local parent's: its own find, with its path
+            plan, found = holder.locate(found.ref)
+        hdu = holder.hdu(plan, found.data_id)
         header = {
             "formatter": plan.format.formatter,
             "python_type": plan.format.python_type,
@@ -236,7 +246,7 @@ class Repository:
             "data_id": wire.encode(found.data_id),
         }
         headers = {"X-Butler-Format": json.dumps(header)}
-        location = found.repository.datastore.location(found.path)
+        location = holder.datastore.location(found.path)
         if not isinstance(location, Path):
             raise RemoteError(
                 f"dataset {plan.spec.name!r} {wire.encode(found.data_id)} is not on local "
@@ -478,6 +488,15 @@ def _add_read_routes(app: FastAPI, lookup: Callable[..., Repository]) -> None:
     def explain(body: models.FindCalibration, request: Request, repo: str) -> Any:
         butler = lookup(repo, request).butler
         return {"text": butler.explain(body.dataset_type, models.data_id(body.data_id))}
+
+    @app.post(f"{PREFIX}/find-ref")
+    def find_ref(target: models.Target, request: Request, repo: str) -> Any:
+        # what a chain whose parent this repository is asks (butler.member.ChainMember)
+        dataset_type, data_id = target.args()
+        if isinstance(dataset_type, DatasetRef):
+            raise InvalidDataIdError("find-ref takes a dataset type and a data ID, not a ref")
+        found = lookup(repo, request).butler.find_ref(dataset_type, data_id)
+        return {"ref": wire.encode(found)}
 
     @app.post(f"{PREFIX}/get-ref")
     def get_ref(body: models.RefText, request: Request, repo: str) -> Any:

@@ -48,6 +48,7 @@ from ..image import BBox
 from ..refs import DatasetRef
 from . import models, wire
 from .links import add_datalink_routes, dataset_id, dataset_path
+from .redact import ANONYMOUS, Redaction
 from .streams import QueryStream, Slots
 from .tokens import TokenStore
 from .transactions import Transactions
@@ -101,10 +102,12 @@ class Repository:
     def __init__(self, name: str, root: Path, limits: Limits) -> None:
         self.name = name
         self.butler = Butler(root)
+        #: How its errors name it instead of the server's paths (butler.remote.redact).
+        self.redaction = _redaction(name, self.butler)
         self.limits = limits
         self.slots = Slots(limits.streams)
         self._write_lock = threading.Lock()
-        self.transactions = Transactions(self.butler, self._write_lock)
+        self.transactions = Transactions(self.butler, self._write_lock, self.redaction.text)
         self._recent: collections.OrderedDict[str, tuple[int, Any]] = collections.OrderedDict()
         self._tokens = TokenStore({})
         self._tokens_seen: float | None = None
@@ -171,7 +174,7 @@ class Repository:
             try:
                 answer: tuple[int, Any] = (200, write())
             except ButlerError as error:
-                answer = (wire.status_of(error), wire.error_body(error))
+                answer = (wire.status_of(error), wire.error_body(error, self.redaction.text))
             if key is not None:
                 self._recent[key] = answer
                 while len(self._recent) > self.limits.idempotency_keys:
@@ -265,7 +268,8 @@ class Repository:
             stream.close()
             raise DatasetCorruptError(
                 f"dataset {plan.spec.name!r} {wire.encode(found.data_id)}: its file has {size} "
-                f"bytes, but {found.size} were written; it was truncated or changed since"
+                f"bytes, but {found.size} were written; it was truncated or changed since "
+                f"(the server's administrator runs `butler verify {self.name} --read`)"
             )
         media_type = media_type or "application/octet-stream"
         if size <= CHUNK:
@@ -284,7 +288,7 @@ class Repository:
                 "try again in a moment",
                 **{"Retry-After": "1"},
             )
-        stream = QueryStream(make, self.slots.give)
+        stream = QueryStream(make, self.slots.give, self.redaction.text)
         stream.first()
         return StreamingResponse(iter(stream), media_type="application/x-ndjson")
 
@@ -326,6 +330,19 @@ class Repository:
                 obj, data_id = items[0]
                 refs = [butler.put(obj, dataset_type, data_id, overwrite=overwrite, run=run)]
         return {"refs": wire.encode(refs)}
+
+
+def _redaction(name: str, butler: Butler) -> Redaction:
+    """The redaction of the repository served as ``name``: its chain's roots and registries."""
+    members = [(name, butler.root, butler.registry.url)]
+    for parent in butler.chain.parents:
+        local = parent.local()  # a served parent's URL is no path of this server
+        if local is not None:
+            members.append((Path(str(local.root)).name, local.root, local.registry.url))
+    return Redaction.of(
+        [(shown, root) for shown, root, _ in members],
+        [(shown, url) for shown, _, url in members],
+    )
 
 
 def _has_hdu(hdu: object, data_id: Mapping[str, object]) -> bool:
@@ -418,7 +435,7 @@ def create_app(roots: Mapping[str, Path], limits: Limits | None = None) -> FastA
             repository.butler.close()
         raise
     app.add_middleware(_SizeLimit, limits=limits)
-    _add_error_handlers(app)
+    _add_error_handlers(app, served)
 
     def lookup(
         name: str, request: Request, scope: str = "read", *, query_token: bool = False
@@ -653,10 +670,12 @@ def _add_write_routes(app: FastAPI, lookup: Callable[..., Repository]) -> None:
         return answer(served, request, write)
 
 
-def _add_error_handlers(app: FastAPI) -> None:
+def _add_error_handlers(app: FastAPI, served: Mapping[str, Repository]) -> None:
     @app.exception_handler(ButlerError)
     async def butler_error(request: Request, error: ButlerError) -> JSONResponse:
-        return JSONResponse(wire.error_body(error), wire.status_of(error))
+        repository = served.get(str(request.path_params.get("repo", "")))
+        redaction = ANONYMOUS if repository is None else repository.redaction
+        return JSONResponse(wire.error_body(error, redaction.text), wire.status_of(error))
 
     @app.exception_handler(Refused)
     async def refused(request: Request, error: Refused) -> JSONResponse:

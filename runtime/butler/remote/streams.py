@@ -48,7 +48,13 @@ class QueryStream:
     ends, however it ends.
     """
 
-    def __init__(self, make: Callable[[], Iterable[Any]], done: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        make: Callable[[], Iterable[Any]],
+        done: Callable[[], None],
+        clean: Callable[[str], str] | None = None,
+    ) -> None:
+        self._clean = clean  # rewrites an error line's message (the server's redaction)
         self._queue: queue.Queue[Any] = queue.Queue(DEPTH)
         self._stop = threading.Event()
         self._done = done
@@ -100,7 +106,7 @@ class QueryStream:
                 if item is _END:
                     return
                 if isinstance(item, ButlerError):
-                    yield (_line(error_body(item)) + "\n").encode()
+                    yield (_line(error_body(item, self._clean)) + "\n").encode()
                     return
                 if isinstance(item, BaseException):
                     raise item

@@ -425,6 +425,14 @@ class Butler:
         defined = tuple(self.mapper.dataset_type(name) for name in self.chain.own_types)
         return RuntimeTypes(defined, tuple(spec.keys), tuple(spec.formats))
 
+    def query_rows(
+        self, dataset_type: str, partial: Mapping[str, Value]
+    ) -> Iterator[Mapping[str, Value]]:
+        """The registry's rows of the stored data IDs matching ``partial`` (normalized)."""
+        if not self.is_registered(dataset_type):
+            return iter(())
+        return self.registry.query(dataset_type, partial)
+
     def local(self) -> Butler | None:
         """This Butler: its registry runs SQL in this process."""
         return self
@@ -443,8 +451,11 @@ class Butler:
             return None
         if found.ref is not None:
             return found.ref
-        located = next(self._refs(plan, [found.data_id]), None)
-        return located
+        name = plan.spec.name
+        record = self.registry.find_ref(name, self.restrict(plan, found.data_id))
+        if record is None or record[1] is None or self.repository_id is None:
+            return None  # removed meanwhile, or a version 1 repository read-only: no ids
+        return DatasetRef(name, found.data_id, record[1], record[2], self.repository_id)
 
     # Public inside the package, for the features built on the Butler (calibrations, chain,
     # ingest, maintenance, provenance, curated calibrations; see docs/architecture.md):

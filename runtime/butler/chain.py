@@ -395,7 +395,7 @@ class Chain:
             yield from owner.registry.query(dataset_type, partial)
         for member in self.parents:
             if dataset_type in member.dataset_types:
-                yield from member.query(dataset_type, partial)
+                yield from member.query_rows(dataset_type, partial)
 
     def query(
         self, owner: Butler, dataset_type: str, partial: dict[str, Value]

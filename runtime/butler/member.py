@@ -139,6 +139,14 @@ class ChainMember(Protocol):
 
     # A chain passes a plain (partial) data ID; ``keys: Any`` lets a member take options too.
 
+    def query_rows(
+        self, dataset_type: str, partial: Mapping[str, Value]
+    ) -> Iterator[Mapping[str, Value]]:
+        """The stored data IDs matching a normalized partial data ID, as mappings of the
+        dataset type's keys, not yet normalized: a chain normalizes each once, with its own
+        mapper (:meth:`query`'s data IDs would be normalized twice)."""
+        ...
+
     def query(
         self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: Any
     ) -> Iterator[DataId]: ...

@@ -273,6 +273,12 @@ class RemoteButler(Butler):
         """None inherited: a chain over a served repository knows its policy's dataset types."""
         return RuntimeTypes()
 
+    def query_rows(
+        self, dataset_type: str, partial: Mapping[str, Value]
+    ) -> Iterator[Mapping[str, Value]]:
+        """:meth:`query` (streamed from the server)."""
+        return self.query(dataset_type, partial)
+
     def local(self) -> Butler | None:
         """None: the registry is the server's."""
         return None

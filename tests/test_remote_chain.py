@@ -108,9 +108,15 @@ def test_queries_merge_the_output_and_the_parent_each_data_id_once(out: Butler) 
     assert out.query_values("focusSweep", "visit") == [1, 2, 3]
     refs = {r.data_id["visit"]: r for r in out.query_datasets("focusSweep")}
     assert refs[1].repository == out.repository_id != refs[2].repository
-    # the query engine's SQL runs on local registries only: said, not half answered
+    # where/order_by/limit: the server runs the same query; the streams merge in order
+    assert [d["visit"] for d in out.query("focusSweep", where="visit > 1")] == [2, 3]
+    top = out.query("focusSweep", visit=[1, 2, 3], order_by="-visit", limit=2)
+    assert [d["visit"] for d in top] == [3, 2]
+    assert out.count("focusSweep", where="visit >= :v", bind={"v": 2}) == 2
+    assert out.query_values("focusSweep", "visit", where="visit < 3") == [1, 2]
+    # with_datasets looks across the chain's registries: said, not half answered
     with pytest.raises(RemoteError, match="served"):
-        list(out.query("focusSweep", where="visit > 1"))
+        list(out.query("focusSweep", with_datasets=["raw"]))
 
 
 def test_a_calibration_is_found_through_the_parent_as_of_a_time(out: Butler) -> None:

@@ -440,17 +440,17 @@ class Chain:
 
     def registries(self, owner: Butler, action: str) -> list[Butler]:
         """The repository and its parents as Butlers whose registries run SQL here (the query
-        engine's ``where``, ``order_by``, ``with_datasets`` and sky queries); RemoteError
-        naming ``action`` for a served parent."""
+        engine's ``with_datasets``/``without_datasets`` and sky queries, which look across
+        the chain); RemoteError naming ``action`` for a served parent."""
         found: list[Butler] = [owner]
         for member in self.parents:
             local = member.local()
             if local is None:
                 raise RemoteError(
                     f"cannot {action}: parent repository {member.address} is served, and a "
-                    "query with where=, order_by=, limit=, with_datasets=, without_datasets= "
-                    "or a sky region runs on local registries only; ask with a plain data ID "
-                    "(butler.query(dataset_type, visit=...)), or ask that repository directly"
+                    "query with with_datasets=, without_datasets= or a sky region looks across "
+                    "the chain's registries, which must be local; use where= and keyword "
+                    "values (which a served parent runs itself), or ask that repository directly"
                 )
             found.append(local)
         return found

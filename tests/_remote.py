@@ -9,6 +9,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -105,3 +106,32 @@ def served_client(root: Path | str, scope: str = "write") -> Butler:
     except BaseException:
         server.stop()
         raise
+
+
+@dataclass(frozen=True)
+class Served:
+    """A repository served by a running :class:`Server`, with a read and a write token."""
+
+    root: Path
+    server: Server
+    read: str
+    write: str
+
+    @property
+    def url(self) -> str:
+        return self.server.url(self.root.name)
+
+    def client(self, scope: str = "write") -> Butler:
+        return Butler(self.url, token=self.write if scope == "write" else self.read)
+
+
+def serve_with_tokens(*roots: Path) -> Iterator[Served]:
+    """A fixture body: ``roots`` served by one server; the first one with its tokens."""
+    from butler.remote.tokens import create_token
+
+    read, write = create_token(roots[0], "read"), create_token(roots[0], "write")
+    server = Server(*roots)
+    try:
+        yield Served(roots[0], server, read, write)
+    finally:
+        server.stop()

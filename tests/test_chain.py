@@ -88,7 +88,9 @@ def test_uri_and_explain_say_which_repository_answered(chain3: Path) -> None:
         # not stored anywhere: where a put would write it, in the output
         assert out.uri("focusSweep", visit=7, **FOCUS).startswith(chain3.as_uri() + "/")
         text = out.explain("focusSweep", visit=1, **FOCUS)
-        assert f"stored in parent repository {base} at 'focus/000001/offset0.50.yaml'" in text
+        # a parent is named by its root and the dataset by the parent's URI of it
+        uri = (base / "focus/000001/offset0.50.yaml").as_uri()
+        assert f"stored in parent repository {base} at {uri!r}" in text
         out.put({"from": "out"}, "focusSweep", visit=1, **FOCUS)
         assert f"stored in repository {chain3} at" in out.explain("focusSweep", visit=1, **FOCUS)
 

@@ -58,6 +58,7 @@ from .ingest import IngestReport, InstrumentRules, Transfer, ingest
 from .loading import load_mapper
 from .maintenance import IndexReport, VerifyReport
 from .mapper import Mapper
+from .member import ChainMember, RuntimeTypes
 from .object_cache import ObjectCache
 from .overrides import SessionConfig
 from .provenance import Provenance
@@ -398,6 +399,65 @@ class Butler:
 
     # ---- the package interface ------------------------------------------------------------------
     #
+    # ---- as a parent of a chain (butler.member.ChainMember: what a chain asks of it) ---------
+
+    @property
+    def address(self) -> str:
+        """Where the repository is, as messages name it: its root (or URL)."""
+        return str(self.root)
+
+    @property
+    def description(self) -> str:
+        """``ROOT (registry URL)``: what a failed lookup says it searched."""
+        return f"{self.root} (registry {self.registry.url})"
+
+    @property
+    def instrument(self) -> str | None:
+        """The instrument of the repository's mapper."""
+        return self.mapper.name
+
+    def dataset_keys(self, dataset_type: str) -> Mapping[str, str]:
+        """Each key of ``dataset_type``'s data IDs -> its type name."""
+        return self.mapper.keys(dataset_type)
+
+    def runtime_types(self) -> RuntimeTypes:
+        """The dataset types registered at run time here, with the policy's keys and formats."""
+        spec = self.mapper.spec
+        defined = tuple(self.mapper.dataset_type(name) for name in self.chain.own_types)
+        return RuntimeTypes(defined, tuple(spec.keys), tuple(spec.formats))
+
+    def query_rows(
+        self, dataset_type: str, partial: Mapping[str, Value]
+    ) -> Iterator[Mapping[str, Value]]:
+        """The registry's rows of the stored data IDs matching ``partial`` (normalized)."""
+        if not self.is_registered(dataset_type):
+            return iter(())
+        return self.registry.query(dataset_type, partial)
+
+    def local(self) -> Butler | None:
+        """This Butler: its registry runs SQL in this process."""
+        return self
+
+    def find_ref(
+        self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object
+    ) -> DatasetRef | None:
+        """The ref of the dataset :meth:`get` would read (a calibration named by an
+        observation: the one certified for it), or None if none is stored; raises as get
+        does for a data ID that is invalid or ambiguous."""
+        try:
+            plan, _, found = self._resolve(dataset_type, data_id, keys)
+        except DatasetNotFoundError:  # no calibration valid for the observation
+            return None
+        if found is None:
+            return None
+        if found.ref is not None:
+            return found.ref
+        name = plan.spec.name
+        record = self.registry.find_ref(name, self.restrict(plan, found.data_id))
+        if record is None or record[1] is None or self.repository_id is None:
+            return None  # removed meanwhile, or a version 1 repository read-only: no ids
+        return DatasetRef(name, found.data_id, record[1], record[2], self.repository_id)
+
     # Public inside the package, for the features built on the Butler (calibrations, chain,
     # ingest, maintenance, provenance, curated calibrations; see docs/architecture.md):
     # they call these, never the Butler's underscore names. Users need none of them.
@@ -565,15 +625,31 @@ class Butler:
         """
         plan = self.plan(dataset_type)
         if self._by_observation(plan, data_id, keys):  # by observation time: calibrations.py
-            located = for_butler(self).locate(plan, data_id, keys)
+            try:
+                located = for_butler(self).locate(plan, data_id, keys)
+            except DatasetNotFoundError:  # none certified here: the parents' (find-first)
+                inherited = self._parent_calibration(plan, {**(data_id or {}), **keys})
+                if inherited is None:
+                    raise
+                return plan, inherited.data_id, inherited
             if located is not None:
                 calibration_plan, complete, path = located
                 return calibration_plan, complete, Found(complete, path, self)
         normalized = self.normalize(data_id, keys, plan.spec.name)
-        found = self.find_dataset(plan, normalized)
-        if found is not None and found.repository is not self:
-            plan = found.repository.plan(dataset_type)
-        return plan, normalized, found
+        return plan, normalized, self.find_dataset(plan, normalized)
+
+    def _parent_calibration(self, plan: Plan, given: Mapping[str, object]) -> Found | None:
+        """The calibration the first parent certifies for an observation (None: none does)."""
+        if not self.chain.parents:
+            return None
+        rest = dict(given)
+        as_of = rest.pop("as_of", None)
+        answer = self.chain.find_calibration(plan.spec.name, rest, as_of)
+        if answer is None:
+            return None
+        member, calibration = answer
+        ref = member.find_ref(plan.spec.name, dict(calibration.data_id))
+        return None if ref is None else self.chain.found(self, member, ref)
 
     def _by_observation(
         self, plan: Plan, data_id: Mapping[str, object] | None, keys: Mapping[str, object]
@@ -623,13 +699,15 @@ class Butler:
 
     # ---- dataset refs (see butler.refs) ------------------------------------------------------
 
-    def _holder(self, ref: DatasetRef) -> Butler:
+    def _holder(self, ref: DatasetRef) -> ChainMember:
         """The repository of this chain that ``ref`` names; ForeignRefError if none."""
         if not isinstance(ref, DatasetRef):
             raise InvalidDataIdError(f"expected a DatasetRef, not {ref!r}")
-        for member in (self, *self.chain.parents):
-            if member.repository_id == ref.repository:
-                return member
+        if self.repository_id == ref.repository:
+            return self
+        parent = self.chain.holder(ref)
+        if parent is not None:
+            return parent
         raise ForeignRefError(
             f"dataset ref {ref} ({ref.dataset_type!r} {_format_data_id(ref.data_id)}) is from "
             f"repository {ref.repository}, which is not {self.chain.searched(self)}; open that "
@@ -647,16 +725,18 @@ class Butler:
                 f"{_format_data_id({**(data_id or {}), **keys})})"
             )
         holder = self._holder(ref)
-        stored = holder.registry.stored_id(ref.dataset_type, ref.id)
+        if holder is not self:  # a parent's: read by the ref, which the parent checks
+            return self.plan(ref.dataset_type), self.chain.found(self, holder, ref)
+        stored = self.registry.stored_id(ref.dataset_type, ref.id)
         if stored is None:
             raise DatasetNotFoundError(
                 f"dataset ref {ref} ({ref.dataset_type!r} {_format_data_id(ref.data_id)}) is "
-                f"stale: repository {holder.root} holds no dataset with id {ref.id} (it was "
+                f"stale: repository {self.root} holds no dataset with id {ref.id} (it was "
                 "removed, or overwritten, which records a new id); ask by data ID for what is "
                 "stored now"
             )
-        found = Found(ref.data_id, stored.path, holder, ref.id, stored.size, stored.checksum)
-        return holder.plan(ref.dataset_type), found
+        found = Found(ref.data_id, stored.path, self, ref.id, stored.size, stored.checksum)
+        return self.plan(ref.dataset_type), found
 
     def datalink_url(self, ref: DatasetRef | str) -> str:
         """The URL of ``ref``'s IVOA DataLink table; a repository opened from its folder has
@@ -673,15 +753,18 @@ class Butler:
         repository, dataset_id = parse_ref(text)
         probe = DatasetRef("", DataId(), dataset_id, None, repository)
         holder = self._holder(probe)
-        name = holder.registry.dataset_type_of(dataset_id)
-        row = None if name is None else holder.registry.find_id(name, dataset_id)
+        if holder is not self:
+            ref = holder.get_ref(text)
+            return replace(ref, data_id=self.mapper.normalize(dict(ref.data_id)))
+        name = self.registry.dataset_type_of(dataset_id)
+        row = None if name is None else self.registry.find_id(name, dataset_id)
         if name is None or row is None:
             raise DatasetNotFoundError(
-                f"no dataset with id {dataset_id} in repository {holder.root} (ref {text}): it "
+                f"no dataset with id {dataset_id} in repository {self.root} (ref {text}): it "
                 "was removed, or overwritten, which records a new id"
             )
         data_id, _, run, _ = row
-        return DatasetRef(name, holder.mapper.normalize(data_id), dataset_id, run, repository)
+        return DatasetRef(name, self.mapper.normalize(data_id), dataset_id, run, repository)
 
     def query_datasets(
         self,
@@ -724,14 +807,16 @@ class Butler:
             located = self.find_dataset(plan, found)
             if located is None:  # removed meanwhile
                 continue
-            holder = located.repository
-            record = holder.registry.find_ref(dataset_type, self.restrict(plan, found))
+            if located.ref is not None:  # a parent's
+                yield replace(located.ref, data_id=found)
+                continue
+            record = self.registry.find_ref(dataset_type, self.restrict(plan, found))
             if record is None:
                 continue  # removed meanwhile
             _, dataset_id, run = record
-            if dataset_id is None or holder.repository_id is None:
+            if dataset_id is None or self.repository_id is None:
                 continue  # a version 1 repository opened read-only: no ids
-            yield DatasetRef(dataset_type, found, dataset_id, run, holder.repository_id)
+            yield DatasetRef(dataset_type, found, dataset_id, run, self.repository_id)
 
     # ---- writing -------------------------------------------------------------------------------
 
@@ -1207,7 +1292,7 @@ class Butler:
         if found.repository is not self:
             raise ReadOnlyError(
                 f"cannot remove {plan.spec.name!r} {_format_data_id(found.data_id)}: the dataset "
-                f"is in parent repository {found.repository.root}, which this repository only "
+                f"is in parent repository {found.repository.address}, which this repository only "
                 "reads"
             )
         self.datastore.check_inside(found.path)  # never delete through a link out of the root
@@ -1253,7 +1338,9 @@ class Butler:
     # ---- reading -------------------------------------------------------------------------------
 
     def _read(self, plan: Plan, found: Found, method: str, *args: Any) -> Any:
-        datastore, data_id = found.repository.datastore, found.data_id
+        if found.repository is not self:  # a parent's: read by its ref (butler.chain)
+            return self.chain.read(found, method, *args)
+        datastore, data_id = self.datastore, found.data_id
         location = datastore.location(found.path)
         request = ReadRequest(
             plan.spec.name,
@@ -1268,17 +1355,17 @@ class Butler:
             if found.size is not None and not datastore.checks_size:
                 size = datastore.size(location)
                 if size is not None and size != found.size:
-                    raise self._wrong_size(plan, found, location, size)
+                    raise self._wrong_size(plan, found, location, size, self.root)
             return datastore.read(location, request, method, *args)
         except WrongSizeError as wrong:
-            raise self._wrong_size(plan, found, location, wrong.size) from None
+            raise self._wrong_size(plan, found, location, wrong.size, self.root) from None
         except (ButlerError, OSError, ValueError) as error:
             # Formatters report a missing file as a FormatError; say what happened instead.
             if isinstance(error, FileNotFoundError) or not datastore.exists(location):
                 raise DatasetNotFoundError(
                     f"dataset {plan.spec.name!r} with data ID {_format_data_id(data_id)} is "
                     f"recorded at {found.path!r}, but the file is missing; "
-                    f"run `butler verify {found.repository.root}`"
+                    f"run `butler verify {self.root}`"
                 ) from None
             if isinstance(error, DatasetCorruptError):  # already names dataset and file
                 raise
@@ -1286,18 +1373,20 @@ class Butler:
                 raise
             raise FormatError(
                 f"dataset {plan.spec.name!r} with data ID {_format_data_id(data_id)} is "
-                f"unreadable: {error}. `butler verify {found.repository.root} --read` lists every "
+                f"unreadable: {error}. `butler verify {self.root} --read` lists every "
                 "file of the repository that does not read"
             ) from error
 
     @staticmethod
-    def _wrong_size(plan: Plan, found: Found, location: Location, size: int) -> DatasetCorruptError:
+    def _wrong_size(
+        plan: Plan, found: Found, location: Location, size: int, root: Path
+    ) -> DatasetCorruptError:
         """A file whose size is not the one recorded when it was written (get checks it with
         one ``stat``; checksums are checked by ``verify --read``, which reads every byte)."""
         return DatasetCorruptError(
             f"dataset {plan.spec.name!r} with data ID {_format_data_id(found.data_id)}: its "
             f"file '{location}' has {size} bytes, but {found.size} were written; it "
-            f"was truncated or changed since. Run `butler verify {found.repository.root} "
+            f"was truncated or changed since. Run `butler verify {root} "
             "--read`, then restore the file from a copy, or remove the dataset and put it again"
         )
 
@@ -1323,8 +1412,7 @@ class Butler:
         """get through the object cache: the dataset's id looked up, then the object."""
         dataset_id = found.dataset_id
         if dataset_id is None:
-            holder = found.repository
-            row = holder.registry.find_ref(plan.spec.name, holder.restrict(plan, found.data_id))
+            row = self.registry.find_ref(plan.spec.name, self.restrict(plan, found.data_id))
             dataset_id = None if row is None else row[1]
         if dataset_id is None:  # removed since, or no ids (a version 1 repository read-only)
             return self._read(plan, found, "read")
@@ -1393,12 +1481,12 @@ class Butler:
         """
         if isinstance(dataset_type, DatasetRef):
             try:
-                self._locate_ref(dataset_type, data_id, keys)
+                _, found = self._locate_ref(dataset_type, data_id, keys)
             except ForeignRefError:
                 raise
             except DatasetNotFoundError:
                 return False
-            return True
+            return found.ref is None or found.repository.exists(found.ref)
         try:
             return self._resolve(dataset_type, data_id, keys)[2] is not None
         except DatasetNotFoundError:  # no calibration valid for the observation, or no observation
@@ -1420,12 +1508,17 @@ class Butler:
         would write it (``lookup ... from`` keys completed from the registry)."""
         if isinstance(dataset_type, DatasetRef):
             _, located = self._locate_ref(dataset_type, data_id, keys)
-            return located.repository.datastore.uri(located.path)
+            return self._uri(located)
         plan, normalized, found = self._resolve(dataset_type, data_id, keys)
         if found is not None:
-            return found.repository.datastore.uri(found.path)
+            return self._uri(found)
         complete = self._complete_for_write(plan, normalized)
         return self.datastore.uri(self.mapper.path(dataset_type, complete))
+
+    def _uri(self, found: Found) -> str:
+        if found.ref is not None:  # a parent's: its URI (a served one's download URL)
+            return found.repository.uri(found.ref)
+        return self.datastore.uri(found.path)
 
     def explain(
         self,
@@ -1464,7 +1557,7 @@ class Butler:
         observed = self._by_observation(plan, given, {})
         how = "calibration valid for the observation" if observed else "registry"
         note = f"completed from the {how}: {_format_data_id(completed)}\n" if completed else ""
-        return f"{text}{notes}\n{note}{self.chain.answered(self, found.repository, found.path)}"
+        return f"{text}{notes}\n{note}{self.chain.answered(self, found)}"
 
     # ---- calibrations (thin hooks; the logic is in calibrations.py) ----------------------------
 
@@ -1514,8 +1607,17 @@ class Butler:
         as_of: object = None,
         **keys: object,
     ) -> CalibrationRef:
-        """The calibration valid for an observation, as the registry stood ``as_of``."""
-        return for_butler(self).find(dataset_type, data_id, as_of=as_of, **keys)
+        """The calibration valid for an observation, as the registry stood ``as_of``; in a
+        chain, the first repository's that certifies one (this one's, then its parents')."""
+        try:
+            return for_butler(self).find(dataset_type, data_id, as_of=as_of, **keys)
+        except DatasetNotFoundError:  # CalibrationNotFoundError: none certified here
+            if not self.chain.parents:
+                raise
+            answer = self.chain.find_calibration(dataset_type, {**(data_id or {}), **keys}, as_of)
+            if answer is None:
+                raise
+            return answer[1]
 
     def find_calibrations(
         self,

@@ -423,7 +423,7 @@ class Calibrations:
         if found.repository is not butler:
             raise ReadOnlyError(
                 f"cannot certify {plan.spec.name!r} {_format_data_id(found.data_id)}: it is stored "
-                f"in parent repository {found.repository.root}; certify it there"
+                f"in parent repository {found.repository.address}; certify it there"
             )
         return found.data_id
 

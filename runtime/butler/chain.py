@@ -24,6 +24,7 @@ incompatible (another instrument, or a dataset type with other keys).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,21 +38,31 @@ from .dataid import DataId
 from .errors import (
     ChainError,
     ConfigError,
+    DatasetNotFoundError,
     InvalidDataIdError,
+    RemoteError,
     UnknownDatasetTypeError,
 )
 from .mapper import Mapper
+from .member import ChainMember
+from .refs import DatasetRef
+from .resolved import Found
 from .spec import InstrumentSpec, Value
 
 if TYPE_CHECKING:
     from .butler import Butler
-    from .resolved import Found, Plan
+    from .calibrations import CalibrationRef
+    from .resolved import Plan
+
+#: How many complete data IDs :meth:`Chain.candidates` takes (an ambiguity lists ten).
+CANDIDATES = 11
 
 __all__ = [
     "Chain",
     "Link",
     "ParentLike",
     "check_compatible",
+    "is_served",
     "mark_read_only",
     "prepare_parents",
     "resolve_links",
@@ -63,10 +74,16 @@ ParentLike = str | os.PathLike[str] | tuple[str | os.PathLike[str], str] | Paren
 
 @dataclass(frozen=True)
 class Link:
-    """One repository of a flattened chain: its root and the mapper to read it with."""
+    """One repository of a flattened chain: its root (or a served repository's URL) and
+    the mapper to read it with."""
 
-    root: Path
+    root: Path | str
     mapper: str | None = None
+
+
+def is_served(root: object) -> bool:
+    """Whether a parent's root is the URL of a served repository (``https://host/repos/name``)."""
+    return isinstance(root, str) and root.startswith(("http://", "https://"))
 
 
 def _parent_root(base: Path, parent: Parent) -> Path:
@@ -84,13 +101,20 @@ def _parent_mapper(base: Path, parent: Parent) -> str | None:
 def resolve_links(root: Path, parents: Sequence[Parent]) -> list[Link]:
     """The parents of ``root``, flattened depth first; ChainError for a cycle or a missing one.
 
-    Only configuration files are read.
+    Only configuration files are read. A served repository (a URL) is one link: its own
+    parents are its server's business (the server searches them).
     """
     links: list[Link] = []
-    seen: set[Path] = {root.resolve()}
+    seen: set[Path | str] = {root.resolve()}
 
     def walk(base: Path, entries: Sequence[Parent], stack: tuple[Path, ...]) -> None:
         for entry in entries:
+            if is_served(entry.root):
+                url = entry.root.rstrip("/")
+                if url not in seen:
+                    seen.add(url)
+                    links.append(Link(url, entry.mapper))
+                continue
             target = _parent_root(base, entry)
             resolved = target.resolve()
             if resolved in stack:
@@ -125,9 +149,10 @@ def prepare_parents(
     """The parents of a repository about to be created, checked as opening it would
     (``opener``, the Butler class, opens them).
 
-    Roots become absolute. ChainError for a missing parent, a cycle (a parent
-    that already lists ``root``) or an incompatible mapper; OverrideError for
-    invalid ``overrides``. Nothing is written.
+    Roots become absolute; a served repository's URL stays as given (its token is looked
+    up each time the chain is opened: ``$BUTLER_TOKEN`` or the token file, never stored).
+    ChainError for a missing parent, a cycle (a parent that already lists ``root``) or an
+    incompatible mapper; OverrideError for invalid ``overrides``. Nothing is written.
     """
     overrides_module.apply(mapper.spec, overrides_module.collect(overrides, ()))
     entries = []
@@ -138,6 +163,9 @@ def prepare_parents(
             entry = Parent(os.fspath(parent[0]), str(parent[1]))
         else:
             entry = Parent(os.fspath(parent))
+        if is_served(entry.root):
+            entries.append(Parent(entry.root.rstrip("/"), entry.mapper))
+            continue
         target = Path(os.path.expanduser(entry.root)).absolute()
         mapper_spec = entry.mapper
         if mapper_spec and mapper_spec.endswith(".py"):
@@ -147,7 +175,7 @@ def prepare_parents(
     members = _open_members(links, opener)
     try:
         for link, member in zip(links, members, strict=True):
-            check_compatible(mapper, member.mapper, link.root)
+            check_compatible(mapper, member, link.root)
     finally:
         for member in members:
             member.close()
@@ -161,18 +189,20 @@ def mark_read_only(root: str | os.PathLike[str], read_only: bool = True) -> None
     write_config(path, dataclasses.replace(config, read_only=read_only))
 
 
-def check_compatible(child: Mapper, parent: Mapper, root: Path) -> None:
+def check_compatible(child: Mapper, parent: ChainMember, root: Path | str) -> None:
     """ChainError unless ``parent``'s datasets can be read through ``child``'s mapper."""
-    if child.name != parent.name:
+    if parent.instrument is not None and child.name != parent.instrument:
         raise ChainError(
-            f"parent repository {root} is for instrument {parent.name}, not {child.name}; "
-            "a chain holds one instrument's data"
+            f"parent repository {root} is for instrument {parent.instrument}, not "
+            f"{child.name}; a chain holds one instrument's data"
         )
     problems = []
     for name in parent.dataset_types:
         if name not in child.dataset_types:
             continue
-        mine, theirs = child.keys(name), parent.keys(name)
+        mine, theirs = child.keys(name), dict(parent.dataset_keys(name))
+        if "?" in theirs.values():  # a server that names the keys only
+            mine = {key: "?" for key in mine}
         if mine != theirs:
             problems.append(f"  {name}: keys {theirs} there, {mine} here")
     if problems:
@@ -193,7 +223,9 @@ class Chain:
     root: Path
     policy: InstrumentSpec
     mapper: Mapper
-    parents: tuple[Butler, ...] = ()
+    #: The parents, searched in order after the repository itself; the chain asks them
+    #: only what :class:`~butler.member.ChainMember` offers.
+    parents: tuple[ChainMember, ...] = ()
     overrides: tuple[overrides_module.Override, ...] = ()
     session: Any = None
     repository: dict[str, object] = field(default_factory=dict)
@@ -224,7 +256,7 @@ class Chain:
             chain.parents = _open_members(links, type(owner))
             try:
                 for link, member in zip(links, chain.parents, strict=True):
-                    check_compatible(chain.mapper, member.mapper, link.root)
+                    check_compatible(chain.mapper, member, link.root)
                 chain._inherit()
             except BaseException:
                 chain.close()
@@ -250,13 +282,14 @@ class Chain:
         known = set(self.mapper.dataset_types)
         types, keys, formats = [], [], []
         for member in self.parents:
-            for name in member.chain.own_types:
-                if name in known:
+            runtime = member.runtime_types()
+            for defined in runtime.dataset_types:
+                if defined.name in known:
                     continue
-                known.add(name)
-                types.append(member.mapper.dataset_type(name))
-            keys += list(member.mapper.spec.keys)
-            formats += list(member.mapper.spec.formats)
+                known.add(defined.name)
+                types.append(defined)
+            keys += list(runtime.keys)
+            formats += list(runtime.formats)
         if types:
             self.mapper = Mapper(runtime_types.extend_spec(spec, types, keys, formats))
 
@@ -285,43 +318,84 @@ class Chain:
     # ---- find-first reads --------------------------------------------------------------------
 
     def find(self, owner: Butler, plan: Plan, data_id: DataId) -> Found | None:
-        """The first parent's match for ``data_id``, with the data ID as ``owner`` writes it."""
+        """The first parent's match for ``data_id``, with the data ID as ``owner`` writes it
+        and the parent's ref (read by the chain's :meth:`read`)."""
         name = plan.spec.name
         for member in self.parents:
-            if name not in member.mapper.dataset_types:
+            if name not in member.dataset_types:
                 continue
             try:
-                theirs = member.mapper.normalize(dict(data_id))
-            except InvalidDataIdError:
-                continue
-            found = member.find_dataset(member.plan(name), theirs)
-            if found is not None:
-                return dataclasses.replace(
-                    found, data_id=owner.mapper.normalize(dict(found.data_id))
-                )
+                ref = member.find_ref(name, dict(data_id))
+            except InvalidDataIdError:  # not a data ID of this parent's (AmbiguousDataIdError
+                continue  # is no InvalidDataIdError: an ambiguous match is the answer)
+            if ref is not None:
+                return self.found(owner, member, ref)
         return None
+
+    def found(self, owner: Butler, member: ChainMember, ref: DatasetRef) -> Found:
+        """The :class:`Found` of a parent's ``ref``, its data ID as ``owner`` writes it."""
+        data_id = owner.mapper.normalize(dict(ref.data_id))
+        return Found(data_id, "", member, ref.id, ref=dataclasses.replace(ref, data_id=data_id))
+
+    def holder(self, ref: DatasetRef) -> ChainMember | None:
+        """The parent ``ref`` is from (by repository id), if any."""
+        for member in self.parents:
+            if member.repository_id == ref.repository:
+                return member
+        return None
+
+    def find_calibration(
+        self, dataset_type: str, data_id: Mapping[str, object], as_of: object
+    ) -> tuple[ChainMember, CalibrationRef] | None:
+        """The calibration the first parent that has one certifies for an observation, as its
+        registry stood ``as_of``; None if none does."""
+        for member in self.parents:
+            if dataset_type not in member.dataset_types:
+                continue
+            try:
+                return member, member.find_calibration(dataset_type, data_id, as_of=as_of)
+            except (DatasetNotFoundError, InvalidDataIdError):
+                continue  # CalibrationNotFoundError is a DatasetNotFoundError
+        return None
+
+    def read(self, found: Found, method: str, *args: Any) -> Any:
+        """``get``, ``get_metadata``, ``get_section`` or ``get_table_info`` of a parent's dataset,
+        by its ref (the parent checks that it is still stored)."""
+        ref = found.ref
+        assert ref is not None, "a parent's Found carries its ref"
+        member = found.repository
+        if method == "read":
+            return member.get(ref)
+        if method == "read_metadata":
+            return member.get_metadata(ref)
+        if method == "read_section":
+            return member.get_section(ref, *args)
+        if method == "read_table_info":
+            return member.get_table_info(ref)
+        raise ValueError(f"no such read: {method}")
 
     def candidates(
         self, owner: Butler, dataset_type: str, partial: Mapping[str, Value]
     ) -> list[dict[str, Value]]:
         """Complete data IDs from the first parent that has any (for ``lookup`` keys)."""
         for member in self.parents:
-            if dataset_type not in member.mapper.dataset_types:
+            if dataset_type not in member.dataset_types:
                 continue
-            rows = member.candidates(dataset_type, partial)
+            found = member.query(dataset_type, dict(partial))
+            rows = [dict(row) for row in itertools.islice(found, CANDIDATES)]
             if rows:
                 return rows
         return []
 
-    def _rows(self, owner: Butler, dataset_type: str, partial: dict[str, Value]) -> Iterator[Any]:
-        """Every matching row of every repository of the chain, the output's first."""
-        members: list[Butler] = [owner, *self.parents]
-        for member in members:
-            if dataset_type not in member.mapper.dataset_types:
-                continue
-            if not member.is_registered(dataset_type):
-                continue
-            yield from member.registry.query(dataset_type, partial)
+    def _rows(
+        self, owner: Butler, dataset_type: str, partial: dict[str, Value]
+    ) -> Iterator[Mapping[str, Any]]:
+        """Every matching data ID of every repository of the chain, the output's first."""
+        if owner.is_registered(dataset_type):
+            yield from owner.registry.query(dataset_type, partial)
+        for member in self.parents:
+            if dataset_type in member.dataset_types:
+                yield from member.query_rows(dataset_type, partial)
 
     def query(
         self, owner: Butler, dataset_type: str, partial: dict[str, Value]
@@ -337,22 +411,24 @@ class Chain:
     def _merged(
         self, owner: Butler, dataset_type: str, partial: dict[str, Value]
     ) -> Iterator[DataId]:
+        keys = tuple(owner.mapper.keys(dataset_type))
         seen: set[tuple[Any, ...]] = set()
         for row in self._rows(owner, dataset_type, partial):
-            key = tuple(sorted(row.items()))
+            key = tuple(row[k] for k in keys)
             if key in seen:
                 continue
             seen.add(key)
-            yield owner.mapper.normalize(row)
+            yield owner.mapper.normalize({k: row[k] for k in keys})
 
     def query_values(
         self, owner: Butler, dataset_type: str, key: str, partial: dict[str, Value]
     ) -> list[Value]:
-        members = [owner, *self.parents]
         values: set[Any] = set()
-        for member in members:
-            if dataset_type in member.mapper.dataset_types and member.is_registered(dataset_type):
-                values.update(member.registry.query_values(dataset_type, key, partial))
+        if owner.is_registered(dataset_type):
+            values.update(owner.registry.query_values(dataset_type, key, partial))
+        for member in self.parents:
+            if dataset_type in member.dataset_types:
+                values.update(member.query_values(dataset_type, key, partial))
         return sorted(values)
 
     def count(self, owner: Butler, dataset_type: str, partial: dict[str, Value]) -> int:
@@ -362,6 +438,23 @@ class Chain:
             return owner.registry.count(dataset_type, partial)
         return sum(1 for _ in self._merged(owner, dataset_type, partial))
 
+    def registries(self, owner: Butler, action: str) -> list[Butler]:
+        """The repository and its parents as Butlers whose registries run SQL here (the query
+        engine's ``with_datasets``/``without_datasets`` and sky queries, which look across
+        the chain); RemoteError naming ``action`` for a served parent."""
+        found: list[Butler] = [owner]
+        for member in self.parents:
+            local = member.local()
+            if local is None:
+                raise RemoteError(
+                    f"cannot {action}: parent repository {member.address} is served, and a "
+                    "query with with_datasets=, without_datasets= or a sky region looks across "
+                    "the chain's registries, which must be local; use where= and keyword "
+                    "values (which a served parent runs itself), or ask that repository directly"
+                )
+            found.append(local)
+        return found
+
     # ---- what to tell the user -------------------------------------------------------------
 
     def searched(self, owner: Butler) -> str:
@@ -369,14 +462,15 @@ class Chain:
         if not self.parents:
             return f"registry {owner.registry.url}"
         shown = [f"{owner.root} (registry {owner.registry.url})"]
-        shown += [f"{m.root} (registry {m.registry.url})" for m in self.parents]
+        shown += [member.description for member in self.parents]
         return "repositories " + ", then ".join(shown)
 
-    def answered(self, owner: Butler, repository: Butler, path: str) -> str:
+    def answered(self, owner: Butler, found: Found) -> str:
         """``stored in repository ROOT at 'PATH'`` for the repository that answered."""
-        if repository is owner:
-            return f"stored in repository {owner.root} at {path!r}"
-        return f"stored in parent repository {repository.root} at {path!r}"
+        if found.repository is owner:
+            return f"stored in repository {owner.root} at {found.path!r}"
+        where = found.repository.uri(found.ref) if found.ref is not None else found.path
+        return f"stored in parent repository {found.repository.address} at {where!r}"
 
     def explain_notes(self, dataset_type: str) -> str:
         lines = overrides_module.describe(self.overrides, dataset_type)
@@ -385,10 +479,12 @@ class Chain:
         return "".join(f"\n{line}" for line in lines)
 
 
-def _open_members(links: Sequence[Link], opener: type[Butler]) -> tuple[Butler, ...]:
+def _open_members(links: Sequence[Link], opener: type[Butler]) -> tuple[ChainMember, ...]:
     """Open each link read-only, alone, with ``opener`` (the Butler class: the chain is a
-    feature of the Butler and imports it only for type checking)."""
-    members: list[Butler] = []
+    feature of the Butler and imports it only for type checking; given a served
+    repository's URL it opens a client, whose token is ``$BUTLER_TOKEN`` or the token
+    file's)."""
+    members: list[ChainMember] = []
     try:
         for link in links:
             members.append(

@@ -87,7 +87,7 @@ def _create(args: argparse.Namespace) -> int:
         )
         echo(f"registry: {butler.registry.url}")
         for parent in butler.chain.parents:
-            echo(f"parent: {parent.root}")
+            echo(f"parent: {parent.address}")
     return 0
 
 

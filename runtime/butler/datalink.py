@@ -158,10 +158,11 @@ def _dataset_link(
 
 def _size(butler: Butler, ref: DatasetRef) -> int | None:
     for member in (butler, *butler.chain.parents):
-        if member.repository_id == ref.repository:
-            row = member.registry.find_id(ref.dataset_type, ref.id)
+        local = member.local()
+        if member.repository_id == ref.repository and local is not None:
+            row = local.registry.find_id(ref.dataset_type, ref.id)
             return None if row is None else row[3]
-    return None
+    return None  # a served parent's: unknown here
 
 
 def _is_image(butler: Butler, dataset_type: str) -> bool:

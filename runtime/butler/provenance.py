@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import read_config, software_versions
-from .errors import ButlerError, DatasetNotFoundError, RepositoryError
+from .errors import ButlerError, DatasetNotFoundError, RemoteError, RepositoryError
 
 if TYPE_CHECKING:
     from .butler import Butler
@@ -152,7 +152,14 @@ class Provenance:
                 f"no dataset {dataset_type!r} with data ID {dict(data_id or {}, **keys)} in "
                 f"{butler.chain.searched(butler)}"
             )
-        member = found.repository
+        member = found.repository.local()
+        if member is None:
+            raise RemoteError(
+                f"the provenance of {dataset_type!r} {dict(found.data_id)} is recorded in parent "
+                f"repository {found.repository.address}, which is served; ask it there"
+            )
+        if found.ref is not None:  # a parent's find: its own, with the path it records
+            found = member.locate(found.ref)[1]
         restricted = {k: v for k, v in found.data_id.items() if k in plan.keys}
         record = member.registry.record(dataset_type, restricted)
         run = created = None

@@ -20,7 +20,8 @@ from .objects import check_object
 from .spec import DatasetTypeSpec, FormatSpec
 
 if TYPE_CHECKING:
-    from .butler import Butler
+    from .member import ChainMember
+    from .refs import DatasetRef
 
 __all__ = ["Found", "Plan"]
 
@@ -76,15 +77,18 @@ class Found:
 
     ``path`` is as ``repository``'s registry records it: relative to that repository's
     root, or absolute for a file left where another tool put it. ``repository`` is this
-    Butler or the parent of its chain that answered.
+    Butler or the parent of its chain that answered (a :class:`~butler.member.ChainMember`);
+    a parent's find has no path but its ``ref``, by which the chain reads it.
     """
 
     data_id: DataId
     path: str
-    repository: Butler
-    #: The dataset's id, when the lookup knew it (a ref's, or a registry lookup's); else None.
+    repository: ChainMember
+    #: The dataset's id, when the lookup knew it (a ref's); else None.
     dataset_id: str | None = None
     #: The file's size in bytes as recorded when it was written, if it was (get checks it).
     size: int | None = None
     #: The file's checksum as recorded when it was written, if it was (a remote read checks it).
     checksum: str | None = None
+    #: A parent's find: the parent's ref of the dataset (the chain reads by it).
+    ref: DatasetRef | None = None

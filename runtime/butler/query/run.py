@@ -16,7 +16,7 @@ import difflib
 import heapq
 import itertools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import total_ordering
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +41,9 @@ class Request:
     selection: p.Selection
     order_by: tuple[str, ...] = ()
     limit: int | None = None
+    #: The data ID (keyword values and collections), ``where`` and ``bind`` as asked: what a
+    #: served parent of a chain is sent (it checks and runs the query itself).
+    asked: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
 
 def key_info(butler: Butler, dataset_type: str) -> KeyInfo:
@@ -163,7 +166,8 @@ def build(
         _other_types(butler, dataset_type, with_datasets, "with_datasets"),
         _other_types(butler, dataset_type, without_datasets, "without_datasets"),
     )
-    return Request(dataset_type, selection, _order(info, order_by), _limit(limit))
+    asked = {"data_id": {**partial, **collections}, "where": where, "bind": bind}
+    return Request(dataset_type, selection, _order(info, order_by), _limit(limit), asked)
 
 
 # ---- running --------------------------------------------------------------------------------
@@ -173,7 +177,7 @@ def _members(butler: Butler, dataset_type: str) -> list[Butler]:
     """The repositories of the chain (this one first) that hold ``dataset_type`` datasets."""
     return [
         member
-        for member in [butler, *butler.chain.parents]
+        for member in butler.chain.registries(butler, f"query {dataset_type!r}")
         if dataset_type in member.mapper.dataset_types
         and member.registry.has_dataset_type(dataset_type)
     ]
@@ -215,7 +219,7 @@ class _Descending:
         return hash(self.value)
 
 
-def _chain_rows(butler: Butler, request: Request) -> Iterator[dict[str, Value]]:
+def _chain_rows(butler: Butler, request: Request) -> Iterator[Mapping[str, Value]]:
     name = request.dataset_type
     keys = list(butler.mapper.keys(name))
     descending = {item[1:] for item in request.order_by if item.startswith("-")}
@@ -225,11 +229,7 @@ def _chain_rows(butler: Butler, request: Request) -> Iterator[dict[str, Value]]:
     def sort_key(row: Mapping[str, Value]) -> tuple[Any, ...]:
         return tuple(_Descending(row[k]) if k in descending else row[k] for k in order)
 
-    where_only = p.Selection(request.selection.where)
-    streams = [
-        member.registry.select(name, where_only, order_by=request.order_by)
-        for member in _members(butler, name)
-    ]
+    streams = _streams(butler, request)
     wanted = [(other, _shared(butler, name, other)) for other in request.selection.with_datasets]
     unwanted = [
         (other, _shared(butler, name, other)) for other in request.selection.without_datasets
@@ -258,6 +258,34 @@ def _chain_rows(butler: Butler, request: Request) -> Iterator[dict[str, Value]]:
             yield row
 
 
+def _streams(butler: Butler, request: Request) -> list[Iterator[Mapping[str, Value]]]:
+    """Each repository's selected rows, ordered by ``order_by`` then the keys: a local one's
+    from its registry, a served parent's from its server, sent the query as asked (and the
+    limit: the first ``limit`` of the merge are among each stream's first ``limit``)."""
+    name = request.dataset_type
+    where_only = p.Selection(request.selection.where)
+    streams: list[Iterator[Mapping[str, Value]]] = []
+    for member in (butler, *butler.chain.parents):
+        if name not in member.dataset_types:
+            continue
+        local = member.local()
+        if local is None:
+            asked = request.asked
+            streams.append(
+                member.query(
+                    name,
+                    asked.get("data_id"),
+                    where=asked.get("where"),
+                    bind=asked.get("bind"),
+                    order_by=list(request.order_by),
+                    limit=request.limit,
+                )
+            )
+        elif local.registry.has_dataset_type(name):
+            streams.append(local.registry.select(name, where_only, order_by=request.order_by))
+    return streams
+
+
 def _shared(butler: Butler, name: str, other: str) -> list[str]:
     theirs = set(butler.mapper.keys(other))
     return [key for key in butler.mapper.keys(name) if key in theirs]
@@ -279,6 +307,21 @@ def values(butler: Butler, request: Request, key: str) -> list[Value]:
     if butler.chain.parents and (selection.with_datasets or selection.without_datasets):
         return sorted({row[key] for row in _chain_rows(butler, request)})
     found: set[Any] = set()
-    for member in _members(butler, name):
-        found.update(member.registry.select_values(name, key, selection))
+    for member in (butler, *butler.chain.parents):
+        local = member.local()
+        if name not in member.dataset_types:
+            continue
+        if local is None:  # a served parent runs the query as asked
+            asked = request.asked
+            found.update(
+                member.query_values(
+                    name,
+                    key,
+                    asked.get("data_id"),
+                    where=asked.get("where"),
+                    bind=asked.get("bind"),
+                )
+            )
+        elif local.registry.has_dataset_type(name):
+            found.update(local.registry.select_values(name, key, selection))
     return sorted(found)

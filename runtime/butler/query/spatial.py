@@ -184,7 +184,7 @@ def _overlapping(butler: Butler, given: object) -> list[lsst.sphgeom.Region]:
 def _members(butler: Butler, dataset_type: str) -> list[Butler]:
     return [
         member
-        for member in [butler, *butler.chain.parents]
+        for member in butler.chain.registries(butler, f"query {dataset_type!r} by sky region")
         if dataset_type in member.mapper.dataset_types
         and member.registry.has_dataset_type(dataset_type)
     ]

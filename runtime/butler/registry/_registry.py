@@ -980,8 +980,19 @@ class Registry:
         if not self._ids or not self.has_dataset_type(dataset_type):
             return None
         table = self._table(dataset_type)
-        with self._reader() as conn:
-            row = self._dbapi_fetch(conn, table.by_id_sql, [dataset_id])
+        cursor = self._local.cursor  # the hot path's cursor, as _find_row's (a get by ref)
+        if cursor is None:
+            cursor = self._find_cursor()
+        try:
+            cursor.execute(table.by_id_sql, [dataset_id])
+            row = cursor.fetchone()
+        except self._db_error as err:
+            if self._closed:
+                raise RegistryError(f"the registry at {self._url} is closed") from None
+            raise RegistryError(
+                f"registry lookup of {dataset_type!r} dataset {dataset_id} in {self._url} "
+                f"failed: {err}"
+            ) from err
         if row is None:
             return None
         n = len(table.keys)

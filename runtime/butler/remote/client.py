@@ -30,6 +30,7 @@ from ..butler import Butler
 from ..dataid import DataId
 from ..errors import ButlerError, UnknownDatasetTypeError
 from ..formatters import BBox, FormatterRegistry, TableInfo
+from ..member import RuntimeTypes
 from ..objects import check_object
 from ..refs import DatasetRef, parse_ref
 from ..spec import Value
@@ -83,6 +84,7 @@ class RemoteButler(Butler):
 
     def _refresh(self) -> None:
         info = self._session.call("repository")
+        self._info: dict[str, Any] = info
         self.repository_id: str | None = info["id"]
         self.writeable = bool(info["writeable"])
         #: Whether the files move through signed URLs of an object store (butler.remote.signed).
@@ -265,6 +267,49 @@ class RemoteButler(Butler):
 
     def get_ref(self, text: str) -> DatasetRef:
         ref: DatasetRef = self._decode(self._session.call("get-ref", {"text": text})["ref"])
+        return ref
+
+    # ---- as a parent of a chain (butler.member.ChainMember) -----------------------------------
+
+    @property
+    def address(self) -> str:
+        """The repository's URL."""
+        return self.url
+
+    @property
+    def description(self) -> str:
+        return f"{self.url} (served)"
+
+    @property
+    def instrument(self) -> str | None:
+        """The instrument the server names (None: a server that does not say)."""
+        named = self._info.get("instrument")
+        return named if isinstance(named, str) else None
+
+    def dataset_keys(self, dataset_type: str) -> Mapping[str, str]:
+        how = self._type(dataset_type)
+        typed = how.get("key_types")
+        return dict(typed) if isinstance(typed, dict) else {k: "?" for k in how["keys"]}
+
+    def runtime_types(self) -> RuntimeTypes:
+        """None inherited: a chain over a served repository knows its policy's dataset types."""
+        return RuntimeTypes()
+
+    def query_rows(
+        self, dataset_type: str, partial: Mapping[str, Value]
+    ) -> Iterator[Mapping[str, Value]]:
+        """:meth:`query` (streamed from the server)."""
+        return self.query(dataset_type, partial)
+
+    def local(self) -> Butler | None:
+        """None: the registry is the server's."""
+        return None
+
+    def find_ref(
+        self, dataset_type: str, data_id: Mapping[str, object] | None = None, **keys: object
+    ) -> DatasetRef | None:
+        answer = self._session.call("find-ref", self._target(dataset_type, data_id, keys))
+        ref: DatasetRef | None = self._decode(answer["ref"])
         return ref
 
     # ---- queries ------------------------------------------------------------------------------

@@ -55,13 +55,14 @@ def validation_message(path: str, errors: list[Any]) -> str:
 class HotRoutes:
     """ASGI middleware answering the hot routes of ``served`` (see the module docs);
     ``lookup(name, token, scope)`` is the repository a token may use (or raises),
-    ``failure(error)`` the response for an error the application answers (None: not one)."""
+    ``failure(error, name)`` the response for an error the application answers, for the
+    repository served as ``name`` (None: not one)."""
 
     def __init__(
         self,
         app: ASGIApp,
         lookup: Callable[[str, str | None, str], Repository | None],
-        failure: Callable[[Exception], Response | None],
+        failure: Callable[[Exception, str], Response | None],
     ) -> None:
         self.app, self.lookup, self.failure = app, lookup, failure
 
@@ -81,7 +82,7 @@ class HotRoutes:
                     body = {"error": {"type": "ButlerError", "message": message}}
                     response = Response(_json(body), 422, media_type=JSON)
                 except Exception as error:
-                    failed = self.failure(error)
+                    failed = self.failure(error, parts[2])
                     if failed is None:
                         raise
                     response = failed

@@ -71,21 +71,22 @@ def dataset_id(butler: Butler, dataset_type: str | DatasetRef, data_id: Any) -> 
     plan, found = butler.locate(dataset_type, data_id)
     if found.dataset_id is not None:
         return found.dataset_id
-    holder, name = found.repository, plan.spec.name
-    keys = holder.mapper.keys(name)
+    name = plan.spec.name  # found by data ID in the repository itself (a parent's has an id)
+    keys = butler.mapper.keys(name)
     complete = {k: v for k, v in found.data_id.items() if k in keys}
-    ref = next(holder.query_datasets(name, complete), None)
+    ref = next(butler.query_datasets(name, complete), None)
     if ref is None:
         raise DatasetNotFoundError(f"dataset {name!r} {complete} is not recorded with an id")
     return ref.id
 
 
-def _fault(error: ButlerError) -> PlainTextResponse:
+def _fault(error: ButlerError, repository: Repository) -> PlainTextResponse:
+    message = repository.redaction.text(str(error))  # no server path (butler.remote.redact)
     if isinstance(error, DatasetNotFoundError):
-        return PlainTextResponse(f"NotFoundFault: {error}", 404)
+        return PlainTextResponse(f"NotFoundFault: {message}", 404)
     if isinstance(error, InvalidDataIdError | FormatError):
-        return PlainTextResponse(f"UsageFault: {error}", 400)
-    return PlainTextResponse(f"DefaultFault: {error}", wire.status_of(error))
+        return PlainTextResponse(f"UsageFault: {message}", 400)
+    return PlainTextResponse(f"DefaultFault: {message}", wire.status_of(error))
 
 
 def add_datalink_routes(app: FastAPI, lookup: Callable[..., Repository]) -> None:
@@ -113,6 +114,8 @@ def add_datalink_routes(app: FastAPI, lookup: Callable[..., Repository]) -> None
 
         as_of = request.query_params.get("as_of") or None
         body = datalink_votable(repository.butler, ids, LinkURLs(access, preview), as_of=as_of)
+        if b"/" in body:  # its error rows' messages, like every error, name no server path
+            body = repository.redaction.text(body.decode()).encode()
         return Response(body, media_type=CONTENT_TYPE)
 
     @app.get(f"/repos/{{repo}}/{wire.API_VERSION}/datasets/{{dataset}}", response_class=Response)
@@ -123,7 +126,7 @@ def add_datalink_routes(app: FastAPI, lookup: Callable[..., Repository]) -> None
             formatter = repository.butler.plan(ref.dataset_type).format.formatter
             return repository.download(ref, None, MEDIA_TYPES.get(formatter))
         except ButlerError as error:
-            return _fault(error)
+            return _fault(error, repository)
 
     @app.get(
         f"/repos/{{repo}}/{wire.API_VERSION}/datasets/{{dataset}}/preview",
@@ -140,5 +143,5 @@ def add_datalink_routes(app: FastAPI, lookup: Callable[..., Repository]) -> None
             ref = find_by_id(repository.butler, dataset)
             png = preview_png(repository.butler.get(ref), size=int(size))
         except ButlerError as error:
-            return _fault(error)
+            return _fault(error, repository)
         return Response(png, media_type="image/png")

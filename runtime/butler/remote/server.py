@@ -51,6 +51,7 @@ from ..refs import DatasetRef
 from . import models, wire
 from .hot import HotRoutes, quick, validation_message
 from .links import add_datalink_routes, dataset_id, dataset_path
+from .redact import ANONYMOUS, Redaction
 from .signed import add_signed_routes, redirect, stored_tokens
 from .streams import QueryStream, Slots
 from .tokens import TOKEN_FILE, TokenStore
@@ -110,10 +111,12 @@ class Repository:
         self.name = name
         self.butler = Butler(root)
         self._stored_tokens = stored_tokens(self.butler)
+        #: How its errors name it instead of the server's paths (butler.remote.redact).
+        self.redaction = _redaction(name, self.butler)
         self.limits = limits
         self.slots = Slots(limits.streams)
         self._write_lock = threading.Lock()
-        self.transactions = Transactions(self.butler, self._write_lock)
+        self.transactions = Transactions(self.butler, self._write_lock, self.redaction.text)
         self._recent: collections.OrderedDict[str, tuple[int, Any]] = collections.OrderedDict()
         self._tokens = TokenStore({})
         self._token_file = str(self.butler.root / TOKEN_FILE)
@@ -210,7 +213,7 @@ class Repository:
             try:
                 answer: tuple[int, Any] = (200, write())
             except ButlerError as error:
-                answer = (wire.status_of(error), wire.error_body(error))
+                answer = (wire.status_of(error), wire.error_body(error, self.redaction.text))
             if key is not None:
                 self._recent[key] = answer
                 while len(self._recent) > self.limits.idempotency_keys:
@@ -235,6 +238,7 @@ class Repository:
                 {
                     "name": name,
                     "keys": list(spec.keys),
+                    "key_types": butler.mapper.keys(name),
                     "format": fmt.name,
                     "formatter": fmt.formatter,
                     "python_type": fmt.python_type,
@@ -246,6 +250,7 @@ class Repository:
         self._info = {
             "name": self.name,
             "id": butler.repository_id,
+            "instrument": butler.mapper.name,
             "writeable": butler.writeable,
             "api": wire.API_VERSION,
             "signed_urls": butler.datastore.signs_urls,
@@ -268,7 +273,15 @@ class Repository:
         """The stored file of a dataset (as ``media_type``), with the format to read it by
         in a header."""
         plan, found = self.butler.locate(dataset_type, data_id)
-        hdu = found.repository.hdu(plan, found.data_id)
+        holder = found.repository.local()
+        if holder is None:  # the chain's parent is served elsewhere: no file here to stream
+            raise RemoteError(
+                f"dataset {plan.spec.name!r} {wire.encode(found.data_id)} is stored in parent "
+                f"repository {found.repository.address}, which is served; read it there"
+            )
+        if found.ref is not None:  # a local parent's: its own find, with its path
+            plan, found = holder.locate(found.ref)
+        hdu = holder.hdu(plan, found.data_id)
         header = {
             "formatter": plan.format.formatter,
             "python_type": plan.format.python_type,
@@ -276,10 +289,10 @@ class Repository:
             "data_id": wire.encode(found.data_id),
         }
         headers = {"X-Butler-Format": json.dumps(header)}
-        signed = redirect(self, plan, found, headers)  # object storage: 307 to the store
+        signed = redirect(self, holder, plan, found, headers)  # object storage: 307 to the store
         if signed is not None:
             return signed
-        location = found.repository.datastore.location(found.path)
+        location = holder.datastore.location(found.path)
         if not isinstance(location, Path):
             raise RemoteError(
                 f"dataset {plan.spec.name!r} {wire.encode(found.data_id)} is not on local "
@@ -298,7 +311,8 @@ class Repository:
             stream.close()
             raise DatasetCorruptError(
                 f"dataset {plan.spec.name!r} {wire.encode(found.data_id)}: its file has {size} "
-                f"bytes, but {found.size} were written; it was truncated or changed since"
+                f"bytes, but {found.size} were written; it was truncated or changed since "
+                f"(the server's administrator runs `butler verify {self.name} --read`)"
             )
         media_type = media_type or "application/octet-stream"
         if size <= CHUNK:
@@ -317,7 +331,7 @@ class Repository:
                 "try again in a moment",
                 **{"Retry-After": "1"},
             )
-        stream = QueryStream(make, self.slots.give, asyncio.get_running_loop())
+        stream = QueryStream(make, self.slots.give, asyncio.get_running_loop(), self.redaction.text)
         await stream.first()
         return StreamingResponse(aiter(stream), media_type="application/x-ndjson")
 
@@ -367,6 +381,19 @@ class Repository:
             return plan.formatter.read(Path(name), python_type=plan.format.python_type, hdu=hdu)
         finally:
             os.unlink(name)
+
+
+def _redaction(name: str, butler: Butler) -> Redaction:
+    """The redaction of the repository served as ``name``: its chain's roots and registries."""
+    members = [(name, butler.root, butler.registry.url)]
+    for parent in butler.chain.parents:
+        local = parent.local()  # a served parent's URL is no path of this server
+        if local is not None:
+            members.append((Path(str(local.root)).name, local.root, local.registry.url))
+    return Redaction.of(
+        [(shown, root) for shown, root, _ in members],
+        [(shown, url) for shown, _, url in members],
+    )
 
 
 def _has_hdu(hdu: object, data_id: Mapping[str, object]) -> bool:
@@ -465,10 +492,14 @@ def create_app(roots: Mapping[str, Path | str], limits: Limits | None = None) ->
             repository.authorize_token(token, scope)
         return repository
 
+    def hot_failure(error: Exception, name: str) -> JSONResponse | None:
+        repository = served.get(name)
+        return _error_response(error, (repository.redaction if repository else ANONYMOUS).text)
+
     # the hot routes before FastAPI's routing, the size limits before both
-    app.add_middleware(HotRoutes, lookup=hot_lookup, failure=_error_response)
+    app.add_middleware(HotRoutes, lookup=hot_lookup, failure=hot_failure)
     app.add_middleware(_SizeLimit, limits=limits)
-    _add_error_handlers(app)
+    _add_error_handlers(app, served)
 
     def lookup(
         name: str, request: Request, scope: str = "read", *, query_token: bool = False
@@ -539,6 +570,15 @@ def _add_read_routes(app: FastAPI, lookup: Callable[..., Repository]) -> None:
     def explain(body: models.FindCalibration, request: Request, repo: str) -> Any:
         butler = lookup(repo, request).butler
         return {"text": butler.explain(body.dataset_type, models.data_id(body.data_id))}
+
+    @app.post(f"{PREFIX}/find-ref")
+    def find_ref(target: models.Target, request: Request, repo: str) -> Any:
+        # what a chain whose parent this repository is asks (butler.member.ChainMember)
+        dataset_type, data_id = target.args()
+        if isinstance(dataset_type, DatasetRef):
+            raise InvalidDataIdError("find-ref takes a dataset type and a data ID, not a ref")
+        found = lookup(repo, request).butler.find_ref(dataset_type, data_id)
+        return {"ref": wire.encode(found)}
 
     @app.post(f"{PREFIX}/get-ref")
     def get_ref(body: models.RefText, request: Request, repo: str) -> Any:
@@ -700,17 +740,16 @@ def _add_write_routes(app: FastAPI, lookup: Callable[..., Repository]) -> None:
         return answer(served, request, write)
 
 
-def _error_response(error: Exception) -> JSONResponse | None:
-    """The answer to a ButlerError or a refusal (None for any other exception)."""
+def _error_response(
+    error: Exception, clean: Callable[[str], str] | None = None
+) -> JSONResponse | None:
+    """The answer to a ButlerError or a refusal (None for any other exception); ``clean``
+    rewrites a ButlerError's message (the repository's redaction of server paths)."""
     if isinstance(error, ButlerError):
-        return _butler_error(error)
+        return JSONResponse(wire.error_body(error, clean), wire.status_of(error))
     if isinstance(error, Refused):
         return _refused(error)
     return None
-
-
-def _butler_error(error: ButlerError) -> JSONResponse:
-    return JSONResponse(wire.error_body(error), wire.status_of(error))
 
 
 def _refused(error: Refused) -> JSONResponse:
@@ -718,10 +757,12 @@ def _refused(error: Refused) -> JSONResponse:
     return JSONResponse(body, error.status, headers=error.headers)
 
 
-def _add_error_handlers(app: FastAPI) -> None:
+def _add_error_handlers(app: FastAPI, served: Mapping[str, Repository]) -> None:
     @app.exception_handler(ButlerError)
     async def butler_error(request: Request, error: ButlerError) -> JSONResponse:
-        return _butler_error(error)
+        repository = served.get(str(request.path_params.get("repo", "")))
+        redaction = ANONYMOUS if repository is None else repository.redaction
+        return JSONResponse(wire.error_body(error, redaction.text), wire.status_of(error))
 
     @app.exception_handler(Refused)
     async def refused(request: Request, error: Refused) -> JSONResponse:

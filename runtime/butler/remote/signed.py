@@ -98,10 +98,10 @@ def stored_tokens(butler: Butler) -> StoredTokens | None:
 
 
 def redirect(
-    repository: Repository, plan: Plan, found: Found, headers: dict[str, str]
+    repository: Repository, holder: Butler, plan: Plan, found: Found, headers: dict[str, str]
 ) -> Response | None:
-    """The 307 to a signed GET of ``found``'s object, if its datastore signs URLs."""
-    holder = found.repository
+    """The 307 to a signed GET of ``found``'s object in ``holder`` (the served repository
+    or the local parent of its chain that stores it), if its datastore signs URLs."""
     datastore = holder.datastore
     if not datastore.signs_urls:
         return None

@@ -55,8 +55,10 @@ class QueryStream:
         make: Callable[[], Iterable[Any]],
         done: Callable[[], None],
         loop: asyncio.AbstractEventLoop,
+        clean: Callable[[str], str] | None = None,
     ) -> None:
         self._loop = loop
+        self._clean = clean  # rewrites an error line's message (the server's redaction)
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         #: Room for chunks not yet sent: taken by the query's thread, given back by the loop.
         self._room = threading.Semaphore(DEPTH)
@@ -117,7 +119,7 @@ class QueryStream:
                 if item is _END:
                     return
                 if isinstance(item, ButlerError):
-                    yield (_line(error_body(item)) + "\n").encode()
+                    yield (_line(error_body(item, self._clean)) + "\n").encode()
                     return
                 if isinstance(item, BaseException):
                     raise item

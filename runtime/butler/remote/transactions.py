@@ -39,9 +39,16 @@ class _RolledBack(Exception):
 class Transaction:
     """One open transaction and its thread."""
 
-    def __init__(self, butler: Butler, lock: threading.Lock, ended: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        butler: Butler,
+        lock: threading.Lock,
+        ended: Callable[[str], None],
+        clean: Callable[[str], str] | None = None,
+    ) -> None:
         self.id = secrets.token_hex(16)
         self._butler, self._lock, self._ended = butler, lock, ended
+        self._clean = clean
         self._requests: queue.Queue[tuple[Any, queue.Queue[Answer]]] = queue.Queue()
         self._open = True
         #: Set once the thread holds the write lock (or gave up waiting for it).
@@ -71,13 +78,14 @@ class Transaction:
                             break
                         if request == "rollback":
                             raise _RolledBack()
-                        last.put(_answer(request))
+                        last.put(_answer(request, self._clean))
             except _RolledBack:
                 pass
             except ButlerError as error:  # the commit failed
-                answer = (wire.status_of(error), wire.error_body(error))
+                answer = (wire.status_of(error), wire.error_body(error, self._clean))
             except Exception as error:
-                answer = (500, {"error": {"type": "RemoteError", "message": str(error)}})
+                message = str(error) if self._clean is None else self._clean(str(error))
+                answer = (500, {"error": {"type": "RemoteError", "message": message}})
             finally:
                 self._open = False
                 self._ended(self.id)
@@ -100,11 +108,11 @@ class Transaction:
             return _expired(self.id)
 
 
-def _answer(write: Callable[[], Any]) -> Answer:
+def _answer(write: Callable[[], Any], clean: Callable[[str], str] | None) -> Answer:
     try:
         return 200, write()
     except ButlerError as error:
-        return wire.status_of(error), wire.error_body(error)
+        return wire.status_of(error), wire.error_body(error, clean)
 
 
 def _expired(id: str) -> Answer:
@@ -118,15 +126,18 @@ def _expired(id: str) -> Answer:
 class Transactions:
     """The open transactions of one repository, by id."""
 
-    def __init__(self, butler: Butler, lock: threading.Lock) -> None:
-        self._butler, self._lock = butler, lock
+    def __init__(
+        self, butler: Butler, lock: threading.Lock, clean: Callable[[str], str] | None = None
+    ) -> None:
+        """``clean`` rewrites error messages (the server's redaction of its paths)."""
+        self._butler, self._lock, self._clean = butler, lock, clean
         self._open: dict[str, Transaction] = {}
         self._guard = threading.Lock()
 
     def begin(self) -> str:
         """A new transaction's id, once it holds the write lock; ConflictError if another
         writer held it for :data:`IDLE` seconds."""
-        transaction = Transaction(self._butler, self._lock, self._end)
+        transaction = Transaction(self._butler, self._lock, self._end, self._clean)
         with self._guard:
             self._open[transaction.id] = transaction
         transaction.started.wait()

@@ -242,9 +242,13 @@ def status_of(error: ButlerError) -> int:
     return 422
 
 
-def error_body(error: ButlerError) -> dict[str, Any]:
-    """``error`` as it crosses the wire: its class name and message (and a query's caret)."""
-    body: dict[str, Any] = {"type": type(error).__name__, "message": str(error)}
+def error_body(error: ButlerError, clean: Callable[[str], str] | None = None) -> dict[str, Any]:
+    """``error`` as it crosses the wire: its class name and message (and a query's caret).
+
+    The server passes ``clean``, its repository's :meth:`~butler.remote.redact.Redaction.text`,
+    so that no message names a path of its file system."""
+    message = str(error) if clean is None else clean(str(error))
+    body: dict[str, Any] = {"type": type(error).__name__, "message": message}
     if isinstance(error, errors.InvalidQueryError):
         body.update(expression=error.expression, start=error.start, end=error.end)
     return {"error": body}

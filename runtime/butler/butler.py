@@ -21,8 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from . import creation, maintenance
-from .calibrations import for_butler
+from . import creation
 from .chain import Chain, ParentLike, prepare_parents
 from .checksums import FileChecksum
 from .config import CONFIG_NAME, DURABILITY, RepositoryConfig, software_versions
@@ -36,7 +35,6 @@ from .datastore import (
     create_datastore,
     open_datastore,
 )
-from .datastore.memory import create_memory
 from .errors import (
     AmbiguousDataIdError,
     ButlerError,
@@ -53,9 +51,7 @@ from .errors import (
     StorageFullError,
 )
 from .formatters import BBox, FormatterRegistry, TableInfo
-from .ingest import IngestReport, InstrumentRules, Transfer, ingest
 from .loading import load_mapper
-from .maintenance import IndexReport, VerifyReport
 from .mapper import Mapper
 from .object_cache import ObjectCache
 from .overrides import SessionConfig
@@ -69,11 +65,13 @@ from .spec import Value
 from .storage import LocalStorage, out_of_space
 
 if TYPE_CHECKING:  # calibrations (issue 4): the logic is in calibrations.py
-    from .calibrations import CalibrationRef, Certification
+    from .calibrations import CalibrationRef, Calibrations, Certification
+    from .ingest import IngestReport, InstrumentRules, Transfer
+    from .maintenance import IndexReport, VerifyReport
     from .moving import MoveReport
     from .skymap import SkyMap
 
-__all__ = ["Butler", "IndexReport", "VerifyReport"]  # the reports live in maintenance.py
+__all__ = ["Butler"]
 
 DEFAULT_REGISTRY = "sqlite:///registry.sqlite3"
 #: How many candidates an ambiguity error lists.
@@ -300,6 +298,8 @@ class Butler:
         read after it (an in-memory output over its inputs). URIs are
         ``memory://NAME/PATH``. See docs/runtime.md, "The in-memory repository".
         """
+        from .datastore.memory import create_memory  # loaded only for in-memory repositories
+
         datastore = create_memory(f"memory://{name}", copy)
         return cls.create(datastore, mapper, parents=parents, overrides=overrides)
 
@@ -560,7 +560,7 @@ class Butler:
         """
         plan = self.plan(dataset_type)
         if self._by_observation(plan, data_id, keys):  # by observation time: calibrations.py
-            located = for_butler(self).locate(plan, data_id, keys)
+            located = self._calibrations().locate(plan, data_id, keys)
             if located is not None:
                 calibration_plan, complete, path = located
                 return calibration_plan, complete, Found(complete, path, self)
@@ -569,6 +569,13 @@ class Butler:
         if found is not None and found.repository is not self:
             plan = found.repository.plan(dataset_type)
         return plan, normalized, found
+
+    def _calibrations(self) -> Calibrations:
+        """This Butler's calibration manager (calibrations.py, imported on first use: most
+        sessions never certify or look a calibration up by an observation)."""
+        from .calibrations import for_butler
+
+        return for_butler(self)
 
     def _by_observation(
         self, plan: Plan, data_id: Mapping[str, object] | None, keys: Mapping[str, object]
@@ -1459,7 +1466,7 @@ class Butler:
         source: str | None = None,
     ) -> Certification:
         """Certify a stored calibration as valid in ``[valid_from, valid_to)`` (None: open)."""
-        return for_butler(self).certify(
+        return self._calibrations().certify(
             dataset_type, data_id, valid_from, valid_to, supersede=supersede, source=source
         )
 
@@ -1471,7 +1478,7 @@ class Butler:
         valid_to: object = None,
     ) -> list[Certification]:
         """Close a calibration's certifications (all, or the part in a range); never deletes."""
-        return for_butler(self).decertify(dataset_type, data_id, valid_from, valid_to)
+        return self._calibrations().decertify(dataset_type, data_id, valid_from, valid_to)
 
     def calibration_history(
         self,
@@ -1482,7 +1489,7 @@ class Butler:
         include_closed: bool = True,
     ) -> list[Certification]:
         """Every certification of a calibration type (or of one match value), closed ones too."""
-        return for_butler(self).history(
+        return self._calibrations().history(
             dataset_type, data_id, as_of=as_of, include_closed=include_closed
         )
 
@@ -1495,7 +1502,7 @@ class Butler:
         **keys: object,
     ) -> CalibrationRef:
         """The calibration valid for an observation, as the registry stood ``as_of``."""
-        return for_butler(self).find(dataset_type, data_id, as_of=as_of, **keys)
+        return self._calibrations().find(dataset_type, data_id, as_of=as_of, **keys)
 
     def find_calibrations(
         self,
@@ -1506,7 +1513,7 @@ class Butler:
         strict: bool = True,
     ) -> list[CalibrationRef | None]:
         """:meth:`find_calibration` for many observations at once (one certification query)."""
-        return for_butler(self).find_many(dataset_type, data_ids, as_of=as_of, strict=strict)
+        return self._calibrations().find_many(dataset_type, data_ids, as_of=as_of, strict=strict)
 
     def explain_calibration(
         self,
@@ -1517,7 +1524,7 @@ class Butler:
         **keys: object,
     ) -> str:
         """Each step of a calibration lookup: the rule, the observation time, the candidates."""
-        return for_butler(self).explain(dataset_type, data_id, as_of=as_of, **keys)
+        return self._calibrations().explain(dataset_type, data_id, as_of=as_of, **keys)
 
     # ---- queries -------------------------------------------------------------------------------
 
@@ -1813,7 +1820,9 @@ class Butler:
     ) -> IndexReport:
         """Register files already below the root by parsing their paths back into data IDs."""
         self.check_writeable("index")
-        return maintenance.index(self, dataset_types, show_progress=show_progress)
+        from .maintenance import index  # loaded on first use (maintenance.py), as verify is
+
+        return index(self, dataset_types, show_progress=show_progress)
 
     def ingest(
         self,
@@ -1833,6 +1842,8 @@ class Butler:
         :mod:`butler.ingest`.
         """
         self.check_writeable("ingest")
+        from .ingest import ingest  # loaded on first use, with its header readers and workers
+
         return ingest(
             self, paths, transfer=transfer, rules=rules, show_progress=show_progress, jobs=jobs
         )
@@ -1847,4 +1858,6 @@ class Butler:
         """
         if repair:
             self.check_writeable("repair")
-        return maintenance.verify(self, read=read, show_progress=show_progress, repair=repair)
+        from .maintenance import verify
+
+        return verify(self, read=read, show_progress=show_progress, repair=repair)

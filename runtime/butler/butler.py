@@ -30,8 +30,6 @@ from .dataset_types import runtime_definition
 from .datastore import (
     Datastore,
     Location,
-    ReadRequest,
-    WriteRequest,
     create_datastore,
     open_datastore,
 )
@@ -766,7 +764,7 @@ class Butler:
         registry holds ``dataset_id`` (see butler.recovery)."""
         hdu = self.hdu(plan, data_id)
         write_hdu = hdu if isinstance(hdu, int) else None
-        request = WriteRequest(plan.spec.name, plan.load_formatter, write_hdu, plan.compress)
+        request = plan.write_request(write_hdu)
         try:
             entry = self._journal.entry(dataset_id, "put", target)
             return self.datastore.write(target, obj, request, sync=sync, at=entry)
@@ -1250,9 +1248,7 @@ class Butler:
     def _read(self, plan: Plan, found: Found, method: str, *args: Any) -> Any:
         datastore, data_id = found.repository.datastore, found.data_id
         location = datastore.location(found.path)
-        request = ReadRequest(
-            plan.spec.name, plan.load_formatter, plan.format.python_type, self.hdu(plan, data_id)
-        )
+        request = plan.read_request(self.hdu(plan, data_id))
         try:
             if found.size is not None:
                 size = datastore.size(location)

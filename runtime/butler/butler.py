@@ -59,7 +59,7 @@ from .recovery import PENDING
 from .refs import DatasetRef, parse_ref
 from .registry import Registry, new_dataset_id
 from .resolved import Found, Plan
-from .spec import Value
+from .spec import DatasetTypeSpec, Value
 from .storage import LocalStorage, out_of_space
 
 if TYPE_CHECKING:  # calibrations (issue 4): the logic is in calibrations.py
@@ -452,9 +452,20 @@ class Butler:
     ) -> DataId:
         """A data ID and extra keys, normalized by this repository's mapper (with the patch
         written as ``dataset_type``'s skymap writes it, when one is given)."""
-        if dataset_type is not None and self.mapper.dataset_type(dataset_type).skymap:
+        if dataset_type is not None:
+            return self._normalize_for(self.mapper.dataset_type(dataset_type), data_id, keys)
+        return self.mapper.normalize(data_id, **keys)
+
+    def _normalize_for(
+        self,
+        spec: DatasetTypeSpec,
+        data_id: Mapping[str, object] | None,
+        keys: Mapping[str, object],
+    ) -> DataId:
+        """:meth:`normalize` for a dataset type whose spec get and put already hold."""
+        if spec.skymap:
             given = {**(data_id or {}), **keys}
-            return self.mapper.normalize(self.mapper.sky_keys(dataset_type, given))
+            return self.mapper.normalize(self.mapper.sky_keys(spec.name, given))
         return self.mapper.normalize(data_id, **keys)
 
     def skymap(self, name: str) -> SkyMap:
@@ -562,7 +573,7 @@ class Butler:
             if located is not None:
                 calibration_plan, complete, path = located
                 return calibration_plan, complete, Found(complete, path, self)
-        normalized = self.normalize(data_id, keys, plan.spec.name)
+        normalized = self._normalize_for(plan.spec, data_id, keys)
         found = self.find_dataset(plan, normalized)
         if found is not None and found.repository is not self:
             plan = found.repository.plan(dataset_type)
@@ -798,8 +809,9 @@ class Butler:
         self.check_writeable(f"put {dataset_type!r}")
         plan = self.plan(dataset_type)
         plan.check_put(obj)
-        complete = self._complete_for_write(plan, self.normalize(data_id, keys, dataset_type))
-        self.mapper.check_sky(dataset_type, complete)
+        complete = self._complete_for_write(plan, self._normalize_for(plan.spec, data_id, keys))
+        if plan.spec.skymap is not None:  # a tract and patch of its skymap
+            self.mapper.check_sky(dataset_type, complete)
         self.ensure_registered(plan)
         run_name = self.provenance.run_for(run)
         dataset_id = new_dataset_id()
@@ -821,8 +833,9 @@ class Butler:
         prepared = []
         for obj, did in items:
             plan.check_put(obj)
-            complete = self._complete_for_write(plan, self.normalize(did, {}, dataset_type))
-            self.mapper.check_sky(dataset_type, complete)
+            complete = self._complete_for_write(plan, self._normalize_for(plan.spec, did, {}))
+            if plan.spec.skymap is not None:
+                self.mapper.check_sky(dataset_type, complete)
             prepared.append((obj, complete))
         self.ensure_registered(plan)
         run_name = self.provenance.run_for(run)

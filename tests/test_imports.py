@@ -72,6 +72,59 @@ def test_opening_a_repository_imports_no_format_library(mapper_path: Path, tmp_p
     assert imported(code, FORMAT_LIBRARIES) == []
 
 
+#: What only a repository in object storage (or served over HTTP) needs: the client
+#: libraries and the back-ends' own modules (issue 13: back-ends load when opened).
+REMOTE = (
+    "boto3",
+    "botocore",
+    "fsspec",
+    "httpx",
+    "butler.objectstore",
+    "butler.datastore.s3",
+    "butler.datastore.memory",
+    "butler.remote",
+)
+
+
+def test_a_local_repository_never_loads_the_other_back_ends(
+    mapper_path: Path, tmp_path: Path
+) -> None:
+    """Create, open, put, get, query and remove on a local repository: nothing of the S3,
+    in-memory or remote back-ends, nor their client libraries, is imported."""
+    code = f"""
+        from butler.butler import Butler
+        from butler.loading import load_mapper
+        load_mapper({str(mapper_path)!r})
+        Butler.create({str(tmp_path / "repo")!r}, mapper={str(mapper_path)!r}).close()
+        with Butler({str(tmp_path / "repo")!r}) as butler:
+            ref = butler.put({{"seeing": 0.7}}, "note", visit=1, label="a")
+            assert butler.get(ref) == butler.get("note", visit=1, label="a")
+            assert [r.data_id for r in butler.query_datasets("note")] == [ref.data_id]
+            butler.remove("note", visit=1, label="a")
+    """
+    assert imported(code, REMOTE) == []
+
+
+def test_opening_an_s3_url_loads_its_back_end(tmp_path: Path) -> None:
+    """The other side of the test above: the S3 back-end loads when an s3:// root is
+    opened. Without credentials (none in this interpreter's environment or files) the
+    open is refused before anything goes over the network."""
+    code = f"""
+        import os
+        for name in [n for n in os.environ if n.startswith("AWS_")]:
+            del os.environ[name]
+        os.environ["AWS_CONFIG_FILE"] = {str(tmp_path / "config")!r}
+        os.environ["AWS_SHARED_CREDENTIALS_FILE"] = {str(tmp_path / "credentials")!r}
+        from butler.butler import Butler
+        from butler.errors import ButlerError
+        try:
+            Butler("s3://no-such-bucket-for-butler-tests/repo")
+        except ButlerError:
+            pass
+    """
+    assert "butler.datastore.s3" in imported(code, REMOTE)
+
+
 def test_import_butler_loads_neither_the_butler_nor_its_libraries() -> None:
     code = """
         import butler

@@ -21,8 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from . import creation, maintenance
-from .calibrations import for_butler
+from . import creation
 from .chain import Chain, ParentLike, prepare_parents
 from .checksums import FileChecksum
 from .config import CONFIG_NAME, DURABILITY, RepositoryConfig, software_versions
@@ -31,13 +30,10 @@ from .dataset_types import runtime_definition
 from .datastore import (
     Datastore,
     Location,
-    ReadRequest,
-    WriteRequest,
     WrongSizeError,
     create_datastore,
     open_datastore,
 )
-from .datastore.memory import create_memory
 from .errors import (
     AmbiguousDataIdError,
     ButlerError,
@@ -54,9 +50,7 @@ from .errors import (
     StorageFullError,
 )
 from .formatters import BBox, FormatterRegistry, TableInfo
-from .ingest import IngestReport, InstrumentRules, Transfer, ingest
 from .loading import load_mapper
-from .maintenance import IndexReport, VerifyReport
 from .mapper import Mapper
 from .member import ChainMember, RuntimeTypes
 from .object_cache import ObjectCache
@@ -67,15 +61,17 @@ from .recovery import PENDING
 from .refs import DatasetRef, parse_ref
 from .registry import Registry, new_dataset_id
 from .resolved import Found, Plan
-from .spec import Value
+from .spec import DatasetTypeSpec, Value
 from .storage import LocalStorage, out_of_space
 
 if TYPE_CHECKING:  # calibrations (issue 4): the logic is in calibrations.py
-    from .calibrations import CalibrationRef, Certification
+    from .calibrations import CalibrationRef, Calibrations, Certification
+    from .ingest import IngestReport, InstrumentRules, Transfer
+    from .maintenance import IndexReport, VerifyReport
     from .moving import MoveReport
     from .skymap import SkyMap
 
-__all__ = ["Butler", "IndexReport", "VerifyReport"]  # the reports live in maintenance.py
+__all__ = ["Butler"]
 
 DEFAULT_REGISTRY = "sqlite:///registry.sqlite3"
 #: How many candidates an ambiguity error lists.
@@ -302,6 +298,8 @@ class Butler:
         read after it (an in-memory output over its inputs). URIs are
         ``memory://NAME/PATH``. See docs/runtime.md, "The in-memory repository".
         """
+        from .datastore.memory import create_memory  # loaded only for in-memory repositories
+
         datastore = create_memory(f"memory://{name}", copy)
         return cls.create(datastore, mapper, parents=parents, overrides=overrides)
 
@@ -515,9 +513,20 @@ class Butler:
     ) -> DataId:
         """A data ID and extra keys, normalized by this repository's mapper (with the patch
         written as ``dataset_type``'s skymap writes it, when one is given)."""
-        if dataset_type is not None and self.mapper.dataset_type(dataset_type).skymap:
+        if dataset_type is not None:
+            return self._normalize_for(self.mapper.dataset_type(dataset_type), data_id, keys)
+        return self.mapper.normalize(data_id, **keys)
+
+    def _normalize_for(
+        self,
+        spec: DatasetTypeSpec,
+        data_id: Mapping[str, object] | None,
+        keys: Mapping[str, object],
+    ) -> DataId:
+        """:meth:`normalize` for a dataset type whose spec get and put already hold."""
+        if spec.skymap:
             given = {**(data_id or {}), **keys}
-            return self.mapper.normalize(self.mapper.sky_keys(dataset_type, given))
+            return self.mapper.normalize(self.mapper.sky_keys(spec.name, given))
         return self.mapper.normalize(data_id, **keys)
 
     def skymap(self, name: str) -> SkyMap:
@@ -626,7 +635,7 @@ class Butler:
         plan = self.plan(dataset_type)
         if self._by_observation(plan, data_id, keys):  # by observation time: calibrations.py
             try:
-                located = for_butler(self).locate(plan, data_id, keys)
+                located = self._calibrations().locate(plan, data_id, keys)
             except DatasetNotFoundError:  # none certified here: the parents' (find-first)
                 inherited = self._parent_calibration(plan, {**(data_id or {}), **keys})
                 if inherited is None:
@@ -635,7 +644,7 @@ class Butler:
             if located is not None:
                 calibration_plan, complete, path = located
                 return calibration_plan, complete, Found(complete, path, self)
-        normalized = self.normalize(data_id, keys, plan.spec.name)
+        normalized = self._normalize_for(plan.spec, data_id, keys)
         return plan, normalized, self.find_dataset(plan, normalized)
 
     def _parent_calibration(self, plan: Plan, given: Mapping[str, object]) -> Found | None:
@@ -650,6 +659,13 @@ class Butler:
         member, calibration = answer
         ref = member.find_ref(plan.spec.name, dict(calibration.data_id))
         return None if ref is None else self.chain.found(self, member, ref)
+
+    def _calibrations(self) -> Calibrations:
+        """This Butler's calibration manager (calibrations.py, imported on first use: most
+        sessions never certify or look a calibration up by an observation)."""
+        from .calibrations import for_butler
+
+        return for_butler(self)
 
     def _by_observation(
         self, plan: Plan, data_id: Mapping[str, object] | None, keys: Mapping[str, object]
@@ -856,7 +872,7 @@ class Butler:
         registry holds ``dataset_id`` (see butler.recovery)."""
         hdu = self.hdu(plan, data_id)
         write_hdu = hdu if isinstance(hdu, int) else None
-        request = WriteRequest(plan.spec.name, plan.load_formatter, write_hdu, plan.compress)
+        request = plan.write_request(write_hdu)
         try:
             entry = self._journal.entry(dataset_id, "put", target)
             return self.datastore.write(target, obj, request, sync=sync, at=entry)
@@ -890,8 +906,9 @@ class Butler:
         self.check_writeable(f"put {dataset_type!r}")
         plan = self.plan(dataset_type)
         plan.check_put(obj)
-        complete = self._complete_for_write(plan, self.normalize(data_id, keys, dataset_type))
-        self.mapper.check_sky(dataset_type, complete)
+        complete = self._complete_for_write(plan, self._normalize_for(plan.spec, data_id, keys))
+        if plan.spec.skymap is not None:  # a tract and patch of its skymap
+            self.mapper.check_sky(dataset_type, complete)
         self.ensure_registered(plan)
         run_name = self.provenance.run_for(run)
         dataset_id = new_dataset_id()
@@ -913,8 +930,9 @@ class Butler:
         prepared = []
         for obj, did in items:
             plan.check_put(obj)
-            complete = self._complete_for_write(plan, self.normalize(did, {}, dataset_type))
-            self.mapper.check_sky(dataset_type, complete)
+            complete = self._complete_for_write(plan, self._normalize_for(plan.spec, did, {}))
+            if plan.spec.skymap is not None:
+                self.mapper.check_sky(dataset_type, complete)
             prepared.append((obj, complete))
         self.ensure_registered(plan)
         run_name = self.provenance.run_for(run)
@@ -1342,15 +1360,11 @@ class Butler:
             return self.chain.read(found, method, *args)
         datastore, data_id = self.datastore, found.data_id
         location = datastore.location(found.path)
-        request = ReadRequest(
-            plan.spec.name,
-            plan.load_formatter,
-            plan.format.python_type,
-            self.hdu(plan, data_id),
-            dataset_id=found.dataset_id,
-            size=found.size,
-            checksum=found.checksum,
-        )
+        request = plan.read_request(self.hdu(plan, data_id))
+        if datastore.checks_size:  # it checks what the registry recorded itself (S3)
+            request = replace(
+                request, dataset_id=found.dataset_id, size=found.size, checksum=found.checksum
+            )
         try:
             if found.size is not None and not datastore.checks_size:
                 size = datastore.size(location)
@@ -1572,7 +1586,7 @@ class Butler:
         source: str | None = None,
     ) -> Certification:
         """Certify a stored calibration as valid in ``[valid_from, valid_to)`` (None: open)."""
-        return for_butler(self).certify(
+        return self._calibrations().certify(
             dataset_type, data_id, valid_from, valid_to, supersede=supersede, source=source
         )
 
@@ -1584,7 +1598,7 @@ class Butler:
         valid_to: object = None,
     ) -> list[Certification]:
         """Close a calibration's certifications (all, or the part in a range); never deletes."""
-        return for_butler(self).decertify(dataset_type, data_id, valid_from, valid_to)
+        return self._calibrations().decertify(dataset_type, data_id, valid_from, valid_to)
 
     def calibration_history(
         self,
@@ -1595,7 +1609,7 @@ class Butler:
         include_closed: bool = True,
     ) -> list[Certification]:
         """Every certification of a calibration type (or of one match value), closed ones too."""
-        return for_butler(self).history(
+        return self._calibrations().history(
             dataset_type, data_id, as_of=as_of, include_closed=include_closed
         )
 
@@ -1610,7 +1624,7 @@ class Butler:
         """The calibration valid for an observation, as the registry stood ``as_of``; in a
         chain, the first repository's that certifies one (this one's, then its parents')."""
         try:
-            return for_butler(self).find(dataset_type, data_id, as_of=as_of, **keys)
+            return self._calibrations().find(dataset_type, data_id, as_of=as_of, **keys)
         except DatasetNotFoundError:  # CalibrationNotFoundError: none certified here
             if not self.chain.parents:
                 raise
@@ -1628,7 +1642,7 @@ class Butler:
         strict: bool = True,
     ) -> list[CalibrationRef | None]:
         """:meth:`find_calibration` for many observations at once (one certification query)."""
-        return for_butler(self).find_many(dataset_type, data_ids, as_of=as_of, strict=strict)
+        return self._calibrations().find_many(dataset_type, data_ids, as_of=as_of, strict=strict)
 
     def explain_calibration(
         self,
@@ -1639,7 +1653,7 @@ class Butler:
         **keys: object,
     ) -> str:
         """Each step of a calibration lookup: the rule, the observation time, the candidates."""
-        return for_butler(self).explain(dataset_type, data_id, as_of=as_of, **keys)
+        return self._calibrations().explain(dataset_type, data_id, as_of=as_of, **keys)
 
     # ---- queries -------------------------------------------------------------------------------
 
@@ -1935,7 +1949,9 @@ class Butler:
     ) -> IndexReport:
         """Register files already below the root by parsing their paths back into data IDs."""
         self.check_writeable("index")
-        return maintenance.index(self, dataset_types, show_progress=show_progress)
+        from .maintenance import index  # loaded on first use (maintenance.py), as verify is
+
+        return index(self, dataset_types, show_progress=show_progress)
 
     def ingest(
         self,
@@ -1955,6 +1971,8 @@ class Butler:
         :mod:`butler.ingest`.
         """
         self.check_writeable("ingest")
+        from .ingest import ingest  # loaded on first use, with its header readers and workers
+
         return ingest(
             self, paths, transfer=transfer, rules=rules, show_progress=show_progress, jobs=jobs
         )
@@ -1969,4 +1987,6 @@ class Butler:
         """
         if repair:
             self.check_writeable("repair")
-        return maintenance.verify(self, read=read, show_progress=show_progress, repair=repair)
+        from .maintenance import verify
+
+        return verify(self, read=read, show_progress=show_progress, repair=repair)

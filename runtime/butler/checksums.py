@@ -37,8 +37,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, TypedDict
 
-from crc32c import crc32c
-
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer, WriteableBuffer
 
@@ -85,6 +83,15 @@ class FileChecksum:
 class _Columns(TypedDict):
     size: int
     checksum: str
+
+
+def crc32c(data: ReadableBuffer, value: int = 0) -> int:
+    """The CRC-32C of ``data``, continuing ``value``, by the ``crc32c`` package: imported on
+    first use, since importing it loads its command line (argparse and all), which importing
+    the runtime should not pay for."""
+    from crc32c import crc32c as compute
+
+    return compute(data, value)
 
 
 def checksum_of(data: bytes) -> str:

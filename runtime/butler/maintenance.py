@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .checksums import file_checksum
-from .datastore.s3 import S3Datastore
 from .errors import ButlerError, InvalidDataIdError
 from .progress import progress
 from .recovery import NEW_KINDS, Entry, pending_entries, recover
@@ -24,6 +23,7 @@ from .storage import TEMP_SUFFIX, LocalStorage
 
 if TYPE_CHECKING:
     from .butler import Butler
+    from .datastore.s3 import S3Datastore
 
 __all__ = ["IndexReport", "VerifyReport", "index", "verify"]
 
@@ -200,7 +200,10 @@ def verify(
     ``repair`` first finishes the operations of Butlers that died mid-call, and
     deletes the temporaries of writers no longer running (on this host).
     """
-    if isinstance(butler.datastore, S3Datastore):
+    if butler.datastore.scheme == "s3":  # its module is loaded: the datastore is one
+        from .datastore.s3 import S3Datastore
+
+        assert isinstance(butler.datastore, S3Datastore)
         return _verify_objects(butler, butler.datastore, read=read, repair=repair)
     root = butler.datastore.local_root("verify files")
     storage = LocalStorage(root)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .dataid import DataId
-from .datastore.base import Staged
+from .datastore.base import ReadRequest, Staged, WriteRequest
 from .errors import FormatError
 from .formatters import Formatter, FormatterRegistry
 from .objects import check_object
@@ -55,6 +55,28 @@ class Plan:
     def load_formatter(self) -> Formatter:
         """:attr:`formatter`, as a function (what a datastore's read and write requests take)."""
         return self.formatter
+
+    def read_request(self, hdu: int | str | None) -> ReadRequest:
+        """What the datastore needs to read a dataset of this type (at ``hdu``); the one for
+        no HDU, which nearly every get asks for, is made once."""
+        if hdu is None:
+            return self._read_whole
+        return ReadRequest(self.spec.name, self.load_formatter, self.format.python_type, hdu)
+
+    @functools.cached_property
+    def _read_whole(self) -> ReadRequest:
+        return ReadRequest(self.spec.name, self.load_formatter, self.format.python_type, None)
+
+    def write_request(self, hdu: int | None) -> WriteRequest:
+        """What the datastore needs to write a dataset of this type (into ``hdu``); the one
+        for no HDU is made once."""
+        if hdu is None:
+            return self._write_whole
+        return WriteRequest(self.spec.name, self.load_formatter, hdu, self.compress)
+
+    @functools.cached_property
+    def _write_whole(self) -> WriteRequest:
+        return WriteRequest(self.spec.name, self.load_formatter, None, self.compress)
 
     @functools.cached_property
     def sky(self) -> bool:

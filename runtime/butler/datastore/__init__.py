@@ -5,6 +5,12 @@ serves it: a local path (or ``file://``), ``memory://`` and ``s3://``. A URL who
 has no entry (``https://`` until its back-end exists) is refused here, for
 ``Butler.create`` and ``Butler`` alike. A new back-end adds its line (docs/architecture.md,
 "Where a new back-end goes").
+
+Only the local back-end is imported with this package: the others' modules (and what they
+import: the object-store client, botocore's settings, the image classes) load when a
+repository of their scheme is first opened or created, so a local repository never pays
+for them (``tests/test_imports.py``). Import their classes from their own modules
+(``butler.datastore.s3.S3Datastore``, ``butler.datastore.memory.MemoryDatastore``).
 """
 
 from __future__ import annotations
@@ -17,21 +23,15 @@ from dataclasses import dataclass
 from ..errors import RepositoryError
 from .base import Datastore, Journal, Location, ReadRequest, WriteRequest, WrongSizeError
 from .local import LocalDatastore, create_local, open_local
-from .memory import COPY_MODES, CopyPolicy, MemoryDatastore, create_memory, open_memory
-from .s3 import S3Datastore, create_s3, open_s3
 
 __all__ = [
     "BACKENDS",
-    "COPY_MODES",
     "Backend",
-    "CopyPolicy",
     "Datastore",
     "Journal",
     "LocalDatastore",
     "Location",
-    "MemoryDatastore",
     "ReadRequest",
-    "S3Datastore",
     "WriteRequest",
     "WrongSizeError",
     "create_datastore",
@@ -40,20 +40,49 @@ __all__ = [
 ]
 
 
+#: A back-end's ``open(url)`` and ``create(url)``.
+Functions = tuple[Callable[[str], Datastore], Callable[[str], Datastore]]
+
+
 @dataclass(frozen=True)
 class Backend:
-    """How one URL scheme's repositories are opened and created."""
+    """How one URL scheme's repositories are opened and created.
 
-    open: Callable[[str], Datastore]
-    create: Callable[[str], Datastore]
+    ``load`` imports the back-end's module, when a repository of the scheme is first
+    opened or created, and returns its two functions: ``open(url)`` and ``create(url)``.
+    """
+
+    load: Callable[[], Functions]
+
+    def open(self, url: str) -> Datastore:
+        return self.load()[0](url)
+
+    def create(self, url: str) -> Datastore:
+        return self.load()[1](url)
+
+
+def _local() -> Functions:
+    return open_local, create_local
+
+
+def _memory() -> Functions:
+    from .memory import create_memory, open_memory
+
+    return open_memory, create_memory
+
+
+def _s3() -> Functions:
+    from .s3 import create_s3, open_s3
+
+    return open_s3, create_s3
 
 
 #: URL scheme -> back-end; "" is a plain local path.
 BACKENDS: Mapping[str, Backend] = {
-    "": Backend(open_local, create_local),
-    "file": Backend(open_local, create_local),
-    "memory": Backend(open_memory, create_memory),
-    "s3": Backend(open_s3, create_s3),
+    "": Backend(_local),
+    "file": Backend(_local),
+    "memory": Backend(_memory),
+    "s3": Backend(_s3),
 }
 
 #: A URL's scheme (``s3://``, ``https://``, ``memory://``), as opposed to a local path.

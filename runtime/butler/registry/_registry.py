@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import functools
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateIndex, CreateTable
@@ -24,16 +25,17 @@ from ..errors import (
 )
 from ..query.predicate import Selection
 from ..spec import InstrumentSpec, Value
-from ._calibrations import create_certification_table  # calibration certifications (issue 4)
 from ._checksum_columns import add_checksum_columns, tables_without_checksums  # issue 12
 from ._engine import WRITE_OPTION, create_engine, describe_url, is_shared_memory, lock_ddl
 from ._identity import REPOSITORY_ID, migrate_to_ids, new_id  # dataset ids (issue 13)
 from ._operations import chunks, create_operations_table, operations_table
-from ._regions import RegionRow, RegionStore  # sky regions (issue 17)
 from ._reserve import Reserve, disk_full
 from ._schema import SCHEMA_VERSION, DatasetTypeDef, build_table, static_metadata, utcnow
 from ._select import condition, ordering
 from ._statements import DatasetTable, dialect_insert
+
+if TYPE_CHECKING:
+    from ._regions import RegionRow, RegionStore  # sky regions (issue 17)
 
 __all__ = ["DatasetRecord", "Registry", "StoredDataset", "StoredFile"]
 
@@ -125,7 +127,6 @@ class Registry:
         self._ids = True
         # Dataset tables made before the size and checksum columns (see upgrade_checksums).
         self._without_checksums: frozenset[str] = frozenset()
-        self._regions = RegionStore(self)
 
     # ---- life cycle ----------------------------------------------------------------------------
 
@@ -179,8 +180,11 @@ class Registry:
                             )
                 else:
                     registry._metadata.create_all(conn)
-                    # Calibration certifications (issue 4): table calib_cert, see _calibrations.py.
-                    # Registries made before it get the table on their first certify.
+                    # Calibration certifications (issue 4): table calib_cert, see _calibrations.py
+                    # (imported here: opening a registry does not need it). Registries made
+                    # before it get the table on their first certify.
+                    from ._calibrations import create_certification_table
+
                     create_certification_table(conn)
                     create_operations_table(conn)  # committed file operations (issue 12)
                     entries["schema_version"] = str(SCHEMA_VERSION)
@@ -731,6 +735,13 @@ class Registry:
         return bool(deleted.rowcount)
 
     # ---- sky regions (issue 17; see _regions.py) ---------------------------------------------
+
+    @functools.cached_property
+    def _regions(self) -> RegionStore:
+        """The region tables' store, made (and _regions.py imported) on first use."""
+        from ._regions import RegionStore
+
+        return RegionStore(self)
 
     def record_regions(self, dataset_type: str, rows: Iterable[RegionRow]) -> int:
         """Record the sky regions of datasets of ``dataset_type``: ``(dataset id, encoded

@@ -16,10 +16,12 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -332,6 +334,39 @@ def test_transfer_link_and_move(tmp_path: Path, source: Butler, new: Callable[..
     assert refs(moved, "focusSweep") == [r for r in before if dict(r[2])["visit"] >= 9]
     assert source.count("focusSweep", where="visit >= 9") == 0
     assert source.verify().clean and moved.verify(read=True).clean
+
+
+def _link_at_once(datastore: Any, source: Path, folder: str, count: int) -> list[object]:
+    """``count`` threads, released together, each linking ``source`` into ``folder``; what
+    each got (a temporary, None, or the exception it raised)."""
+    start = threading.Barrier(count)
+    got: list[object] = [None] * count
+
+    def link(n: int) -> None:
+        start.wait()
+        try:
+            got[n] = datastore.link(source, datastore.target(f"{folder}/f{n}.bin"))
+        except BaseException as error:  # the race raised FileNotFoundError here
+            got[n] = error
+
+    threads = [threading.Thread(target=link, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return got
+
+
+def test_links_made_at_once_into_one_new_folder_all_succeed(tmp_path: Path) -> None:
+    """A transfer stages links in threads; two into a folder neither made yet must both
+    succeed (one saw its link fail for the missing folder after the other had made it)."""
+    butler = Butler.create(tmp_path / "repo", mapper="toycam")
+    source = tmp_path / "source.bin"
+    source.write_bytes(b"x")
+    for round_ in range(40):
+        got = _link_at_once(butler.datastore, source, f"d{round_}/e", 6)
+        assert all(isinstance(temporary, Path) for temporary in got), got
+    butler.close()
 
 
 def test_transfer_refuses_another_instrument_and_a_bad_expression(

@@ -135,8 +135,9 @@ class LocalDatastore(Datastore):
         for attempt in range(2):
             try:
                 os.link(local, temporary)
-            except FileNotFoundError:
-                if attempt or temporary.parent.is_dir() or not local.exists():
+            except FileNotFoundError:  # the folder is missing (or was, until another
+                # thread of a transfer made it: so no is_dir() check here), or ``local`` is
+                if attempt or not local.exists():
                     raise
                 temporary.parent.mkdir(parents=True, exist_ok=True)
             except OSError as error:
